@@ -1,0 +1,95 @@
+// xoshiro256** (Blackman and Vigna), seeded through splitmix64 as its authors recommend.
+#include "autograd/random.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace rune {
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t& x) {
+  std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+}  // namespace
+
+void Generator::manual_seed(std::uint64_t seed) {
+  std::uint64_t x = seed;
+  for (auto& s : s_) s = splitmix64(x);
+  has_spare_ = false;
+  spare_ = 0.0;
+}
+
+std::uint64_t Generator::next_u64() {
+  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const std::uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+double Generator::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+
+double Generator::normal() {
+  if (has_spare_) {
+    has_spare_ = false;
+    return spare_;
+  }
+  // u1 in (0, 1] so that log(u1) is finite.
+  const double u1 = 1.0 - uniform();
+  const double u2 = uniform();
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  const double theta = 2.0 * M_PI * u2;
+  spare_ = r * std::sin(theta);
+  has_spare_ = true;
+  return r * std::cos(theta);
+}
+
+std::uint64_t Generator::below(std::uint64_t n) {
+  if (n == 0) throw std::invalid_argument("Generator::below: n must be positive");
+  // Lemire's rejection: unbiased without a division in the common case.
+  const std::uint64_t threshold = (0 - n) % n;
+  for (;;) {
+    const std::uint64_t r = next_u64();
+    if (r >= threshold) return r % n;
+  }
+}
+
+std::string Generator::state() const {
+  std::ostringstream os;
+  os.precision(17);
+  os << "xoshiro256** " << s_[0] << ' ' << s_[1] << ' ' << s_[2] << ' ' << s_[3] << ' '
+     << (has_spare_ ? 1 : 0) << ' ' << std::hexfloat << spare_;
+  return os.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  std::istringstream is(state);
+  std::string tag;
+  int spare_flag = 0;
+  std::string spare_text;
+  is >> tag >> s_[0] >> s_[1] >> s_[2] >> s_[3] >> spare_flag >> spare_text;
+  if (!is || tag != "xoshiro256**" || (spare_flag != 0 && spare_flag != 1))
+    throw std::invalid_argument("Generator::set_state: not a generator state: '" + state + "'");
+  has_spare_ = spare_flag == 1;
+  spare_ = std::strtod(spare_text.c_str(), nullptr);
+}
+
+Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+
+void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
+
+}  // namespace rune

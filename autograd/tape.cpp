@@ -1,0 +1,226 @@
+// The backward pass: collect the nodes reachable from the root, run them newest first, accumulate.
+#include "autograd/tape.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "autograd/kernels.hpp"
+#include "autograd/ops.hpp"
+
+namespace rune {
+namespace {
+
+const char* const kOpNames[] = {
+#define RUNE_OP_NAME(name) #name,
+    RUNE_DIFFERENTIABLE_OPS(RUNE_OP_NAME)
+#undef RUNE_OP_NAME
+};
+
+thread_local bool t_grad_enabled = true;
+std::atomic<std::uint64_t> g_sequence{0};
+std::atomic<std::uint64_t> g_visit_epoch{0};
+std::atomic<std::int64_t> g_live_nodes{0};
+std::array<std::atomic<std::uint64_t>, kOpCount> g_op_counts{};
+
+// Gradients reaching one tensor from several consumers add up. A buffer only the engine holds
+// is updated in place; anything that may be shared (a view, a tensor also handed to another
+// input) is combined out of place.
+void accumulate(Tensor& into, Tensor g) {
+  if (!into.defined()) {
+    into = std::move(g);
+    return;
+  }
+  const bool exclusive = into.impl_ptr().use_count() == 1 &&
+                         into.impl()->storage.use_count() == 1 && into.is_contiguous();
+  if (exclusive && detail::broadcast_shapes(into.shape(), g.shape(), "accumulate") == into.shape())
+    into.add_(g);
+  else
+    into = add(into, g);
+}
+
+// Leaves own their .grad buffer: the first gradient is copied in, later ones are added to it.
+void accumulate_into_leaf(AutogradMeta& leaf, const Tensor& g) {
+  if (leaf.grad) {
+    Tensor(leaf.grad).add_(g);
+  } else {
+    const Tensor c = detail::contiguous_data(g);
+    leaf.grad = (c.shares_storage(g) ? c.clone() : c).impl_ptr();
+  }
+}
+
+}  // namespace
+
+const char* op_name(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
+
+std::array<std::uint64_t, kOpCount> recorded_op_counts() {
+  std::array<std::uint64_t, kOpCount> out{};
+  for (std::size_t i = 0; i < kOpCount; ++i) out[i] = g_op_counts[i].load();
+  return out;
+}
+
+void reset_recorded_op_counts() {
+  for (auto& c : g_op_counts) c = 0;
+}
+
+bool is_grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+// ------------------------------------------------------------------------- Grads
+
+Grads::Grads(const Node& node) : node_(node), grads_(node.edges().size()) {}
+
+bool Grads::needs(std::size_t input) const { return node_.edges()[input].needs_grad(); }
+
+void Grads::set(std::size_t input, Tensor grad) {
+  if (!needs(input)) return;
+  if (grad.shape() != node_.input_shape(input))
+    throw std::logic_error(std::string("backward of '") + node_.name() + "': gradient for input " +
+                           std::to_string(input) + " has shape " + shape_str(grad.shape()) +
+                           " but the input has shape " + shape_str(node_.input_shape(input)));
+  accumulate(grads_[input], std::move(grad));
+}
+
+// ------------------------------------------------------------------------- Node
+
+Node::Node(Op op, std::vector<Edge> edges, std::vector<Shape> input_shapes, Shape output_shape,
+           DType output_dtype, BackwardFn fn)
+    : op_(op),
+      sequence_(g_sequence.fetch_add(1)),
+      edges_(std::move(edges)),
+      input_shapes_(std::move(input_shapes)),
+      output_shape_(std::move(output_shape)),
+      output_dtype_(output_dtype),
+      fn_(std::move(fn)) {
+  ++g_live_nodes;
+  ++g_op_counts[static_cast<std::size_t>(op)];
+}
+
+Node::~Node() {
+  --g_live_nodes;
+  // A long chain (a loop of 100k ops) would otherwise be destroyed by nested destructor calls,
+  // one stack frame per node. Take over the producers only this node holds and free them from a
+  // work list instead, so that each destructor runs at depth one.
+  std::vector<std::shared_ptr<Node>> pending;
+  auto adopt = [&pending](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.node && e.node.use_count() == 1) pending.push_back(std::move(e.node));
+  };
+  adopt(edges_);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    adopt(n->edges_);
+  }  // n is destroyed here with no uniquely held producer left to recurse into
+}
+
+std::int64_t Node::live_count() { return g_live_nodes.load(); }
+
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(Op op, Tensor& output, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!any_requires_grad(inputs)) return;
+  std::vector<Node::Edge> edges(inputs.size());
+  std::vector<Shape> shapes(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    if (!in.defined()) continue;
+    shapes[i] = in.shape();
+    if (!in.requires_grad()) continue;
+    if (in.grad_fn()) edges[i].node = in.grad_fn();
+    else edges[i].leaf = in.impl()->meta;
+  }
+  auto node = std::make_shared<Node>(op, std::move(edges), std::move(shapes), output.shape(),
+                                     output.dtype(), std::move(fn));
+  // The output must be a fresh handle: give it its own metadata.
+  auto meta = std::make_shared<AutogradMeta>();
+  meta->requires_grad = true;
+  meta->grad_fn = std::move(node);
+  output.impl()->meta = std::move(meta);
+}
+
+// ------------------------------------------------------------------------- backward
+
+void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
+  if (!root.requires_grad())
+    throw std::logic_error("backward: the tensor does not require grad and has no grad_fn "
+                           "(no input of the computation called requires_grad_())");
+  Tensor seed = seed_in;
+  if (!seed.defined()) {
+    if (root.numel() != 1)
+      throw std::logic_error("backward: output has shape " + shape_str(root.shape()) +
+                             "; backward() without a gradient needs a single-element output. "
+                             "Pass the upstream gradient: y.backward(grad_y)");
+    seed = ones(root.shape(), root.dtype());
+  } else if (seed.shape() != root.shape() || seed.dtype() != root.dtype()) {
+    throw std::invalid_argument("backward: gradient of shape " + shape_str(seed.shape()) + " (" +
+                                dtype_name(seed.dtype()) + ") given for an output of shape " +
+                                shape_str(root.shape()) + " (" + dtype_name(root.dtype()) + ")");
+  }
+
+  NoGradGuard no_grad;  // backward closures compute with ops but record nothing
+  if (root.is_leaf()) {
+    accumulate_into_leaf(*root.impl()->meta, seed);
+    return;
+  }
+
+  // Collect the reachable nodes (iteratively), then order them newest first.
+  const std::uint64_t mark = ++g_visit_epoch;
+  std::vector<Node*> order;
+  std::vector<Node*> stack{root.grad_fn().get()};
+  root.grad_fn()->visit_mark_ = mark;
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    order.push_back(n);
+    for (const auto& e : n->edges_)
+      if (e.node && e.node->visit_mark_ != mark) {
+        e.node->visit_mark_ = mark;
+        stack.push_back(e.node.get());
+      }
+  }
+  std::sort(order.begin(), order.end(),
+            [](const Node* a, const Node* b) { return a->sequence_ > b->sequence_; });
+
+  Node* root_node = root.grad_fn().get();
+  root_node->pending_grad_ = seed;
+  for (Node* n : order) {
+    if (!n->pending_grad_.defined()) continue;  // nothing flowed into it
+    if (n->released_)
+      throw std::logic_error(std::string("backward: the graph through '") + n->name() +
+                             "' was already freed by an earlier backward(); call "
+                             "backward(grad, /*retain_graph=*/true) the first time to run "
+                             "backward through it again");
+    Tensor gy = std::move(n->pending_grad_);
+    n->pending_grad_ = Tensor();
+    Grads grads(*n);
+    n->fn_(gy, grads);
+    for (std::size_t i = 0; i < n->edges_.size(); ++i) {
+      Tensor& g = grads.values()[i];
+      if (!g.defined()) continue;
+      const Node::Edge& e = n->edges_[i];
+      if (e.node) {
+        accumulate(e.node->pending_grad_, std::move(g));
+      } else if (e.leaf) {
+        accumulate_into_leaf(*e.leaf, g);
+      }
+    }
+    if (!retain_graph) {
+      n->fn_ = nullptr;  // frees the saved activations
+      n->released_ = true;
+    }
+  }
+}
+
+}  // namespace rune
