@@ -1,0 +1,545 @@
+// Fused neural-network ops: softmax, log_softmax, layer_norm, dropout, cross_entropy, mse_loss.
+// Each is one pass (or two) over contiguous rows in plain OpenMP loops, with xsimd for exp;
+// naive references for tests live at the bottom of the file.
+//
+// Legend: rows = product of the leading dims, n = length of the reduced (last) dim.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "autograd/kernels.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "autograd/reference.hpp"
+#include "autograd/simd.hpp"
+
+namespace rune {
+namespace {
+
+using detail::Batch;
+
+template <class T>
+T row_max(const T* x, std::int64_t n) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  T m = -std::numeric_limits<T>::infinity();
+  std::int64_t i = 0;
+  if (n >= W) {
+    Batch<T> vm = Batch<T>::load_unaligned(x);
+    for (i = W; i + W <= n; i += W) vm = xsimd::max(vm, Batch<T>::load_unaligned(x + i));
+    alignas(64) T lanes[Batch<T>::size];
+    vm.store_aligned(lanes);
+    for (std::int64_t k = 0; k < W; ++k) m = std::max(m, lanes[k]);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+// y = exp(x - shift); returns the sum of y.
+template <class T>
+T exp_shifted(const T* x, T* y, std::int64_t n, T shift) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> vs(shift);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const Batch<T> e = xsimd::exp(Batch<T>::load_unaligned(x + i) - vs);
+    e.store_unaligned(y + i);
+    acc += e;
+  }
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) {
+    y[i] = xsimd::exp(Batch<T>(x[i] - shift)).get(0);
+    s += y[i];
+  }
+  return s;
+}
+
+// Softmax or log-softmax of each row of a contiguous (rows, n) buffer.
+template <class T>
+void softmax_rows(const T* x, T* y, std::int64_t rows, std::int64_t n, bool log) {
+  const int threads = detail::num_threads_for(rows * n * 4);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    T m = row_max(xr, n);
+    if (m == -std::numeric_limits<T>::infinity()) m = 0;  // an all -inf row: avoid inf - inf
+    const T s = exp_shifted(xr, yr, n, m);
+    if (log) {
+      const T lse = m + std::log(s);
+      for (std::int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+    } else {
+      const T inv = T(1) / s;
+      for (std::int64_t i = 0; i < n; ++i) yr[i] *= inv;
+    }
+  }
+}
+
+// The same along a middle dim: (outer, n, inner), one strided column at a time.
+template <class T>
+void softmax_strided(const T* x, T* y, detail::OuterInner s, bool log) {
+  const int threads = detail::num_threads_for(s.outer * s.n * s.inner * 4);
+#pragma omp parallel for collapse(2) num_threads(threads) if (threads > 1)
+  for (std::int64_t o = 0; o < s.outer; ++o)
+    for (std::int64_t j = 0; j < s.inner; ++j) {
+      const T* xr = x + o * s.n * s.inner + j;
+      T* yr = y + o * s.n * s.inner + j;
+      T m = -std::numeric_limits<T>::infinity();
+      for (std::int64_t i = 0; i < s.n; ++i) m = std::max(m, xr[i * s.inner]);
+      if (m == -std::numeric_limits<T>::infinity()) m = 0;
+      T sum = 0;
+      for (std::int64_t i = 0; i < s.n; ++i) sum += std::exp(xr[i * s.inner] - m);
+      const T lse = m + std::log(sum);
+      for (std::int64_t i = 0; i < s.n; ++i)
+        yr[i * s.inner] = log ? xr[i * s.inner] - lse : std::exp(xr[i * s.inner] - lse);
+    }
+}
+
+// Backward of both: softmax dx = y * (gy - sum(gy * y)); log_softmax dx = gy - exp(y) * sum(gy).
+template <class T>
+void softmax_backward(const T* y, const T* gy, T* gx, detail::OuterInner s, bool log) {
+  const int threads = detail::num_threads_for(s.outer * s.n * s.inner * 2);
+#pragma omp parallel for collapse(2) num_threads(threads) if (threads > 1)
+  for (std::int64_t o = 0; o < s.outer; ++o)
+    for (std::int64_t j = 0; j < s.inner; ++j) {
+      const std::int64_t base = o * s.n * s.inner + j, st = s.inner;
+      T dot = 0;
+      if (log)
+        for (std::int64_t i = 0; i < s.n; ++i) dot += gy[base + i * st];
+      else
+        for (std::int64_t i = 0; i < s.n; ++i) dot += gy[base + i * st] * y[base + i * st];
+      if (log)
+        for (std::int64_t i = 0; i < s.n; ++i) gx[base + i * st] = gy[base + i * st] - std::exp(y[base + i * st]) * dot;
+      else
+        for (std::int64_t i = 0; i < s.n; ++i) gx[base + i * st] = y[base + i * st] * (gy[base + i * st] - dot);
+    }
+}
+
+Tensor softmax_impl(const Tensor& x, std::int64_t dim_in, bool log, const char* op) {
+  if (!x.defined()) throw std::invalid_argument(std::string(op) + ": undefined tensor");
+  const std::int64_t dim = wrap_dim(dim_in, x.dim(), op);
+  const Tensor c = detail::contiguous_data(x);
+  Tensor y = empty(x.shape(), x.dtype());
+  const detail::OuterInner s = detail::split_at(x.shape(), x.dim() == 0 ? 0 : dim);
+  detail::dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    if (s.n == 0) return;
+    if (s.inner == 1) softmax_rows<T>(c.data<T>(), y.data<T>(), s.outer, s.n, log);
+    else softmax_strided<T>(c.data<T>(), y.data<T>(), s, log);
+  });
+  record(log ? Op::log_softmax : Op::softmax, y, {x}, [y_ = y.detach(), s, log](const Tensor& gy, Grads& g) {
+    const Tensor gc = detail::contiguous_data(gy);
+    Tensor gx = empty(gy.shape(), gy.dtype());
+    detail::dispatch_float(gy.dtype(), "softmax backward", [&](auto tag) {
+      using T = decltype(tag);
+      softmax_backward<T>(y_.data<T>(), gc.data<T>(), gx.data<T>(), s, log);
+    });
+    g.set(0, gx);
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, std::int64_t dim) { return softmax_impl(x, dim, false, "softmax"); }
+Tensor log_softmax(const Tensor& x, std::int64_t dim) { return softmax_impl(x, dim, true, "log_softmax"); }
+
+// ------------------------------------------------------------------------- layer_norm
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  if (!x.defined()) throw std::invalid_argument("layer_norm: undefined input");
+  if (!is_floating(x.dtype())) detail::throw_dtype("layer_norm", x.dtype(), "a floating dtype");
+  const std::size_t k = normalized_shape.size();
+  bool fits = k >= 1 && k <= x.shape().size();
+  for (std::size_t i = 0; fits && i < k; ++i) fits = x.shape()[x.shape().size() - k + i] == normalized_shape[i];
+  if (!fits)
+    throw std::invalid_argument("layer_norm: normalized_shape " + shape_str(normalized_shape) +
+                                " does not match the trailing dims of the input " + shape_str(x.shape()));
+  for (const auto* p : {&weight, &bias})
+    if (p->defined()) {
+      if (p->shape() != normalized_shape)
+        throw std::invalid_argument(std::string("layer_norm: ") + (p == &weight ? "weight" : "bias") + " has shape " +
+                                    shape_str(p->shape()) + ", expected " + shape_str(normalized_shape));
+      detail::check_same_float("layer_norm", x, *p);
+    }
+  const std::int64_t n = shape_numel(normalized_shape);
+  const std::int64_t rows = n == 0 ? 0 : x.numel() / n;
+  const Tensor c = detail::contiguous_data(x);
+  const Tensor w = weight.defined() ? detail::contiguous_data(weight) : Tensor();
+  const Tensor b = bias.defined() ? detail::contiguous_data(bias) : Tensor();
+  Tensor y = empty(x.shape(), x.dtype());
+  Tensor mean_t = empty({rows}, x.dtype()), rstd_t = empty({rows}, x.dtype());
+  detail::dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = c.data<T>();
+    const T* pw = w.defined() ? w.data<T>() : nullptr;
+    const T* pb = b.defined() ? b.data<T>() : nullptr;
+    T* py = y.data<T>();
+    T* pm = mean_t.data<T>();
+    T* pr = rstd_t.data<T>();
+    const int threads = detail::num_threads_for(rows * n * 2);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const T* xr = px + r * n;
+      T* yr = py + r * n;
+      double sum = 0;
+      for (std::int64_t i = 0; i < n; ++i) sum += xr[i];
+      const T mu = static_cast<T>(sum / static_cast<double>(n));
+      double sq = 0;  // two passes: the variance of (x - mean) does not cancel catastrophically
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double d = static_cast<double>(xr[i] - mu);
+        sq += d * d;
+      }
+      const T rstd = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(n) + eps));
+      pm[r] = mu;
+      pr[r] = rstd;
+      for (std::int64_t i = 0; i < n; ++i) {
+        T v = (xr[i] - mu) * rstd;
+        if (pw) v *= pw[i];
+        if (pb) v += pb[i];
+        yr[i] = v;
+      }
+    }
+  });
+  record(Op::layer_norm, y, {x, weight, bias},
+         [c_ = c.detach(), w_ = w.defined() ? w.detach() : Tensor(), mean_t, rstd_t, rows, n,
+          normalized_shape](const Tensor& gy, Grads& g) {
+           // xhat = (x - mean) * rstd;  gxhat = gy * w
+           // dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))
+           // dw = sum over rows of gy * xhat;  db = sum over rows of gy
+           const Tensor gc = detail::contiguous_data(gy);
+           const bool need_x = g.needs(0), need_w = g.needs(1), need_b = g.needs(2);
+           Tensor gx = need_x ? empty(gy.shape(), gy.dtype()) : Tensor();
+           Tensor gw = need_w ? zeros({n}, gy.dtype()) : Tensor();
+           Tensor gb = need_b ? zeros({n}, gy.dtype()) : Tensor();
+           detail::dispatch_float(gy.dtype(), "layer_norm backward", [&](auto tag) {
+             using T = decltype(tag);
+             const T* px = c_.data<T>();
+             const T* pw = w_.defined() ? w_.data<T>() : nullptr;
+             const T* pg = gc.data<T>();
+             const T* pm = mean_t.data<T>();
+             const T* pr = rstd_t.data<T>();
+             const int threads = detail::num_threads_for(rows * n * 4);
+             // Per-thread partial sums of dw and db, added up after the parallel loop.
+             std::vector<T> partial(static_cast<std::size_t>(threads) * 2 * n, T(0));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+             {
+               const int t = omp_get_thread_num();
+               T* pdw = partial.data() + static_cast<std::size_t>(t) * 2 * n;
+               T* pdb = pdw + n;
+#pragma omp for schedule(static)
+               for (std::int64_t r = 0; r < rows; ++r) {
+                 const T* xr = px + r * n;
+                 const T* gr = pg + r * n;
+                 const T mu = pm[r], rstd = pr[r];
+                 if (need_x) {
+                   T sum_g = 0, sum_gx = 0;
+                   for (std::int64_t i = 0; i < n; ++i) {
+                     const T xhat = (xr[i] - mu) * rstd;
+                     const T gh = pw ? gr[i] * pw[i] : gr[i];
+                     sum_g += gh;
+                     sum_gx += gh * xhat;
+                   }
+                   const T a = sum_g / static_cast<T>(n), b2 = sum_gx / static_cast<T>(n);
+                   T* dx = gx.template data<T>() + r * n;
+                   for (std::int64_t i = 0; i < n; ++i) {
+                     const T xhat = (xr[i] - mu) * rstd;
+                     const T gh = pw ? gr[i] * pw[i] : gr[i];
+                     dx[i] = rstd * (gh - a - xhat * b2);
+                   }
+                 }
+                 if (need_w || need_b)
+                   for (std::int64_t i = 0; i < n; ++i) {
+                     pdw[i] += gr[i] * (xr[i] - mu) * rstd;
+                     pdb[i] += gr[i];
+                   }
+               }
+             }
+             for (int t = 0; t < threads; ++t) {
+               const T* pdw = partial.data() + static_cast<std::size_t>(t) * 2 * n;
+               if (need_w)
+                 for (std::int64_t i = 0; i < n; ++i) gw.template data<T>()[i] += pdw[i];
+               if (need_b)
+                 for (std::int64_t i = 0; i < n; ++i) gb.template data<T>()[i] += pdw[n + i];
+             }
+           });
+           if (need_x) g.set(0, gx);
+           if (need_w) g.set(1, reshape(gw, normalized_shape));
+           if (need_b) g.set(2, reshape(gb, normalized_shape));
+         });
+  return y;
+}
+
+// ------------------------------------------------------------------------- dropout
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  if (!x.defined()) throw std::invalid_argument("dropout: undefined input");
+  if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument("dropout: p must be in [0, 1], got " + std::to_string(p));
+  if (!training || p == 0.0) return x;
+  if (!is_floating(x.dtype())) detail::throw_dtype("dropout", x.dtype(), "a floating dtype");
+  const Tensor c = detail::contiguous_data(x);
+  const std::int64_t n = x.numel();
+  Tensor keep = empty(x.shape(), DType::bool_);
+  bool* pk = keep.data<bool>();
+  // Drawn sequentially: the mask depends on the seed alone, never on the thread count.
+  for (std::int64_t i = 0; i < n; ++i) pk[i] = gen.uniform() >= p;
+  const double scale = p >= 1.0 ? 0.0 : 1.0 / (1.0 - p);
+  Tensor y = empty(x.shape(), x.dtype());
+  detail::dispatch_float(x.dtype(), "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = c.data<T>();
+    T* py = y.data<T>();
+    const T s = static_cast<T>(scale);
+    const int threads = detail::num_threads_for(n);
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+    for (std::int64_t i = 0; i < n; ++i) py[i] = pk[i] ? px[i] * s : T(0);
+  });
+  record(Op::dropout, y, {x}, [keep, scale](const Tensor& gy, Grads& g) {
+    // dx = gy * keep / (1 - p)
+    const Tensor gc = detail::contiguous_data(gy);
+    Tensor gx = empty(gy.shape(), gy.dtype());
+    detail::dispatch_float(gy.dtype(), "dropout backward", [&](auto tag) {
+      using T = decltype(tag);
+      const bool* pk2 = keep.data<bool>();
+      const T* pg = gc.data<T>();
+      T* px = gx.data<T>();
+      const T s = static_cast<T>(scale);
+      const std::int64_t m = gx.numel();
+      const int threads = detail::num_threads_for(m);
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+      for (std::int64_t i = 0; i < m; ++i) px[i] = pk2[i] ? pg[i] * s : T(0);
+    });
+    g.set(0, gx);
+  });
+  return y;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) { return dropout(x, p, training, default_generator()); }
+
+// ------------------------------------------------------------------------- cross_entropy
+
+namespace {
+struct CeShape {
+  std::int64_t rows, classes;
+};
+
+CeShape check_cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  if (!logits.defined()) throw std::invalid_argument("cross_entropy: undefined logits");
+  if (!is_floating(logits.dtype())) detail::throw_dtype("cross_entropy", logits.dtype(), "floating logits");
+  detail::check_dtype("cross_entropy", target, DType::int64, "target");
+  const bool batched = logits.dim() == 2;
+  if (!(batched || logits.dim() == 1) || target.dim() != logits.dim() - 1 ||
+      (batched && target.size(0) != logits.size(0)))
+    throw std::invalid_argument("cross_entropy: logits " + shape_str(logits.shape()) + " and target " +
+                                shape_str(target.shape()) +
+                                " must be (N, V) and (N), or (V) and (); flatten (B, T, V) logits to (B*T, V)");
+  if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
+    throw std::invalid_argument("cross_entropy: label_smoothing must be in [0, 1]");
+  const CeShape s{batched ? logits.size(0) : 1, logits.size(-1)};
+  const Tensor t = detail::contiguous_data(target);
+  const std::int64_t* pt = t.data<std::int64_t>();
+  for (std::int64_t i = 0; i < s.rows; ++i)
+    if (pt[i] != o.ignore_index && (pt[i] < 0 || pt[i] >= s.classes))
+      throw std::out_of_range("cross_entropy: target " + std::to_string(pt[i]) + " at position " + std::to_string(i) +
+                              " is out of range for " + std::to_string(s.classes) + " classes");
+  return s;
+}
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+  const CeShape s = check_cross_entropy(logits, target, options);
+  const Tensor x = detail::contiguous_data(logits);
+  const Tensor t = detail::contiguous_data(target);
+  const double eps = options.label_smoothing;
+  Tensor lse_t = empty({s.rows}, logits.dtype());
+  Tensor per_row = empty({s.rows}, logits.dtype());
+  std::int64_t count = 0;
+  const std::int64_t* pt = t.data<std::int64_t>();
+  for (std::int64_t i = 0; i < s.rows; ++i) count += pt[i] != options.ignore_index;
+  detail::dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* plse = lse_t.data<T>();
+    T* pl = per_row.data<T>();
+    const int threads = detail::num_threads_for(s.rows * s.classes * 4);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      std::vector<T> scratch(static_cast<std::size_t>(s.classes));  // once per thread
+#pragma omp for schedule(static)
+      for (std::int64_t i = 0; i < s.rows; ++i) {
+        const T* xr = px + i * s.classes;
+        const T m = row_max(xr, s.classes);
+        const T lse = m + std::log(exp_shifted(xr, scratch.data(), s.classes, m));
+        plse[i] = lse;
+        if (pt[i] == options.ignore_index) {
+          pl[i] = 0;
+          continue;
+        }
+        // nll = lse - x_t;  smooth = mean over classes of -log p = lse - mean(x)
+        double mean_x = 0;
+        if (eps > 0) {
+          for (std::int64_t j = 0; j < s.classes; ++j) mean_x += xr[j];
+          mean_x /= static_cast<double>(s.classes);
+        }
+        pl[i] = static_cast<T>((1.0 - eps) * (lse - xr[pt[i]]) + eps * (lse - mean_x));
+      }
+    }
+  });
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    const Shape out_shape = logits.dim() == 2 ? Shape{s.rows} : Shape{};
+    if (options.reduction == Reduction::none) y = reshape(per_row, out_shape);
+    else if (options.reduction == Reduction::sum) y = sum(per_row);
+    else y = div(sum(per_row), static_cast<double>(count));  // 0/0 = NaN when all are ignored, as torch
+  }
+  record(Op::cross_entropy, y, {logits},
+         [x_ = x.detach(), t, lse_t, s, eps, count, options](const Tensor& gy, Grads& g) {
+           // dx_ij = scale_i * (softmax_ij - (1 - eps) [j == t_i] - eps / V), 0 on ignored rows
+           const Tensor gc = detail::contiguous_data(gy);
+           Tensor gx = empty({s.rows, s.classes}, x_.dtype());
+           detail::dispatch_float(x_.dtype(), "cross_entropy backward", [&](auto tag) {
+             using T = decltype(tag);
+             const T* px = x_.data<T>();
+             const T* plse = lse_t.data<T>();
+             const T* pg = gc.data<T>();
+             const std::int64_t* pt2 = t.data<std::int64_t>();
+             T* pgx = gx.data<T>();
+             const T off = static_cast<T>(eps / static_cast<double>(s.classes));
+             const int threads = detail::num_threads_for(s.rows * s.classes * 4);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+             for (std::int64_t i = 0; i < s.rows; ++i) {
+               T* dr = pgx + i * s.classes;
+               if (pt2[i] == options.ignore_index) {
+                 std::fill(dr, dr + s.classes, T(0));
+                 continue;
+               }
+               const T scale = options.reduction == Reduction::none ? pg[i]
+                               : options.reduction == Reduction::sum ? pg[0]
+                                                                     : pg[0] / static_cast<T>(count);
+               const T* xr = px + i * s.classes;
+               exp_shifted(xr, dr, s.classes, plse[i]);  // softmax row
+               for (std::int64_t j = 0; j < s.classes; ++j) dr[j] = scale * (dr[j] - off);
+               dr[pt2[i]] -= scale * static_cast<T>(1.0 - eps);
+             }
+           });
+           g.set(0, reshape(gx, x_.shape()));
+         });
+  return y;
+}
+
+// ------------------------------------------------------------------------- mse_loss
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  detail::check_same_float("mse_loss", input, target);
+  if (input.shape() != target.shape())
+    throw std::invalid_argument("mse_loss: input " + shape_str(input.shape()) + " and target " +
+                                shape_str(target.shape()) + " must have the same shape");
+  Tensor diff, y;
+  {
+    NoGradGuard no_grad;
+    diff = sub(input, target);
+    const Tensor sq = mul(diff, diff);
+    y = reduction == Reduction::none ? sq : reduction == Reduction::sum ? sum(sq) : mean(sq);
+  }
+  const double n = static_cast<double>(input.numel());
+  record(Op::mse_loss, y, {input, target}, [diff, reduction, n](const Tensor& gy, Grads& g) {
+    // d input = 2 (input - target) * gy (/ n for mean); d target = -d input
+    const Tensor scale = reduction == Reduction::mean ? div(gy, n / 2.0) : mul(gy, 2.0);
+    const Tensor gi = mul(diff, scale);
+    if (g.needs(0)) g.set(0, gi);
+    if (g.needs(1)) g.set(1, neg(gi));
+  });
+  return y;
+}
+
+// ------------------------------------------------------------------------- references
+
+namespace reference {
+namespace {
+template <class F>
+Tensor per_row_double(const Tensor& x, F f) {
+  // Runs f(row_in, row_out, n) on each last-dim row in double, returning x's dtype.
+  const Tensor xd = to_dtype(detail::contiguous_data(x).detach(), DType::float64);
+  Tensor yd = empty(x.shape(), DType::float64);
+  const std::int64_t n = x.dim() == 0 ? 1 : x.size(-1);
+  const std::int64_t rows = n == 0 ? 0 : x.numel() / n;
+  for (std::int64_t r = 0; r < rows; ++r) f(xd.data<double>() + r * n, yd.data<double>() + r * n, n, r);
+  return to_dtype(yd, x.dtype());
+}
+}  // namespace
+
+Tensor softmax(const Tensor& x) {
+  return per_row_double(x, [](const double* in, double* out, std::int64_t n, std::int64_t) {
+    double m = -INFINITY, s = 0;
+    for (std::int64_t i = 0; i < n; ++i) m = std::max(m, in[i]);
+    for (std::int64_t i = 0; i < n; ++i) s += std::exp(in[i] - m);
+    for (std::int64_t i = 0; i < n; ++i) out[i] = std::exp(in[i] - m) / s;
+  });
+}
+
+Tensor log_softmax(const Tensor& x) {
+  return per_row_double(x, [](const double* in, double* out, std::int64_t n, std::int64_t) {
+    double m = -INFINITY, s = 0;
+    for (std::int64_t i = 0; i < n; ++i) m = std::max(m, in[i]);
+    for (std::int64_t i = 0; i < n; ++i) s += std::exp(in[i] - m);
+    for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] - m - std::log(s);
+  });
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  const std::vector<double> w = weight.defined() ? to_dtype(weight.detach(), DType::float64).to_vector<double>()
+                                                 : std::vector<double>();
+  const std::vector<double> b = bias.defined() ? to_dtype(bias.detach(), DType::float64).to_vector<double>()
+                                               : std::vector<double>();
+  return per_row_double(x, [&](const double* in, double* out, std::int64_t n, std::int64_t) {
+    double mu = 0, var = 0;
+    for (std::int64_t i = 0; i < n; ++i) mu += in[i] / static_cast<double>(n);
+    for (std::int64_t i = 0; i < n; ++i) var += (in[i] - mu) * (in[i] - mu) / static_cast<double>(n);
+    for (std::int64_t i = 0; i < n; ++i)
+      out[i] = (in[i] - mu) / std::sqrt(var + eps) * (w.empty() ? 1.0 : w[i]) + (b.empty() ? 0.0 : b[i]);
+  });
+}
+
+Tensor gelu(const Tensor& x, GeluApproximation approximate) {
+  return per_row_double(x, [approximate](const double* in, double* out, std::int64_t n, std::int64_t) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double v = in[i];
+      out[i] = approximate == GeluApproximation::none
+                   ? 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)))
+                   : 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    }
+  });
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  const Tensor lp = reference::log_softmax(logits.dim() == 1 ? reshape(logits.detach(), {1, -1}) : logits.detach());
+  const std::vector<double> logp = to_dtype(lp, DType::float64).to_vector<double>();
+  const std::vector<std::int64_t> t = target.to_vector<std::int64_t>();
+  const std::int64_t rows = lp.size(0), classes = lp.size(1);
+  std::vector<double> losses;
+  double total = 0;
+  std::int64_t count = 0;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    double loss = 0;
+    if (t[i] != o.ignore_index) {
+      double smooth = 0;
+      for (std::int64_t j = 0; j < classes; ++j) smooth -= logp[i * classes + j] / static_cast<double>(classes);
+      loss = (1 - o.label_smoothing) * -logp[i * classes + t[i]] + o.label_smoothing * smooth;
+      ++count;
+    }
+    losses.push_back(loss);
+    total += loss;
+  }
+  if (o.reduction == Reduction::none)
+    return to_dtype(from_vector(losses, logits.dim() == 1 ? Shape{} : Shape{rows}), logits.dtype());
+  const double value = o.reduction == Reduction::sum ? total : total / static_cast<double>(count);
+  return to_dtype(full({}, value, DType::float64), logits.dtype());
+}
+
+}  // namespace reference
+}  // namespace rune

@@ -1,0 +1,18 @@
+// Naive versions of the fused kernels, kept beside the fast ones (as llm.c does) and tested
+// against them: plain loops in double, written for clarity, never for speed. Forward only; the
+// fast kernels' gradients are checked against finite differences and against compositions of
+// primitive ops instead.
+#pragma once
+
+#include "autograd/ops.hpp"
+
+namespace rune::reference {
+
+Tensor matmul(const Tensor& a, const Tensor& b);  // (M, K) @ (K, N) or (B, M, K) @ (B, K, N)
+Tensor softmax(const Tensor& x);                  // over the last dim
+Tensor log_softmax(const Tensor& x);              // over the last dim
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);  // last dim
+Tensor gelu(const Tensor& x, GeluApproximation approximate);
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options);
+
+}  // namespace rune::reference
