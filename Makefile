@@ -1,0 +1,25 @@
+# The README's commands. Each installs what is missing, configures, builds on both cores, runs.
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+
+.PHONY: demo test bench build deps clean
+
+demo: build              ## the main job: train the README example and show its results
+	$(BUILD)/mlp_xor
+
+test: build              ## the whole GoogleTest suite through ctest
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build             ## benchmarks against PyTorch, both at 2 threads
+	scripts/install-deps.sh --bench
+	bash bench/run.sh $(BUILD)/bench_ops
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf $(BUILD)

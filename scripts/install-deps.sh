@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Runestone needs, only those missing (so a second run is instant).
+#   scripts/install-deps.sh          build and test dependencies
+#   scripts/install-deps.sh --bench  also PyTorch, which the benchmarks compare against
+set -euo pipefail
+
+packages=(
+  g++ make cmake pkg-config
+  libgtest-dev googletest          # GoogleTest
+  xtensor-dev xtl-dev libxsimd-dev libxtensor-blas-dev
+  libopenblas-openmp-dev           # the OpenMP build of OpenBLAS (see CMakeLists.txt)
+  libhdf5-dev                      # checkpoints
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3 python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "Installing Debian packages: ${missing[*]}"
+sudo=""
+if [[ "$(id -u)" -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to apt-get install ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
