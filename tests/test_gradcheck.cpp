@@ -1,0 +1,320 @@
+// Finite-difference gradient checks of every differentiable op (the list in autograd/tape.hpp),
+// in float64 on small random shapes including broadcast and non-contiguous (transposed) inputs,
+// plus float32 runs of the fused kernels. GradCheckCoverage fails when an op of the list has no
+// case here, or when a case does not actually record the op it claims to check.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "autograd/gradcheck.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "autograd/testing.hpp"
+
+namespace rune {
+namespace {
+
+using Inputs = std::vector<Tensor>;
+
+struct GradCase {
+  std::string name;
+  Op op;  // the op this case is for
+  std::function<Inputs()> make_inputs;
+  GradcheckFn fn;
+  GradcheckOptions options = {};
+};
+
+// A float64 leaf of normal values, seeded by its shape's position in the case list.
+Tensor leaf(const Shape& shape, std::uint64_t seed, DType dtype = DType::float64) {
+  Generator g(seed);
+  return randn(shape, g, dtype).requires_grad_();
+}
+
+// Values in [low, high]: for log, sqrt, pow and divisors.
+Tensor positive_leaf(const Shape& shape, std::uint64_t seed, double low = 0.5, double high = 2.0) {
+  Generator g(seed);
+  return uniform(shape, low, high, g, DType::float64).requires_grad_();
+}
+
+// Normal values pushed at least 0.1 away from 0 (relu's kink).
+Tensor away_from_zero(const Shape& shape, std::uint64_t seed) {
+  Generator g(seed);
+  Tensor t = randn(shape, g, DType::float64);
+  double* p = t.data<double>();
+  for (std::int64_t i = 0; i < t.numel(); ++i) p[i] += p[i] >= 0 ? 0.1 : -0.1;
+  return t.requires_grad_();
+}
+
+// A non-contiguous leaf of the given shape: the transpose of a (.., cols, rows) tensor.
+Tensor transposed_leaf(const Shape& shape, std::uint64_t seed) {
+  Shape stored = shape;
+  std::swap(stored[stored.size() - 1], stored[stored.size() - 2]);
+  Generator g(seed);
+  Tensor t = randn(stored, g, DType::float64).transpose(-1, -2).detach();
+  return t.requires_grad_();
+}
+
+Tensor ids(const std::vector<std::int64_t>& v, const Shape& shape) { return from_vector(v, shape); }
+
+Tensor bool_mask(const Shape& shape, std::uint64_t seed) {
+  Generator g(seed);
+  return gt(randn(shape, g, DType::float64), zeros({}, DType::float64));
+}
+
+const GradcheckOptions kFloat32{1e-3, 2e-3, 2e-2};
+
+std::vector<GradCase> all_cases() {
+  std::vector<GradCase> c;
+  auto add_case = [&](std::string name, Op op, std::function<Inputs()> in, GradcheckFn fn,
+                      GradcheckOptions o = {}) { c.push_back({std::move(name), op, std::move(in), std::move(fn), o}); };
+
+  // ---- arithmetic, with broadcasting and non-contiguous operands
+  add_case("add_broadcast", Op::add, [] { return Inputs{leaf({2, 3}, 1), leaf({3}, 2)}; },
+           [](const Inputs& x) { return add(x[0], x[1]); });
+  add_case("add_transposed", Op::add, [] { return Inputs{transposed_leaf({3, 4}, 3), leaf({3, 1}, 4)}; },
+           [](const Inputs& x) { return x[0] + x[1]; });
+  add_case("sub_broadcast", Op::sub, [] { return Inputs{leaf({2, 1, 3}, 5), leaf({4, 3}, 6)}; },
+           [](const Inputs& x) { return sub(x[0], x[1]); });
+  add_case("mul_broadcast", Op::mul, [] { return Inputs{transposed_leaf({3, 4}, 7), leaf({4}, 8)}; },
+           [](const Inputs& x) { return mul(x[0], x[1]); });
+  add_case("mul_scalar", Op::mul, [] { return Inputs{leaf({2, 3}, 9)}; },
+           [](const Inputs& x) { return 3.0 * x[0] * 0.5; });
+  add_case("div_broadcast", Op::div, [] { return Inputs{leaf({2, 3}, 10), positive_leaf({2, 1}, 11)}; },
+           [](const Inputs& x) { return div(x[0], x[1]); });
+  add_case("neg", Op::neg, [] { return Inputs{transposed_leaf({2, 3}, 12)}; },
+           [](const Inputs& x) { return -x[0]; });
+  add_case("pow_scalar", Op::pow, [] { return Inputs{positive_leaf({2, 3}, 13)}; },
+           [](const Inputs& x) { return pow(x[0], 2.5) + pow(x[0], 3.0); });
+  add_case("pow_tensor", Op::pow_tensor, [] { return Inputs{positive_leaf({2, 3}, 14), leaf({3}, 15)}; },
+           [](const Inputs& x) { return pow(x[0], x[1]); });
+
+  // ---- unary math and activations
+  add_case("exp", Op::exp, [] { return Inputs{transposed_leaf({3, 2}, 16)}; },
+           [](const Inputs& x) { return exp(x[0]); });
+  add_case("log", Op::log, [] { return Inputs{positive_leaf({2, 5}, 17)}; },
+           [](const Inputs& x) { return log(x[0]); });
+  add_case("sqrt", Op::sqrt, [] { return Inputs{positive_leaf({2, 5}, 18)}; },
+           [](const Inputs& x) { return sqrt(x[0]); });
+  add_case("tanh", Op::tanh, [] { return Inputs{leaf({3, 11}, 19)}; },  // 11: a SIMD body and a tail
+           [](const Inputs& x) { return tanh(x[0]); });
+  add_case("sigmoid", Op::sigmoid, [] { return Inputs{leaf({3, 7}, 20)}; },
+           [](const Inputs& x) { return sigmoid(x[0]); });
+  add_case("relu", Op::relu, [] { return Inputs{away_from_zero({3, 7}, 21)}; },
+           [](const Inputs& x) { return relu(x[0]); });
+  add_case("erf", Op::erf, [] { return Inputs{leaf({2, 9}, 22)}; },
+           [](const Inputs& x) { return erf(x[0]); });
+  add_case("gelu_exact", Op::gelu, [] { return Inputs{transposed_leaf({5, 3}, 23)}; },
+           [](const Inputs& x) { return gelu(x[0]); });
+  add_case("gelu_tanh", Op::gelu, [] { return Inputs{leaf({3, 9}, 24)}; },
+           [](const Inputs& x) { return gelu(x[0], GeluApproximation::tanh); });
+  add_case("gelu_float32", Op::gelu, [] { return Inputs{leaf({3, 19}, 25, DType::float32)}; },
+           [](const Inputs& x) { return gelu(x[0]); }, kFloat32);
+
+  // ---- selection
+  add_case("where", Op::where, [] { return Inputs{bool_mask({2, 3}, 26), leaf({2, 3}, 27), leaf({3}, 28)}; },
+           [](const Inputs& x) { return where(x[0], x[1], x[2]); });
+  add_case("masked_fill", Op::masked_fill, [] { return Inputs{transposed_leaf({2, 3}, 29), bool_mask({1, 3}, 30)}; },
+           [](const Inputs& x) { return masked_fill(x[0], x[1], -5.0); });
+
+  // ---- reductions
+  add_case("sum_all", Op::sum, [] { return Inputs{transposed_leaf({3, 4}, 31)}; },
+           [](const Inputs& x) { return sum(x[0]); });
+  add_case("sum_dims_keepdim", Op::sum, [] { return Inputs{leaf({2, 3, 4}, 32)}; },
+           [](const Inputs& x) { return sum(x[0], {0, 2}, true); });
+  add_case("sum_last", Op::sum, [] { return Inputs{leaf({2, 3, 4}, 33)}; },
+           [](const Inputs& x) { return x[0].sum({-1}); });
+  add_case("mean_dims", Op::mean, [] { return Inputs{transposed_leaf({2, 4, 3}, 34)}; },
+           [](const Inputs& x) { return mean(x[0], {1}, false); });
+  add_case("mean_all", Op::mean, [] { return Inputs{leaf({3, 2}, 35)}; },
+           [](const Inputs& x) { return mean(x[0]); });
+  add_case("max_dim", Op::max, [] { return Inputs{leaf({3, 5}, 36)}; },
+           [](const Inputs& x) { return max(x[0], 1, false); });
+  add_case("max_dims_keepdim", Op::max, [] { return Inputs{transposed_leaf({2, 3, 4}, 37)}; },
+           [](const Inputs& x) { return max(x[0], std::vector<std::int64_t>{0, 2}, true); });
+  add_case("max_all", Op::max, [] { return Inputs{leaf({2, 3}, 38)}; },
+           [](const Inputs& x) { return max(x[0]); });
+
+  // ---- shape
+  add_case("reshape", Op::reshape, [] { return Inputs{transposed_leaf({3, 4}, 39)}; },
+           [](const Inputs& x) { return reshape(x[0], {2, -1}) * leaf({2, 6}, 40).detach(); });
+  add_case("transpose", Op::transpose, [] { return Inputs{leaf({2, 3, 4}, 41)}; },
+           [](const Inputs& x) { return transpose(x[0], 0, 2) * leaf({4, 3, 2}, 42).detach(); });
+  add_case("permute", Op::permute, [] { return Inputs{leaf({2, 3, 4}, 43)}; },
+           [](const Inputs& x) { return permute(x[0], {1, 2, 0}) * leaf({3, 4, 2}, 44).detach(); });
+  add_case("expand", Op::expand, [] { return Inputs{leaf({3, 1}, 45)}; },
+           [](const Inputs& x) { return expand(x[0], {2, 3, 4}) * leaf({2, 3, 4}, 46).detach(); });
+  add_case("contiguous", Op::contiguous, [] { return Inputs{transposed_leaf({3, 4}, 47)}; },
+           [](const Inputs& x) { return contiguous(x[0]) * leaf({3, 4}, 48).detach(); });
+  add_case("slice", Op::slice, [] { return Inputs{leaf({4, 7}, 49)}; },
+           [](const Inputs& x) { return slice(x[0], 1, -6, 7, 2) + slice(x[0], 0, 1, 3).sum({0}, true).slice(1, 0, 3); });
+  add_case("split", Op::slice, [] { return Inputs{leaf({5, 3}, 50)}; },
+           [](const Inputs& x) {
+             auto parts = split(x[0], 2, 0);
+             return parts[0].sum() * parts[1].sum() + parts[2].sum();
+           });
+  add_case("concat", Op::concat, [] { return Inputs{leaf({2, 3}, 51), transposed_leaf({2, 1}, 52), leaf({2, 2}, 53)}; },
+           [](const Inputs& x) { return concat({x[0], x[1], x[2]}, 1) * leaf({2, 6}, 54).detach(); });
+  add_case("index_select_dim0", Op::index_select, [] { return Inputs{leaf({5, 3}, 55)}; },
+           [](const Inputs& x) { return index_select(x[0], 0, ids({4, 0, 4, 2}, {4})) * leaf({4, 3}, 56).detach(); });
+  add_case("index_select_dim1", Op::index_select, [] { return Inputs{transposed_leaf({2, 4}, 57)}; },
+           [](const Inputs& x) { return index_select(x[0], 1, ids({3, 3, 1}, {3})); });
+  add_case("gather", Op::gather, [] { return Inputs{leaf({3, 4}, 58)}; },
+           [](const Inputs& x) { return gather(x[0], 1, ids({0, 0, 3, 1, 2, 1}, {3, 2})) * leaf({3, 2}, 59).detach(); });
+  add_case("cast", Op::cast, [] { return Inputs{leaf({2, 3}, 60, DType::float32)}; },
+           // linear after the cast, so a float32 step of any size differences exactly
+           [](const Inputs& x) { return to_dtype(x[0], DType::float64) * leaf({2, 3}, 61).detach(); },
+           GradcheckOptions{1e-2, 1e-6, 1e-5});
+
+  // ---- matmul: 2-D, batched with broadcasting, 3-D @ 2-D (folded), transposed operands, 1-D
+  add_case("matmul_2d", Op::matmul, [] { return Inputs{leaf({3, 4}, 62), leaf({4, 2}, 63)}; },
+           [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case("matmul_transposed", Op::matmul, [] { return Inputs{transposed_leaf({3, 4}, 64), transposed_leaf({4, 2}, 65)}; },
+           [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case("matmul_batched_broadcast", Op::matmul, [] { return Inputs{leaf({2, 1, 3, 4}, 66), leaf({3, 4, 2}, 67)}; },
+           [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case("matmul_3d_2d", Op::matmul, [] { return Inputs{leaf({2, 3, 4}, 68), leaf({4, 5}, 69)}; },
+           [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case("matmul_2d_3d", Op::matmul, [] { return Inputs{leaf({3, 4}, 70), transposed_leaf({2, 4, 2}, 71)}; },
+           [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case("matmul_vectors", Op::matmul, [] { return Inputs{leaf({4}, 72), leaf({4, 3}, 73), leaf({3}, 74)}; },
+           [](const Inputs& x) { return matmul(matmul(x[0], x[1]), x[2]) + matmul(x[1], x[2]).sum(); });
+  add_case("matmul_float32", Op::matmul, [] { return Inputs{leaf({2, 5, 6}, 75, DType::float32), leaf({6, 3}, 76, DType::float32)}; },
+           [](const Inputs& x) { return matmul(x[0], x[1]); }, kFloat32);
+
+  // ---- fused nn ops
+  add_case("softmax_last", Op::softmax, [] { return Inputs{leaf({3, 9}, 77)}; },
+           [](const Inputs& x) { return softmax(x[0], -1); });
+  add_case("softmax_middle", Op::softmax, [] { return Inputs{transposed_leaf({2, 4, 3}, 78)}; },
+           [](const Inputs& x) { return softmax(x[0], 1); });
+  add_case("softmax_float32", Op::softmax, [] { return Inputs{leaf({2, 19}, 79, DType::float32)}; },
+           [](const Inputs& x) { return softmax(x[0], -1); }, kFloat32);
+  add_case("log_softmax_last", Op::log_softmax, [] { return Inputs{leaf({3, 10}, 80)}; },
+           [](const Inputs& x) { return log_softmax(x[0], -1); });
+  add_case("log_softmax_first", Op::log_softmax, [] { return Inputs{leaf({4, 3}, 81)}; },
+           [](const Inputs& x) { return log_softmax(x[0], 0); });
+  add_case("layer_norm_affine", Op::layer_norm, [] { return Inputs{leaf({2, 3, 5}, 82), leaf({5}, 83), leaf({5}, 84)}; },
+           [](const Inputs& x) { return layer_norm(x[0], {5}, x[1], x[2]); });
+  add_case("layer_norm_two_dims", Op::layer_norm, [] { return Inputs{transposed_leaf({2, 4, 3}, 85), leaf({4, 3}, 86), leaf({4, 3}, 87)}; },
+           [](const Inputs& x) { return layer_norm(x[0], {4, 3}, x[1], x[2], 1e-3); });
+  add_case("layer_norm_plain", Op::layer_norm, [] { return Inputs{leaf({3, 6}, 88)}; },
+           [](const Inputs& x) { return layer_norm(x[0], {6}, Tensor(), Tensor()); });
+  add_case("layer_norm_float32", Op::layer_norm,
+           [] { return Inputs{leaf({3, 8}, 89, DType::float32), leaf({8}, 90, DType::float32), leaf({8}, 91, DType::float32)}; },
+           [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, kFloat32);
+  add_case("dropout", Op::dropout, [] { return Inputs{leaf({4, 6}, 92)}; },
+           [](const Inputs& x) {
+             Generator g(7);  // the same mask on every call
+             return dropout(x[0], 0.3, true, g);
+           });
+  add_case("cross_entropy_mean_smoothing_ignore", Op::cross_entropy, [] { return Inputs{leaf({5, 4}, 93)}; },
+           [](const Inputs& x) {
+             return cross_entropy(x[0], ids({1, 3, -100, 0, 2}, {5}), {-100, 0.1, Reduction::mean});
+           });
+  add_case("cross_entropy_sum", Op::cross_entropy, [] { return Inputs{transposed_leaf({3, 6}, 94)}; },
+           [](const Inputs& x) { return cross_entropy(x[0], ids({5, 0, 2}, {3}), {-100, 0.0, Reduction::sum}); });
+  add_case("cross_entropy_none", Op::cross_entropy, [] { return Inputs{leaf({4, 3}, 95)}; },
+           [](const Inputs& x) { return cross_entropy(x[0], ids({2, 1, 0, 1}, {4}), {1, 0.2, Reduction::none}); });
+  add_case("cross_entropy_1d", Op::cross_entropy, [] { return Inputs{leaf({7}, 96)}; },
+           [](const Inputs& x) { return cross_entropy(x[0], ids({4}, {})); });
+  add_case("cross_entropy_float32", Op::cross_entropy, [] { return Inputs{leaf({4, 13}, 97, DType::float32)}; },
+           [](const Inputs& x) { return cross_entropy(x[0], ids({12, 0, 5, 7}, {4}), {-100, 0.1, Reduction::mean}); },
+           kFloat32);
+  add_case("mse_loss_mean", Op::mse_loss, [] { return Inputs{leaf({3, 4}, 98), transposed_leaf({3, 4}, 99)}; },
+           [](const Inputs& x) { return mse_loss(x[0], x[1]); });
+  add_case("mse_loss_sum_none", Op::mse_loss, [] { return Inputs{leaf({2, 3}, 100), leaf({2, 3}, 101)}; },
+           [](const Inputs& x) { return mse_loss(x[0], x[1], Reduction::sum) + mse_loss(x[0], x[1], Reduction::none); });
+  return c;
+}
+
+class GradCheckOps : public ::testing::TestWithParam<GradCase> {};
+
+TEST_P(GradCheckOps, MatchesFiniteDifferences) {
+  const GradCase& c = GetParam();
+  const Inputs inputs = c.make_inputs();
+  EXPECT_GRADIENTS_OK(c.fn, inputs, c.options);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, GradCheckOps, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<GradCase>& param_info) { return param_info.param.name; });
+
+TEST(GradCheckCoverage, EveryDifferentiableOpHasACheckThatRecordsIt) {
+  // Runs every case again, notes which op each really recorded, and prints each op's worst
+  // Jacobian errors over its cases (the table quoted in README).
+  struct Worst {
+    int cases = 0;
+    double abs64 = 0, rel64 = 0, abs32 = -1, rel32 = -1;  // -1: no float32 case
+  };
+  std::map<Op, Worst> verified;
+  for (const GradCase& c : all_cases()) {
+    reset_recorded_op_counts();
+    const Inputs inputs = c.make_inputs();
+    const GradcheckResult r = gradcheck(c.fn, inputs, c.options);
+    if (recorded_op_counts()[static_cast<std::size_t>(c.op)] == 0) {
+      ADD_FAILURE() << "case '" << c.name << "' claims op '" << op_name(c.op) << "' but never records it";
+      continue;
+    }
+    Worst& w = verified[c.op];
+    ++w.cases;
+    const bool f32 = inputs[0].dtype() == DType::float32;
+    for (const auto& in : r.inputs) {
+      double& a = f32 ? w.abs32 : w.abs64;
+      double& e = f32 ? w.rel32 : w.rel64;
+      a = std::max(a, in.max_abs_error);
+      e = std::max(e, in.max_rel_error);
+    }
+  }
+  std::printf("%-14s %5s %12s %12s %12s %12s\n", "op", "cases", "f64 abs err", "f64 rel err",
+              "f32 abs err", "f32 rel err");
+  for (std::size_t i = 0; i < kOpCount; ++i) {
+    const Op op = static_cast<Op>(i);
+    const Worst& w = verified[op];
+    EXPECT_GT(w.cases, 0) << "differentiable op '" << op_name(op) << "' has no gradient check in "
+                          << "tests/test_gradcheck.cpp";
+    std::printf("%-14s %5d %12.2g %12.2g", op_name(op), w.cases, w.abs64, w.rel64);
+    if (w.abs32 >= 0) std::printf(" %12.2g %12.2g", w.abs32, w.rel32);
+    std::printf("\n");
+  }
+}
+
+// The checker itself must catch a wrong gradient, or every check above proves nothing.
+TEST(GradCheckHelper, DetectsAWrongGradient) {
+  Generator g(1);
+  Tensor x = randn({2, 3}, g, DType::float64).requires_grad_();
+  // y = x^2 in the forward, but its backward claims dy/dx = x (half the truth).
+  auto wrong = [](const Inputs& in) {
+    Tensor y = in[0].detach() * in[0].detach();
+    record(Op::mul, y, {in[0]}, [x_ = in[0].detach()](const Tensor& gy, Grads& gr) { gr.set(0, gy * x_); });
+    return y;
+  };
+  const GradcheckResult r = gradcheck(wrong, {x});
+  EXPECT_FALSE(r.ok);
+  ASSERT_EQ(r.inputs.size(), 1u);
+  EXPECT_GT(r.inputs[0].max_abs_error, 0.1);
+  EXPECT_EQ(r.inputs[0].failures, 6);  // the diagonal entries of the 6x6 Jacobian
+  EXPECT_NE(r.message().find("out of tolerance"), std::string::npos);
+}
+
+TEST(GradCheckHelper, ReportsPerInputErrorsAndSkipsConstants) {
+  Generator g(2);
+  Tensor a = randn({2, 2}, g, DType::float64).requires_grad_();
+  Tensor b = randn({2, 2}, g, DType::float64);  // no grad: reported as unchecked
+  const GradcheckResult r = gradcheck([](const Inputs& in) { return matmul(in[0], in[1]); }, {a, b});
+  EXPECT_TRUE(r.ok) << r.message();
+  ASSERT_EQ(r.inputs.size(), 2u);
+  EXPECT_TRUE(r.inputs[0].checked);
+  EXPECT_FALSE(r.inputs[1].checked);
+  EXPECT_LT(r.inputs[0].max_abs_error, 1e-8);
+  EXPECT_FALSE(a.grad().defined()) << "gradcheck must leave the inputs' .grad as it found them";
+}
+
+TEST(GradCheckHelper, RefusesInputsWithoutGradients) {
+  Tensor a = ones({2});
+  EXPECT_THROW(gradcheck([](const Inputs& in) { return in[0] * 2.0; }, {a}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace rune
