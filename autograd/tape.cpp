@@ -42,6 +42,9 @@ void accumulate(Tensor& into, Tensor g) {
 void accumulate_into_leaf(AutogradMeta& leaf, const Tensor& g) {
   if (leaf.grad) {
     Tensor(leaf.grad).add_(g);
+  } else if (g.impl_ptr().use_count() == 1 && g.impl()->storage.use_count() == 1 && g.is_contiguous() &&
+             g.offset() == 0) {
+    leaf.grad = g.impl_ptr();  // a fresh buffer nobody else sees: take it over
   } else {
     const Tensor c = detail::contiguous_data(g);
     leaf.grad = (c.shares_storage(g) ? c.clone() : c).impl_ptr();

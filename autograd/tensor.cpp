@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <variant>
 
+#include "autograd/allocator.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
@@ -82,16 +83,20 @@ std::atomic<std::int64_t> g_live_buffers{0};
 }  // namespace
 
 // One xtensor buffer of the dtype's element type. xt::uvector leaves trivially constructible
-// elements uninitialised, so allocating a buffer the kernel will overwrite costs no zeroing pass.
+// elements uninitialised, so allocating a buffer the kernel will overwrite costs no zeroing pass;
+// its memory comes from the caching allocator (allocator.hpp).
+template <class T>
+using Buffer = xt::uvector<T, BufferAllocator<T>>;
+
 class Storage {
  public:
   Storage(DType dtype, std::int64_t n) : nbytes_(n * static_cast<std::int64_t>(dtype_size(dtype))) {
     const auto count = static_cast<std::size_t>(n);
     switch (dtype) {
-      case DType::float32: buf_.emplace<xt::uvector<float>>(count); break;
-      case DType::float64: buf_.emplace<xt::uvector<double>>(count); break;
-      case DType::int64: buf_.emplace<xt::uvector<std::int64_t>>(count); break;
-      case DType::bool_: buf_.emplace<xt::uvector<std::uint8_t>>(count); break;
+      case DType::float32: buf_.emplace<Buffer<float>>(count); break;
+      case DType::float64: buf_.emplace<Buffer<double>>(count); break;
+      case DType::int64: buf_.emplace<Buffer<std::int64_t>>(count); break;
+      case DType::bool_: buf_.emplace<Buffer<std::uint8_t>>(count); break;
     }
     g_live_bytes += nbytes_;
     ++g_live_buffers;
@@ -109,8 +114,7 @@ class Storage {
 
  private:
   std::int64_t nbytes_;
-  std::variant<xt::uvector<float>, xt::uvector<double>, xt::uvector<std::int64_t>,
-               xt::uvector<std::uint8_t>>
+  std::variant<Buffer<float>, Buffer<double>, Buffer<std::int64_t>, Buffer<std::uint8_t>>
       buf_;
 };
 
@@ -297,6 +301,10 @@ Tensor& Tensor::copy_(const Tensor& src) {
   NoGradGuard no_grad;
   Tensor s = src.dtype() == dtype() ? src : to_dtype(src, dtype());
   if (s.shape() != shape()) s = expand(s, shape());
+  if (is_contiguous() && s.is_contiguous()) {
+    std::memcpy(raw_data(), s.raw_data(), static_cast<std::size_t>(numel()) * dtype_size(dtype()));
+    return *this;
+  }
   detail::dispatch_bits(dtype(), [&](auto tag) {
     using U = decltype(tag);
     detail::strided_copy<U>(static_cast<U*>(raw_data()), strides(),
