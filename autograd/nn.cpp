@@ -101,6 +101,21 @@ void softmax_strided(const T* x, T* y, detail::OuterInner s, bool log) {
 // Backward of both: softmax dx = y * (gy - sum(gy * y)); log_softmax dx = gy - exp(y) * sum(gy).
 template <class T>
 void softmax_backward(const T* y, const T* gy, T* gx, detail::OuterInner s, bool log) {
+  if (s.inner == 1) {  // contiguous rows: vectorised
+    const int threads = detail::num_threads_for(s.outer * s.n * 2);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t r = 0; r < s.outer; ++r) {
+      const T* yr = y + r * s.n;
+      const T* gr = gy + r * s.n;
+      T* dr = gx + r * s.n;
+      const Batch<T> dot(log ? detail::sum_simd(gr, s.n) : detail::dot_simd(gr, yr, s.n));
+      if (log)
+        detail::row_map2(gr, yr, dr, s.n, [&](auto g, auto v) { return g - xsimd::exp(v) * dot; });
+      else
+        detail::row_map2(gr, yr, dr, s.n, [&](auto g, auto v) { return v * (g - dot); });
+    }
+    return;
+  }
   const int threads = detail::num_threads_for(s.outer * s.n * s.inner * 2);
 #pragma omp parallel for collapse(2) num_threads(threads) if (threads > 1)
   for (std::int64_t o = 0; o < s.outer; ++o)
@@ -140,6 +155,86 @@ Tensor softmax_impl(const Tensor& x, std::int64_t dim_in, bool log, const char* 
     g.set(0, gx);
   });
   return y;
+}
+
+// sum of (x - mu)^2 over a row
+template <class T>
+T centered_square_sum(const T* x, std::int64_t n, T mu) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> m(mu);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const Batch<T> d = Batch<T>::load_unaligned(x + i) - m;
+    acc = xsimd::fma(d, d, acc);
+  }
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += (x[i] - mu) * (x[i] - mu);
+  return s;
+}
+
+// y = (x - mu) * rstd * w + b over a row; w and b may be null.
+template <class T>
+void normalize_row(const T* x, T* y, std::int64_t n, T mu, T rstd, const T* w, const T* b) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> m(mu), r(rstd);
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    Batch<T> v = (Batch<T>::load_unaligned(x + i) - m) * r;
+    if (w) v *= Batch<T>::load_unaligned(w + i);
+    if (b) v += Batch<T>::load_unaligned(b + i);
+    v.store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] = (x[i] - mu) * rstd * (w ? w[i] : T(1)) + (b ? b[i] : T(0));
+}
+
+// One row of layer_norm's backward (math in layer_norm's closure). dx may be null; dw and db
+// accumulate this row's share.
+template <class T>
+void layer_norm_backward_row(const T* x, const T* g, const T* w, T mu, T rstd, std::int64_t n, T* dx,
+                             T* dw, T* db) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> m(mu), r(rstd);
+  std::int64_t i = 0;
+  if (dx) {
+    Batch<T> sg(T(0)), sgx(T(0));
+    for (; i + W <= n; i += W) {
+      const Batch<T> xhat = (Batch<T>::load_unaligned(x + i) - m) * r;
+      Batch<T> gh = Batch<T>::load_unaligned(g + i);
+      if (w) gh *= Batch<T>::load_unaligned(w + i);
+      sg += gh;
+      sgx = xsimd::fma(gh, xhat, sgx);
+    }
+    T sum_g = xsimd::hadd(sg), sum_gx = xsimd::hadd(sgx);
+    for (; i < n; ++i) {
+      const T xhat = (x[i] - mu) * rstd, gh = w ? g[i] * w[i] : g[i];
+      sum_g += gh;
+      sum_gx += gh * xhat;
+    }
+    const Batch<T> a(sum_g / static_cast<T>(n)), c(sum_gx / static_cast<T>(n));
+    for (i = 0; i + W <= n; i += W) {
+      const Batch<T> xhat = (Batch<T>::load_unaligned(x + i) - m) * r;
+      Batch<T> gh = Batch<T>::load_unaligned(g + i);
+      if (w) gh *= Batch<T>::load_unaligned(w + i);
+      (r * (gh - a - xhat * c)).store_unaligned(dx + i);
+    }
+    for (; i < n; ++i) {
+      const T xhat = (x[i] - mu) * rstd, gh = w ? g[i] * w[i] : g[i];
+      dx[i] = rstd * (gh - a.get(0) - xhat * c.get(0));
+    }
+  }
+  if (dw)
+    for (i = 0; i + W <= n; i += W) {
+      const Batch<T> xhat = (Batch<T>::load_unaligned(x + i) - m) * r;
+      const Batch<T> gv = Batch<T>::load_unaligned(g + i);
+      xsimd::fma(gv, xhat, Batch<T>::load_unaligned(dw + i)).store_unaligned(dw + i);
+      (Batch<T>::load_unaligned(db + i) + gv).store_unaligned(db + i);
+    }
+  if (dw)
+    for (; i < n; ++i) {
+      dw[i] += g[i] * (x[i] - mu) * rstd;
+      db[i] += g[i];
+    }
 }
 
 }  // namespace
@@ -186,23 +281,13 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     for (std::int64_t r = 0; r < rows; ++r) {
       const T* xr = px + r * n;
       T* yr = py + r * n;
-      double sum = 0;
-      for (std::int64_t i = 0; i < n; ++i) sum += xr[i];
-      const T mu = static_cast<T>(sum / static_cast<double>(n));
-      double sq = 0;  // two passes: the variance of (x - mean) does not cancel catastrophically
-      for (std::int64_t i = 0; i < n; ++i) {
-        const double d = static_cast<double>(xr[i] - mu);
-        sq += d * d;
-      }
-      const T rstd = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(n) + eps));
+      const T mu = detail::sum_simd(xr, n) / static_cast<T>(n);
+      // two passes: the variance of (x - mean) does not cancel catastrophically
+      const T var = centered_square_sum(xr, n, mu) / static_cast<T>(n);
+      const T rstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(var) + eps));
       pm[r] = mu;
       pr[r] = rstd;
-      for (std::int64_t i = 0; i < n; ++i) {
-        T v = (xr[i] - mu) * rstd;
-        if (pw) v *= pw[i];
-        if (pb) v += pb[i];
-        yr[i] = v;
-      }
+      normalize_row(xr, yr, n, mu, rstd, pw, pb);
     }
   });
   record(Op::layer_norm, y, {x, weight, bias},
@@ -232,32 +317,10 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                T* pdw = partial.data() + static_cast<std::size_t>(t) * 2 * n;
                T* pdb = pdw + n;
 #pragma omp for schedule(static)
-               for (std::int64_t r = 0; r < rows; ++r) {
-                 const T* xr = px + r * n;
-                 const T* gr = pg + r * n;
-                 const T mu = pm[r], rstd = pr[r];
-                 if (need_x) {
-                   T sum_g = 0, sum_gx = 0;
-                   for (std::int64_t i = 0; i < n; ++i) {
-                     const T xhat = (xr[i] - mu) * rstd;
-                     const T gh = pw ? gr[i] * pw[i] : gr[i];
-                     sum_g += gh;
-                     sum_gx += gh * xhat;
-                   }
-                   const T a = sum_g / static_cast<T>(n), b2 = sum_gx / static_cast<T>(n);
-                   T* dx = gx.template data<T>() + r * n;
-                   for (std::int64_t i = 0; i < n; ++i) {
-                     const T xhat = (xr[i] - mu) * rstd;
-                     const T gh = pw ? gr[i] * pw[i] : gr[i];
-                     dx[i] = rstd * (gh - a - xhat * b2);
-                   }
-                 }
-                 if (need_w || need_b)
-                   for (std::int64_t i = 0; i < n; ++i) {
-                     pdw[i] += gr[i] * (xr[i] - mu) * rstd;
-                     pdb[i] += gr[i];
-                   }
-               }
+               for (std::int64_t r = 0; r < rows; ++r)
+                 layer_norm_backward_row(px + r * n, pg + r * n, pw, pm[r], pr[r], n,
+                                         need_x ? gx.template data<T>() + r * n : nullptr,
+                                         need_w || need_b ? pdw : nullptr, pdb);
              }
              for (int t = 0; t < threads; ++t) {
                const T* pdw = partial.data() + static_cast<std::size_t>(t) * 2 * n;

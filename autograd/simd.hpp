@@ -55,4 +55,37 @@ void map2_simd(const T* a, const T* b, T* y, std::int64_t n, F f) {
   }
 }
 
+// sum of x[i], and of a[i] * b[i], over one row, in W lanes (no serial add chain).
+template <class T>
+T sum_simd(const T* x, std::int64_t n) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) acc += Batch<T>::load_unaligned(x + i);
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+template <class T>
+T dot_simd(const T* a, const T* b, std::int64_t n) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) acc = xsimd::fma(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i), acc);
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// y[i] = f(a[i], b[i]) over one row, on the calling thread.
+template <class T, class F>
+void row_map2(const T* a, const T* b, T* y, std::int64_t n, F f) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W)
+    f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] = f(Batch<T>(a[i]), Batch<T>(b[i])).get(0);
+}
+
 }  // namespace rune::detail
