@@ -255,7 +255,7 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor erf(const Tensor& x) {
-  Tensor y = simd_unary(x, "erf", [](auto v) { return xsimd::erf(v); });
+  Tensor y = simd_unary(x, "erf", [](auto v) { return detail::erf_batch(v); });
   record(Op::erf, y, {x}, [x_ = x.detach()](const Tensor& gy, Grads& g) {
     // dx = gy * 2/sqrt(pi) * exp(-x^2)
     g.set(0, simd_binary(gy, x_, "erf backward", [](auto gv, auto xv) {
@@ -273,11 +273,11 @@ constexpr double kGeluCubic = 0.044715;
 
 template <class B>
 B gelu_exact(B x) {  // x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
-  return B(0.5) * x * (B(1) + xsimd::erf(x * B(M_SQRT1_2)));
+  return B(0.5) * x * (B(1) + detail::erf_batch(B(x * B(M_SQRT1_2))));
 }
 template <class B>
 B gelu_exact_grad(B x) {  // Phi(x) + x phi(x)
-  const B cdf = B(0.5) * (B(1) + xsimd::erf(x * B(M_SQRT1_2)));
+  const B cdf = B(0.5) * (B(1) + detail::erf_batch(B(x * B(M_SQRT1_2))));
   const B pdf = B(0.5 * M_2_SQRTPI * M_SQRT1_2) * xsimd::exp(B(-0.5) * x * x);
   return cdf + x * pdf;
 }

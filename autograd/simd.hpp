@@ -9,6 +9,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "autograd/kernels.hpp"
 
@@ -52,6 +53,31 @@ void map2_simd(const T* a, const T* b, T* y, std::int64_t n, F f) {
     for (; i + W <= end; i += W)
       f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
     for (; i < end; ++i) y[i] = f(Batch<T>(a[i]), Batch<T>(b[i])).get(0);
+  }
+}
+
+// erf. float64 uses xsimd's erf. float32 uses a branch-free rational minimax approximation on
+// [-4, 4] (outside it erf rounds to +-1 in float): x P(x^2) / Q(x^2), 13th over 8th degree,
+// within 2 ulp of erf, a few times cheaper than xsimd's two-branch float erf with its exp.
+template <class B>
+B erf_batch(const B& v) {
+  using T = typename B::value_type;
+  if constexpr (std::is_same_v<T, float>) {
+    const B x = xsimd::max(xsimd::min(v, B(4.0f)), B(-4.0f));
+    const B x2 = x * x;
+    B p = xsimd::fma(x2, B(-2.72614225801306e-10f), B(2.77068142495902e-08f));
+    p = xsimd::fma(x2, p, B(-2.10102402082508e-06f));
+    p = xsimd::fma(x2, p, B(-5.69250639462346e-05f));
+    p = xsimd::fma(x2, p, B(-7.34990630326855e-04f));
+    p = xsimd::fma(x2, p, B(-2.95459980854025e-03f));
+    p = xsimd::fma(x2, p, B(-1.60960333262415e-02f));
+    B q = xsimd::fma(x2, B(-1.45660718464996e-05f), B(-2.13374055278905e-04f));
+    q = xsimd::fma(x2, q, B(-1.68282697438203e-03f));
+    q = xsimd::fma(x2, q, B(-7.37332916720468e-03f));
+    q = xsimd::fma(x2, q, B(-1.42647390514189e-02f));
+    return x * p / q;
+  } else {
+    return xsimd::erf(v);
   }
 }
 
