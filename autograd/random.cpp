@@ -74,15 +74,23 @@ std::string Generator::state() const {
 }
 
 void Generator::set_state(const std::string& state) {
+  // Parse into temporaries: a refused state leaves this generator untouched.
   std::istringstream is(state);
-  std::string tag;
-  int spare_flag = 0;
-  std::string spare_text;
-  is >> tag >> s_[0] >> s_[1] >> s_[2] >> s_[3] >> spare_flag >> spare_text;
-  if (!is || tag != "xoshiro256**" || (spare_flag != 0 && spare_flag != 1))
+  std::string tag, spare_text, rest;
+  std::uint64_t s[4] = {0, 0, 0, 0};
+  int spare_flag = -1;
+  is >> tag >> s[0] >> s[1] >> s[2] >> s[3] >> spare_flag >> spare_text;
+  const bool parsed = !is.fail() && tag == "xoshiro256**" && (spare_flag == 0 || spare_flag == 1) &&
+                      !(is >> rest);
+  char* end = nullptr;
+  const double spare = parsed ? std::strtod(spare_text.c_str(), &end) : 0.0;
+  if (!parsed || end == spare_text.c_str() || *end != '\0')
     throw std::invalid_argument("Generator::set_state: not a generator state: '" + state + "'");
+  if ((s[0] | s[1] | s[2] | s[3]) == 0)
+    throw std::invalid_argument("Generator::set_state: the all-zero state is not a valid xoshiro256** state");
+  for (int i = 0; i < 4; ++i) s_[i] = s[i];
   has_spare_ = spare_flag == 1;
-  spare_ = std::strtod(spare_text.c_str(), nullptr);
+  spare_ = spare;
 }
 
 Generator& default_generator() {

@@ -5,6 +5,7 @@
 // (outer, n, inner) to (outer, inner). inner == 1 (reducing the last dims) sums rows; inner > 1
 // (e.g. a bias gradient, reducing the leading dims) adds whole rows of length inner.
 #include <algorithm>
+#include <vector>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -80,11 +81,13 @@ void sum_kernel(const T* x, T* out, OuterInner s) {
       const std::int64_t chunk = (s.inner + nt - 1) / nt;
       const std::int64_t j0 = std::min<std::int64_t>(s.inner, t * chunk);
       const std::int64_t j1 = std::min<std::int64_t>(s.inner, j0 + chunk);
-      for (std::int64_t j = j0; j < j1; ++j) dst[j] = 0;
+      // Accumulate in double, one slot per owned column: float32 sums of long columns drift.
+      std::vector<Acc> acc(static_cast<std::size_t>(std::max<std::int64_t>(j1 - j0, 0)), Acc(0));
       for (std::int64_t i = 0; i < s.n; ++i) {
-        const T* r = src + i * s.inner;
-        for (std::int64_t j = j0; j < j1; ++j) dst[j] += r[j];
+        const T* r = src + i * s.inner + j0;
+        for (std::int64_t j = 0; j < j1 - j0; ++j) acc[j] += r[j];
       }
+      for (std::int64_t j = j0; j < j1; ++j) dst[j] = static_cast<T>(acc[j - j0]);
     }
   }
 }

@@ -250,6 +250,7 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t dim_in) {
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t dim_in) {
   check_defined(x, "split");
+  if (x.dim() == 0) throw std::invalid_argument("split: a 0-d tensor cannot be split");
   const std::int64_t dim = wrap_dim(dim_in, x.dim(), "split");
   const std::int64_t total = std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0});
   if (total != x.size(dim))
@@ -268,6 +269,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& size
 
 std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t dim_in) {
   check_defined(x, "split");
+  if (x.dim() == 0) throw std::invalid_argument("split: a 0-d tensor cannot be split");
   if (split_size <= 0) throw std::invalid_argument("split: split_size must be positive");
   const std::int64_t dim = wrap_dim(dim_in, x.dim(), "split");
   std::vector<std::int64_t> sizes;

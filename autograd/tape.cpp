@@ -196,6 +196,17 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
   std::sort(order.begin(), order.end(),
             [](const Node* a, const Node* b) { return a->sequence_ > b->sequence_; });
 
+  // A backward that throws part-way (a freed graph, a failing closure) must leave no gradient
+  // pending on the nodes it did not reach: a later backward through them would add it in.
+  struct ClearPendingOnError {
+    const std::vector<Node*>& nodes;
+    bool done = false;
+    ~ClearPendingOnError() {
+      if (!done)
+        for (Node* n : nodes) n->pending_grad_ = Tensor();
+    }
+  } clear_on_error{order};
+
   Node* root_node = root.grad_fn().get();
   root_node->pending_grad_ = seed;
   for (Node* n : order) {
@@ -224,6 +235,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       n->released_ = true;
     }
   }
+  clear_on_error.done = true;
 }
 
 }  // namespace rune

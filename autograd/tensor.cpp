@@ -140,8 +140,16 @@ std::int64_t Tensor::offset() const {
   return impl_->offset;
 }
 std::int64_t Tensor::dim() const { return static_cast<std::int64_t>(shape().size()); }
-std::int64_t Tensor::size(std::int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-std::int64_t Tensor::stride(std::int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+namespace {
+// Like wrap_dim, but a 0-d tensor has no dim to ask about (wrap_dim lets reductions name dim 0 there).
+std::int64_t existing_dim(std::int64_t d, std::int64_t rank, const char* op) {
+  if (rank == 0)
+    throw std::out_of_range(std::string(op) + ": a 0-d tensor has no dim " + std::to_string(d));
+  return wrap_dim(d, rank, op);
+}
+}  // namespace
+std::int64_t Tensor::size(std::int64_t d) const { return shape()[existing_dim(d, dim(), "size")]; }
+std::int64_t Tensor::stride(std::int64_t d) const { return strides()[existing_dim(d, dim(), "stride")]; }
 std::int64_t Tensor::numel() const { return shape_numel(shape()); }
 DType Tensor::dtype() const {
   check_defined("dtype");
@@ -265,6 +273,17 @@ void check_inplace(const Tensor& t, const char* op) {
                            "on; wrap it in rune::NoGradGuard");
 }
 
+// Arithmetic in place on a tensor whose elements alias one another (an expand: stride 0 over a
+// dim of size > 1) would update the shared location once per alias. Refused, as PyTorch does;
+// fill_ stays allowed since writing one value any number of times is still that value.
+void check_no_internal_overlap(const Tensor& t, const char* op) {
+  for (std::int64_t d = 0; d < t.dim(); ++d)
+    if (t.stride(d) == 0 && t.size(d) > 1)
+      throw std::invalid_argument(std::string(op) + ": the tensor of shape " + shape_str(t.shape()) +
+                                  " has several elements at one memory location (stride 0 in dim " +
+                                  std::to_string(d) + ", an expand); call contiguous() first");
+}
+
 template <class T>
 void fill_strided(const Tensor& t, T value) {
   T* p = t.data<T>();
@@ -298,6 +317,7 @@ Tensor& Tensor::fill_(double value) {
 Tensor& Tensor::copy_(const Tensor& src) {
   check_defined("copy_");
   check_inplace(*this, "copy_");
+  check_no_internal_overlap(*this, "copy_");
   NoGradGuard no_grad;
   Tensor s = src.dtype() == dtype() ? src : to_dtype(src, dtype());
   if (s.shape() != shape()) s = expand(s, shape());
@@ -316,6 +336,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_defined("add_");
   check_inplace(*this, "add_");
+  check_no_internal_overlap(*this, "add_");
   detail::check_same_float("add_", *this, other);
   const Shape out = detail::broadcast_shapes(shape(), other.shape(), "add_");
   if (out != shape())
@@ -347,6 +368,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 Tensor& Tensor::mul_(double factor) {
   check_defined("mul_");
   check_inplace(*this, "mul_");
+  check_no_internal_overlap(*this, "mul_");
   detail::dispatch_float(dtype(), "mul_", [&](auto tag) {
     using T = decltype(tag);
     T* d = data<T>();
@@ -557,12 +579,23 @@ Tensor random_fill(const Shape& shape, DType dtype, const char* op, Draw&& draw)
 Tensor randn(const Shape& shape, Generator& gen, DType dtype) {
   return random_fill(shape, dtype, "randn", [&] { return gen.normal(); });
 }
-Tensor rand(const Shape& shape, Generator& gen, DType dtype) {
-  return random_fill(shape, dtype, "rand", [&] { return gen.uniform(); });
-}
+Tensor rand(const Shape& shape, Generator& gen, DType dtype) { return uniform(shape, 0.0, 1.0, gen, dtype); }
 Tensor uniform(const Shape& shape, double low, double high, Generator& gen, DType dtype) {
   if (!(low <= high)) throw std::invalid_argument("uniform: low must not exceed high");
-  return random_fill(shape, dtype, "uniform", [&] { return low + (high - low) * gen.uniform(); });
+  Tensor t = empty(shape, dtype);
+  detail::dispatch_float(dtype, "uniform", [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    // The draw is in [low, high) in double; rounding to float32 can land on high itself, so such a
+    // value steps down to the largest T below high, keeping the interval half-open.
+    const T top = static_cast<T>(high);
+    const T below_top = low < high ? std::nextafter(top, static_cast<T>(low)) : top;
+    for (std::int64_t i = 0, n = t.numel(); i < n; ++i) {
+      const T v = static_cast<T>(low + (high - low) * gen.uniform());
+      p[i] = v >= top && low < high ? below_top : v;
+    }
+  });
+  return t;
 }
 Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generator& gen) {
   if (low >= high)
