@@ -21,42 +21,6 @@ namespace {
 
 using detail::Batch;
 
-template <class T>
-T row_max(const T* x, std::int64_t n) {
-  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
-  T m = -std::numeric_limits<T>::infinity();
-  std::int64_t i = 0;
-  if (n >= W) {
-    Batch<T> vm = Batch<T>::load_unaligned(x);
-    for (i = W; i + W <= n; i += W) vm = xsimd::max(vm, Batch<T>::load_unaligned(x + i));
-    alignas(64) T lanes[Batch<T>::size];
-    vm.store_aligned(lanes);
-    for (std::int64_t k = 0; k < W; ++k) m = std::max(m, lanes[k]);
-  }
-  for (; i < n; ++i) m = std::max(m, x[i]);
-  return m;
-}
-
-// y = exp(x - shift); returns the sum of y.
-template <class T>
-T exp_shifted(const T* x, T* y, std::int64_t n, T shift) {
-  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
-  const Batch<T> vs(shift);
-  Batch<T> acc(T(0));
-  std::int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const Batch<T> e = xsimd::exp(Batch<T>::load_unaligned(x + i) - vs);
-    e.store_unaligned(y + i);
-    acc += e;
-  }
-  T s = xsimd::hadd(acc);
-  for (; i < n; ++i) {
-    y[i] = xsimd::exp(Batch<T>(x[i] - shift)).get(0);
-    s += y[i];
-  }
-  return s;
-}
-
 // Softmax or log-softmax of each row of a contiguous (rows, n) buffer.
 template <class T>
 void softmax_rows(const T* x, T* y, std::int64_t rows, std::int64_t n, bool log) {
@@ -65,9 +29,9 @@ void softmax_rows(const T* x, T* y, std::int64_t rows, std::int64_t n, bool log)
   for (std::int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * n;
     T* yr = y + r * n;
-    T m = row_max(xr, n);
+    T m = detail::row_max(xr, n);
     if (m == -std::numeric_limits<T>::infinity()) m = 0;  // an all -inf row: avoid inf - inf
-    const T s = exp_shifted(xr, yr, n, m);
+    const T s = detail::exp_shifted(xr, yr, n, m);
     if (log) {
       const T lse = m + std::log(s);
       for (std::int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
@@ -435,8 +399,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 #pragma omp for schedule(static)
       for (std::int64_t i = 0; i < s.rows; ++i) {
         const T* xr = px + i * s.classes;
-        const T m = row_max(xr, s.classes);
-        const T lse = m + std::log(exp_shifted(xr, scratch.data(), s.classes, m));
+        const T m = detail::row_max(xr, s.classes);
+        const T lse = m + std::log(detail::exp_shifted(xr, scratch.data(), s.classes, m));
         plse[i] = lse;
         if (pt[i] == options.ignore_index) {
           pl[i] = 0;
@@ -485,7 +449,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
                                : options.reduction == Reduction::sum ? pg[0]
                                                                      : pg[0] / static_cast<T>(count);
                const T* xr = px + i * s.classes;
-               exp_shifted(xr, dr, s.classes, plse[i]);  // softmax row
+               detail::exp_shifted(xr, dr, s.classes, plse[i]);  // softmax row
                for (std::int64_t j = 0; j < s.classes; ++j) dr[j] = scale * (dr[j] - off);
                dr[pt2[i]] -= scale * static_cast<T>(1.0 - eps);
              }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "autograd/tape.hpp"
@@ -102,6 +103,9 @@ std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t dim = 0);
 // Rows of x along dim picked by a 1-D int64 index (an embedding lookup is index_select(W, 0, ids)).
 Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index);
+// Rows of weight (V, C) for int64 ids of any shape: (..., C). Positions whose id is padding_idx
+// send no gradient to that row (torch.nn.functional.embedding).
+Tensor embedding(const Tensor& weight, const Tensor& ids, std::optional<std::int64_t> padding_idx = std::nullopt);
 // out[i][j][k] = x[index[i][j][k]][j][k] for dim 0, and so on (torch.gather).
 Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index);
 // Conversion between dtypes; differentiable between floating dtypes.
@@ -135,5 +139,40 @@ struct CrossEntropyOptions {
 // With mean reduction the sum is divided by the number of targets not equal to ignore_index.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options = {});
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
+
+// ---------------------------------------------------------------- attention.cpp
+// Masks of scaled dot-product attention. Every boolean says what it BLOCKS: true means "this
+// query may not attend this key" (torch.nn.MultiheadAttention's convention; beware that
+// torch.nn.functional.scaled_dot_product_attention uses the opposite one).
+struct AttentionMask {
+  // Query i may attend keys j <= i + (Tk - Tq): the causal mask aligned to the end of the keys,
+  // so a decoding step with Tq = 1 sees the whole cache; with Tq == Tk, keys j <= i.
+  bool causal = false;
+  Tensor key_padding_mask;  // bool (B, Tk): true marks a padding key, blocked for every query
+  Tensor blocked;           // bool, (Tq, Tk) or anything broadcasting to (B, H, Tq, Tk)
+  Tensor bias;              // float, broadcasting to (B, H, Tq, Tk), added to the scaled scores
+                            // (-inf blocks; an additive mask as in PyTorch's float attn_mask)
+};
+// P = softmax(scale * q k^T + bias) over the keys, blocked keys excluded: (B, H, Tq, Tk).
+// q (B, H, Tq, D), k (B, Hkv, Tk, D) with H a multiple of Hkv: query head h reads key head
+// h / (H / Hkv) (grouped-query attention; Hkv = 1 is multi-query). scale defaults to 1/sqrt(D).
+// A query whose keys are all blocked gets a row of zeros and a zero gradient, never NaN.
+Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& mask = {},
+                         std::optional<double> scale = std::nullopt);
+// Fused scaled dot-product attention: dropout(attention_weights(q, k)) @ v, v (B, Hkv, Tk, Dv),
+// result (B, H, Tq, Dv). With dropout_p > 0 the dropped weights come from `gen` (the default
+// generator if null), in the order dropout() on the weights would draw them.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
+                 std::optional<double> scale = std::nullopt, double dropout_p = 0.0, Generator* gen = nullptr);
+
+// ---------------------------------------------------------------- image.cpp
+// im2col for non-overlapping square patches: x (B, C, H, W), H and W divisible by patch, to
+// (B, N, C * patch * patch) with N = (H/patch)(W/patch) patches in row-major grid order and the
+// features of a patch ordered (c, kh, kw) like a flattened Conv2d weight (C_out, C, p, p). So
+// patchify(x, p) @ W.reshape(C_out, -1)^T + b is Conv2d(kernel = stride = p) with (B, N, C_out) out.
+Tensor patchify(const Tensor& x, std::int64_t patch);
+// torch.nn.functional.interpolate(x, size=(out_h, out_w), mode='bicubic', align_corners) for
+// x (B, C, H, W): Keys' cubic kernel with A = -0.75, border taps clamped, no antialiasing.
+Tensor interpolate_bicubic(const Tensor& x, std::int64_t out_h, std::int64_t out_w, bool align_corners = false);
 
 }  // namespace rune

@@ -3,6 +3,7 @@
 // TensorImpl, even when it shares the buffer, so that each output carries its own grad_fn.
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -54,12 +55,45 @@ Shape infer_shape(const Shape& shape, std::int64_t numel, const Shape& from, con
   return out;
 }
 
+// Strides that show x's elements, in x's row-major order, in `shape` without moving them, or
+// nothing if no such strides exist. Dims of x are taken in chunks that are contiguous with one
+// another (stride[d-1] == size[d] * stride[d], as after a slice of the last dims or a split of a
+// permuted dim); the new shape must split or merge within chunks only.
+std::optional<Shape> view_strides(const Tensor& x, const Shape& shape) {
+  if (x.dim() == 0 || x.numel() == 0) return contiguous_strides(shape);
+  const Shape& os = x.shape();
+  const Shape& ost = x.strides();
+  Shape strides(shape.size(), 1);
+  std::int64_t view_d = static_cast<std::int64_t>(shape.size()) - 1;
+  std::int64_t chunk_stride = ost.back(), chunk_numel = 1, view_numel = 1;
+  for (std::int64_t d = x.dim() - 1; d >= 0; --d) {
+    chunk_numel *= os[d];
+    const bool chunk_ends = d == 0 || (os[d - 1] != 1 && ost[d - 1] != chunk_numel * chunk_stride);
+    if (!chunk_ends) continue;
+    while (view_d >= 0 && (view_numel < chunk_numel || shape[view_d] == 1)) {
+      strides[view_d] = view_numel * chunk_stride;
+      view_numel *= shape[view_d];
+      --view_d;
+    }
+    if (view_numel != chunk_numel) return std::nullopt;
+    if (d > 0) {
+      chunk_stride = ost[d - 1];
+      chunk_numel = 1;
+      view_numel = 1;
+    }
+  }
+  if (view_d != -1) return std::nullopt;
+  return strides;
+}
+
 Tensor reshape_impl(const Tensor& x, const Shape& shape_in, bool allow_copy, const char* op) {
   check_defined(x, op);
   const Shape shape = infer_shape(shape_in, x.numel(), x.shape(), op);
   Tensor y;
   if (x.is_contiguous()) {
     y = make_view(x, shape, contiguous_strides(shape), x.offset());
+  } else if (const std::optional<Shape> st = view_strides(x, shape)) {
+    y = make_view(x, shape, *st, x.offset());
   } else if (allow_copy) {
     const Tensor c = detail::contiguous_data(x);
     y = make_view(c, shape, contiguous_strides(shape), c.offset());
@@ -343,6 +377,62 @@ Tensor index_select(const Tensor& x, std::int64_t dim_in, const Tensor& index) {
       }
     });
     g.set(0, gx);
+  });
+  return y;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids, std::optional<std::int64_t> padding_idx) {
+  check_defined(weight, "embedding");
+  detail::check_dtype("embedding", ids, DType::int64, "ids");
+  if (weight.dim() != 2)
+    throw std::invalid_argument("embedding: weight must be (V, C), got shape " + shape_str(weight.shape()));
+  const std::int64_t V = weight.size(0), C = weight.size(1);
+  if (padding_idx && (*padding_idx < 0 || *padding_idx >= V))
+    throw std::out_of_range("embedding: padding_idx " + std::to_string(*padding_idx) + " is outside [0, " +
+                            std::to_string(V) + ")");
+  const Tensor idx = detail::contiguous_data(ids);
+  const std::int64_t n = idx.numel();
+  const std::int64_t* ip = idx.data<std::int64_t>();
+  check_index_range(ip, n, V, "embedding", 0);
+  const Tensor w = detail::contiguous_data(weight);
+  Shape shape = ids.shape();
+  shape.push_back(C);
+  Tensor y = empty(shape, weight.dtype());  // (..., C)
+  detail::dispatch_float(weight.dtype(), "embedding", [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = w.data<T>();
+    T* dst = y.data<T>();
+    const int threads = detail::num_threads_for(n * C);
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+    for (std::int64_t i = 0; i < n; ++i) std::copy_n(src + ip[i] * C, C, dst + i * C);
+  });
+  const std::int64_t pad = padding_idx ? *padding_idx : -1;
+  record(Op::embedding, y, {weight}, [V, C, idx, pad](const Tensor& gy, Grads& g) {
+    // dW[ids[i]] += gy[i] for every position whose id is not padding_idx
+    Tensor gw = zeros({V, C}, gy.dtype());
+    const Tensor gc = detail::contiguous_data(gy);
+    const std::int64_t* ip2 = idx.data<std::int64_t>();
+    const std::int64_t m = idx.numel();
+    detail::dispatch_float(gy.dtype(), "embedding backward", [&](auto tag) {
+      using T = decltype(tag);
+      T* dst = gw.data<T>();
+      const T* src = gc.data<T>();
+      const int threads = detail::num_threads_for(m * C);
+      // Threads own disjoint column ranges, so repeated ids never race and the sum order is fixed.
+#pragma omp parallel num_threads(threads) if (threads > 1)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const std::int64_t chunk = (C + nt - 1) / nt;
+        const std::int64_t j0 = std::min<std::int64_t>(C, t * chunk), j1 = std::min<std::int64_t>(C, j0 + chunk);
+        for (std::int64_t i = 0; i < m; ++i) {
+          if (ip2[i] == pad) continue;
+          T* d = dst + ip2[i] * C;
+          const T* s2 = src + i * C;
+          for (std::int64_t j = j0; j < j1; ++j) d[j] += s2[j];
+        }
+      }
+    });
+    g.set(0, gw);
   });
   return y;
 }

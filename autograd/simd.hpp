@@ -8,7 +8,9 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "autograd/kernels.hpp"
@@ -112,6 +114,43 @@ void row_map2(const T* a, const T* b, T* y, std::int64_t n, F f) {
   for (; i + W <= n; i += W)
     f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
   for (; i < n; ++i) y[i] = f(Batch<T>(a[i]), Batch<T>(b[i])).get(0);
+}
+
+// The largest element of a row (-inf for an empty or all -inf row).
+template <class T>
+T row_max(const T* x, std::int64_t n) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  T m = -std::numeric_limits<T>::infinity();
+  std::int64_t i = 0;
+  if (n >= W) {
+    Batch<T> vm = Batch<T>::load_unaligned(x);
+    for (i = W; i + W <= n; i += W) vm = xsimd::max(vm, Batch<T>::load_unaligned(x + i));
+    alignas(64) T lanes[Batch<T>::size];
+    vm.store_aligned(lanes);
+    for (std::int64_t k = 0; k < W; ++k) m = std::max(m, lanes[k]);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+// y = exp(x - shift); returns the sum of y.
+template <class T>
+T exp_shifted(const T* x, T* y, std::int64_t n, T shift) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> vs(shift);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const Batch<T> e = xsimd::exp(Batch<T>::load_unaligned(x + i) - vs);
+    e.store_unaligned(y + i);
+    acc += e;
+  }
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) {
+    y[i] = xsimd::exp(Batch<T>(x[i] - shift)).get(0);
+    s += y[i];
+  }
+  return s;
 }
 
 }  // namespace rune::detail

@@ -245,6 +245,10 @@ void Tensor::zero_grad() const {
   }
 }
 
+void Tensor::clear_grad() const {
+  if (impl_ && impl_->meta) impl_->meta->grad = nullptr;
+}
+
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   check_defined("backward");
   run_backward(*this, gradient, retain_graph);

@@ -85,6 +85,8 @@ class Tensor {
   Tensor grad() const;
   // Zeroes the accumulated gradient in place (keeping its buffer); no-op when there is none.
   void zero_grad() const;
+  // Drops the accumulated gradient: grad() is undefined until the next backward reaches it.
+  void clear_grad() const;
   // Reverse-mode pass from this tensor. Without `gradient`, the tensor must hold one element and
   // the seed is 1. The graph is freed afterwards unless `retain_graph`.
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;

@@ -227,6 +227,65 @@ std::vector<GradCase> all_cases() {
            [](const Inputs& x) { return mse_loss(x[0], x[1]); });
   add_case("mse_loss_sum_none", Op::mse_loss, [] { return Inputs{leaf({2, 3}, 100), leaf({2, 3}, 101)}; },
            [](const Inputs& x) { return mse_loss(x[0], x[1], Reduction::sum) + mse_loss(x[0], x[1], Reduction::none); });
+
+  // ---- attention: grouped heads, every mask kind, a query with no key left, strided heads
+  const auto masks = [] {
+    AttentionMask m;
+    m.causal = true;
+    m.key_padding_mask = gt(ids({0, 0, 0, 1, 0, 1, 1, 1}, {2, 4}), ids({0}, {1}));  // batch 1 keeps key 0 only
+    m.bias = leaf({3, 4}, 102).detach();
+    return m;
+  };
+  add_case("attention_gqa_masks", Op::attention,
+           [] { return Inputs{leaf({2, 4, 3, 5}, 103), leaf({2, 2, 4, 5}, 104), leaf({2, 2, 4, 3}, 105)}; },
+           [masks](const Inputs& x) { return attention(x[0], x[1], x[2], masks()); });
+  add_case("attention_blocked_row_and_strided_q", Op::attention,
+           [] { return Inputs{transposed_leaf({1, 2, 3, 4}, 106), leaf({1, 1, 5, 4}, 107), leaf({1, 1, 5, 2}, 108)}; },
+           [](const Inputs& x) {
+             AttentionMask m;  // query 1 sees no key: its output and gradient are zero
+             m.blocked = gt(ids({0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0}, {3, 5}), ids({0}, {1}));
+             return attention(x[0], x[1], x[2], m, 0.7);
+           });
+  add_case("attention_dropout", Op::attention,
+           [] { return Inputs{leaf({1, 2, 3, 4}, 109), leaf({1, 2, 5, 4}, 110), leaf({1, 2, 5, 4}, 111)}; },
+           [](const Inputs& x) {
+             Generator g(11);  // the same dropped weights on every call
+             return attention(x[0], x[1], x[2], {}, std::nullopt, 0.4, &g);
+           });
+  add_case("attention_float32", Op::attention,
+           [] {
+             return Inputs{leaf({2, 2, 4, 8}, 112, DType::float32), leaf({2, 2, 4, 8}, 113, DType::float32),
+                           leaf({2, 2, 4, 8}, 114, DType::float32)};
+           },
+           [](const Inputs& x) { return attention(x[0], x[1], x[2], AttentionMask{true, {}, {}, {}}); }, kFloat32);
+  add_case("attention_weights_mqa_masks", Op::attention_weights,
+           [] { return Inputs{leaf({2, 3, 3, 4}, 115), leaf({2, 1, 4, 4}, 116)}; },
+           [masks](const Inputs& x) { return attention_weights(x[0], x[1], masks()); });
+  add_case("attention_weights_strided_k", Op::attention_weights,
+           [] { return Inputs{leaf({1, 2, 2, 3}, 117), transposed_leaf({1, 2, 4, 3}, 118)}; },
+           [](const Inputs& x) { return attention_weights(x[0], x[1], {}, 0.5); });
+
+  // ---- image ops: patches of a permuted (non-contiguous) image; bicubic up, down, non-square
+  add_case("patchify", Op::patchify, [] { return Inputs{leaf({2, 4, 6, 3}, 121).permute({0, 3, 1, 2}).detach().requires_grad_()}; },
+           [](const Inputs& x) { return patchify(x[0], 2); });
+  add_case("interpolate_bicubic_up", Op::interpolate_bicubic, [] { return Inputs{leaf({1, 2, 3, 4}, 122)}; },
+           [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 7); });
+  add_case("interpolate_bicubic_down_nonsquare", Op::interpolate_bicubic,
+           [] { return Inputs{transposed_leaf({2, 1, 5, 6}, 123)}; },
+           [](const Inputs& x) { return interpolate_bicubic(x[0], 2, 3); });
+  add_case("interpolate_bicubic_align_corners", Op::interpolate_bicubic, [] { return Inputs{leaf({1, 1, 4, 3}, 124)}; },
+           [](const Inputs& x) { return interpolate_bicubic(x[0], 6, 1, true); });
+
+  // ---- embedding: repeated ids add up. padding_idx's row gets no gradient by definition, though
+  // the output reads it, so its positions are zeroed here for the finite differences to agree.
+  add_case("embedding", Op::embedding, [] { return Inputs{transposed_leaf({6, 3}, 119)}; },
+           [](const Inputs& x) { return embedding(x[0], ids({1, 2, 4, 1, 5, 3}, {2, 3})); });
+  add_case("embedding_padding", Op::embedding, [] { return Inputs{leaf({6, 3}, 120)}; },
+           [](const Inputs& x) {
+             const Tensor tokens = ids({1, 0, 4, 1, 5, 0}, {2, 3});
+             const Tensor real = to_dtype(unsqueeze(ne(tokens, ids({0}, {1})), -1), DType::float64);
+             return embedding(x[0], tokens, 0) * real;
+           });
   return c;
 }
 
