@@ -1,0 +1,240 @@
+#include "nn/attention.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "autograd/tape.hpp"
+#include "nn/init.hpp"
+
+namespace rune::nn {
+
+// ------------------------------------------------------------------------- functional
+
+AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const AttentionMask& mask, double dropout_p, AttentionWeights weights,
+                                             std::optional<double> scale, Generator* gen) {
+  if (weights == AttentionWeights::none) return {attention(q, k, v, mask, scale, dropout_p, gen), Tensor()};
+  // The composed path: the weights are a result of their own, so they can take a gradient.
+  const Tensor p = attention_weights(q, k, mask, scale);  // (B, H, Tq, Tk)
+  if (v.dim() != 4 || v.size(1) == 0 || p.size(1) % v.size(1) != 0 || v.size(2) != p.size(3))
+    throw std::invalid_argument("scaled_dot_product_attention: v " + shape_str(v.shape()) +
+                                " does not fit weights " + shape_str(p.shape()));
+  const Tensor pd = dropout_p > 0 ? dropout(p, dropout_p, true, gen ? *gen : default_generator()) : p;
+  const std::int64_t B = p.size(0), H = p.size(1), Tq = p.size(2), Tk = p.size(3), Hkv = v.size(1);
+  // Query heads of one group are adjacent, so (B, H, Tq, Tk) is (B, Hkv, G*Tq, Tk) in memory.
+  const Tensor out = Hkv == H ? matmul(pd, v)
+                              : reshape(matmul(reshape(pd, {B, Hkv, (H / Hkv) * Tq, Tk}), v), {B, H, Tq, v.size(3)});
+  return {out, weights == AttentionWeights::averaged ? mean(p, {1}) : p};
+}
+
+Tensor split_heads(const Tensor& x, std::int64_t heads) {
+  if (x.dim() != 3 || heads <= 0 || x.size(2) % heads != 0)
+    throw std::invalid_argument("split_heads: input " + shape_str(x.shape()) + " is not (B, T, H * D) for H = " +
+                                std::to_string(heads));
+  // (B, T, H, D) -> (B, H, T, D); a view, also of a column slice of a fused projection
+  return permute(reshape(x, {x.size(0), x.size(1), heads, x.size(2) / heads}), {0, 2, 1, 3});
+}
+
+Tensor combine_heads(const Tensor& x) {
+  if (x.dim() != 4) throw std::invalid_argument("combine_heads: input " + shape_str(x.shape()) + " is not (B, H, T, D)");
+  return reshape(permute(x, {0, 2, 1, 3}), {x.size(0), x.size(2), x.size(1) * x.size(3)});  // (B, T, H * D)
+}
+
+// ------------------------------------------------------------------------- KVCache
+
+void KVCache::append(const Tensor& k, const Tensor& v) {
+  if (k.dim() != 4 || v.dim() != 4 || k.size(0) != v.size(0) || k.size(1) != v.size(1) || k.size(2) != v.size(2))
+    throw std::invalid_argument("KVCache::append: keys " + shape_str(k.shape()) + " and values " +
+                                shape_str(v.shape()) + " must be (B, Hkv, T, D) with equal B, Hkv and T");
+  if (!empty()) {
+    const bool fits = k.size(0) == k_.size(0) && k.size(1) == k_.size(1) && k.size(3) == k_.size(3) &&
+                      v.size(3) == v_.size(3);
+    if (!fits)
+      throw std::invalid_argument("KVCache::append: new keys " + shape_str(k.shape()) + " do not continue the cached " +
+                                  shape_str(k_.shape()));
+  }
+  const std::int64_t t_new = k.size(2), total = length_ + t_new;
+  if (is_grad_enabled() && (k.requires_grad() || v.requires_grad())) {
+    // differentiable: the cached prefix and the new step are joined by an op on the tape
+    k_ = empty() ? k : concat({k_, k}, 2);
+    v_ = empty() ? v : concat({v_, v}, 2);
+    k_buf_ = v_buf_ = Tensor();
+    length_ = total;
+    return;
+  }
+  const bool buffered = k_buf_.defined() && k_buf_.dtype() == k.dtype() && v_buf_.dtype() == v.dtype() &&
+                        k_buf_.size(0) == k.size(0) && k_buf_.size(1) == k.size(1) && k_buf_.size(3) == k.size(3) &&
+                        v_buf_.size(3) == v.size(3);
+  if (!buffered || k_buf_.size(2) < total) {
+    // grow by doubling: appending T tokens one by one copies O(T) elements in all
+    const std::int64_t capacity = std::max<std::int64_t>({total, 2 * (buffered ? k_buf_.size(2) : 0), 16});
+    Tensor kb = rune::empty({k.size(0), k.size(1), capacity, k.size(3)}, k.dtype());
+    Tensor vb = rune::empty({v.size(0), v.size(1), capacity, v.size(3)}, v.dtype());
+    NoGradGuard no_grad;
+    if (!empty()) {
+      kb.slice(2, 0, length_).copy_(k_);
+      vb.slice(2, 0, length_).copy_(v_);
+    }
+    k_buf_ = kb;
+    v_buf_ = vb;
+  }
+  NoGradGuard no_grad;
+  k_buf_.slice(2, length_, total).copy_(k);
+  v_buf_.slice(2, length_, total).copy_(v);
+  k_ = k_buf_.slice(2, 0, total);  // (B, Hkv, T, D): each head a row-major matrix, read in place
+  v_ = v_buf_.slice(2, 0, total);
+  length_ = total;
+}
+
+void KVCache::truncate(std::int64_t length) {
+  if (length < 0 || length > length_)
+    throw std::out_of_range("KVCache::truncate: length " + std::to_string(length) + " is outside [0, " +
+                            std::to_string(length_) + "]");
+  if (length == 0) {
+    k_ = v_ = Tensor();  // the buffers stay for reuse
+  } else {
+    k_ = slice(k_, 2, 0, length);
+    v_ = slice(v_, 2, 0, length);
+  }
+  length_ = length;
+}
+
+void KVCache::reset() {
+  k_ = v_ = k_buf_ = v_buf_ = Tensor();
+  length_ = 0;
+}
+
+// ------------------------------------------------------------------------- MultiheadAttention
+
+namespace {
+MultiheadAttentionOptions checked(MultiheadAttentionOptions o) {
+  const auto fail = [](const std::string& what) { throw std::invalid_argument("MultiheadAttention: " + what); };
+  if (o.embed_dim <= 0 || o.num_heads <= 0) fail("embed_dim and num_heads must be positive");
+  if (o.embed_dim % o.num_heads != 0)
+    fail("embed_dim " + std::to_string(o.embed_dim) + " is not divisible by num_heads " + std::to_string(o.num_heads));
+  if (o.num_kv_heads == 0) o.num_kv_heads = o.num_heads;
+  if (o.num_kv_heads < 0 || o.num_heads % o.num_kv_heads != 0)
+    fail("num_heads " + std::to_string(o.num_heads) + " is not a multiple of num_kv_heads " +
+         std::to_string(o.num_kv_heads));
+  if (o.kdim == 0) o.kdim = o.embed_dim;
+  if (o.vdim == 0) o.vdim = o.embed_dim;
+  if (o.kdim < 0 || o.vdim < 0) fail("kdim and vdim must be positive");
+  if (!(o.dropout >= 0.0 && o.dropout < 1.0)) fail("dropout must be in [0, 1)");
+  return o;
+}
+
+// Rows [begin, end) of a weight or bias: the part of a fused projection for q, k or v.
+Tensor rows(const Tensor& t, std::int64_t begin, std::int64_t end) {
+  return t.defined() ? slice(t, 0, begin, end) : Tensor();
+}
+
+void check_input(const Tensor& t, const char* name, std::int64_t width) {
+  if (!t.defined() || t.dim() != 3 || t.size(2) != width)
+    throw std::invalid_argument(std::string("MultiheadAttention: ") + name + " of shape " +
+                                (t.defined() ? shape_str(t.shape()) : "undefined") + " is not (B, T, " +
+                                std::to_string(width) + ")");
+}
+}  // namespace
+
+MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Generator& gen)
+    : options(checked(o)),
+      head_dim(options.embed_dim / options.num_heads),
+      num_kv_heads(options.num_kv_heads) {
+  const std::int64_t C = options.embed_dim, KV = num_kv_heads * head_dim;
+  const bool same = options.kdim == C && options.vdim == C && num_kv_heads == options.num_heads;
+  if (same) {
+    in_proj_weight = register_parameter("in_proj_weight", empty({3 * C, C}));
+    init::xavier_uniform_(in_proj_weight, 1.0, gen);
+  } else {
+    q_proj_weight = register_parameter("q_proj_weight", empty({C, C}));
+    k_proj_weight = register_parameter("k_proj_weight", empty({KV, options.kdim}));
+    v_proj_weight = register_parameter("v_proj_weight", empty({KV, options.vdim}));
+    init::xavier_uniform_(q_proj_weight, 1.0, gen);
+    init::xavier_uniform_(k_proj_weight, 1.0, gen);
+    init::xavier_uniform_(v_proj_weight, 1.0, gen);
+  }
+  if (options.bias) in_proj_bias = register_parameter("in_proj_bias", zeros({C + 2 * KV}));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(C, C, options.bias, gen));
+  if (options.bias) init::zeros_(out_proj->bias);
+}
+
+AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                            const AttentionMask& mask, AttentionWeights weights,
+                                            KVCache* cache) const {
+  const std::int64_t C = options.embed_dim, H = options.num_heads, KV = num_kv_heads * head_dim;
+  const bool reuse_memory = cache && cache->kind() == KVCache::Kind::memory && !cache->empty();
+  check_input(query, "query", C);
+  if (!reuse_memory) {
+    check_input(key, "key", options.kdim);
+    check_input(value, "value", options.vdim);
+    if (key.size(0) != query.size(0) || value.size(0) != query.size(0) || value.size(1) != key.size(1))
+      throw std::invalid_argument("MultiheadAttention: query " + shape_str(query.shape()) + ", key " +
+                                  shape_str(key.shape()) + " and value " + shape_str(value.shape()) +
+                                  " need one batch size, and key and value one length");
+  }
+
+  // Projections: one matmul for q, k and v in self-attention, one for k and v when they share
+  // an input; the pieces are column slices of its (B, T, 3C) result, split into heads as views.
+  Tensor q, k, v;  // (B, T, C), (B, Tk, Hkv D), (B, Tk, Hkv D)
+  const Tensor& b = in_proj_bias;
+  if (packed()) {
+    const Tensor& w = in_proj_weight;
+    if (!reuse_memory && query.impl() == key.impl() && key.impl() == value.impl()) {
+      const Tensor qkv = linear(query, w, b);  // (B, T, 3C)
+      q = slice(qkv, 2, 0, C);
+      k = slice(qkv, 2, C, 2 * C);
+      v = slice(qkv, 2, 2 * C, 3 * C);
+    } else {
+      q = linear(query, rows(w, 0, C), rows(b, 0, C));
+      if (!reuse_memory && key.impl() == value.impl()) {
+        const Tensor kv = linear(key, rows(w, C, 3 * C), rows(b, C, 3 * C));  // (B, Tk, 2C)
+        k = slice(kv, 2, 0, C);
+        v = slice(kv, 2, C, 2 * C);
+      } else if (!reuse_memory) {
+        k = linear(key, rows(w, C, 2 * C), rows(b, C, 2 * C));
+        v = linear(value, rows(w, 2 * C, 3 * C), rows(b, 2 * C, 3 * C));
+      }
+    }
+  } else {
+    q = linear(query, q_proj_weight, rows(b, 0, C));
+    if (!reuse_memory) {
+      k = linear(key, k_proj_weight, rows(b, C, C + KV));
+      v = linear(value, v_proj_weight, rows(b, C + KV, C + 2 * KV));
+    }
+  }
+
+  const Tensor qh = split_heads(q, H);  // (B, H, Tq, D)
+  Tensor kh, vh;                        // (B, Hkv, Tk, D)
+  if (!reuse_memory) {
+    kh = split_heads(k, num_kv_heads);
+    vh = split_heads(v, num_kv_heads);
+  }
+  if (cache) {
+    if (!reuse_memory) cache->append(kh, vh);
+    if (cache->keys().size(0) != query.size(0))
+      throw std::invalid_argument("MultiheadAttention: the cache holds batch " + std::to_string(cache->keys().size(0)) +
+                                  " but the query has batch " + std::to_string(query.size(0)));
+    kh = cache->keys();
+    vh = cache->values();
+  }
+
+  const double p = is_training() ? options.dropout : 0.0;
+  const AttentionWeights per_head = weights == AttentionWeights::none ? weights : AttentionWeights::per_head;
+  AttentionResult r = scaled_dot_product_attention(qh, kh, vh, mask, p, per_head, std::nullopt, options.dropout_generator);
+  r.output = out_proj->forward(combine_heads(r.output));  // (B, Tq, C)
+  if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)
+  return r;
+}
+
+std::string MultiheadAttention::repr() const {
+  std::ostringstream os;
+  os << "MultiheadAttention(embed_dim=" << options.embed_dim << ", num_heads=" << options.num_heads;
+  if (num_kv_heads != options.num_heads) os << ", num_kv_heads=" << num_kv_heads;
+  if (options.kdim != options.embed_dim) os << ", kdim=" << options.kdim;
+  if (options.vdim != options.embed_dim) os << ", vdim=" << options.vdim;
+  os << ", bias=" << (options.bias ? "true" : "false") << ", dropout=" << options.dropout << ")";
+  return os.str();
+}
+
+}  // namespace rune::nn

@@ -1,0 +1,109 @@
+// Attention: scaled dot-product attention (functional), the KV cache for autoregressive decoding,
+// and MultiheadAttention with grouped-query / multi-query heads.
+//
+// Legend: B batch, Tq queries, Tk keys, C embed_dim, H query heads, Hkv key/value heads,
+// D = C / H head dim, G = H / Hkv query heads per key/value head.
+//
+// Masks (AttentionMask, autograd/ops.hpp) name what they block: key_padding_mask true marks a
+// padding key, `blocked` true forbids a (query, key) pair, `bias` is added to the scores. A query
+// left with no key attends nothing: its output and gradient are zero (PyTorch gives NaN there).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "nn/linear.hpp"
+#include "nn/module.hpp"
+
+namespace rune::nn {
+
+// Which attention weights to return: none (the fast fused path), one map per head (B, H, Tq, Tk),
+// or their mean over heads (B, Tq, Tk) as PyTorch's average_attn_weights=True.
+enum class AttentionWeights { none, per_head, averaged };
+
+struct AttentionResult {
+  Tensor output;   // (B, H, Tq, Dv) from the functional form, (B, Tq, C) from MultiheadAttention
+  Tensor weights;  // the softmax probabilities before dropout; undefined unless asked for
+};
+
+// softmax(q k^T * scale + masks) v with dropout on the weights. q (B, H, Tq, D), k (B, Hkv, Tk,
+// D), v (B, Hkv, Tk, Dv). Without weights this is one fused op (autograd/attention.cpp); with
+// them the weights are an op of their own, then dropout and a matmul per key/value head.
+AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const AttentionMask& mask = {}, double dropout_p = 0.0,
+                                             AttentionWeights weights = AttentionWeights::none,
+                                             std::optional<double> scale = std::nullopt, Generator* gen = nullptr);
+
+// (B, T, H * D) -> (B, H, T, D) as a view (no copy), and back (a view when the heads were laid
+// out by split_heads or by the fused attention, else a copy).
+Tensor split_heads(const Tensor& x, std::int64_t heads);
+Tensor combine_heads(const Tensor& x);
+
+// Keys and values of the steps decoded so far, (B, Hkv, T, D). A self-attention cache grows by
+// each step's new keys; a memory cache (cross-attention over an encoder output) is filled once,
+// on the first call, and reused. Without grad mode the cache grows in place in a buffer that
+// doubles, so a step costs O(1) copies; under grad mode it concatenates (differentiably).
+class KVCache {
+ public:
+  enum class Kind { self_attention, memory };
+  explicit KVCache(Kind kind = Kind::self_attention) : kind_(kind) {}
+  Kind kind() const { return kind_; }
+  bool empty() const { return length_ == 0; }
+  std::int64_t length() const { return length_; }
+  const Tensor& keys() const { return k_; }
+  const Tensor& values() const { return v_; }
+  void append(const Tensor& k, const Tensor& v);  // (B, Hkv, Tnew, D) each
+  // Keeps the first `length` positions (rolling back steps, e.g. a rejected beam or draft).
+  void truncate(std::int64_t length);
+  void reset();
+
+ private:
+  Kind kind_;
+  Tensor k_, v_;          // the valid prefix: views of the buffers, or concatenations
+  Tensor k_buf_, v_buf_;  // capacity buffers (no-grad growth)
+  std::int64_t length_ = 0;
+};
+
+struct MultiheadAttentionOptions {
+  std::int64_t embed_dim = 0;
+  std::int64_t num_heads = 1;
+  std::int64_t num_kv_heads = 0;  // 0: num_heads. 1: multi-query; in between: grouped-query
+  bool bias = true;
+  double dropout = 0.0;           // on the attention weights, in training mode
+  std::int64_t kdim = 0, vdim = 0;  // widths of key and value inputs; 0: embed_dim
+  Generator* dropout_generator = nullptr;  // null: the default generator
+};
+
+// torch.nn.MultiheadAttention (batch_first) plus grouped-query heads and a KV cache.
+// Parameters, in PyTorch's names and order:
+//   same widths and heads: in_proj_weight (3C, C), in_proj_bias (3C)
+//   otherwise:             q_proj_weight (C, C), k_proj_weight (Hkv D, kdim),
+//                          v_proj_weight (Hkv D, vdim), in_proj_bias (C + 2 Hkv D)
+//   then out_proj.weight (C, C), out_proj.bias (C). No biases at all when bias = false.
+// Init as PyTorch: xavier_uniform projections, zero in_proj_bias and out_proj.bias.
+class MultiheadAttention : public Module {
+ public:
+  explicit MultiheadAttention(const MultiheadAttentionOptions& options, Generator& gen = default_generator());
+
+  // query (B, Tq, C), key (B, Tk, kdim), value (B, Tk, vdim) -> output (B, Tq, C).
+  // Self-attention passes the same tensor three times (one projection matmul for q, k and v).
+  // With a cache: a self_attention cache appends this call's keys and values and attends over
+  // all of them (use mask.causal for a causal decoder; it aligns to the end of the keys); a
+  // memory cache projects key/value on its first call only.
+  AttentionResult forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                          const AttentionMask& mask = {}, AttentionWeights weights = AttentionWeights::none,
+                          KVCache* cache = nullptr) const;
+  std::string repr() const override;
+
+  const MultiheadAttentionOptions options;
+  const std::int64_t head_dim, num_kv_heads;
+  Tensor in_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight, in_proj_bias;
+  std::shared_ptr<Linear> out_proj;
+
+ private:
+  bool packed() const { return in_proj_weight.defined(); }
+};
+
+}  // namespace rune::nn

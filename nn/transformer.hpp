@@ -1,0 +1,162 @@
+// The Transformer's layers and stacks, as torch.nn (batch_first = true), with PyTorch's
+// parameter names: self_attn, multihead_attn, linear1, linear2, norm1..norm3, layers.N,
+// encoder, decoder, norm.
+//
+// Legend: B batch, S source length, T target length, C d_model, F dim_feedforward.
+//
+// post-LN (norm_first = false), as Vaswani et al.:  x = norm1(x + sa(x)); x = norm2(x + ff(x))
+// pre-LN  (norm_first = true):                      x = x + sa(norm1(x)); x = x + ff(norm2(x))
+// The decoder adds cross-attention over the encoder output (memory) between the two, with norm2,
+// and its feed-forward moves to norm3.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "nn/attention.hpp"
+#include "nn/dropout.hpp"
+#include "nn/layer_norm.hpp"
+#include "nn/linear.hpp"
+
+namespace rune::nn {
+
+enum class Activation { relu, gelu };
+std::string activation_name(Activation a);
+Activation activation_from_name(const std::string& name);  // "relu" or "gelu", else throws
+
+// The position-wise feed-forward block: linear2(dropout(activation(linear1(x)))).
+class FeedForward : public Module {
+ public:
+  FeedForward(std::int64_t d_model, std::int64_t dim_feedforward, double dropout = 0.1,
+              Activation activation = Activation::gelu, Generator& gen = default_generator(),
+              Generator* dropout_generator = nullptr);
+  Tensor forward(const Tensor& x) const;  // (..., C) -> (..., C)
+  std::string repr() const override;
+
+  const Activation activation;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<Dropout> dropout;
+};
+
+struct TransformerLayerOptions {
+  std::int64_t d_model = 512;
+  std::int64_t nhead = 8;
+  std::int64_t dim_feedforward = 2048;
+  double dropout = 0.1;
+  Activation activation = Activation::relu;
+  double layer_norm_eps = 1e-5;
+  bool norm_first = false;
+  bool bias = true;
+  std::int64_t num_kv_heads = 0;           // 0: nhead (see MultiheadAttentionOptions)
+  Generator* dropout_generator = nullptr;  // null: the default generator
+};
+
+class TransformerEncoderLayer : public Module {
+ public:
+  explicit TransformerEncoderLayer(const TransformerLayerOptions& options, Generator& gen = default_generator());
+  // src (B, S, C); src_mask: the self-attention's masks (key padding, blocked, causal).
+  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {}) const;
+  std::string repr() const override;
+
+  const TransformerLayerOptions options;
+  std::shared_ptr<MultiheadAttention> self_attn;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+  std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+
+ private:
+  Tensor feed_forward(const Tensor& x) const;
+};
+
+// The caches of one decoder layer: its self-attention's growing keys and values, and the
+// encoder memory's keys and values projected once.
+struct DecoderLayerCache {
+  KVCache self_attn{KVCache::Kind::self_attention};
+  KVCache cross_attn{KVCache::Kind::memory};
+};
+
+class TransformerDecoderLayer : public Module {
+ public:
+  explicit TransformerDecoderLayer(const TransformerLayerOptions& options, Generator& gen = default_generator());
+  // tgt (B, T, C), memory (B, S, C). tgt_mask masks the self-attention (set causal = true for a
+  // causal decoder), memory_mask the cross-attention. With a cache, tgt holds only the new
+  // positions and the self-attention sees every cached one.
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask = {},
+                 const AttentionMask& memory_mask = {}, DecoderLayerCache* cache = nullptr) const;
+  std::string repr() const override;
+
+  const TransformerLayerOptions options;
+  std::shared_ptr<MultiheadAttention> self_attn, multihead_attn;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<LayerNorm> norm1, norm2, norm3;
+  std::shared_ptr<Dropout> dropout, dropout1, dropout2, dropout3;
+
+ private:
+  Tensor feed_forward(const Tensor& x) const;
+};
+
+class TransformerEncoder : public Module {
+ public:
+  // num_layers layers of these options, then a LayerNorm named "norm" if final_norm.
+  TransformerEncoder(const TransformerLayerOptions& layer, std::int64_t num_layers, bool final_norm,
+                     Generator& gen = default_generator());
+  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {}) const;
+  std::string repr() const override;
+
+  std::shared_ptr<ModuleList<TransformerEncoderLayer>> layers;
+  std::shared_ptr<LayerNorm> norm;  // null without final_norm
+};
+
+// One DecoderLayerCache per layer; length() positions decoded so far.
+struct DecoderCache {
+  std::vector<DecoderLayerCache> layers;
+  std::int64_t length() const { return layers.empty() ? 0 : layers.front().self_attn.length(); }
+};
+
+class TransformerDecoder : public Module {
+ public:
+  TransformerDecoder(const TransformerLayerOptions& layer, std::int64_t num_layers, bool final_norm,
+                     Generator& gen = default_generator());
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask = {},
+                 const AttentionMask& memory_mask = {}, DecoderCache* cache = nullptr) const;
+  DecoderCache make_cache() const;  // empty caches, one per layer
+  std::string repr() const override;
+
+  std::shared_ptr<ModuleList<TransformerDecoderLayer>> layers;
+  std::shared_ptr<LayerNorm> norm;
+};
+
+struct TransformerOptions {
+  std::int64_t d_model = 512;
+  std::int64_t nhead = 8;
+  std::int64_t num_encoder_layers = 6;
+  std::int64_t num_decoder_layers = 6;
+  std::int64_t dim_feedforward = 2048;
+  double dropout = 0.1;
+  Activation activation = Activation::relu;
+  double layer_norm_eps = 1e-5;
+  bool norm_first = false;
+  bool bias = true;
+  std::int64_t num_kv_heads = 0;
+  Generator* dropout_generator = nullptr;
+  TransformerLayerOptions layer() const;
+};
+
+// torch.nn.Transformer: an encoder and a decoder, each ending in a LayerNorm, every weight
+// matrix re-initialised xavier_uniform as PyTorch does. Embeddings and the output projection
+// belong to the model that uses it.
+class Transformer : public Module {
+ public:
+  explicit Transformer(const TransformerOptions& options, Generator& gen = default_generator());
+  // src (B, S, C), tgt (B, T, C) -> (B, T, C). The memory's key padding usually equals the
+  // source's: pass src_mask.key_padding_mask in memory_mask too.
+  Tensor forward(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask = {},
+                 const AttentionMask& tgt_mask = {}, const AttentionMask& memory_mask = {}) const;
+  std::string repr() const override;
+
+  const TransformerOptions options;
+  std::shared_ptr<TransformerEncoder> encoder;
+  std::shared_ptr<TransformerDecoder> decoder;
+};
+
+}  // namespace rune::nn

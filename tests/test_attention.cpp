@@ -1,0 +1,436 @@
+// Attention: the fused ops (autograd/attention.cpp) against attention composed from primitive
+// ops, forward and gradients, for every mask kind, grouped heads, strided inputs and dropout;
+// rows with every key masked; the KV cache; MultiheadAttention's behaviour (PyTorch parity is in
+// tests/parity/).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "autograd/tape.hpp"
+#include "nn/attention.hpp"
+
+namespace rune {
+namespace {
+
+using nn::AttentionWeights;
+
+double max_abs(const Tensor& t) {
+  const Tensor c = to_dtype(t.detach(), DType::float64).contiguous();
+  double m = 0;
+  for (std::int64_t i = 0; i < c.numel(); ++i) m = std::max(m, std::abs(c.data<double>()[i]));
+  return m;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  return max_abs(to_dtype(a.detach(), DType::float64) - to_dtype(b.detach(), DType::float64));
+}
+
+bool all_finite(const Tensor& t) {
+  const Tensor c = to_dtype(t, DType::float64).contiguous();
+  const double* p = c.data<double>();
+  for (std::int64_t i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+Tensor bool_mask(const std::vector<std::int64_t>& v, const Shape& shape) {
+  return to_dtype(from_vector(v, shape), DType::bool_);
+}
+
+// softmax(q k^T * scale + bias, masked) v from primitive ops; kv heads repeated for grouped
+// queries. Rows must keep at least one key (a fully masked row is NaN here, as in PyTorch).
+Tensor reference_weights(const Tensor& q, const Tensor& k, const AttentionMask& m) {
+  const std::int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), Tk = k.size(2), G = H / k.size(1);
+  std::vector<Tensor> heads;
+  for (std::int64_t h = 0; h < H; ++h) heads.push_back(slice(k, 1, h / G, h / G + 1));
+  const Tensor kr = concat(heads, 1);  // (B, H, Tk, D)
+  Tensor s = matmul(q, transpose(kr, -1, -2)) * (1.0 / std::sqrt(static_cast<double>(q.size(3))));
+  if (m.bias.defined()) s = s + m.bias;
+  std::vector<std::int64_t> blocked(static_cast<std::size_t>(B * H * Tq * Tk), 0);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t i = 0; i < Tq; ++i)
+        for (std::int64_t j = 0; j < Tk; ++j) {
+          bool x = m.causal && j > i + Tk - Tq;
+          if (m.key_padding_mask.defined()) x = x || to_dtype(m.key_padding_mask, DType::int64).data<std::int64_t>()[b * Tk + j];
+          if (m.blocked.defined()) {
+            const Tensor e = expand(m.blocked, {B, H, Tq, Tk}).contiguous();
+            x = x || e.data<bool>()[((b * H + h) * Tq + i) * Tk + j];
+          }
+          blocked[static_cast<std::size_t>(((b * H + h) * Tq + i) * Tk + j)] = x;
+        }
+  s = masked_fill(s, bool_mask(blocked, {B, H, Tq, Tk}), -std::numeric_limits<double>::infinity());
+  return softmax(s, -1);
+}
+
+Tensor reference_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& m) {
+  const std::int64_t H = q.size(1), G = H / k.size(1);
+  std::vector<Tensor> heads;
+  for (std::int64_t h = 0; h < H; ++h) heads.push_back(slice(v, 1, h / G, h / G + 1));
+  return matmul(reference_weights(q, k, m), concat(heads, 1));
+}
+
+struct Case {
+  const char* name;
+  std::int64_t B, H, Hkv, Tq, Tk, D;
+  std::function<AttentionMask(std::int64_t B, std::int64_t H, std::int64_t Tq, std::int64_t Tk)> mask;
+};
+
+std::vector<Case> cases() {
+  return {
+      {"plain", 2, 4, 4, 5, 7, 8, [](auto, auto, auto, auto) { return AttentionMask{}; }},
+      {"causal", 2, 3, 3, 6, 6, 4, [](auto, auto, auto, auto) { return AttentionMask{true, {}, {}, {}}; }},
+      {"causal_offset", 2, 2, 2, 3, 7, 4, [](auto, auto, auto, auto) { return AttentionMask{true, {}, {}, {}}; }},
+      {"key_padding", 2, 2, 2, 4, 6, 4,
+       [](auto, auto, auto, auto) {
+         return AttentionMask{false, bool_mask({0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1}, {2, 6}), {}, {}};
+       }},
+      {"blocked_2d", 1, 2, 2, 3, 4, 4,
+       [](auto, auto, auto, auto) {
+         return AttentionMask{false, {}, bool_mask({0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1}, {3, 4}), {}};
+       }},
+      {"bias_4d", 2, 2, 2, 3, 5, 4,
+       [](std::int64_t B, std::int64_t H, std::int64_t Tq, std::int64_t Tk) {
+         Generator g(7);
+         return AttentionMask{false, {}, {}, randn({B, H, Tq, Tk}, g, DType::float64)};
+       }},
+      {"gqa_causal_padding", 2, 4, 2, 5, 5, 4,
+       [](auto, auto, auto, auto) {
+         return AttentionMask{true, bool_mask({0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, {2, 5}), {}, {}};
+       }},
+      {"mqa_bias_2d", 1, 4, 1, 3, 6, 8,
+       [](std::int64_t, std::int64_t, std::int64_t Tq, std::int64_t Tk) {
+         Generator g(9);
+         return AttentionMask{false, {}, {}, randn({Tq, Tk}, g, DType::float64)};
+       }},
+  };
+}
+
+class AttentionOps : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AttentionOps, FusedAndWeightsOpsMatchTheComposition) {
+  const Case& c = GetParam();
+  Generator g(1);
+  const Tensor q = randn({c.B, c.H, c.Tq, c.D}, g, DType::float64).requires_grad_();
+  const Tensor k = randn({c.B, c.Hkv, c.Tk, c.D}, g, DType::float64).requires_grad_();
+  const Tensor v = randn({c.B, c.Hkv, c.Tk, c.D}, g, DType::float64).requires_grad_();
+  const Tensor w_out = randn({c.B, c.H, c.Tq, c.D}, g, DType::float64);
+  const Tensor w_p = randn({c.B, c.H, c.Tq, c.Tk}, g, DType::float64);
+  const AttentionMask m = c.mask(c.B, c.H, c.Tq, c.Tk);
+
+  const auto grads = [&](const Tensor& loss) {
+    q.zero_grad();
+    k.zero_grad();
+    v.zero_grad();
+    loss.backward();
+    return std::vector<Tensor>{q.grad().clone(), k.grad().clone(), v.grad().clone()};
+  };
+  const Tensor ref_out = reference_attention(q, k, v, m);
+  const auto ref_g = grads(sum(ref_out * w_out));
+  const Tensor fused = attention(q, k, v, m);
+  const auto fused_g = grads(sum(fused * w_out));
+  EXPECT_LT(max_abs_diff(fused, ref_out), 1e-12) << c.name;
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(fused_g[i], ref_g[i]), 1e-12) << c.name << " grad " << i;
+
+  const Tensor ref_p = reference_weights(q, k, m);
+  const auto ref_pg = grads(sum(ref_p * w_p));
+  const Tensor p = attention_weights(q, k, m);
+  const auto pg = grads(sum(p * w_p));
+  EXPECT_LT(max_abs_diff(p, ref_p), 1e-12) << c.name;
+  EXPECT_LT(max_abs_diff(pg[0], ref_pg[0]), 1e-12) << c.name;
+  EXPECT_LT(max_abs_diff(pg[1], ref_pg[1]), 1e-12) << c.name;
+
+  // the functional form's two paths agree, and its weights are the probabilities
+  const nn::AttentionResult r = nn::scaled_dot_product_attention(q, k, v, m, 0.0, AttentionWeights::per_head);
+  EXPECT_LT(max_abs_diff(r.output, fused), 1e-12) << c.name;
+  EXPECT_LT(max_abs_diff(r.weights, p), 1e-15) << c.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Masks, AttentionOps, ::testing::ValuesIn(cases()),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Attention, Float32FusedKernelMatchesFloat64OnLargeShapes) {
+  // big enough for the per-head parallel path: 8 x 8 heads of 64 x 64
+  Generator g(3);
+  const Tensor q = randn({8, 8, 64, 32}, g, DType::float64), k = randn({8, 8, 64, 32}, g, DType::float64),
+               v = randn({8, 8, 64, 32}, g, DType::float64);
+  const AttentionMask m{true, {}, {}, {}};
+  const Tensor want = attention(q, k, v, m);
+  const Tensor got = attention(to_dtype(q, DType::float32), to_dtype(k, DType::float32), to_dtype(v, DType::float32), m);
+  EXPECT_LT(max_abs_diff(got, want), 2e-5);
+}
+
+TEST(Attention, StridedHeadsAreReadInPlaceWithTheSameResult) {
+  // q, k, v as head views of one fused (B, T, 3C) projection, as MultiheadAttention makes them
+  Generator g(4);
+  const Tensor qkv = randn({2, 5, 3 * 12}, g, DType::float64).requires_grad_();
+  const Tensor q = nn::split_heads(slice(qkv, 2, 0, 12), 3), k = nn::split_heads(slice(qkv, 2, 12, 24), 3),
+               v = nn::split_heads(slice(qkv, 2, 24, 36), 3);
+  EXPECT_FALSE(q.is_contiguous());
+  EXPECT_EQ(q.stride(2), 36) << "split_heads of a column slice must stay a view";
+  const Tensor w = randn({2, 3, 5, 4}, g, DType::float64);
+  const Tensor out = attention(q, k, v, AttentionMask{true, {}, {}, {}});
+  sum(out * w).backward();
+  const Tensor grad_views = qkv.grad().clone();
+  qkv.zero_grad();
+  const auto contiguous_head = [&](std::int64_t begin) { return nn::split_heads(slice(qkv, 2, begin, begin + 12), 3).contiguous(); };
+  const Tensor out2 = attention(contiguous_head(0), contiguous_head(12), contiguous_head(24), AttentionMask{true, {}, {}, {}});
+  sum(out2 * w).backward();
+  EXPECT_LT(max_abs_diff(out, out2), 1e-15);
+  EXPECT_LT(max_abs_diff(qkv.grad(), grad_views), 1e-15);
+  // the fused result is laid out (B, Tq, H, D): combining heads is a view
+  EXPECT_TRUE(permute(out, {0, 2, 1, 3}).is_contiguous());
+}
+
+TEST(Attention, AQueryWithEveryKeyMaskedGivesZerosNotNaN) {
+  Generator g(5);
+  const Tensor q = randn({2, 2, 3, 4}, g, DType::float64).requires_grad_();
+  const Tensor k = randn({2, 2, 4, 4}, g, DType::float64).requires_grad_();
+  const Tensor v = randn({2, 2, 4, 4}, g, DType::float64).requires_grad_();
+  // batch 0 pads every key; in batch 1 query 1 is blocked from all keys by the general mask
+  AttentionMask m;
+  m.key_padding_mask = bool_mask({1, 1, 1, 1, 0, 0, 0, 0}, {2, 4});
+  m.blocked = bool_mask({0, 0, 0, 0, /**/ 1, 1, 1, 1, /**/ 0, 1, 0, 0}, {3, 4});
+  for (bool fused : {true, false}) {
+    q.zero_grad();
+    k.zero_grad();
+    v.zero_grad();
+    const nn::AttentionResult r =
+        nn::scaled_dot_product_attention(q, k, v, m, 0.0, fused ? AttentionWeights::none : AttentionWeights::per_head);
+    sum(r.output * r.output).backward();
+    EXPECT_TRUE(all_finite(r.output));
+    EXPECT_TRUE(all_finite(q.grad()) && all_finite(k.grad()) && all_finite(v.grad()));
+    EXPECT_EQ(max_abs(slice(r.output, 0, 0, 1)), 0.0) << "batch 0 attends nothing";
+    EXPECT_EQ(max_abs(slice(slice(r.output, 0, 1, 2), 2, 1, 2)), 0.0) << "query 1 of batch 1";
+    EXPECT_GT(max_abs(slice(slice(r.output, 0, 1, 2), 2, 0, 1)), 0.0) << "other rows are untouched";
+    EXPECT_EQ(max_abs(slice(q.grad(), 0, 0, 1)), 0.0);
+    EXPECT_EQ(max_abs(slice(k.grad(), 0, 0, 1)), 0.0);
+    EXPECT_EQ(max_abs(slice(slice(q.grad(), 0, 1, 2), 2, 1, 2)), 0.0);
+    if (!fused) {
+      EXPECT_EQ(max_abs(slice(r.weights, 0, 0, 1)), 0.0);
+    }
+  }
+  // an additive mask of -inf everywhere in a row behaves the same
+  AttentionMask inf_row;
+  std::vector<double> bias(12, 0.0);
+  for (int j = 0; j < 4; ++j) bias[4 + j] = -std::numeric_limits<double>::infinity();
+  inf_row.bias = from_vector(bias, {3, 4});
+  const Tensor out = attention(q, k, v, inf_row);
+  EXPECT_TRUE(all_finite(out));
+  EXPECT_EQ(max_abs(slice(out, 2, 1, 2)), 0.0);
+}
+
+TEST(Attention, DropoutDropsTheSameWeightsInTheFusedAndComposedPaths) {
+  Generator g(6);
+  const Tensor q = randn({2, 4, 6, 8}, g, DType::float64).requires_grad_();
+  const Tensor k = randn({2, 2, 6, 8}, g, DType::float64).requires_grad_();
+  const Tensor v = randn({2, 2, 6, 8}, g, DType::float64).requires_grad_();
+  const Tensor w = randn({2, 4, 6, 8}, g, DType::float64);
+  const AttentionMask m{true, {}, {}, {}};
+  Generator d1(42), d2(42);
+  const Tensor fused = attention(q, k, v, m, std::nullopt, 0.3, &d1);
+  sum(fused * w).backward();
+  const Tensor gq = q.grad().clone(), gk = k.grad().clone(), gv = v.grad().clone();
+  q.zero_grad();
+  k.zero_grad();
+  v.zero_grad();
+  const nn::AttentionResult composed = nn::scaled_dot_product_attention(q, k, v, m, 0.3, AttentionWeights::per_head,
+                                                                        std::nullopt, &d2);
+  sum(composed.output * w).backward();
+  EXPECT_LT(max_abs_diff(fused, composed.output), 1e-12);
+  EXPECT_LT(max_abs_diff(gq, q.grad()), 1e-12);
+  EXPECT_LT(max_abs_diff(gk, k.grad()), 1e-12);
+  EXPECT_LT(max_abs_diff(gv, v.grad()), 1e-12);
+  EXPECT_GT(max_abs_diff(fused, attention(q, k, v, m)), 1e-3) << "dropout changed nothing";
+  // the returned weights are the probabilities before dropout: rows sum to 1
+  EXPECT_LT(max_abs_diff(sum(composed.weights, {-1}), ones({2, 4, 6}, DType::float64)), 1e-12);
+}
+
+TEST(Attention, BadShapesAndMasksAreRefusedByName) {
+  const Tensor q = zeros({2, 4, 3, 8}), k = zeros({2, 2, 5, 8}), v = zeros({2, 2, 5, 8});
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_NE(message([&] { attention(q, zeros({2, 3, 5, 8}), zeros({2, 3, 5, 8})); }).find("multiple of the key/value heads"),
+            std::string::npos);
+  EXPECT_NE(message([&] { attention(q, zeros({2, 2, 5, 4}), v); }).find("q [2,4,3,8], k [2,2,5,4]"), std::string::npos);
+  EXPECT_NE(message([&] { attention(zeros({4, 3, 8}), k, v); }).find("(B, H, T, D)"), std::string::npos);
+  AttentionMask pad;
+  pad.key_padding_mask = zeros({2, 4}, DType::bool_);
+  EXPECT_NE(message([&] { attention(q, k, v, pad); }).find("key_padding_mask has shape [2,4] but must be (B, Tk) = [2,5]"),
+            std::string::npos);
+  AttentionMask blocked;
+  blocked.blocked = zeros({3, 4}, DType::bool_);
+  EXPECT_NE(message([&] { attention(q, k, v, blocked); }).find("blocked mask of shape [3,4] does not broadcast"),
+            std::string::npos);
+  AttentionMask float_as_bool;
+  float_as_bool.blocked = zeros({3, 5});
+  EXPECT_NE(message([&] { attention(q, k, v, float_as_bool); }).find("blocked mask"), std::string::npos);
+  AttentionMask bool_as_bias;
+  bool_as_bias.bias = zeros({3, 5}, DType::bool_);
+  EXPECT_NE(message([&] { attention(q, k, v, bool_as_bias); }).find("AttentionMask::blocked"), std::string::npos);
+  EXPECT_NE(message([&] { attention(q, k, v, {}, std::nullopt, 1.0); }).find("dropout_p"), std::string::npos);
+}
+
+// ------------------------------------------------------------------------- KV cache
+
+TEST(KVCache, GrowsInPlaceWithoutGradAndByConcatenationWithGrad) {
+  Generator g(8);
+  nn::KVCache cache;
+  std::vector<Tensor> ks, vs;
+  NoGradGuard no_grad;
+  for (int step = 0; step < 40; ++step) {  // crosses the initial capacity of 16 twice
+    ks.push_back(randn({2, 3, step % 3 + 1, 4}, g));
+    vs.push_back(randn({2, 3, step % 3 + 1, 5}, g));
+    cache.append(ks.back(), vs.back());
+  }
+  EXPECT_EQ(cache.length(), concat(ks, 2).size(2));
+  EXPECT_EQ(max_abs_diff(cache.keys(), concat(ks, 2)), 0.0);
+  EXPECT_EQ(max_abs_diff(cache.values(), concat(vs, 2)), 0.0);
+  EXPECT_THROW(cache.append(randn({2, 3, 1, 6}, g), randn({2, 3, 1, 5}, g)), std::invalid_argument);
+  cache.reset();
+  EXPECT_TRUE(cache.empty());
+}
+
+TEST(KVCache, KeepsGradientsFlowingUnderGradMode) {
+  Generator g(9);
+  const Tensor k1 = randn({1, 1, 2, 3}, g).requires_grad_(), k2 = randn({1, 1, 1, 3}, g).requires_grad_();
+  nn::KVCache cache;
+  cache.append(k1, k1 * 2.0);
+  cache.append(k2, k2 * 2.0);
+  sum(cache.keys() + cache.values()).backward();
+  EXPECT_LT(max_abs_diff(k1.grad(), full({1, 1, 2, 3}, 3.0)), 1e-7);
+  EXPECT_LT(max_abs_diff(k2.grad(), full({1, 1, 1, 3}, 3.0)), 1e-7);
+}
+
+// ------------------------------------------------------------------------- MultiheadAttention
+
+nn::MultiheadAttentionOptions mha_options(std::int64_t C, std::int64_t H, std::int64_t Hkv = 0) {
+  nn::MultiheadAttentionOptions o;
+  o.embed_dim = C;
+  o.num_heads = H;
+  o.num_kv_heads = Hkv;
+  return o;
+}
+
+TEST(MultiheadAttention, ParameterNamesAndShapesArePyTorchs) {
+  Generator g(1);
+  const nn::MultiheadAttention packed(mha_options(32, 4), g);
+  std::vector<std::string> names;
+  for (const auto& [n, t] : packed.named_parameters()) names.push_back(n + " " + shape_str(t.shape()));
+  EXPECT_EQ(names, (std::vector<std::string>{"in_proj_weight [96,32]", "in_proj_bias [96]", "out_proj.weight [32,32]",
+                                             "out_proj.bias [32]"}));
+  const nn::MultiheadAttention gqa(mha_options(32, 4, 2), g);
+  names.clear();
+  for (const auto& [n, t] : gqa.named_parameters()) names.push_back(n + " " + shape_str(t.shape()));
+  EXPECT_EQ(names, (std::vector<std::string>{"q_proj_weight [32,32]", "k_proj_weight [16,32]", "v_proj_weight [16,32]",
+                                             "in_proj_bias [64]", "out_proj.weight [32,32]", "out_proj.bias [32]"}));
+  auto o = mha_options(32, 4);
+  o.kdim = 20;
+  o.bias = false;
+  const nn::MultiheadAttention cross(o, g);
+  names.clear();
+  for (const auto& [n, t] : cross.named_parameters()) names.push_back(n + " " + shape_str(t.shape()));
+  EXPECT_EQ(names, (std::vector<std::string>{"q_proj_weight [32,32]", "k_proj_weight [32,20]", "v_proj_weight [32,32]",
+                                             "out_proj.weight [32,32]"}));
+  // PyTorch's init: zero biases, xavier-uniform projections within sqrt(6 / (fan_in + fan_out))
+  EXPECT_EQ(max_abs(packed.in_proj_bias), 0.0);
+  EXPECT_EQ(max_abs(packed.out_proj->bias), 0.0);
+  const double bound = std::sqrt(6.0 / (32 + 96));
+  EXPECT_LE(max_abs(packed.in_proj_weight), bound);
+  EXPECT_GT(max_abs(packed.in_proj_weight), 0.9 * bound);
+}
+
+TEST(MultiheadAttention, InvalidOptionsNameTheProblem) {
+  EXPECT_THROW(nn::MultiheadAttention(mha_options(30, 4)), std::invalid_argument);
+  try {
+    nn::MultiheadAttention bad(mha_options(32, 4, 3));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("num_heads 4 is not a multiple of num_kv_heads 3"), std::string::npos);
+  }
+}
+
+TEST(MultiheadAttention, SelfCrossAndSeparateInputsAgree) {
+  // the same math whether q, k, v share one projection matmul, k and v share one, or none do
+  Generator g(2);
+  const nn::MultiheadAttention mha(mha_options(16, 4), g);
+  const Tensor x = randn({2, 5, 16}, g);
+  const Tensor fused = mha.forward(x, x, x).output;
+  const Tensor kv_shared = mha.forward(x.clone(), x, x).output;
+  const Tensor separate = mha.forward(x.clone(), x.clone(), x.clone()).output;
+  EXPECT_LT(max_abs_diff(fused, kv_shared), 1e-6);
+  EXPECT_LT(max_abs_diff(fused, separate), 1e-6);
+  const nn::AttentionResult avg = mha.forward(x, x, x, {}, AttentionWeights::averaged);
+  const nn::AttentionResult per = mha.forward(x, x, x, {}, AttentionWeights::per_head);
+  EXPECT_EQ(avg.weights.shape(), (Shape{2, 5, 5}));
+  EXPECT_EQ(per.weights.shape(), (Shape{2, 4, 5, 5}));
+  EXPECT_LT(max_abs_diff(avg.weights, mean(per.weights, {1})), 1e-7);
+  EXPECT_LT(max_abs_diff(per.output, fused), 1e-6);
+}
+
+// Decoding with the cache, one token at a time, equals running the whole prefix causally.
+void expect_cached_decoding_matches(std::int64_t H, std::int64_t Hkv) {
+  Generator g(3);
+  const nn::MultiheadAttention mha(mha_options(24, H, Hkv), g);
+  const Tensor x = randn({2, 7, 24}, g);
+  const Tensor full_out = mha.forward(x, x, x, AttentionMask{true, {}, {}, {}}).output;  // (B, T, C)
+  NoGradGuard no_grad;
+  nn::KVCache cache;
+  for (std::int64_t t = 0; t < 7; ++t) {
+    const Tensor step = slice(x, 1, t, t + 1);
+    const Tensor out = mha.forward(step, step, step, AttentionMask{true, {}, {}, {}}, AttentionWeights::none, &cache).output;
+    EXPECT_LT(max_abs_diff(out, slice(full_out, 1, t, t + 1)), 1e-5) << "H " << H << " Hkv " << Hkv << " step " << t;
+  }
+  EXPECT_EQ(cache.length(), 7);
+}
+
+TEST(MultiheadAttention, CachedDecodingMatchesTheFullPrefix) {
+  expect_cached_decoding_matches(4, 4);
+  expect_cached_decoding_matches(4, 2);
+  expect_cached_decoding_matches(4, 1);
+}
+
+TEST(MultiheadAttention, MemoryCacheProjectsTheEncoderOutputOnce) {
+  Generator g(4);
+  auto o = mha_options(16, 2);
+  o.kdim = o.vdim = 12;
+  const nn::MultiheadAttention mha(o, g);
+  const Tensor memory = randn({2, 6, 12}, g), q1 = randn({2, 1, 16}, g), q2 = randn({2, 1, 16}, g);
+  nn::KVCache cache(nn::KVCache::Kind::memory);
+  const Tensor a = mha.forward(q1, memory, memory, {}, AttentionWeights::none, &cache).output;
+  EXPECT_EQ(cache.length(), 6);
+  // the second call ignores key/value: the cached projection is used
+  const Tensor b = mha.forward(q2, Tensor(), Tensor(), {}, AttentionWeights::none, &cache).output;
+  EXPECT_EQ(cache.length(), 6);
+  EXPECT_LT(max_abs_diff(a, mha.forward(q1, memory, memory).output), 1e-6);
+  EXPECT_LT(max_abs_diff(b, mha.forward(q2, memory, memory).output), 1e-6);
+}
+
+TEST(MultiheadAttention, DropoutOnlyInTrainingMode) {
+  Generator g(5);
+  auto o = mha_options(16, 4);
+  o.dropout = 0.5;
+  nn::MultiheadAttention mha(o, g);
+  const Tensor x = randn({2, 5, 16}, g);
+  mha.eval();
+  const Tensor a = mha.forward(x, x, x).output, b = mha.forward(x, x, x).output;
+  EXPECT_EQ(max_abs_diff(a, b), 0.0);
+  mha.train();
+  EXPECT_GT(max_abs_diff(mha.forward(x, x, x).output, a), 1e-3);
+}
+
+}  // namespace
+}  // namespace rune

@@ -1,0 +1,183 @@
+// Transformer layers and stacks (nn/transformer.hpp): names, the pre-LN / post-LN wiring, masks,
+// dropout modes, and KV-cache decoding against the full prefix. PyTorch parity (values and
+// gradients of torch.nn.TransformerEncoderLayer, DecoderLayer and Transformer) is in tests/parity/.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "autograd/tape.hpp"
+#include "nn/transformer.hpp"
+
+namespace rune {
+namespace {
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  const Tensor d = to_dtype((a - b).detach(), DType::float64).contiguous();
+  double m = 0;
+  for (std::int64_t i = 0; i < d.numel(); ++i) m = std::max(m, std::abs(d.data<double>()[i]));
+  return m;
+}
+
+nn::TransformerLayerOptions small(bool norm_first, nn::Activation a = nn::Activation::relu, double dropout = 0.0) {
+  nn::TransformerLayerOptions o;
+  o.d_model = 16;
+  o.nhead = 4;
+  o.dim_feedforward = 32;
+  o.dropout = dropout;
+  o.activation = a;
+  o.norm_first = norm_first;
+  return o;
+}
+
+TEST(Transformer, NamesAreTorchNn) {
+  Generator g(0);
+  nn::TransformerOptions o;
+  o.d_model = 16;
+  o.nhead = 4;
+  o.num_encoder_layers = 2;
+  o.num_decoder_layers = 1;
+  o.dim_feedforward = 32;
+  const nn::Transformer t(o, g);
+  std::vector<std::string> names;
+  for (const auto& [n, p] : t.named_parameters()) names.push_back(n);
+  const std::vector<std::string> want = {
+      "encoder.layers.0.self_attn.in_proj_weight", "encoder.layers.0.self_attn.in_proj_bias",
+      "encoder.layers.0.self_attn.out_proj.weight", "encoder.layers.0.self_attn.out_proj.bias",
+      "encoder.layers.0.linear1.weight", "encoder.layers.0.linear1.bias", "encoder.layers.0.linear2.weight",
+      "encoder.layers.0.linear2.bias", "encoder.layers.0.norm1.weight", "encoder.layers.0.norm1.bias",
+      "encoder.layers.0.norm2.weight", "encoder.layers.0.norm2.bias"};
+  ASSERT_GE(names.size(), want.size());
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 12), want);
+  EXPECT_EQ(names[12], "encoder.layers.1.self_attn.in_proj_weight");
+  EXPECT_EQ(names[24], "encoder.norm.weight");
+  EXPECT_EQ(names[26], "decoder.layers.0.self_attn.in_proj_weight");
+  EXPECT_EQ(names[30], "decoder.layers.0.multihead_attn.in_proj_weight");
+  EXPECT_EQ(names.back(), "decoder.norm.bias");
+  EXPECT_EQ(names.size(), 26u + 4 + 4 + 4 + 6 + 2);
+}
+
+TEST(Transformer, EncoderLayerWiringPreAndPostNorm) {
+  for (bool pre : {false, true}) {
+    Generator g(1);
+    const nn::TransformerEncoderLayer layer(small(pre, nn::Activation::gelu), g);
+    const Tensor x = randn({2, 5, 16}, g);
+    const auto sa = [&](const Tensor& t) { return layer.self_attn->forward(t, t, t).output; };
+    const auto ff = [&](const Tensor& t) { return layer.linear2->forward(gelu(layer.linear1->forward(t))); };
+    Tensor want;
+    if (pre) {
+      const Tensor h = x + sa(layer.norm1->forward(x));
+      want = h + ff(layer.norm2->forward(h));
+    } else {
+      const Tensor h = layer.norm1->forward(x + sa(x));
+      want = layer.norm2->forward(h + ff(h));
+    }
+    EXPECT_LT(max_abs_diff(layer.forward(x), want), 1e-6) << (pre ? "pre-LN" : "post-LN");
+  }
+}
+
+TEST(Transformer, KeyPaddingChangesNothingForUnpaddedSequences) {
+  Generator g(2);
+  const nn::TransformerEncoderLayer layer(small(false), g);
+  const Tensor x = randn({2, 6, 16}, g);
+  AttentionMask pad;
+  pad.key_padding_mask = to_dtype(from_vector(std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, {2, 6}),
+                                  DType::bool_);
+  const Tensor masked = layer.forward(x, pad), plain = layer.forward(x);
+  EXPECT_LT(max_abs_diff(slice(masked, 0, 0, 1), slice(plain, 0, 0, 1)), 1e-6);
+  EXPECT_GT(max_abs_diff(slice(masked, 0, 1, 2), slice(plain, 0, 1, 2)), 1e-4);
+  // the padded batch entry equals running its 4 real tokens alone
+  const Tensor alone = layer.forward(slice(slice(x, 0, 1, 2), 1, 0, 4));
+  EXPECT_LT(max_abs_diff(slice(slice(masked, 0, 1, 2), 1, 0, 4), alone), 1e-5);
+}
+
+// Step-by-step decoding with caches gives the logits of running the whole prefix at once.
+void expect_cached_decoder_matches(bool norm_first, std::int64_t num_kv_heads) {
+  Generator g(3);
+  nn::TransformerLayerOptions o = small(norm_first);
+  o.num_kv_heads = num_kv_heads;
+  const nn::TransformerDecoder dec(o, 2, true, g);
+  const Tensor memory = randn({2, 7, 16}, g), tgt = randn({2, 6, 16}, g);
+  AttentionMask causal, memory_mask;
+  causal.causal = true;
+  memory_mask.key_padding_mask =
+      to_dtype(from_vector(std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, {2, 7}), DType::bool_);
+  const Tensor full = dec.forward(tgt, memory, causal, memory_mask);  // (B, T, C)
+  NoGradGuard no_grad;
+  nn::DecoderCache cache = dec.make_cache();
+  for (std::int64_t t = 0; t < 6; ++t) {
+    const Tensor step = dec.forward(slice(tgt, 1, t, t + 1), memory, causal, memory_mask, &cache);
+    EXPECT_LT(max_abs_diff(step, slice(full, 1, t, t + 1)), 1e-5)
+        << (norm_first ? "pre-LN" : "post-LN") << ", kv heads " << num_kv_heads << ", step " << t;
+  }
+  EXPECT_EQ(cache.length(), 6);
+  EXPECT_EQ(cache.layers[1].cross_attn.length(), 7);
+}
+
+TEST(Transformer, CachedDecodingMatchesTheFullPrefix) {
+  expect_cached_decoder_matches(false, 0);
+  expect_cached_decoder_matches(true, 0);
+  expect_cached_decoder_matches(false, 2);  // grouped-query
+  expect_cached_decoder_matches(true, 1);   // multi-query
+}
+
+TEST(Transformer, CausalDecoderOutputsDoNotSeeTheFuture) {
+  Generator g(4);
+  const nn::TransformerDecoderLayer layer(small(true), g);
+  const Tensor memory = randn({1, 4, 16}, g);
+  const Tensor tgt = randn({1, 5, 16}, g).requires_grad_();
+  AttentionMask causal;
+  causal.causal = true;
+  const Tensor y = layer.forward(tgt, memory, causal);
+  sum(slice(y, 1, 2, 3)).backward();  // output 2 depends on inputs 0..2 only
+  const Tensor gt = to_dtype(tgt.grad(), DType::float64).contiguous();
+  for (std::int64_t t = 0; t < 5; ++t) {
+    double m = 0;
+    for (std::int64_t c = 0; c < 16; ++c) m = std::max(m, std::abs(gt.data<double>()[t * 16 + c]));
+    if (t <= 2)
+      EXPECT_GT(m, 0.0) << t;
+    else
+      EXPECT_EQ(m, 0.0) << t;
+  }
+}
+
+TEST(Transformer, DropoutIsActiveInTrainingOnly) {
+  Generator g(5);
+  nn::TransformerEncoder enc(small(false, nn::Activation::relu, 0.3), 2, true, g);
+  const Tensor x = randn({2, 5, 16}, g);
+  enc.eval();
+  EXPECT_EQ(max_abs_diff(enc.forward(x), enc.forward(x)), 0.0);
+  enc.train();
+  EXPECT_GT(max_abs_diff(enc.forward(x), enc.forward(x)), 1e-3);
+}
+
+TEST(Transformer, BadOptionsAndShapesNameTheProblem) {
+  nn::TransformerLayerOptions o = small(false);
+  o.d_model = 18;
+  try {
+    nn::TransformerEncoderLayer bad(o);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("d_model 18 is not divisible by nhead 4"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(nn::activation_from_name("gelu"), nn::Activation::gelu);
+  EXPECT_THROW(nn::activation_from_name("swish"), std::invalid_argument);
+  Generator g(6);
+  nn::TransformerOptions t;
+  t.d_model = 16;
+  t.nhead = 4;
+  t.num_encoder_layers = t.num_decoder_layers = 1;
+  t.dim_feedforward = 32;
+  const nn::Transformer model(t, g);
+  EXPECT_THROW(model.forward(zeros({2, 3, 16}), zeros({3, 3, 16})), std::invalid_argument);
+  const nn::TransformerDecoder dec(small(false), 2, false, g);
+  nn::DecoderCache wrong;
+  wrong.layers.resize(1);
+  EXPECT_THROW(dec.forward(zeros({1, 1, 16}), zeros({1, 2, 16}), {}, {}, &wrong), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace rune
