@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: demo test bench build deps clean
+.PHONY: demo test bench build deps clean fixtures
 
 demo: build              ## the main job: train the README example and show its results
 	$(BUILD)/mlp_xor
@@ -13,6 +13,10 @@ test: build              ## the whole GoogleTest suite through ctest
 bench: build             ## benchmarks against PyTorch, both at 2 threads
 	scripts/install-deps.sh --bench
 	bash bench/run.sh $(BUILD)/bench_ops
+
+fixtures:                ## rebuild tests/parity/fixtures from PyTorch (needs python3-torch, python3-h5py)
+	scripts/install-deps.sh --bench
+	/usr/bin/python3 tests/parity/make_fixtures.py
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release

@@ -12,7 +12,7 @@ packages=(
   libhdf5-dev                      # checkpoints
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3 python3-torch python3-numpy)
+  packages+=(python3 python3-torch python3-numpy python3-h5py)
 fi
 
 missing=()

@@ -1,0 +1,391 @@
+"""Writes the PyTorch parity fixtures of tests/parity/fixtures/ (small HDF5 files, committed, so the
+C++ suite needs no PyTorch). Rebuild them with
+
+    make fixtures        (runs /usr/bin/python3 tests/parity/make_fixtures.py)
+
+Debian's python3-torch, python3-h5py and python3-numpy are needed (the python3 on PATH may not see
+them: use /usr/bin/python3).
+
+Every file has the same layout:
+    /                   attributes: the case's configuration (ints, floats, strings)
+    /inputs/<name>      exactly what both sides are fed: float32, int64, or bool masks stored as
+                        uint8 with the attribute dtype="bool"
+    /params/<name>      the module's state_dict, float32, under PyTorch's dotted names
+    /loss_weights/<o>   float64, one per output entering the loss
+    /outputs/<o>        float64 reference outputs
+    /grads/inputs/<n>   float64 d loss / d input for each float input
+    /grads/params/<n>   float64 d loss / d parameter
+The loss is sum over outputs o of sum(o * loss_weights[o]) with fixed N(0, 1) weights, so every
+output element sends a distinct gradient. The reference runs in float64 from the float32 inputs
+and parameters; the C++ side runs float32 and compares relative to the reference's magnitude.
+Modules run in train mode with dropout 0 (PyTorch's fast inference paths stay out of the way).
+"""
+import math
+import os
+import sys
+
+import h5py
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+written = []
+
+
+def write(name, attrs, inputs, module, outputs_fn):
+    """Runs outputs_fn(float64 inputs) -> {name: tensor} with `module` in float64 and writes the file.
+
+    inputs: {name: tensor} (float32, int64 or bool); float ones get gradients. module may be None.
+    """
+    gen = torch.Generator().manual_seed(len(written) + 1000)
+    ref_inputs = {}
+    for k, v in inputs.items():
+        if v.dtype == torch.float32:
+            ref_inputs[k] = v.double().requires_grad_()
+        else:
+            ref_inputs[k] = v
+    params = {}
+    if module is not None:
+        params = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+        module.double().train()
+    outputs = outputs_fn(ref_inputs)
+    weights = {k: torch.randn(v.shape, generator=gen, dtype=torch.float64) for k, v in outputs.items()}
+    loss = sum((outputs[k] * weights[k]).sum() for k in outputs)
+    loss.backward()
+    path = os.path.join(OUT, name)
+    with h5py.File(path + ".tmp", "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        f.attrs["torch_version"] = str(torch.__version__)
+        for k, v in inputs.items():
+            if v.dtype == torch.bool:
+                d = f.create_dataset(f"inputs/{k}", data=v.numpy().astype(np.uint8))
+                d.attrs["dtype"] = "bool"
+            else:
+                f.create_dataset(f"inputs/{k}", data=v.numpy())
+        f.create_group("params")
+        for k, v in params.items():
+            f.create_dataset(f"params/{k}", data=v.numpy())
+        for k, v in outputs.items():
+            assert not torch.isnan(v).any(), f"{name}: NaN in output {k}"
+            f.create_dataset(f"outputs/{k}", data=v.detach().numpy())
+            f.create_dataset(f"loss_weights/{k}", data=weights[k].numpy())
+        for k, v in ref_inputs.items():
+            if v.dtype == torch.float64:
+                assert not torch.isnan(v.grad).any(), f"{name}: NaN in the gradient of {k}"
+                f.create_dataset(f"grads/inputs/{k}", data=v.grad.numpy())
+        if module is not None:
+            for k, p in module.named_parameters():
+                f.create_dataset(f"grads/params/{k}", data=p.grad.numpy())
+    os.replace(path + ".tmp", path)
+    written.append((name, os.path.getsize(path)))
+
+
+def randn(*shape, scale=1.0):
+    return torch.randn(*shape) * scale
+
+
+def padding_mask(batch, length, pads):
+    """(batch, length) bool, True on the last pads[b] positions of row b (True = padding)."""
+    m = torch.zeros(batch, length, dtype=torch.bool)
+    for b, p in enumerate(pads):
+        if p:
+            m[b, length - p:] = True
+    return m
+
+
+def causal_blocked(t):
+    return torch.triu(torch.ones(t, t, dtype=torch.bool), 1)  # True = may not attend
+
+
+# ----------------------------------------------------------------------------- basic layers
+
+def basic_layers():
+    torch.manual_seed(1)
+    lin = nn.Linear(16, 12)
+    write("linear.h5", {}, {"x": randn(4, 5, 16)}, lin, lambda i: {"y": lin(i["x"])})
+    torch.manual_seed(2)
+    lin = nn.Linear(16, 12, bias=False)
+    write("linear_nobias.h5", {}, {"x": randn(4, 5, 16)}, lin, lambda i: {"y": lin(i["x"])})
+
+    torch.manual_seed(3)
+    ln = nn.LayerNorm(24, eps=1e-5)
+    with torch.no_grad():
+        ln.weight.normal_()
+        ln.bias.normal_()
+    write("layer_norm.h5", {"eps": 1e-5}, {"x": randn(3, 7, 24, scale=3.0) + 1.0}, ln, lambda i: {"y": ln(i["x"])})
+    torch.manual_seed(4)
+    ln = nn.LayerNorm(24, eps=1e-6, elementwise_affine=False)
+    write("layer_norm_noaffine.h5", {"eps": 1e-6}, {"x": randn(3, 7, 24)}, ln, lambda i: {"y": ln(i["x"])})
+
+    torch.manual_seed(5)
+    emb = nn.Embedding(20, 8, padding_idx=0)
+    ids = torch.tensor([[0, 3, 3, 7, 0, 19], [1, 0, 5, 5, 5, 2], [9, 9, 0, 11, 4, 3]])
+    write("embedding.h5", {"padding_idx": 0}, {"ids": ids}, emb, lambda i: {"y": emb(i["ids"])})
+
+    torch.manual_seed(6)
+    x = torch.linspace(-8, 8, 2000) + randn(2000, scale=0.01)
+    write("gelu.h5", {}, {"x": x}, None, lambda i: {"y": F.gelu(i["x"])})
+    write("gelu_tanh.h5", {}, {"x": x}, None, lambda i: {"y": F.gelu(i["x"], approximate="tanh")})
+    write("softmax.h5", {}, {"x": randn(4, 7, 33, scale=7.0)}, None, lambda i: {"y": torch.softmax(i["x"], -1)})
+
+    torch.manual_seed(7)
+    target = torch.randint(0, 17, (12,))
+    target[[2, 5, 9]] = -100
+    write("cross_entropy.h5", {"label_smoothing": 0.1, "ignore_index": -100, "reduction": "mean"},
+          {"logits": randn(12, 17, scale=2.0), "target": target}, None,
+          lambda i: {"loss": F.cross_entropy(i["logits"], i["target"], ignore_index=-100, label_smoothing=0.1)})
+    target = torch.randint(0, 17, (12,))
+    target[[0, 4]] = 3
+    write("cross_entropy_sum.h5", {"label_smoothing": 0.0, "ignore_index": 3, "reduction": "sum"},
+          {"logits": randn(12, 17, scale=2.0), "target": target}, None,
+          lambda i: {"loss": F.cross_entropy(i["logits"], i["target"], ignore_index=3, reduction="sum")})
+
+
+# ----------------------------------------------------------------------------- attention
+
+def reference_sdpa(q, k, v, scale, causal=False, key_padding=None, blocked=None, bias=None):
+    """softmax(q k^T scale + mask) v in float64, kv heads repeated for grouped queries. A query
+    with every key blocked gets zero weights (PyTorch would give NaN): the safe softmax."""
+    B, H, Tq, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    k = k.repeat_interleave(H // Hkv, dim=1)
+    v = v.repeat_interleave(H // Hkv, dim=1)
+    s = q @ k.transpose(-1, -2) * scale
+    if bias is not None:
+        s = s + bias
+    block = torch.zeros(B, H, Tq, Tk, dtype=torch.bool)
+    if causal:  # aligned to the end of the keys: query i sits at position Tk - Tq + i
+        block |= torch.ones(Tq, Tk, dtype=torch.bool).triu(Tk - Tq + 1)
+    if key_padding is not None:
+        block |= key_padding[:, None, None, :]
+    if blocked is not None:
+        block |= blocked
+    s = s.masked_fill(block, float("-inf"))
+    empty = torch.isinf(s).all(-1, keepdim=True)  # no key left (blocked or -inf bias)
+    s = s.masked_fill(empty, 0.0)
+    w = torch.softmax(s, -1).masked_fill(empty, 0.0)
+    return w @ v, w
+
+
+def attention_fixtures():
+    def sdpa(name, Tq, Tk, Hkv=4, causal=False, key_padding=None, blocked=None, bias=None):
+        torch.manual_seed(len(written) + 10)
+        B, H, D = 2, 4, 8
+        scale = 1.0 / math.sqrt(D)
+        inputs = {"q": randn(B, H, Tq, D), "k": randn(B, Hkv, Tk, D), "v": randn(B, Hkv, Tk, D)}
+        if key_padding is not None:
+            inputs["key_padding_mask"] = key_padding
+        if blocked is not None:
+            inputs["blocked_mask"] = blocked
+        if bias is not None:
+            inputs["attn_bias"] = bias
+
+        def run(i):
+            out, w = reference_sdpa(i["q"], i["k"], i["v"], scale, causal, i.get("key_padding_mask"),
+                                    i.get("blocked_mask"), i.get("attn_bias"))
+            return {"out": out, "weights": w}
+        write(name, {"scale": scale, "is_causal": int(causal)}, inputs, None, run)
+
+    sdpa("sdpa_plain.h5", 5, 7)
+    sdpa("sdpa_causal.h5", 6, 6, causal=True)
+    sdpa("sdpa_causal_offset.h5", 3, 7, causal=True)
+    sdpa("sdpa_key_padding.h5", 5, 7, key_padding=padding_mask(2, 7, [2, 4]))
+    torch.manual_seed(20)
+    blocked = torch.rand(5, 7) < 0.4
+    blocked[:, 0] = False  # every query keeps key 0
+    sdpa("sdpa_blocked_mask.h5", 5, 7, blocked=blocked)
+    bias = torch.randn(2, 4, 5, 7)
+    bias[0, 1, 2, 3] = bias[1, 3, 0, 6] = bias[1, 0, 4, 0] = float("-inf")
+    sdpa("sdpa_float_mask.h5", 5, 7, bias=bias)
+    all_blocked = torch.zeros(2, 4, 5, 7, dtype=torch.bool)
+    all_blocked[0, :, 2, :] = True  # query 2 of batch 0, every head: no key at all
+    sdpa("sdpa_all_masked_row.h5", 5, 7, blocked=all_blocked)
+    sdpa("sdpa_gqa.h5", 5, 7, Hkv=2, causal=False)
+    sdpa("sdpa_mqa.h5", 5, 7, Hkv=1, causal=False)
+
+    def mha_case(name, attrs, inputs, mha, run):
+        write(name, attrs, inputs, mha, run)
+
+    C, H = 32, 4
+    torch.manual_seed(30)
+    mha = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0)
+    with torch.no_grad():  # non-zero biases, so that their gradients and values matter
+        mha.in_proj_bias.normal_(0, 0.1)
+        mha.out_proj.bias.normal_(0, 0.1)
+    pad = padding_mask(2, 6, [0, 2])
+
+    def self_run(i, attn_mask=None, kpm=None):
+        out, w = mha(i["x"], i["x"], i["x"], key_padding_mask=kpm, attn_mask=attn_mask, need_weights=True,
+                     average_attn_weights=False)
+        return {"out": out, "weights": w}
+    mha_case("mha_self.h5", {"embed_dim": C, "num_heads": H}, {"x": randn(2, 6, C), "key_padding_mask": pad}, mha,
+             lambda i: self_run(i, kpm=i["key_padding_mask"]))
+    torch.manual_seed(31)
+    mha = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0)
+    mha_case("mha_causal.h5", {"embed_dim": C, "num_heads": H, "is_causal": 1},
+             {"x": randn(2, 6, C), "blocked_mask": causal_blocked(6)}, mha,
+             lambda i: self_run(i, attn_mask=i["blocked_mask"]))
+
+    def cross(name, kdim):
+        torch.manual_seed(32 + kdim)
+        m = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0, kdim=kdim, vdim=kdim)
+        with torch.no_grad():
+            m.in_proj_bias.normal_(0, 0.1)
+        attrs = {"embed_dim": C, "num_heads": H, "kdim": kdim, "vdim": kdim}
+        inputs = {"query": randn(2, 5, C), "memory": randn(2, 7, kdim), "key_padding_mask": padding_mask(2, 7, [3, 0])}
+
+        def run(i):
+            out, w = m(i["query"], i["memory"], i["memory"], key_padding_mask=i["key_padding_mask"], need_weights=True,
+                       average_attn_weights=False)
+            return {"out": out, "weights": w}
+        mha_case(name, attrs, inputs, m, run)
+    cross("mha_cross.h5", C)
+    cross("mha_cross_kdim.h5", 20)
+
+    torch.manual_seed(40)
+    mha = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0, bias=False)
+    mha_case("mha_bias_false.h5", {"embed_dim": C, "num_heads": H, "bias": 0}, {"x": randn(2, 6, C)}, mha,
+             lambda i: self_run(i))
+
+    for name, hkv in (("gqa.h5", 2), ("mqa.h5", 1)):
+        torch.manual_seed(50 + hkv)
+        m = GQAttention(C, H, hkv)
+        mha_case(name, {"embed_dim": C, "num_heads": H, "num_kv_heads": hkv, "is_causal": 1}, {"x": randn(2, 6, C)}, m,
+                 lambda i, m=m: dict(zip(("out", "weights"), m(i["x"], causal=True))))
+
+
+class GQAttention(nn.Module):
+    """Grouped-query attention (multi-query when num_kv_heads = 1) with Runestone's parameter layout:
+    q_proj_weight (C, C), k_proj_weight and v_proj_weight (Hkv D, C), in_proj_bias (C + 2 Hkv D) as
+    [q; k; v], out_proj. Query head h reads key/value head h // (H / Hkv)."""
+
+    def __init__(self, embed_dim, num_heads, num_kv_heads):
+        super().__init__()
+        self.C, self.H, self.Hkv, self.D = embed_dim, num_heads, num_kv_heads, embed_dim // num_heads
+        kv = num_kv_heads * self.D
+        self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim))
+        self.k_proj_weight = nn.Parameter(torch.empty(kv, embed_dim))
+        self.v_proj_weight = nn.Parameter(torch.empty(kv, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.randn(embed_dim + 2 * kv) * 0.1)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        for w in (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            nn.init.xavier_uniform_(w)
+
+    def forward(self, x, causal=False):
+        B, T, _ = x.shape
+        kv = self.Hkv * self.D
+        bq, bk, bv = self.in_proj_bias.split([self.C, kv, kv])
+        q = F.linear(x, self.q_proj_weight, bq).view(B, T, self.H, self.D).transpose(1, 2)
+        k = F.linear(x, self.k_proj_weight, bk).view(B, T, self.Hkv, self.D).transpose(1, 2)
+        v = F.linear(x, self.v_proj_weight, bv).view(B, T, self.Hkv, self.D).transpose(1, 2)
+        out, w = reference_sdpa(q, k, v, 1.0 / math.sqrt(self.D), causal=causal)
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.C)), w
+
+
+# ----------------------------------------------------------------------------- Transformer
+
+def transformer_fixtures():
+    d, h, ff = 32, 4, 64
+    for name, norm_first, act in (("encoder_layer_post.h5", False, "relu"), ("encoder_layer_pre.h5", True, "gelu")):
+        torch.manual_seed(60 + norm_first)
+        layer = nn.TransformerEncoderLayer(d, h, ff, dropout=0.0, activation=act, batch_first=True, norm_first=norm_first)
+        attrs = {"d_model": d, "nhead": h, "dim_feedforward": ff, "activation": act, "norm_first": int(norm_first),
+                 "layer_norm_eps": 1e-5}
+        write(name, attrs, {"src": randn(2, 6, d), "src_key_padding_mask": padding_mask(2, 6, [0, 2])}, layer,
+              lambda i, layer=layer: {"out": layer(i["src"], src_key_padding_mask=i["src_key_padding_mask"])})
+    for name, norm_first, act in (("decoder_layer_post.h5", False, "relu"), ("decoder_layer_pre.h5", True, "gelu")):
+        torch.manual_seed(70 + norm_first)
+        layer = nn.TransformerDecoderLayer(d, h, ff, dropout=0.0, activation=act, batch_first=True, norm_first=norm_first)
+        attrs = {"d_model": d, "nhead": h, "dim_feedforward": ff, "activation": act, "norm_first": int(norm_first),
+                 "layer_norm_eps": 1e-5}
+        inputs = {"tgt": randn(2, 5, d), "memory": randn(2, 7, d), "tgt_blocked_mask": causal_blocked(5),
+                  "memory_key_padding_mask": padding_mask(2, 7, [3, 0])}
+        write(name, attrs, inputs, layer,
+              lambda i, layer=layer: {"out": layer(i["tgt"], i["memory"], tgt_mask=i["tgt_blocked_mask"],
+                                                   memory_key_padding_mask=i["memory_key_padding_mask"])})
+    torch.manual_seed(80)
+    model = nn.Transformer(d_model=d, nhead=h, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=ff,
+                           dropout=0.0, batch_first=True)
+    attrs = {"d_model": d, "nhead": h, "num_encoder_layers": 2, "num_decoder_layers": 2, "dim_feedforward": ff}
+    src_pad = padding_mask(2, 7, [0, 3])
+    inputs = {"src": randn(2, 7, d), "tgt": randn(2, 5, d), "src_key_padding_mask": src_pad,
+              "tgt_blocked_mask": causal_blocked(5)}
+    write("transformer.h5", attrs, inputs, model,
+          lambda i: {"out": model(i["src"], i["tgt"], tgt_mask=i["tgt_blocked_mask"],
+                                  src_key_padding_mask=i["src_key_padding_mask"],
+                                  memory_key_padding_mask=i["src_key_padding_mask"])})
+
+
+# ----------------------------------------------------------------------------- ViT
+
+def resample_abs_pos_embed(pos, old, new):
+    """timm's resize of a (1, 1 + gh gw, C) position embedding: class-token row kept, the grid resized
+    bicubically (align_corners=False, no antialias)."""
+    cls, grid = pos[:, :1], pos[:, 1:]
+    C = pos.shape[-1]
+    grid = grid.reshape(1, old[0], old[1], C).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=new, mode="bicubic", align_corners=False)
+    return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], C)], 1)
+
+
+class ViT(nn.Module):
+    def __init__(self, image_size, patch, in_chans, dim, depth, heads, mlp_dim, classes, pool):
+        super().__init__()
+        n = (image_size // patch) ** 2
+        self.pool = pool
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + n, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, mlp_dim, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        x = self.encoder(x)
+        return self.head(x[:, 0] if self.pool == "cls" else x[:, 1:].mean(1))
+
+
+def vit_fixtures():
+    for name, old, new in (("interpolate_up.h5", (4, 4), (6, 6)), ("interpolate_down.h5", (6, 6), (3, 3)),
+                           ("interpolate_nonsquare.h5", (2, 3), (5, 4))):
+        torch.manual_seed(90 + len(written))
+        attrs = {"old_h": old[0], "old_w": old[1], "new_h": new[0], "new_w": new[1]}
+        write(name, attrs, {"pos_embed": randn(1, 1 + old[0] * old[1], 8)}, None,
+              lambda i, old=old, new=new: {"out": resample_abs_pos_embed(i["pos_embed"], old, new)})
+    for name, size in (("interpolate_image_up.h5", (7, 6)), ("interpolate_image_down.h5", (3, 2))):
+        torch.manual_seed(95 + len(written))
+        write(name, {"out_h": size[0], "out_w": size[1]}, {"x": randn(2, 3, 5, 4)}, None,
+              lambda i, size=size: {"out": F.interpolate(i["x"], size=size, mode="bicubic", align_corners=False)})
+    for pool in ("cls", "mean"):
+        torch.manual_seed(100 + len(written))
+        cfg = dict(image_size=16, patch_size=4, in_chans=3, embed_dim=32, depth=2, num_heads=4, mlp_dim=64,
+                   num_classes=10, pool=pool)
+        model = ViT(16, 4, 3, 32, 2, 4, 64, 10, pool)
+        write(f"vit_{pool}.h5", cfg, {"x": randn(2, 3, 16, 16)}, model, lambda i, model=model: {"logits": model(i["x"])})
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    basic_layers()
+    attention_fixtures()
+    transformer_fixtures()
+    vit_fixtures()
+    total = 0
+    for name, size in written:
+        print(f"{name:32s} {size / 1024:8.1f} KiB")
+        total += size
+    print(f"{'total':32s} {total / 1024:8.1f} KiB in {len(written)} files")
+    assert total < 5 * 1024 * 1024, "fixtures must stay under 5 MB"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
