@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs bench_ops (Runestone) and torch_ops.py (PyTorch) in one command, both at 2 threads, and
+# Runs a Runestone benchmark (bench_X) and its PyTorch twin (torch_X.py) in one command, both at 2 threads, and
 # prints one table: per case, the median time and the rate of each side, and the speedup
 # (PyTorch's time / ours: above 1 means we are faster). Builds nothing.
-#   bash bench/run.sh [path/to/bench_ops]     (default: build/bench_ops; `make bench` calls this)
+#   bash bench/run.sh [path/to/bench_X]    (default: build/bench_ops; `make bench` runs each benchmark)
 #
 # Both programs print '#' comment lines (which BLAS they really use) and tab-separated case lines
 # (case, seconds, rate, unit); this script joins them on the case name with awk.
@@ -10,11 +10,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${1:-$here/../build/bench_ops}"
+twin="$here/torch_$(basename "$bin" | sed 's/^bench_//').py"  # bench_ops -> torch_ops.py
+[[ -f "$twin" ]] || { echo "run.sh: no PyTorch twin $twin for $bin" >&2; exit 1; }
 [[ -x "$bin" ]] || { echo "run.sh: no benchmark binary at $bin (run 'make bench')" >&2; exit 1; }
 python=/usr/bin/python3  # Debian's, which sees python3-torch (the python3 on PATH may not)
 
 # The same thread count on both sides: our OpenMP loops and the OpenMP build of OpenBLAS read
-# OMP_NUM_THREADS; torch_ops.py also calls torch.set_num_threads(2).
+# OMP_NUM_THREADS; the PyTorch scripts also call torch.set_num_threads(2).
 export OMP_NUM_THREADS=2
 
 # Debian's PyTorch loads the generic libblas.so.3, which may be the reference BLAS (20-40x slower):
@@ -52,8 +54,8 @@ for ((r = 1; r <= rounds; r++)); do
   if (( busy > max_busy )); then max_busy=$busy; fi
   "$bin" > "$tmp/ours.$r.tsv"
   if ! LD_LIBRARY_PATH="$openblas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-      "$python" "$here/torch_ops.py" > "$tmp/torch.$r.tsv"; then
-    echo "run.sh: torch_ops.py failed in round $r; PyTorch columns may be incomplete" >&2
+      "$python" "$twin" > "$tmp/torch.$r.tsv"; then
+    echo "run.sh: $(basename "$twin") failed in round $r; PyTorch columns may be incomplete" >&2
   fi
 done
 echo "# other load before the rounds: up to ${max_busy}% of the CPUs busy"
