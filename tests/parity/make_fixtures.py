@@ -372,12 +372,54 @@ def vit_fixtures():
         write(f"vit_{pool}.h5", cfg, {"x": randn(2, 3, 16, 16)}, model, lambda i, model=model: {"logits": model(i["x"])})
 
 
+# ----------------------------------------------------------------------------- optimizers
+
+def optim_fixtures():
+    """20 steps of torch.optim from one start on fixed gradients, in float32 as we run them.
+    Layout (not the module one): /params/<p> the start, /grads/<p> (steps, ...) the gradient fed
+    at each step, /trajectory/<p> (steps, ...) the parameter after each step; attributes hold
+    the options. Two groups: "w" with weight decay, "b" without."""
+    cases = (("adam.h5", torch.optim.Adam, {"amsgrad": False}),
+             ("adamw.h5", torch.optim.AdamW, {"amsgrad": False}),
+             ("adamw_amsgrad.h5", torch.optim.AdamW, {"amsgrad": True}),
+             ("sgd_nesterov.h5", torch.optim.SGD, {"momentum": 0.9, "nesterov": True}))
+    for name, cls, extra in cases:
+        torch.manual_seed(200 + len(written))
+        steps, lr, wd = 20, 0.01, 0.1
+        w, b = torch.randn(5, 4), torch.randn(4)
+        grads = {"w": torch.randn(steps, 5, 4), "b": torch.randn(steps, 4) * 0.01}
+        pw, pb = w.clone().requires_grad_(), b.clone().requires_grad_()
+        kwargs = dict(lr=lr, **extra)
+        if cls is not torch.optim.SGD:
+            kwargs.update(betas=(0.9, 0.98), eps=1e-6)
+        opt = cls([{"params": [pw], "weight_decay": wd}, {"params": [pb], "weight_decay": 0.0}], **kwargs)
+        traj = {"w": [], "b": []}
+        for t in range(steps):
+            pw.grad, pb.grad = grads["w"][t].clone(), grads["b"][t].clone()
+            opt.step()
+            traj["w"].append(pw.detach().clone())
+            traj["b"].append(pb.detach().clone())
+        path = os.path.join(OUT, name)
+        with h5py.File(path + ".tmp", "w") as f:
+            f.attrs.update({"optimizer": cls.__name__, "lr": lr, "weight_decay": wd, "steps": steps,
+                            "amsgrad": int(extra.get("amsgrad", False)), "momentum": extra.get("momentum", 0.0),
+                            "nesterov": int(extra.get("nesterov", False)), "beta1": 0.9, "beta2": 0.98, "eps": 1e-6,
+                            "torch_version": str(torch.__version__)})
+            for k, v in (("w", w), ("b", b)):
+                f.create_dataset(f"params/{k}", data=v.numpy())
+                f.create_dataset(f"grads/{k}", data=grads[k].numpy())
+                f.create_dataset(f"trajectory/{k}", data=torch.stack(traj[k]).numpy())
+        os.replace(path + ".tmp", path)
+        written.append((name, os.path.getsize(path)))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     basic_layers()
     attention_fixtures()
     transformer_fixtures()
     vit_fixtures()
+    optim_fixtures()
     total = 0
     for name, size in written:
         print(f"{name:32s} {size / 1024:8.1f} KiB")

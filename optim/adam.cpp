@@ -1,0 +1,62 @@
+#include "optim/adam.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace rune::optim {
+
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& o) : Optimizer(std::move(groups)), options(o) {
+  if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1))
+    throw std::invalid_argument(name() + ": betas must be in [0, 1)");
+  if (!(o.eps >= 0)) throw std::invalid_argument(name() + ": eps must be non-negative");
+}
+
+std::vector<std::string> Adam::slot_names() const {
+  if (options.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return {"exp_avg", "exp_avg_sq"};
+}
+
+namespace {
+// The arithmetic in torch's order, in T, so that float32 trajectories agree to rounding.
+template <class T>
+void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, std::int64_t n, double lr, double wd, bool decoupled,
+                 double b1, double b2, double eps, std::int64_t step) {
+  const double bc1 = 1 - std::pow(b1, static_cast<double>(step));
+  const double bc2_sqrt = std::sqrt(1 - std::pow(b2, static_cast<double>(step)));
+  const T step_size = static_cast<T>(lr / bc1), c2 = static_cast<T>(bc2_sqrt), eps_ = static_cast<T>(eps);
+  const T b1_ = static_cast<T>(b1), b2_ = static_cast<T>(b2), a1 = static_cast<T>(1 - b1), a2 = static_cast<T>(1 - b2);
+  const T decay = static_cast<T>(1 - lr * wd), wd_ = static_cast<T>(wd);
+#pragma omp parallel for if (n > 65536)
+  for (std::int64_t i = 0; i < n; ++i) {
+    T gi = g[i];
+    if (decoupled)
+      p[i] *= decay;  // AdamW: p *= 1 - lr wd
+    else if (wd_ != T(0))
+      gi += wd_ * p[i];  // Adam: L2 in the gradient
+    m[i] = m[i] * b1_ + a1 * gi;
+    v[i] = v[i] * b2_ + a2 * gi * gi;
+    T second = v[i];
+    if (vmax) second = vmax[i] = std::max(vmax[i], v[i]);
+    p[i] -= step_size * (m[i] / (std::sqrt(second) / c2 + eps_));
+  }
+}
+}  // namespace
+
+void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, std::vector<Tensor>& slots,
+                  std::int64_t step) {
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    adam_kernel<T>(param.data<T>(), grad.data<T>(), slots[0].data<T>(), slots[1].data<T>(),
+                   options.amsgrad ? slots[2].data<T>() : nullptr, param.numel(), group.lr, group.weight_decay,
+                   options.decoupled_weight_decay, options.beta1, options.beta2, options.eps, step);
+  };
+  if (param.dtype() == DType::float32)
+    run(float{});
+  else
+    run(double{});
+}
+
+}  // namespace rune::optim

@@ -1,0 +1,32 @@
+// Learning-rate schedules: each is a function of the step (0 for the first update) giving the
+// factor applied to every group's base_lr (Optimizer::set_lr_factor), like torch's LambdaLR.
+//
+//   constant                 1, after a linear warmup of (s + 1) / warmup if warmup_steps > 0
+//   warmup_cosine            (s + 1) / warmup while s < warmup, then
+//                            min_factor + (1 - min_factor) (1 + cos(pi p)) / 2 with
+//                            p = (s - warmup + 1) / (total - warmup) clamped to [0, 1]
+//   warmup_inverse_sqrt      min((s + 1) / warmup, sqrt(warmup / (s + 1))): with base_lr =
+//                            d_model^-0.5 warmup^-0.5 this is Vaswani et al.'s
+//                            d_model^-0.5 min(n^-0.5, n warmup^-1.5) at n = s + 1
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rune::optim {
+
+enum class ScheduleKind { constant, warmup_cosine, warmup_inverse_sqrt };
+std::string schedule_name(ScheduleKind k);
+ScheduleKind schedule_from_name(const std::string& name);  // throws listing the names
+
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::constant;
+  std::int64_t warmup_steps = 0;
+  std::int64_t total_steps = 0;  // warmup_cosine only: where the decay ends
+  double min_factor = 0.0;       // warmup_cosine only: the factor it decays to
+
+  double factor(std::int64_t step) const;
+  void validate() const;  // throws std::invalid_argument naming the impossible value
+};
+
+}  // namespace rune::optim

@@ -1,0 +1,198 @@
+// optim/: parameter groups and the weight-decay split by name, SGD's update rules by hand, Adam's
+// first step, state export and strict reload (a resumed optimizer continues bit for bit),
+// gradient clipping, and the schedules at known points. Trajectories against torch.optim are in
+// tests/parity/test_parity_optim.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "optim/adam.hpp"
+#include "optim/clip.hpp"
+#include "optim/schedule.hpp"
+#include "optim/sgd.hpp"
+
+namespace rune {
+namespace {
+
+std::vector<double> values(const Tensor& t) {
+  const Tensor c = to_dtype(t.detach(), DType::float64).contiguous();
+  return std::vector<double>(c.data<double>(), c.data<double>() + c.numel());
+}
+
+// Gives `p` the gradient `g` through a backward, as training would.
+void set_grad(const Tensor& p, const std::vector<double>& g) {
+  sum(p * to_dtype(from_vector(g, p.shape()), p.dtype())).backward();
+}
+
+TEST(Optim, GlobMatchesNamesByPattern) {
+  EXPECT_TRUE(optim::glob_match("*.bias", "encoder.layers.0.linear1.bias"));
+  EXPECT_FALSE(optim::glob_match("*.bias", "encoder.layers.0.linear1.weight"));
+  EXPECT_TRUE(optim::glob_match("*norm*", "decoder.layers.1.norm3.weight"));
+  EXPECT_TRUE(optim::glob_match("pos_embed", "pos_embed"));
+  EXPECT_FALSE(optim::glob_match("pos_embed", "pos_embed2"));
+  EXPECT_TRUE(optim::glob_match("*", ""));
+  EXPECT_TRUE(optim::glob_match("a*b*c", "aXXbYYbc"));
+  EXPECT_FALSE(optim::glob_match("a*b*c", "aXXbYYb"));
+}
+
+TEST(Optim, WeightDecaySplitsByName) {
+  const optim::NamedTensors params{{"embed.weight", ones({3})},   {"layers.0.linear1.weight", ones({3})},
+                                   {"layers.0.linear1.bias", ones({3})}, {"layers.0.norm1.weight", ones({3})},
+                                   {"pos_embed", ones({3})},      {"head.weight", ones({3})}};
+  const auto groups = optim::param_groups_by_weight_decay(params, 0.1, 0.05, {"*.bias", "*norm*", "embed.*", "pos_embed"});
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].name, "decay");
+  EXPECT_EQ(groups[0].weight_decay, 0.05);
+  std::vector<std::string> decayed, kept;
+  for (const auto& [n, t] : groups[0].params) decayed.push_back(n);
+  for (const auto& [n, t] : groups[1].params) kept.push_back(n);
+  EXPECT_EQ(decayed, (std::vector<std::string>{"layers.0.linear1.weight", "head.weight"}));
+  EXPECT_EQ(kept, (std::vector<std::string>{"embed.weight", "layers.0.linear1.bias", "layers.0.norm1.weight", "pos_embed"}));
+  EXPECT_EQ(groups[1].weight_decay, 0.0);
+  EXPECT_THROW(optim::SGD({{"a", {{"x", ones({1})}}, 0.1, 0.1, 0}, {"b", {{"x", ones({1})}}, 0.1, 0.1, 0}}),
+               std::invalid_argument);
+}
+
+TEST(Optim, SgdMomentumNesterovAndWeightDecayByHand) {
+  const Tensor p = from_vector(std::vector<double>{1.0, -2.0}, {2}).requires_grad_();
+  optim::SGDOptions o;
+  o.momentum = 0.5;
+  o.nesterov = true;
+  optim::SGD opt({{"g", {{"p", p}}, 0.1, 0.1, 0.01}}, o);
+  // step 1: d = g + wd p = (0.51, 1.98); buf = d; nesterov: d + 0.5 buf = 1.5 d
+  set_grad(p, {0.5, 2.0});
+  opt.step();
+  opt.zero_grad();
+  const double p1a = 1.0 - 0.1 * 1.5 * 0.51, p1b = -2.0 - 0.1 * 1.5 * 1.98;
+  EXPECT_NEAR(values(p)[0], p1a, 1e-12);
+  EXPECT_NEAR(values(p)[1], p1b, 1e-12);
+  // step 2: d = g + wd p; buf = 0.5 buf + d; p -= lr (d + 0.5 buf)
+  set_grad(p, {-1.0, 0.0});
+  opt.step();
+  const double da = -1.0 + 0.01 * p1a, db = 0.01 * p1b;
+  const double ba = 0.5 * 0.51 + da, bb = 0.5 * 1.98 + db;
+  EXPECT_NEAR(values(p)[0], p1a - 0.1 * (da + 0.5 * ba), 1e-12);
+  EXPECT_NEAR(values(p)[1], p1b - 0.1 * (db + 0.5 * bb), 1e-12);
+  EXPECT_THROW(optim::SGD({{"g", {{"p", p}}, 0.1, 0.1, 0}}, optim::SGDOptions{0.0, 0.0, true}), std::invalid_argument);
+}
+
+TEST(Optim, AdamFirstStepMovesEachWeightByAboutLr) {
+  // at t = 1, m / sqrt(v) corrected is sign(g): every weight moves by lr (minus eps's share)
+  const Tensor p = from_vector(std::vector<double>{1.0, 1.0, 1.0}, {3}).requires_grad_();
+  optim::Adam opt({{"g", {{"p", p}}, 0.01, 0.01, 0.0}});
+  set_grad(p, {3.0, -0.001, 0.0});
+  opt.step();
+  const std::vector<double> v = values(p);
+  EXPECT_NEAR(v[0], 0.99, 1e-8);
+  EXPECT_NEAR(v[1], 1.01, 1e-7);
+  EXPECT_EQ(v[2], 1.0) << "a zero gradient moves nothing";
+  // parameters without a gradient are skipped and get no state
+  const Tensor q = ones({2}).requires_grad_();
+  optim::Adam opt2({{"g", {{"p", p}, {"q", q}}, 0.01, 0.01, 0.0}});
+  set_grad(p, {1.0, 1.0, 1.0});
+  opt2.step();
+  EXPECT_EQ(values(q), (std::vector<double>{1.0, 1.0}));
+  for (const auto& [name, t] : opt2.state()) EXPECT_EQ(name.rfind("p/", 0), 0u) << name;
+}
+
+TEST(Optim, StateRoundTripResumesBitForBit) {
+  Generator gen(1);
+  const Tensor start = randn({4, 3}, gen);
+  std::vector<std::vector<double>> grads;
+  for (int i = 0; i < 6; ++i) grads.push_back(values(randn({4, 3}, gen)));
+  optim::AdamOptions o;
+  o.amsgrad = true;
+  // six steps straight
+  const Tensor a = start.clone().requires_grad_();
+  optim::AdamW straight({{"g", {{"w", a}}, 0.01, 0.01, 0.1}}, o);
+  for (const auto& g : grads) {
+    set_grad(a, g);
+    straight.step();
+    straight.zero_grad();
+  }
+  // three steps, state exported, a fresh optimizer loads it and does three more
+  const Tensor b = start.clone().requires_grad_();
+  optim::AdamW first({{"g", {{"w", b}}, 0.01, 0.01, 0.1}}, o);
+  for (int i = 0; i < 3; ++i) {
+    set_grad(b, grads[i]);
+    first.step();
+    first.zero_grad();
+  }
+  optim::NamedTensors saved;
+  for (const auto& [name, t] : first.state()) saved.emplace_back(name, t.clone());
+  EXPECT_EQ(saved.size(), 4u);  // w/step, w/exp_avg, w/exp_avg_sq, w/max_exp_avg_sq
+  optim::AdamW second({{"g", {{"w", b}}, 0.01, 0.01, 0.1}}, o);
+  second.load_state(saved, first.steps());
+  for (int i = 3; i < 6; ++i) {
+    set_grad(b, grads[i]);
+    second.step();
+    second.zero_grad();
+  }
+  EXPECT_EQ(values(a), values(b));
+  EXPECT_EQ(second.steps(), 6);
+  // strict: a wrong shape, an unknown slot and a missing slot are all reported, nothing changes
+  optim::NamedTensors bad = saved;
+  bad[1].second = zeros({3});
+  bad.emplace_back("w/velocity", zeros({4, 3}));
+  bad.erase(bad.begin() + 2);
+  try {
+    second.load_state(bad, 3);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("shape mismatch: w/exp_avg"), std::string::npos) << m;
+    EXPECT_NE(m.find("unexpected: w/velocity"), std::string::npos) << m;
+    EXPECT_NE(m.find("missing: w/exp_avg_sq"), std::string::npos) << m;
+  }
+  EXPECT_EQ(second.steps(), 6);
+}
+
+TEST(Optim, ClipGradNormScalesToTheLimitAndReturnsTheNorm) {
+  const Tensor a = zeros({2}).requires_grad_(), b = zeros({1}).requires_grad_(), c = zeros({1}).requires_grad_();
+  set_grad(a, {3.0, 0.0});
+  set_grad(b, {4.0});
+  EXPECT_DOUBLE_EQ(optim::clip_grad_norm_({a, b, c}, 1.0), 5.0);  // c has no gradient: skipped
+  EXPECT_NEAR(values(a.grad())[0], 3.0 / (5.0 + 1e-6), 1e-7);
+  EXPECT_NEAR(values(b.grad())[0], 4.0 / (5.0 + 1e-6), 1e-7);
+  EXPECT_NEAR(optim::clip_grad_norm_({a, b}, 10.0), 1.0, 1e-6);  // below the limit: unchanged
+  EXPECT_NEAR(values(b.grad())[0], 0.8, 1e-6);
+  set_grad(c, {NAN});
+  EXPECT_TRUE(std::isnan(optim::clip_grad_norm_({a, c}, 1.0)));
+  EXPECT_THROW(optim::clip_grad_norm_({a, c}, 1.0, true), std::runtime_error);
+}
+
+TEST(Optim, SchedulesAtKnownPoints) {
+  optim::Schedule constant;
+  EXPECT_EQ(constant.factor(0), 1.0);
+  EXPECT_EQ(constant.factor(12345), 1.0);
+  optim::Schedule cos{optim::ScheduleKind::warmup_cosine, 10, 110, 0.1};
+  cos.validate();
+  EXPECT_DOUBLE_EQ(cos.factor(0), 0.1);   // 1/10 of the way up
+  EXPECT_DOUBLE_EQ(cos.factor(4), 0.5);
+  EXPECT_DOUBLE_EQ(cos.factor(9), 1.0);   // the peak after warmup
+  EXPECT_NEAR(cos.factor(59), 0.1 + 0.9 * 0.5, 1e-12);  // half way down: p = 1/2
+  EXPECT_NEAR(cos.factor(109), 0.1, 1e-12);             // the end
+  EXPECT_NEAR(cos.factor(500), 0.1, 1e-12);             // and after
+  optim::Schedule inv{optim::ScheduleKind::warmup_inverse_sqrt, 4000, 0, 0};
+  inv.validate();
+  // Vaswani et al.: d^-0.5 min(n^-0.5, n w^-1.5) = base min(n / w, sqrt(w / n)) with base = (d w)^-0.5
+  const double d = 512, w = 4000, base = 1 / std::sqrt(d * w);
+  for (std::int64_t n : {1, 100, 3999, 4000, 4001, 10000, 100000})
+    EXPECT_NEAR(base * inv.factor(n - 1), std::pow(d, -0.5) * std::min(std::pow(n, -0.5), n * std::pow(w, -1.5)), 1e-15)
+        << n;
+  EXPECT_THROW((optim::Schedule{optim::ScheduleKind::warmup_cosine, 10, 10, 0}.validate()), std::invalid_argument);
+  EXPECT_EQ(optim::schedule_from_name("warmup_inverse_sqrt"), optim::ScheduleKind::warmup_inverse_sqrt);
+  EXPECT_THROW(optim::schedule_from_name("step"), std::invalid_argument);
+  // the optimizer applies a factor to each group's base lr
+  const Tensor p = ones({1}).requires_grad_();
+  optim::SGD opt({{"a", {{"p", p}}, 0.5, 0.5, 0}, {"b", {}, 2.0, 2.0, 0}});
+  opt.set_lr_factor(cos.factor(4));
+  EXPECT_DOUBLE_EQ(opt.param_groups()[0].lr, 0.25);
+  EXPECT_DOUBLE_EQ(opt.param_groups()[1].lr, 1.0);
+}
+
+}  // namespace
+}  // namespace rune
