@@ -10,6 +10,7 @@ packages=(
   xtensor-dev xtl-dev libxsimd-dev libxtensor-blas-dev
   libopenblas-openmp-dev           # the OpenMP build of OpenBLAS (see CMakeLists.txt)
   libhdf5-dev                      # checkpoints
+  libtomlplusplus-dev              # configs (TOML)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy python3-h5py)

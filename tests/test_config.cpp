@@ -1,0 +1,118 @@
+// Configs (cli/config.hpp): typed reads with defaults and ranges, --set overrides, and errors that
+// name the file, the line and the key, including unknown keys with a suggestion.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "cli/config.hpp"
+
+namespace rune::cli {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no ConfigError";
+}
+
+const char* kText = R"(# a run
+seed = 7
+
+[model]
+d_model = 128
+nhead = 8
+dropout = 0.1
+activation = "gelu"
+
+[train]
+lr = 5e-4
+steps = 1000
+no_decay = ["*.bias", "*norm*"]
+)";
+
+TEST(Config, ReadsTypedValuesAndDefaults) {
+  Config c = Config::parse(kText, "base.toml");
+  EXPECT_EQ(c.integer("seed", 0), 7);
+  EXPECT_EQ(c.integer("model.d_model", 64, 8), 128);
+  EXPECT_EQ(c.integer("model.num_layers", 2, 1), 2) << "absent: the default";
+  EXPECT_DOUBLE_EQ(c.number("model.dropout", 0.0, 0.0, 1.0, true), 0.1);
+  EXPECT_DOUBLE_EQ(c.number("train.steps", 1.0), 1000.0) << "an integer is a number";
+  EXPECT_EQ(c.string("model.activation", "relu", {"relu", "gelu"}), "gelu");
+  EXPECT_EQ(c.strings("train.no_decay", {}), (std::vector<std::string>{"*.bias", "*norm*"}));
+  EXPECT_TRUE(c.boolean("model.norm_first", true));
+  EXPECT_DOUBLE_EQ(c.number("train.lr", 1e-3, 0.0), 5e-4);
+  EXPECT_EQ(c.integer("train.steps", 1), 1000);
+  c.integer("model.nhead", 4);
+  EXPECT_NO_THROW(c.check_all_used());
+  // the resolved config has what was read, defaults included, and parses back to the same
+  Config again = Config::parse(c.resolved(), "resolved.toml");
+  EXPECT_EQ(again.integer("model.num_layers", 0), 2);
+  EXPECT_TRUE(again.boolean("model.norm_first", false));
+  EXPECT_EQ(again.string("model.activation", ""), "gelu");
+}
+
+TEST(Config, SetOverridesAnyKeyWithATomlValue) {
+  Config c = Config::parse(kText, "base.toml");
+  c.set("model.d_model=256");
+  c.set("train.lr=1e-3");
+  c.set("model.activation=relu");  // a bare word is a string
+  c.set("run.name=\"first try\"");
+  c.set("train.no_decay=[\"*.bias\"]");
+  EXPECT_EQ(c.integer("model.d_model", 0), 256);
+  EXPECT_DOUBLE_EQ(c.number("train.lr", 0.0), 1e-3);
+  EXPECT_EQ(c.string("model.activation", ""), "relu");
+  EXPECT_EQ(c.string("run.name", ""), "first try");
+  EXPECT_EQ(c.strings("train.no_decay", {}), std::vector<std::string>{"*.bias"});
+  EXPECT_NE(error_of([&] { c.set("nonsense"); }).find("expected section.key=value"), std::string::npos);
+  c.set("model.d_model=\"wide\"");
+  const std::string e = error_of([&] { c.integer("model.d_model", 0); });
+  EXPECT_NE(e.find("base.toml (--set): model.d_model: expected an integer, got a string"), std::string::npos) << e;
+}
+
+TEST(Config, ErrorsNameTheFileTheLineAndTheKey) {
+  Config c = Config::parse(kText, "base.toml");
+  std::string e = error_of([&] { c.number("model.dropout", 0.0, 0.0, 0.05); });
+  EXPECT_NE(e.find("base.toml:7: model.dropout: 0.1 is outside [0, 0.05]"), std::string::npos) << e;
+  e = error_of([&] { c.string("model.d_model", ""); });
+  EXPECT_NE(e.find("base.toml:5: model.d_model: expected a string, got an integer"), std::string::npos) << e;
+  e = error_of([&] { c.string("model.activation", "relu", {"relu", "swish"}); });
+  EXPECT_NE(e.find("base.toml:8: model.activation: 'gelu' is not one of relu, swish"), std::string::npos) << e;
+  e = error_of([&] { c.integer("train.steps", 1, 1, 100); });
+  EXPECT_NE(e.find("base.toml:12: train.steps: 1000 is outside [1, 100]"), std::string::npos) << e;
+  // a check across keys names the key it blames
+  e = error_of([&] { c.fail("model.nhead", "must divide model.d_model (128)"); });
+  EXPECT_NE(e.find("base.toml:6: model.nhead: must divide model.d_model (128)"), std::string::npos) << e;
+  e = error_of([&] { c.fail("model.heads", "is required"); });
+  EXPECT_NE(e.find("base.toml (default): model.heads: is required"), std::string::npos) << e;
+}
+
+TEST(Config, UnknownKeysAreErrorsWithASuggestion) {
+  Config c = Config::parse("[model]\nd_modle = 128\nnhead = 8\n[trian]\nlr = 1.0\n", "typo.toml");
+  c.integer("model.d_model", 64);
+  c.integer("model.nhead", 8);
+  c.number("train.lr", 1e-3);
+  const std::string e = error_of([&] { c.check_all_used(); });
+  EXPECT_NE(e.find("typo.toml:2: unknown key model.d_modle (did you mean model.d_model?)"), std::string::npos) << e;
+  EXPECT_NE(e.find("typo.toml:5: unknown key trian.lr (did you mean train.lr?)"), std::string::npos) << e;
+}
+
+TEST(Config, SyntaxErrorsAndMissingFiles) {
+  std::string e = error_of([] { Config::parse("[model]\nd_model = = 3\n", "broken.toml"); });
+  EXPECT_NE(e.find("broken.toml:2:"), std::string::npos) << e;
+  e = error_of([] { Config::load("/nonexistent/run.toml"); });
+  EXPECT_NE(e.find("config /nonexistent/run.toml cannot be read"), std::string::npos) << e;
+  const std::string path = (std::filesystem::temp_directory_path() / "rune_config_test.toml").string();
+  std::ofstream(path) << "seed = 3\n";
+  Config c = Config::load(path);
+  EXPECT_EQ(c.origin(), path);
+  EXPECT_EQ(c.integer("seed", 0), 3);
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace rune::cli
