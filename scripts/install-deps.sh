@@ -11,6 +11,8 @@ packages=(
   libopenblas-openmp-dev           # the OpenMP build of OpenBLAS (see CMakeLists.txt)
   libhdf5-dev                      # checkpoints
   libtomlplusplus-dev              # configs (TOML)
+  libcli11-dev                     # the rune command line
+  libcairo2-dev                    # PNG plots
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy python3-h5py)

@@ -1,0 +1,46 @@
+// The `rune` command: train, eval and info (translate, attention and heads join with the
+// translation example). Subcommand parsing by CLI11 (Debian's libcli11-dev).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/task.hpp"
+#include "cli/trainer.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rune: train and inspect Transformer models (Runestone)"};
+  app.require_subcommand(1);
+
+  rune::cli::TrainRequest train;
+  CLI::App* t = app.add_subcommand("train", "Train a model from a TOML config into a new run folder");
+  t->add_option("config", train.config, "The config file (examples/*/*.toml)")->required()->check(CLI::ExistingFile);
+  t->add_option("--set", train.sets, "Override a config key: --set model.d_model=256 (repeatable)");
+  t->add_option("--resume", train.resume, "Continue from a checkpoint of a run folder (<run>/checkpoints/last.h5)")
+      ->check(CLI::ExistingFile);
+  bool no_progress = false;
+  t->add_flag("--no-progress", no_progress, "A log line every train.log_every steps instead of the live line");
+
+  std::string checkpoint, split = "test";
+  std::vector<std::string> eval_sets;
+  CLI::App* e = app.add_subcommand("eval", "Evaluate a checkpoint on a split of its task's data");
+  e->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  e->add_option("--split", split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  e->add_option("--set", eval_sets, "Override a key of the checkpoint's config (the data, say)");
+
+  CLI::App* i = app.add_subcommand("info", "Print a checkpoint's step, metrics, parameters and config");
+  i->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (t->parsed()) {
+      train.progress = !no_progress;
+      return rune::cli::train(train);
+    }
+    if (e->parsed()) return rune::cli::evaluate(checkpoint, split, eval_sets);
+    return rune::cli::info(checkpoint);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "rune: %s\n", ex.what());
+    return rune::cli::kExitError;
+  }
+}

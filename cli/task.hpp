@@ -1,0 +1,56 @@
+// What `rune train` trains: a Task owns a model and its data, and gives the trainer a loss per
+// batch and metrics per split. The trainer (trainer.hpp) owns everything else: the optimizer,
+// the schedule, checkpoints, the run folder, logs and the progress bar.
+//
+// Determinism: a task's training batch is a function of (seed, epoch, index) only, and its
+// dropout draws from the generator the trainer hands it (saved in checkpoints), so a resumed run
+// continues exactly where it stopped.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/random.hpp"
+#include "autograd/tensor.hpp"
+#include "cli/config.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/module.hpp"
+
+namespace rune::cli {
+
+struct TaskContext {
+  std::uint64_t seed = 0;
+  Generator* init = nullptr;     // parameter initialisation
+  Generator* dropout = nullptr;  // every dropout in the model
+};
+
+struct BatchLoss {
+  Tensor loss;       // scalar, the mean over the batch's items
+  double items = 0;  // tokens or images in the batch, for throughput
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual nn::Module& model() = 0;
+  virtual std::int64_t batches_per_epoch() const = 0;
+  virtual BatchLoss train_batch(std::int64_t epoch, std::int64_t index) = 0;
+  // Metrics on a split ("val" or "test"), in eval mode; keys without the split's prefix.
+  virtual std::map<std::string, double> evaluate(const std::string& split) = 0;
+  virtual std::string primary_metric() const = 0;  // a key of evaluate()'s result
+  virtual bool higher_is_better() const = 0;
+  virtual std::string items_name() const { return "items"; }  // "tokens", "images"
+  // Task metadata a checkpoint carries (vocabulary, class names, image size ...).
+  virtual void describe(nn::Checkpoint&) const {}
+  // Parameter-name patterns kept out of weight decay (biases, norms, embeddings by default).
+  virtual std::vector<std::string> no_decay_patterns() const { return {"*.bias", "*norm*", "*embed*"}; }
+};
+
+// The task named by the config's task.name, reading its own keys ([task], [model], [data]).
+std::unique_ptr<Task> make_task(Config& config, const TaskContext& context);
+std::vector<std::string> task_names();
+
+}  // namespace rune::cli

@@ -1,0 +1,31 @@
+// The `rune` subcommands' work: train a task from a config (with resume, run folder, logs,
+// curves, checkpoints, progress, Ctrl-C and NaN handling), evaluate a checkpoint, describe one.
+//
+// A run folder <run.dir>/<run.name>[-N]/ holds:
+//   config.toml          the resolved config (every key, defaults included)
+//   metrics.jsonl        one JSON object per line: training records (step, epoch, loss, lr,
+//                        grad_norm, items_per_s, elapsed_s) and validation records (step, val_*)
+//   curves.png           loss and validation curves, redrawn at every evaluation
+//   checkpoints/         last.h5, best.h5 (by the task's primary validation metric), step-N.h5
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rune::cli {
+
+// Exit codes of `rune train`.
+inline constexpr int kExitOk = 0, kExitError = 1, kExitNonFinite = 3, kExitInterrupted = 130;
+
+struct TrainRequest {
+  std::string config;               // path of the TOML config
+  std::vector<std::string> sets;    // "key=value" overrides, in order
+  std::string resume;               // a checkpoint to continue from, or empty
+  bool progress = true;             // the live progress line (otherwise a line every log_every)
+};
+
+int train(const TrainRequest& request);
+int evaluate(const std::string& checkpoint, const std::string& split, const std::vector<std::string>& sets);
+int info(const std::string& checkpoint);
+
+}  // namespace rune::cli

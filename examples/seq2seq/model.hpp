@@ -1,0 +1,47 @@
+// An encoder-decoder Transformer over token ids: embeddings scaled by sqrt(d_model), sinusoidal
+// positions, the torch.nn.Transformer core and an output projection to the target vocabulary.
+// Used by the sequence tasks (reversal here; translation builds on it).
+//
+// Legend: B batch, S source length, T target length, C d_model, V vocabulary.
+// Parameter names: src_embed.weight, tgt_embed.weight, transformer.encoder.* and
+// transformer.decoder.* (torch.nn.Transformer's), generator.weight, generator.bias.
+#pragma once
+
+#include <memory>
+
+#include "nn/embedding.hpp"
+#include "nn/linear.hpp"
+#include "nn/transformer.hpp"
+
+namespace rune::examples {
+
+struct Seq2SeqOptions {
+  std::int64_t src_vocab = 0, tgt_vocab = 0;
+  std::int64_t pad_id = 0, bos_id = 1, eos_id = 2;
+  std::int64_t max_len = 256;  // positions available
+  nn::TransformerOptions transformer;
+};
+
+class Seq2SeqTransformer : public nn::Module {
+ public:
+  explicit Seq2SeqTransformer(const Seq2SeqOptions& options, Generator& gen = default_generator());
+  // The encoder's output for src ids (B, S) and the mask of its padding (true = pad).
+  std::pair<Tensor, AttentionMask> encode(const Tensor& src) const;
+  // Logits (B, T, V) for decoder inputs tgt_in (B, T) (teacher forcing), or, with a cache, for
+  // the new positions only, placed after cache->length() earlier ones.
+  Tensor decode(const Tensor& tgt_in, const Tensor& memory, const AttentionMask& memory_mask,
+                nn::DecoderCache* cache = nullptr) const;
+  Tensor forward(const Tensor& src, const Tensor& tgt_in) const;  // (B, T, V)
+  // Greedy decoding with the KV cache: (B, <= max_steps) ids after bos, eos included where
+  // reached, pad after it.
+  Tensor greedy(const Tensor& src, std::int64_t max_steps) const;
+  std::string repr() const override;
+
+  const Seq2SeqOptions options;
+  std::shared_ptr<nn::Embedding> src_embed, tgt_embed;
+  std::shared_ptr<nn::SinusoidalPositionalEncoding> positions;
+  std::shared_ptr<nn::Transformer> transformer;
+  std::shared_ptr<nn::Linear> generator;
+};
+
+}  // namespace rune::examples

@@ -1,0 +1,228 @@
+// End to end through the real `rune` binary: train a tiny model, check the files a user looks at,
+// resume in a fresh process bit for bit, Ctrl-C saves and resumes, a NaN loss stops the run,
+// config errors name the file and key, and info / eval read the checkpoints.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "autograd/ops.hpp"
+#include "nn/checkpoint.hpp"
+
+namespace rune {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+// Runs rune with arguments (shell-quoted by the caller where needed), in `dir`.
+Result rune(const std::string& args, const std::string& dir) {
+  const std::string cmd = "cd '" + dir + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A folder with a tiny config: d_model 16, one layer each side, 4 batches of 8 per epoch.
+std::string workspace(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("rune_cli_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "tiny.toml") << R"(seed = 3
+[task]
+name = "reverse"
+[data]
+min_len = 2
+max_len = 5
+batch_size = 8
+batches_per_epoch = 4
+eval_size = 16
+[model]
+d_model = 16
+nhead = 2
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 32
+dropout = 0.1
+[train]
+epochs = 2
+lr = 3e-3
+schedule = "constant"
+warmup_steps = 2
+log_every = 1
+eval_every = 4
+[run]
+dir = "runs"
+)";
+  return dir.string();
+}
+
+std::map<std::string, std::vector<double>> parameters(const std::string& path) {
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& [name, t] : nn::read_checkpoint(path).params) {
+    const Tensor c = to_dtype(t, DType::float64).contiguous();
+    out[name] = std::vector<double>(c.data<double>(), c.data<double>() + c.numel());
+  }
+  return out;
+}
+
+TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
+  const std::string dir = workspace("train");
+  const Result r = rune("train tiny.toml --no-progress", dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch 2/2 step 8/8"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("val exact_match"), std::string::npos) << r.output;
+  const std::string run = dir + "/runs/tiny";
+  for (const char* f : {"config.toml", "metrics.jsonl", "curves.png", "checkpoints/last.h5", "checkpoints/best.h5",
+                        "checkpoints/step-000008.h5"})
+    EXPECT_TRUE(fs::exists(run + "/" + f)) << f;
+  // the resolved config holds the defaults too
+  const std::string config = read(run + "/config.toml");
+  EXPECT_NE(config.find("optimizer = 'adamw'"), std::string::npos) << config;
+  EXPECT_NE(config.find("d_model = 16"), std::string::npos) << config;
+  // eight training records and two validation records, with the documented fields
+  const std::string log = read(run + "/metrics.jsonl");
+  std::size_t train_lines = 0, val_lines = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"val_exact_match\"") != std::string::npos) ++val_lines;
+    if (line.find("\"grad_norm\"") != std::string::npos && line.find("\"items_per_s\"") != std::string::npos &&
+        line.find("\"lr\"") != std::string::npos)
+      ++train_lines;
+  }
+  EXPECT_EQ(train_lines, 8u) << log;
+  EXPECT_EQ(val_lines, 2u) << log;
+  EXPECT_EQ(read(run + "/curves.png").substr(1, 3), "PNG");
+  const nn::Checkpoint c = nn::read_checkpoint(run + "/checkpoints/last.h5");
+  EXPECT_EQ(c.step, 8);
+  EXPECT_EQ(c.optimizer, "AdamW");
+  EXPECT_TRUE(c.metrics.count("val_exact_match"));
+  EXPECT_EQ(c.meta_strings.at("vocabulary").size(), 13u);
+  EXPECT_NE(c.config.find("[model]"), std::string::npos);
+
+  const Result i = rune("info runs/tiny/checkpoints/last.h5", dir);
+  ASSERT_EQ(i.status, 0) << i.output;
+  EXPECT_NE(i.output.find("step 8, epoch 2, optimizer AdamW"), std::string::npos) << i.output;
+  EXPECT_NE(i.output.find("transformer.encoder.layers.0.self_attn.in_proj_weight"), std::string::npos) << i.output;
+  EXPECT_NE(i.output.find("total"), std::string::npos) << i.output;
+  const Result e = rune("eval runs/tiny/checkpoints/best.h5 --split test", dir);
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_NE(e.output.find("exact_match"), std::string::npos) << e.output;
+  EXPECT_TRUE(fs::exists(run + "/eval-test.json"));
+  // a second run of the same config gets its own folder
+  ASSERT_EQ(rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);
+  EXPECT_TRUE(fs::exists(dir + "/runs/tiny-2/checkpoints/last.h5"));
+  fs::remove_all(dir);
+}
+
+TEST(Cli, ResumeInAFreshProcessIsBitIdentical) {
+  const std::string dir = workspace("resume");
+  ASSERT_EQ(rune("train tiny.toml --no-progress --set run.name=straight", dir).status, 0);
+  ASSERT_EQ(rune("train tiny.toml --no-progress --set run.name=split --set train.epochs=1", dir).status, 0);
+  const Result r = rune("train tiny.toml --no-progress --set run.name=split --resume runs/split/checkpoints/last.h5", dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming at step 4"), std::string::npos) << r.output;
+  EXPECT_EQ(parameters(dir + "/runs/straight/checkpoints/last.h5"), parameters(dir + "/runs/split/checkpoints/last.h5"));
+  // the resumed log continues the first part's: steps 1..8, once each
+  const std::string log = read(dir + "/runs/split/metrics.jsonl");
+  for (int s = 1; s <= 8; ++s) {
+    const std::string key = "{\"step\": " + std::to_string(s) + ", \"epoch\"";
+    EXPECT_NE(log.find(key), std::string::npos) << s;
+    EXPECT_EQ(log.find(key), log.rfind(key)) << s;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Cli, CtrlCSavesACheckpointThatResumes) {
+  const std::string dir = workspace("interrupt");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::chdir(dir.c_str()) != 0) ::_exit(126);
+    std::FILE* log = std::freopen("interrupted.log", "w", stderr);  // keep the test's output clean
+    (void)log;
+    ::execl(RUNE_BINARY, RUNE_BINARY, "train", "tiny.toml", "--no-progress", "--set", "train.epochs=100000", nullptr);
+    ::_exit(127);
+  }
+  // wait for the first validation checkpoint, then interrupt
+  for (int i = 0; i < 600 && !fs::exists(dir + "/runs/tiny/checkpoints/step-000004.h5"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::kill(child, SIGINT);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  const nn::Checkpoint c = nn::read_checkpoint(dir + "/runs/tiny/checkpoints/last.h5");
+  EXPECT_GE(c.step, 4);
+  const Result r = rune("train tiny.toml --no-progress --set train.epochs=" + std::to_string(c.step / 4 + 1) +
+                            " --resume runs/tiny/checkpoints/last.h5",
+                        dir);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming at step " + std::to_string(c.step)), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(Cli, ANonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
+  const std::string dir = workspace("nan");
+  const Result r = rune("train tiny.toml --no-progress --set train.lr=1e30 --set train.clip_norm=0 --set train.eval_every=1 "
+                        "--set train.warmup_steps=0",
+                        dir);
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_NE(r.output.find("stopping. The last good checkpoint is"), std::string::npos) << r.output;
+  const nn::Checkpoint c = nn::read_checkpoint(dir + "/runs/tiny/checkpoints/last.h5");
+  for (const auto& [name, t] : c.params) {
+    const Tensor d = to_dtype(t, DType::float64).contiguous();
+    for (std::int64_t i = 0; i < d.numel(); ++i) ASSERT_TRUE(std::isfinite(d.data<double>()[i])) << name;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
+  const std::string dir = workspace("errors");
+  Result r = rune("train tiny.toml --set model.d_modle=32", dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("unknown key model.d_modle (did you mean model.d_model?)"), std::string::npos) << r.output;
+  r = rune("train tiny.toml --set model.nhead=3", dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("model.nhead: 3 does not divide model.d_model 16"), std::string::npos) << r.output;
+  r = rune("train tiny.toml --set model.dropout=1.5", dir);
+  EXPECT_NE(r.output.find("model.dropout: 1.5 is outside [0, 1)"), std::string::npos) << r.output;
+  r = rune("train missing.toml", dir);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("missing.toml"), std::string::npos) << r.output;
+  std::ofstream(dir + "/bad.h5") << "not hdf5";
+  r = rune("info bad.h5", dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("checkpoint bad.h5 is refused"), std::string::npos) << r.output;
+  r = rune("--help", dir);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("train"), std::string::npos);
+  r = rune("train --help", dir);
+  EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rune
