@@ -4,8 +4,11 @@ JOBS  ?= $(shell nproc)
 
 .PHONY: demo test bench build deps clean fixtures
 
-demo: build              ## the main job: train the README example and show its results
-	$(BUILD)/mlp_xor
+demo: build              ## the main job: train the reverse task through rune, then score it on its test split
+	rm -rf runs/reverse-demo
+	$(BUILD)/rune train examples/seq2seq/reverse.toml --set run.name=reverse-demo
+	$(BUILD)/rune eval runs/reverse-demo/checkpoints/best.h5 --split test
+	@echo "run folder: runs/reverse-demo (config.toml, metrics.jsonl, curves.png, checkpoints/)"
 
 test: build              ## the whole GoogleTest suite through ctest
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
