@@ -49,6 +49,11 @@ class KVCache {
  public:
   enum class Kind { self_attention, memory };
   explicit KVCache(Kind kind = Kind::self_attention) : kind_(kind) {}
+  // Move-only: copies would share the growth buffers and overwrite each other's steps.
+  KVCache(const KVCache&) = delete;
+  KVCache& operator=(const KVCache&) = delete;
+  KVCache(KVCache&&) = default;
+  KVCache& operator=(KVCache&&) = default;
   Kind kind() const { return kind_; }
   bool empty() const { return length_ == 0; }
   std::int64_t length() const { return length_; }
