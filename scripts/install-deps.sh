@@ -15,7 +15,7 @@ packages=(
   libcairo2-dev                    # PNG plots
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-h5py)
+  packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words)
 fi
 
 missing=()

@@ -3,7 +3,7 @@ C++ suite needs no PyTorch). Rebuild them with
 
     make fixtures        (runs /usr/bin/python3 tests/parity/make_fixtures.py)
 
-Debian's python3-torch, python3-h5py and python3-numpy are needed (the python3 on PATH may not see
+Debian's python3-torch, python3-h5py, python3-numpy and python3-num2words are needed (the python3 on PATH may not see
 them: use /usr/bin/python3).
 
 Every file has the same layout:
@@ -413,6 +413,25 @@ def optim_fixtures():
         written.append((name, os.path.getsize(path)))
 
 
+# ----------------------------------------------------------------------------- number words
+
+def number_words_fixture():
+    """number_words.tsv: n, English, French as num2words spells them (python3-num2words), for the
+    translation example's corpus: every n up to 1100 and 2000 more drawn over [0, 999999]."""
+    from num2words import num2words
+    import random
+    rng = random.Random(0)
+    numbers = sorted(set(range(1101)) | {rng.randrange(1000000) for _ in range(2000)} | {999999, 100000, 200000, 80000,
+                                                                                      80001, 71071, 1200, 1080})
+    path = os.path.join(OUT, "number_words.tsv")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(f"# num2words {getattr(sys.modules['num2words'], '__version__', '0.5.10')}: n, lang='en', lang='fr'\n")
+        for n in numbers:
+            f.write(f"{n}\t{num2words(n, lang='en')}\t{num2words(n, lang='fr')}\n")
+    os.replace(path + ".tmp", path)
+    written.append(("number_words.tsv", os.path.getsize(path)))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     basic_layers()
@@ -420,6 +439,7 @@ def main():
     transformer_fixtures()
     vit_fixtures()
     optim_fixtures()
+    number_words_fixture()
     total = 0
     for name, size in written:
         print(f"{name:32s} {size / 1024:8.1f} KiB")
