@@ -15,7 +15,7 @@ packages=(
   libcairo2-dev                    # PNG plots
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words)
+  packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words python3-nltk)
 fi
 
 missing=()

@@ -3,7 +3,7 @@ C++ suite needs no PyTorch). Rebuild them with
 
     make fixtures        (runs /usr/bin/python3 tests/parity/make_fixtures.py)
 
-Debian's python3-torch, python3-h5py, python3-numpy and python3-num2words are needed (the python3 on PATH may not see
+Debian's python3-torch, python3-h5py, python3-numpy, python3-num2words and python3-nltk are needed (the python3 on PATH may not see
 them: use /usr/bin/python3).
 
 Every file has the same layout:
@@ -432,6 +432,53 @@ def number_words_fixture():
     written.append(("number_words.tsv", os.path.getsize(path)))
 
 
+# ----------------------------------------------------------------------------- BLEU
+
+def bleu_fixture():
+    """bleu_cases.tsv: corpora scored by NLTK's corpus_bleu (python3-nltk, default weights, no
+    smoothing). Lines "case<TAB>hypothesis<TAB>reference[<TAB>reference...]" give a corpus; a line
+    "=case<TAB>score" gives NLTK's score for it."""
+    import random
+    import warnings
+    from nltk.translate.bleu_score import corpus_bleu
+    from num2words import num2words
+    rng = random.Random(1)
+
+    def noisy(words):  # drop, repeat or replace a word now and then
+        out = []
+        for w in words:
+            r = rng.random()
+            if r < 0.1:
+                continue
+            out.append(w if r < 0.85 else rng.choice(["et", "cent", "mille", "vingt", "deux"]))
+            if rng.random() < 0.05:
+                out.append(w)
+        return out
+
+    numbers = [rng.randrange(1000000) for _ in range(40)]
+    french = [num2words(n, lang="fr").split() for n in numbers]
+    cases = {
+        "identical": [(f, [f]) for f in french],
+        "noisy": [(noisy(f), [f]) for f in french],
+        "short_sentences": [(f[:2], [f]) for f in french[:10]],
+        "brevity": [(f[: max(1, len(f) // 2)], [f]) for f in french],
+        "two_references": [(noisy(f), [f, num2words(n, lang="en").split()]) for f, n in zip(french, numbers)],
+        "ties_in_length": [(["a"] * 12, [["a"] * 13, ["a"] * 11]), (["a", "b", "c", "d", "e"], [["a", "b", "c", "d"]])],
+        "with_empty_hypothesis": [([], [french[0]])] + [(noisy(f), [f]) for f in french[1:8]],
+        "no_match": [(["x", "y", "z", "w"], [["a", "b", "c", "d"]])],
+    }
+    path = os.path.join(OUT, "bleu_cases.tsv")
+    with open(path + ".tmp", "w", encoding="utf-8") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NLTK warns when an n-gram order has no match
+        for name, corpus in cases.items():
+            for hyp, refs in corpus:
+                f.write("\t".join([name, " ".join(hyp)] + [" ".join(r) for r in refs]) + "\n")
+            score = corpus_bleu([refs for _, refs in corpus], [hyp for hyp, _ in corpus])
+            f.write(f"={name}\t{score!r}\n")
+    os.replace(path + ".tmp", path)
+    written.append(("bleu_cases.tsv", os.path.getsize(path)))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     basic_layers()
@@ -440,6 +487,7 @@ def main():
     vit_fixtures()
     optim_fixtures()
     number_words_fixture()
+    bleu_fixture()
     total = 0
     for name, size in written:
         print(f"{name:32s} {size / 1024:8.1f} KiB")
