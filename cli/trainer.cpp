@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -320,6 +321,13 @@ int train(const TrainRequest& request) {
     if ((step + 1) % o.eval_every == 0 || last) {
       const std::map<std::string, double> metrics = task->evaluate("val");
       model.train();
+      if (!std::all_of(metrics.begin(), metrics.end(), [](const auto& m) { return std::isfinite(m.second); })) {
+        // the parameters have gone bad without the training loss showing it yet: no checkpoint of them
+        progress.line("validation at step " + std::to_string(step + 1) + " is not finite (" + format_metrics(metrics, "val ") +
+                      "): stopping. The last good checkpoint is " + folder + "/checkpoints/last.h5");
+        status = kExitNonFinite;
+        break;
+      }
       std::vector<std::pair<std::string, double>> rec{{"step", static_cast<double>(step + 1)}};
       for (const auto& [k, v] : metrics) {
         rec.emplace_back("val_" + k, v);
