@@ -4,11 +4,13 @@ JOBS  ?= $(shell nproc)
 
 .PHONY: demo test bench build deps clean fixtures
 
-demo: build              ## the main job: train the reverse task through rune, then score it on its test split
-	rm -rf runs/reverse-demo
-	$(BUILD)/rune train examples/seq2seq/reverse.toml --set run.name=reverse-demo
-	$(BUILD)/rune eval runs/reverse-demo/checkpoints/best.h5 --split test
-	@echo "run folder: runs/reverse-demo (config.toml, metrics.jsonl, curves.png, checkpoints/)"
+demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate
+	rm -rf runs/numbers-demo
+	$(BUILD)/rune train examples/translation/numbers.toml --set run.name=numbers-demo
+	$(BUILD)/rune eval runs/numbers-demo/checkpoints/best.h5 --split test
+	$(BUILD)/rune translate runs/numbers-demo/checkpoints/best.h5 "seventy-one" "two hundred and thirty-four" \
+	  "eighty thousand" "one thousand, two hundred" "nine hundred and ninety-nine thousand, nine hundred and ninety-nine"
+	@echo "run folder: runs/numbers-demo (config.toml, metrics.jsonl, curves.png, checkpoints/)"
 
 test: build              ## the whole GoogleTest suite through ctest
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

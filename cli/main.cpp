@@ -1,5 +1,4 @@
-// The `rune` command: train, eval and info (translate, attention and heads join with the
-// translation example). Subcommand parsing by CLI11 (Debian's libcli11-dev).
+// The `rune` command: train, eval, info and translate. Subcommand parsing by CLI11 (Debian's libcli11-dev).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -31,6 +30,11 @@ int main(int argc, char** argv) {
   CLI::App* i = app.add_subcommand("info", "Print a checkpoint's step, metrics, parameters and config");
   i->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
 
+  std::vector<std::string> sentences;
+  CLI::App* tr = app.add_subcommand("translate", "Translate sentences with a translation checkpoint (stdin when none given)");
+  tr->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  tr->add_option("sentences", sentences, "Sentences to translate; without them, one per line from stdin");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (t->parsed()) {
@@ -38,6 +42,7 @@ int main(int argc, char** argv) {
       return rune::cli::train(train);
     }
     if (e->parsed()) return rune::cli::evaluate(checkpoint, split, eval_sets);
+    if (tr->parsed()) return rune::cli::translate(checkpoint, sentences);
     return rune::cli::info(checkpoint);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "rune: %s\n", ex.what());

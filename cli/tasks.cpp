@@ -1,13 +1,15 @@
 // The task registry: task.name in a config picks one of these.
 #include "cli/task.hpp"
 #include "examples/seq2seq/reverse_task.hpp"
+#include "examples/translation/translation_task.hpp"
 
 namespace rune::cli {
 
-std::vector<std::string> task_names() { return {"reverse"}; }
+std::vector<std::string> task_names() { return {"translation", "reverse"}; }
 
 std::unique_ptr<Task> make_task(Config& config, const TaskContext& context) {
   const std::string name = config.string("task.name", "reverse", task_names());
+  if (name == "translation") return std::make_unique<examples::TranslationTask>(config, context);
   if (name == "reverse") return std::make_unique<examples::ReverseTask>(config, context);
   config.fail("task.name", "'" + name + "' has no implementation");  // string() refused unknown names already
 }

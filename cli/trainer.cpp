@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -17,6 +18,7 @@
 #include "cli/config.hpp"
 #include "cli/plot.hpp"
 #include "cli/task.hpp"
+#include "examples/translation/translation_task.hpp"
 #include "nn/checkpoint.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip.hpp"
@@ -375,6 +377,24 @@ int evaluate(const std::string& checkpoint, const std::string& split, const std:
   }
   const fs::path run = fs::path(checkpoint).parent_path().parent_path();
   if (fs::exists(run / "config.toml")) write_file((run / ("eval-" + split + ".json")).string(), json_line(rec));
+  return kExitOk;
+}
+
+int translate(const std::string& checkpoint, const std::vector<std::string>& sentences) {
+  const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
+  Config config = Config::parse(c.config, checkpoint + " (its config)");
+  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
+  Generator init(seed), dropout(seed);
+  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
+  auto* translation = dynamic_cast<examples::TranslationTask*>(task.get());
+  if (!translation) throw std::runtime_error("checkpoint " + checkpoint + " is not a translation model");
+  nn::load_parameters(task->model(), c, checkpoint);
+  std::vector<std::string> inputs = sentences;
+  if (inputs.empty())
+    for (std::string line; std::getline(std::cin, line);) inputs.push_back(line);
+  const std::vector<std::string> out = translation->translate(inputs);
+  for (std::size_t i = 0; i < out.size(); ++i)
+    std::printf(sentences.empty() ? "%s%s\n" : "%s -> %s\n", sentences.empty() ? "" : inputs[i].c_str(), out[i].c_str());
   return kExitOk;
 }
 

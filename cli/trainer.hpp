@@ -27,5 +27,7 @@ struct TrainRequest {
 int train(const TrainRequest& request);
 int evaluate(const std::string& checkpoint, const std::string& split, const std::vector<std::string>& sets);
 int info(const std::string& checkpoint);
+// Translations of `sentences` (or of stdin's lines when empty) by a translation checkpoint.
+int translate(const std::string& checkpoint, const std::vector<std::string>& sentences);
 
 }  // namespace rune::cli

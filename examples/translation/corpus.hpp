@@ -1,0 +1,55 @@
+// Parallel corpora for the translation example: sentence pairs, tokenization (words, or UTF-8
+// code points), vocabularies with <pad> <bos> <eos> <unk>, and two sources of pairs: the built-in
+// number words (English -> French, numbers 0..999,999) and tab-separated files
+// (source<TAB>target, further columns ignored: the Tatoeba pair files' format).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rune::examples {
+
+struct Pair {
+  std::string source, target;
+};
+
+enum class Tokenization { word, character };
+Tokenization tokenization_from_name(const std::string& name);  // "word" or "char"
+
+// Words split on ASCII whitespace; characters are UTF-8 code points (é and ç are one token; a space
+// is a token of its own). join() undoes it.
+std::vector<std::string> tokenize(const std::string& text, Tokenization t);
+std::string join(const std::vector<std::string>& tokens, Tokenization t);
+
+class Vocabulary {
+ public:
+  static constexpr std::int64_t pad = 0, bos = 1, eos = 2, unk = 3;
+  Vocabulary();  // only the four specials
+  // Tokens seen at least min_freq times in `texts`, in order of decreasing frequency (ties by token).
+  static Vocabulary build(const std::vector<std::vector<std::string>>& texts, std::int64_t min_freq);
+  explicit Vocabulary(std::vector<std::string> tokens);  // as stored in a checkpoint; specials first
+  std::int64_t id(const std::string& token) const;       // unk if absent
+  const std::string& token(std::int64_t id) const;
+  std::int64_t size() const { return static_cast<std::int64_t>(tokens_.size()); }
+  const std::vector<std::string>& tokens() const { return tokens_; }
+
+ private:
+  std::vector<std::string> tokens_;
+  std::map<std::string, std::int64_t> ids_;
+};
+
+// Pairs of a tab-separated file. A line without a tab, or with an empty side, is an error naming
+// the file and line; blank lines are skipped.
+std::vector<Pair> read_tsv_pairs(const std::string& path);
+
+// English and French words for n (number_words.hpp).
+Pair number_pair(std::int64_t n);
+
+// Which split a number belongs to: about test_permille / 1000 of all numbers are test, as many
+// validation, the rest train; fixed by the seed, so the splits are disjoint by number.
+enum class Split { train, val, test };
+Split number_split(std::int64_t n, std::uint64_t seed, std::int64_t permille);
+
+}  // namespace rune::examples

@@ -1,0 +1,238 @@
+#include "examples/translation/translation_task.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
+#include "examples/translation/bleu.hpp"
+
+namespace rune::examples {
+
+namespace {
+constexpr std::int64_t kBucketBatches = 64;  // batches sorted by length together
+
+// A Fisher-Yates shuffle driven by our Generator (std::shuffle's results differ between
+// standard libraries; these do not).
+template <class T>
+void shuffle(std::vector<T>& v, Generator& g) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[g.below(i)]);
+}
+}  // namespace
+
+TranslationTask::TranslationTask(cli::Config& c, const cli::TaskContext& context) : seed_(context.seed) {
+  source_ = c.string("data.source", "numbers", {"numbers", "tsv"});
+  tokenization_ = tokenization_from_name(c.string("data.tokenization", "word", {"word", "char"}));
+  const std::int64_t min_freq = c.integer("data.min_freq", 1, 1);
+  max_len_ = c.integer("data.max_len", 64, 2);
+  batch_size_ = c.integer("data.batch_size", 64, 1);
+  label_smoothing_ = c.number("train.label_smoothing", 0.1, 0.0, 1.0, true);
+  std::vector<std::vector<std::string>> src_texts, tgt_texts;
+  if (source_ == "numbers") {
+    batches_per_epoch_ = c.integer("data.batches_per_epoch", 200, 1);
+    eval_size_ = c.integer("data.eval_size", 1000, 1);
+    permille_ = c.integer("data.split_permille", 10, 1, 333);
+    Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
+    val_ = sample_numbers(val_gen, eval_size_, Split::val);
+    test_ = sample_numbers(test_gen, eval_size_, Split::test);
+    for (const Pair& p : sample_numbers(vocab_gen, 20000, Split::train)) {  // the vocabulary of the training split
+      src_texts.push_back(tokenize(p.source, tokenization_));
+      tgt_texts.push_back(tokenize(p.target, tokenization_));
+    }
+  } else {
+    const std::string path = c.string("data.path", "");
+    if (path.empty()) c.fail("data.path", "data.source = \"tsv\" needs the file's path");
+    const double val_fraction = c.number("data.val_fraction", 0.05, 0.0, 0.5);
+    const double test_fraction = c.number("data.test_fraction", 0.05, 0.0, 0.5);
+    eval_size_ = permille_ = 0;
+    std::vector<Pair> pairs = read_tsv_pairs(path);
+    Generator split_gen(seed_ * 31 + 4);
+    shuffle(pairs, split_gen);
+    const auto n_test = static_cast<std::size_t>(test_fraction * static_cast<double>(pairs.size()));
+    const auto n_val = static_cast<std::size_t>(val_fraction * static_cast<double>(pairs.size()));
+    test_.assign(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(n_test));
+    val_.assign(pairs.begin() + static_cast<std::ptrdiff_t>(n_test), pairs.begin() + static_cast<std::ptrdiff_t>(n_test + n_val));
+    train_.assign(pairs.begin() + static_cast<std::ptrdiff_t>(n_test + n_val), pairs.end());
+    if (train_.empty() || val_.empty()) c.fail("data.path", path + " is too small for its splits");
+    batches_per_epoch_ = static_cast<std::int64_t>((train_.size() + static_cast<std::size_t>(batch_size_) - 1) /
+                                                   static_cast<std::size_t>(batch_size_));
+    for (const Pair& p : train_) {
+      src_texts.push_back(tokenize(p.source, tokenization_));
+      tgt_texts.push_back(tokenize(p.target, tokenization_));
+    }
+  }
+  src_vocab_ = Vocabulary::build(src_texts, min_freq);
+  tgt_vocab_ = Vocabulary::build(tgt_texts, min_freq);
+
+  Seq2SeqOptions o;
+  o.src_vocab = src_vocab_.size();
+  o.tgt_vocab = tgt_vocab_.size();
+  o.pad_id = Vocabulary::pad;
+  o.bos_id = Vocabulary::bos;
+  o.eos_id = Vocabulary::eos;
+  o.max_len = max_len_ + 1;
+  nn::TransformerOptions& t = o.transformer;
+  t.d_model = c.integer("model.d_model", 128, 1);
+  t.nhead = c.integer("model.nhead", 8, 1);
+  if (t.d_model % t.nhead != 0)
+    c.fail("model.nhead", std::to_string(t.nhead) + " does not divide model.d_model " + std::to_string(t.d_model));
+  t.num_encoder_layers = c.integer("model.num_encoder_layers", 2, 1);
+  t.num_decoder_layers = c.integer("model.num_decoder_layers", 2, 1);
+  t.dim_feedforward = c.integer("model.dim_feedforward", 4 * t.d_model, 1);
+  t.dropout = c.number("model.dropout", 0.1, 0.0, 1.0, true);
+  t.activation = nn::activation_from_name(c.string("model.activation", "gelu", {"relu", "gelu"}));
+  t.norm_first = c.boolean("model.norm_first", true);
+  t.dropout_generator = context.dropout;
+  model_ = std::make_shared<Seq2SeqTransformer>(o, *context.init);
+}
+
+std::vector<Pair> TranslationTask::sample_numbers(Generator& g, std::int64_t count, Split split) const {
+  // digits uniform in 1..6, then the number uniform among those with that many digits, so small
+  // numbers (and their irregular words) are as common as large ones
+  static constexpr std::int64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+  std::vector<Pair> out;
+  while (static_cast<std::int64_t>(out.size()) < count) {
+    const std::uint64_t d = 1 + g.below(6);
+    const std::int64_t lo = d == 1 ? 0 : kPow10[d - 1], hi = kPow10[d];
+    const std::int64_t n = lo + static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(hi - lo)));
+    if (number_split(n, seed_, permille_) == split) out.push_back(number_pair(n));
+  }
+  return out;
+}
+
+TranslationTask::Batch TranslationTask::encode(const std::vector<Pair>& pairs) const {
+  // source: tokens + eos; decoder input: bos + tokens; target: tokens + eos; padded to the batch's longest
+  std::vector<std::vector<std::int64_t>> src, tgt;
+  std::size_t S = 1, T = 1;
+  for (const Pair& p : pairs) {
+    std::vector<std::int64_t> s, t;
+    for (const auto& tok : tokenize(p.source, tokenization_)) s.push_back(src_vocab_.id(tok));
+    for (const auto& tok : tokenize(p.target, tokenization_)) t.push_back(tgt_vocab_.id(tok));
+    s.resize(std::min<std::size_t>(s.size(), static_cast<std::size_t>(max_len_ - 1)));
+    t.resize(std::min<std::size_t>(t.size(), static_cast<std::size_t>(max_len_ - 1)));
+    s.push_back(Vocabulary::eos);
+    S = std::max(S, s.size());
+    T = std::max(T, t.size() + 1);
+    src.push_back(std::move(s));
+    tgt.push_back(std::move(t));
+  }
+  const auto B = static_cast<std::int64_t>(pairs.size());
+  std::vector<std::int64_t> s_ids(static_cast<std::size_t>(B) * S, Vocabulary::pad), in_ids(static_cast<std::size_t>(B) * T, Vocabulary::pad),
+      out_ids(static_cast<std::size_t>(B) * T, Vocabulary::pad);
+  for (std::size_t b = 0; b < pairs.size(); ++b) {
+    std::copy(src[b].begin(), src[b].end(), s_ids.begin() + static_cast<std::ptrdiff_t>(b * S));
+    in_ids[b * T] = Vocabulary::bos;
+    for (std::size_t i = 0; i < tgt[b].size(); ++i) {
+      in_ids[b * T + i + 1] = tgt[b][i];
+      out_ids[b * T + i] = tgt[b][i];
+    }
+    out_ids[b * T + tgt[b].size()] = Vocabulary::eos;
+  }
+  return {from_vector(s_ids, {B, static_cast<std::int64_t>(S)}), from_vector(in_ids, {B, static_cast<std::int64_t>(T)}),
+          from_vector(out_ids, {B, static_cast<std::int64_t>(T)})};
+}
+
+void TranslationTask::prepare_epoch(std::int64_t epoch) {
+  if (prepared_epoch_ == epoch) return;
+  Generator g(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + 17);
+  std::vector<Pair> pairs;
+  if (source_ == "numbers") {
+    pairs = sample_numbers(g, batch_size_ * batches_per_epoch_, Split::train);
+  } else {
+    pairs = train_;
+    shuffle(pairs, g);
+  }
+  // length buckets: within each run of kBucketBatches batches, sort by source length, so a batch
+  // holds sentences of similar length and little padding; then shuffle the batches' order
+  const auto length = [&](const Pair& p) { return tokenize(p.source, tokenization_).size(); };
+  const std::size_t chunk = static_cast<std::size_t>(batch_size_ * kBucketBatches);
+  for (std::size_t at = 0; at < pairs.size(); at += chunk) {
+    const auto end = pairs.begin() + static_cast<std::ptrdiff_t>(std::min(pairs.size(), at + chunk));
+    std::stable_sort(pairs.begin() + static_cast<std::ptrdiff_t>(at), end,
+                     [&](const Pair& a, const Pair& b) { return length(a) < length(b); });
+  }
+  epoch_batches_.clear();
+  for (std::size_t at = 0; at < pairs.size(); at += static_cast<std::size_t>(batch_size_))
+    epoch_batches_.emplace_back(pairs.begin() + static_cast<std::ptrdiff_t>(at),
+                                pairs.begin() + static_cast<std::ptrdiff_t>(std::min(pairs.size(), at + static_cast<std::size_t>(batch_size_))));
+  shuffle(epoch_batches_, g);
+  prepared_epoch_ = epoch;
+}
+
+cli::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t index) {
+  prepare_epoch(epoch);
+  const Batch b = encode(epoch_batches_.at(static_cast<std::size_t>(index)));
+  const Tensor logits = model_->forward(b.src, b.tgt_in);  // (B, T, V)
+  CrossEntropyOptions o;
+  o.ignore_index = Vocabulary::pad;
+  o.label_smoothing = label_smoothing_;
+  const Tensor loss = cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(b.tgt_out, {-1}), o);
+  const double tokens = sum(to_dtype(ne(b.tgt_out, full({}, Vocabulary::pad, DType::int64)), DType::float64)).item();
+  return {loss, tokens};
+}
+
+std::vector<std::string> TranslationTask::translate(const std::vector<std::string>& sources, std::int64_t max_steps) {
+  NoGradGuard no_grad;
+  model_->eval();
+  std::vector<Pair> pairs;
+  for (const auto& s : sources) pairs.push_back({s, ""});
+  const Batch b = encode(pairs);
+  const Tensor ids = model_->greedy(b.src, max_steps > 0 ? max_steps : max_len_).contiguous();
+  std::vector<std::string> out;
+  for (std::int64_t i = 0; i < ids.size(0); ++i) {
+    std::vector<std::string> tokens;
+    for (std::int64_t t = 0; t < ids.size(1); ++t) {
+      const std::int64_t id = ids.data<std::int64_t>()[i * ids.size(1) + t];
+      if (id == Vocabulary::eos || id == Vocabulary::pad) break;
+      tokens.push_back(tgt_vocab_.token(id));
+    }
+    out.push_back(join(tokens, tokenization_));
+  }
+  model_->train();
+  return out;
+}
+
+std::map<std::string, double> TranslationTask::evaluate(const std::string& split) {
+  const std::vector<Pair>& data = split == "test" ? test_ : val_;
+  NoGradGuard no_grad;
+  double loss_sum = 0, tokens = 0, right = 0, exact = 0;
+  std::vector<std::vector<Tokens>> references;
+  std::vector<Tokens> hypotheses;
+  for (std::size_t at = 0; at < data.size(); at += 256) {
+    const std::vector<Pair> chunk(data.begin() + static_cast<std::ptrdiff_t>(at),
+                                  data.begin() + static_cast<std::ptrdiff_t>(std::min(data.size(), at + 256)));
+    model_->eval();
+    const Batch b = encode(chunk);
+    const Tensor logits = model_->forward(b.src, b.tgt_in);
+    CrossEntropyOptions o;
+    o.ignore_index = Vocabulary::pad;
+    o.reduction = Reduction::sum;
+    loss_sum += cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(b.tgt_out, {-1}), o).item();
+    const Tensor predicted = argmax(logits, -1).contiguous();
+    const std::int64_t* want = b.tgt_out.data<std::int64_t>();
+    for (std::int64_t i = 0; i < b.tgt_out.numel(); ++i)
+      if (want[i] != Vocabulary::pad) {
+        ++tokens;
+        right += predicted.data<std::int64_t>()[i] == want[i];
+      }
+    std::vector<std::string> sources;
+    for (const Pair& p : chunk) sources.push_back(p.source);
+    const std::vector<std::string> decoded = translate(sources);
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      exact += decoded[i] == chunk[i].target;
+      hypotheses.push_back(split_words(decoded[i]));
+      references.push_back({split_words(chunk[i].target)});
+    }
+  }
+  model_->train();
+  const auto n = static_cast<double>(data.size());
+  return {{"loss", loss_sum / tokens}, {"token_accuracy", right / tokens}, {"exact_match", exact / n},
+          {"bleu", corpus_bleu(references, hypotheses)}};
+}
+
+void TranslationTask::describe(nn::Checkpoint& c) const {
+  c.meta_strings["source_vocabulary"] = src_vocab_.tokens();
+  c.meta_strings["target_vocabulary"] = tgt_vocab_.tokens();
+}
+
+}  // namespace rune::examples

@@ -1,0 +1,57 @@
+// The translation example's task: an encoder-decoder Transformer trained with teacher forcing and
+// label-smoothed cross-entropy on length-bucketed, padded batches, scored by greedy decoding with
+// the KV cache (exact match, token accuracy, corpus BLEU-4).
+//
+// Data (data.source): "numbers", English number words to French ones for 0..999,999, drawn with
+// a uniform number of digits and split by number (test numbers never appear in training); or
+// "tsv", a source<TAB>target file split by line. Keys: data.source, data.path, data.tokenization
+// (word | char), data.min_freq, data.max_len, data.batch_size, data.batches_per_epoch (numbers),
+// data.eval_size (numbers), data.split_permille (numbers), data.val_fraction and
+// data.test_fraction (tsv); model.* as the reverse task; train.label_smoothing.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "cli/task.hpp"
+#include "examples/seq2seq/model.hpp"
+#include "examples/translation/corpus.hpp"
+
+namespace rune::examples {
+
+class TranslationTask : public cli::Task {
+ public:
+  TranslationTask(cli::Config& config, const cli::TaskContext& context);
+  nn::Module& model() override { return *model_; }
+  std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
+  cli::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
+  std::map<std::string, double> evaluate(const std::string& split) override;
+  std::string primary_metric() const override { return "exact_match"; }
+  bool higher_is_better() const override { return true; }
+  std::string items_name() const override { return "tokens"; }
+  void describe(nn::Checkpoint& c) const override;
+
+  // Greedy translations of source sentences, detokenized.
+  std::vector<std::string> translate(const std::vector<std::string>& sources, std::int64_t max_steps = 0);
+
+ private:
+  struct Batch {
+    Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
+  };
+  Batch encode(const std::vector<Pair>& pairs) const;
+  std::vector<Pair> sample_numbers(Generator& g, std::int64_t count, Split split) const;
+  void prepare_epoch(std::int64_t epoch);
+
+  std::uint64_t seed_;
+  std::string source_;
+  Tokenization tokenization_;
+  std::int64_t max_len_, batch_size_, batches_per_epoch_, eval_size_, permille_;
+  double label_smoothing_;
+  std::vector<Pair> train_, val_, test_;  // tsv: the splits; numbers: val and test only
+  Vocabulary src_vocab_, tgt_vocab_;
+  std::shared_ptr<Seq2SeqTransformer> model_;
+  std::int64_t prepared_epoch_ = -1;
+  std::vector<std::vector<Pair>> epoch_batches_;
+};
+
+}  // namespace rune::examples
