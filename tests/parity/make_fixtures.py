@@ -1,28 +1,43 @@
 """Writes the PyTorch parity fixtures of tests/parity/fixtures/ (small HDF5 files, committed, so the
-C++ suite needs no PyTorch). Rebuild them with
+C++ suite needs no PyTorch) and the text fixtures of the translation example. Rebuild them all with
 
-    make fixtures        (runs /usr/bin/python3 tests/parity/make_fixtures.py)
+    /usr/bin/python3 tests/parity/make_fixtures.py     (`make fixtures` installs the packages, then runs it)
 
-Debian's python3-torch, python3-h5py, python3-numpy, python3-num2words and python3-nltk are needed (the python3 on PATH may not see
-them: use /usr/bin/python3).
+Debian's python3-torch (1.13), python3-h5py, python3-numpy, python3-num2words and python3-nltk are
+needed: use /usr/bin/python3, the python3 on PATH may not see them. The output is deterministic
+(byte for byte): every fixture seeds torch from its own file name, so adding a case leaves the
+others unchanged. One line per file with its size is printed, then the total (kept under 5 MB).
 
-Every file has the same layout:
-    /                   attributes: the case's configuration (ints, floats, strings)
+Every module fixture (written by write()) has the same layout:
+    /                   attributes: the case's configuration: ints as int64, floats as float64,
+                        strings, bools as int64 0/1; and torch_version
     /inputs/<name>      exactly what both sides are fed: float32, int64, or bool masks stored as
-                        uint8 with the attribute dtype="bool"
-    /params/<name>      the module's state_dict, float32, under PyTorch's dotted names
-    /loss_weights/<o>   float64, one per output entering the loss
+                        uint8 0/1 with the attribute dtype="bool"
+    /params/<name>      the module's state_dict, float32, under PyTorch's dotted names (flat)
+    /loss_weights/<o>   float64, one per output entering the loss, the output's shape
     /outputs/<o>        float64 reference outputs
     /grads/inputs/<n>   float64 d loss / d input for each float input
     /grads/params/<n>   float64 d loss / d parameter
 The loss is sum over outputs o of sum(o * loss_weights[o]) with fixed N(0, 1) weights, so every
 output element sends a distinct gradient. The reference runs in float64 from the float32 inputs
 and parameters; the C++ side runs float32 and compares relative to the reference's magnitude.
-Modules run in train mode with dropout 0 (PyTorch's fast inference paths stay out of the way).
+Modules run in train mode with dropout 0 (PyTorch 1.13's fast inference paths stay out of the
+way), batch_first everywhere. No dataset holds a NaN (checked as it is written); the only
+infinities are the -inf entries of sdpa_float_mask.h5's additive input attn_bias.
+
+Mask conventions, as in PyTorch: a bool mask is True where attention is NOT allowed
+(key_padding_mask: True = padding key; blocked_mask / tgt_blocked_mask: True = this query may not
+see this key). Causal attention with Tq < Tk is aligned to the end of the keys (the KV-cache
+decoding convention): query i sits at absolute position Tk - Tq + i and sees keys j <= Tk - Tq + i.
+
+Other files: reader_check.h5 (closed-form values of every dtype and datasets of types the reader
+must refuse, for the reader's own tests; see reader_check()), the optimizer trajectories
+(optim_fixtures(), their own layout), number_words.tsv and bleu_cases.tsv.
 """
 import math
 import os
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -39,8 +54,9 @@ def write(name, attrs, inputs, module, outputs_fn):
     """Runs outputs_fn(float64 inputs) -> {name: tensor} with `module` in float64 and writes the file.
 
     inputs: {name: tensor} (float32, int64 or bool); float ones get gradients. module may be None.
+    Returns the float64 outputs and inputs (with their .grad) for the caller's own checks.
     """
-    gen = torch.Generator().manual_seed(len(written) + 1000)
+    gen = torch.Generator().manual_seed(name_seed("loss_weights:" + name))
     ref_inputs = {}
     for k, v in inputs.items():
         if v.dtype == torch.float32:
@@ -61,27 +77,47 @@ def write(name, attrs, inputs, module, outputs_fn):
             f.attrs[k] = v
         f.attrs["torch_version"] = str(torch.__version__)
         for k, v in inputs.items():
-            if v.dtype == torch.bool:
-                d = f.create_dataset(f"inputs/{k}", data=v.numpy().astype(np.uint8))
-                d.attrs["dtype"] = "bool"
-            else:
-                f.create_dataset(f"inputs/{k}", data=v.numpy())
+            put(f, name, f"inputs/{k}", v)
         f.create_group("params")
         for k, v in params.items():
-            f.create_dataset(f"params/{k}", data=v.numpy())
+            put(f, name, f"params/{k}", v)
         for k, v in outputs.items():
-            assert not torch.isnan(v).any(), f"{name}: NaN in output {k}"
-            f.create_dataset(f"outputs/{k}", data=v.detach().numpy())
-            f.create_dataset(f"loss_weights/{k}", data=weights[k].numpy())
+            put(f, name, f"outputs/{k}", v)
+            put(f, name, f"loss_weights/{k}", weights[k])
         for k, v in ref_inputs.items():
             if v.dtype == torch.float64:
-                assert not torch.isnan(v.grad).any(), f"{name}: NaN in the gradient of {k}"
-                f.create_dataset(f"grads/inputs/{k}", data=v.grad.numpy())
+                put(f, name, f"grads/inputs/{k}", v.grad)
         if module is not None:
             for k, p in module.named_parameters():
-                f.create_dataset(f"grads/params/{k}", data=p.grad.numpy())
+                put(f, name, f"grads/params/{k}", p.grad)
+    finish(path)
+    return outputs, ref_inputs
+
+
+def put(f, file, dataset, t):
+    """Writes tensor t as `dataset`, refusing NaN; a bool tensor becomes uint8 0/1 with dtype="bool"."""
+    t = t.detach()
+    if t.is_floating_point():
+        assert not torch.isnan(t).any(), f"{file}: NaN in {dataset}"
+    if t.dtype == torch.bool:
+        f.create_dataset(dataset, data=t.numpy().astype(np.uint8)).attrs["dtype"] = "bool"
+    else:
+        f.create_dataset(dataset, data=t.numpy())
+
+
+def finish(path):
+    """Moves the finished `path`.tmp into place and records its size."""
     os.replace(path + ".tmp", path)
-    written.append((name, os.path.getsize(path)))
+    written.append((os.path.basename(path), os.path.getsize(path)))
+
+
+def name_seed(name):
+    """A seed that depends only on the fixture's name, so fixtures do not depend on each other."""
+    return zlib.crc32(name.encode())
+
+
+def seed(name):
+    torch.manual_seed(name_seed(name))
 
 
 def randn(*shape, scale=1.0):
@@ -101,43 +137,72 @@ def causal_blocked(t):
     return torch.triu(torch.ones(t, t, dtype=torch.bool), 1)  # True = may not attend
 
 
+# ----------------------------------------------------------------------------- the reader's own file
+
+def reader_check():
+    """reader_check.h5, for the reader's tests (test_fixture_reader.cpp): values given by formulas
+    the C++ test recomputes, element by element, and datasets of types the reader must refuse."""
+    path = os.path.join(OUT, "reader_check.h5")
+    with h5py.File(path + ".tmp", "w") as f:
+        f.attrs["count"] = 42                 # int64
+        f.attrs["ratio"] = 0.125              # float64
+        f.attrs["word"] = "rune"              # variable-length UTF-8, as h5py writes a str
+        f.attrs["fixed_word"] = np.bytes_("stone")  # fixed-length ASCII
+        f.attrs["pair"] = np.array([1, 2])    # not a scalar: attr_int refuses it
+        file = "reader_check.h5"
+        put(f, file, "inputs/f32", torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) * 0.5 - 3)  # i/2 - 3
+        put(f, file, "inputs/f64", torch.arange(6, dtype=torch.float64).reshape(3, 2) / 3)  # i/3
+        put(f, file, "inputs/i64", (torch.arange(7) - 3) * 10**12)  # (i - 3) 10^12: needs all 64 bits
+        put(f, file, "inputs/mask", (torch.arange(12) % 3 == 0).reshape(3, 4))  # True where i % 3 == 0
+        put(f, file, "inputs/scalar", torch.tensor(2.5, dtype=torch.float64))  # shape ()
+        f.create_dataset("inputs/int32", data=np.arange(4, dtype=np.int32))  # no such dtype in the layout
+        f.create_dataset("inputs/uint8", data=np.arange(4, dtype=np.uint8))  # uint8 without dtype="bool"
+        f.create_dataset("inputs/not_bool", data=np.array([0, 1, 2], dtype=np.uint8)).attrs["dtype"] = "bool"
+        f.create_group("params")
+    finish(path)
+
+
 # ----------------------------------------------------------------------------- basic layers
 
 def basic_layers():
-    torch.manual_seed(1)
+    seed("linear.h5")
     lin = nn.Linear(16, 12)
     write("linear.h5", {}, {"x": randn(4, 5, 16)}, lin, lambda i: {"y": lin(i["x"])})
-    torch.manual_seed(2)
+    seed("linear_nobias.h5")
     lin = nn.Linear(16, 12, bias=False)
     write("linear_nobias.h5", {}, {"x": randn(4, 5, 16)}, lin, lambda i: {"y": lin(i["x"])})
 
-    torch.manual_seed(3)
+    seed("layer_norm.h5")
     ln = nn.LayerNorm(24, eps=1e-5)
     with torch.no_grad():
         ln.weight.normal_()
         ln.bias.normal_()
     write("layer_norm.h5", {"eps": 1e-5}, {"x": randn(3, 7, 24, scale=3.0) + 1.0}, ln, lambda i: {"y": ln(i["x"])})
-    torch.manual_seed(4)
+    seed("layer_norm_noaffine.h5")
     ln = nn.LayerNorm(24, eps=1e-6, elementwise_affine=False)
     write("layer_norm_noaffine.h5", {"eps": 1e-6}, {"x": randn(3, 7, 24)}, ln, lambda i: {"y": ln(i["x"])})
 
-    torch.manual_seed(5)
-    emb = nn.Embedding(20, 8, padding_idx=0)
+    seed("embedding.h5")
+    emb = nn.Embedding(20, 8, padding_idx=0)  # row 0 starts at zero and never gets a gradient
     ids = torch.tensor([[0, 3, 3, 7, 0, 19], [1, 0, 5, 5, 5, 2], [9, 9, 0, 11, 4, 3]])
     write("embedding.h5", {"padding_idx": 0}, {"ids": ids}, emb, lambda i: {"y": emb(i["ids"])})
+    assert not emb.weight.grad[0].any(), "embedding.h5: the padding row has a gradient"
 
-    torch.manual_seed(6)
+    seed("gelu.h5")  # both GELUs on the same points, spread over [-8, 8]
     x = torch.linspace(-8, 8, 2000) + randn(2000, scale=0.01)
     write("gelu.h5", {}, {"x": x}, None, lambda i: {"y": F.gelu(i["x"])})
-    write("gelu_tanh.h5", {}, {"x": x}, None, lambda i: {"y": F.gelu(i["x"], approximate="tanh")})
+    write("gelu_tanh.h5", {"approximate": "tanh"}, {"x": x}, None,
+          lambda i: {"y": F.gelu(i["x"], approximate="tanh")})
+    seed("softmax.h5")  # logits over about [-20, 20]
     write("softmax.h5", {}, {"x": randn(4, 7, 33, scale=7.0)}, None, lambda i: {"y": torch.softmax(i["x"], -1)})
 
-    torch.manual_seed(7)
+    seed("cross_entropy.h5")
     target = torch.randint(0, 17, (12,))
     target[[2, 5, 9]] = -100
     write("cross_entropy.h5", {"label_smoothing": 0.1, "ignore_index": -100, "reduction": "mean"},
           {"logits": randn(12, 17, scale=2.0), "target": target}, None,
           lambda i: {"loss": F.cross_entropy(i["logits"], i["target"], ignore_index=-100, label_smoothing=0.1)})
+    seed("cross_entropy_sum.h5")
     target = torch.randint(0, 17, (12,))
     target[[0, 4]] = 3
     write("cross_entropy_sum.h5", {"label_smoothing": 0.0, "ignore_index": 3, "reduction": "sum"},
@@ -173,7 +238,7 @@ def reference_sdpa(q, k, v, scale, causal=False, key_padding=None, blocked=None,
 
 def attention_fixtures():
     def sdpa(name, Tq, Tk, Hkv=4, causal=False, key_padding=None, blocked=None, bias=None):
-        torch.manual_seed(len(written) + 10)
+        seed(name)
         B, H, D = 2, 4, 8
         scale = 1.0 / math.sqrt(D)
         inputs = {"q": randn(B, H, Tq, D), "k": randn(B, Hkv, Tk, D), "v": randn(B, Hkv, Tk, D)}
@@ -188,74 +253,74 @@ def attention_fixtures():
             out, w = reference_sdpa(i["q"], i["k"], i["v"], scale, causal, i.get("key_padding_mask"),
                                     i.get("blocked_mask"), i.get("attn_bias"))
             return {"out": out, "weights": w}
-        write(name, {"scale": scale, "is_causal": int(causal)}, inputs, None, run)
+        return write(name, {"scale": scale, "is_causal": int(causal)}, inputs, None, run)
 
     sdpa("sdpa_plain.h5", 5, 7)
     sdpa("sdpa_causal.h5", 6, 6, causal=True)
     sdpa("sdpa_causal_offset.h5", 3, 7, causal=True)
     sdpa("sdpa_key_padding.h5", 5, 7, key_padding=padding_mask(2, 7, [2, 4]))
-    torch.manual_seed(20)
+    seed("sdpa_blocked_mask.h5:mask")
     blocked = torch.rand(5, 7) < 0.4
     blocked[:, 0] = False  # every query keeps key 0
     sdpa("sdpa_blocked_mask.h5", 5, 7, blocked=blocked)
+    seed("sdpa_float_mask.h5:bias")
     bias = torch.randn(2, 4, 5, 7)
     bias[0, 1, 2, 3] = bias[1, 3, 0, 6] = bias[1, 0, 4, 0] = float("-inf")
     sdpa("sdpa_float_mask.h5", 5, 7, bias=bias)
     all_blocked = torch.zeros(2, 4, 5, 7, dtype=torch.bool)
     all_blocked[0, :, 2, :] = True  # query 2 of batch 0, every head: no key at all
-    sdpa("sdpa_all_masked_row.h5", 5, 7, blocked=all_blocked)
+    outputs, inputs = sdpa("sdpa_all_masked_row.h5", 5, 7, blocked=all_blocked)
+    # the safe softmax: that row's weights, output and query gradient are exactly zero
+    for t in (outputs["out"], outputs["weights"], inputs["q"].grad):
+        assert not t[0, :, 2].any(), "sdpa_all_masked_row.h5: the fully masked row is not zero"
     sdpa("sdpa_gqa.h5", 5, 7, Hkv=2, causal=False)
     sdpa("sdpa_mqa.h5", 5, 7, Hkv=1, causal=False)
 
-    def mha_case(name, attrs, inputs, mha, run):
-        write(name, attrs, inputs, mha, run)
-
+    # nn.MultiheadAttention: PyTorch zero-initialises in_proj_bias and out_proj.bias; they get
+    # random values here so that a wrong bias shows in the outputs.
     C, H = 32, 4
-    torch.manual_seed(30)
-    mha = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0)
-    with torch.no_grad():  # non-zero biases, so that their gradients and values matter
-        mha.in_proj_bias.normal_(0, 0.1)
-        mha.out_proj.bias.normal_(0, 0.1)
-    pad = padding_mask(2, 6, [0, 2])
 
-    def self_run(i, attn_mask=None, kpm=None):
-        out, w = mha(i["x"], i["x"], i["x"], key_padding_mask=kpm, attn_mask=attn_mask, need_weights=True,
-                     average_attn_weights=False)
-        return {"out": out, "weights": w}
-    mha_case("mha_self.h5", {"embed_dim": C, "num_heads": H}, {"x": randn(2, 6, C), "key_padding_mask": pad}, mha,
-             lambda i: self_run(i, kpm=i["key_padding_mask"]))
-    torch.manual_seed(31)
-    mha = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0)
-    mha_case("mha_causal.h5", {"embed_dim": C, "num_heads": H, "is_causal": 1},
-             {"x": randn(2, 6, C), "blocked_mask": causal_blocked(6)}, mha,
-             lambda i: self_run(i, attn_mask=i["blocked_mask"]))
+    def mha(name, **options):
+        seed(name)
+        m = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0, **options)
+        with torch.no_grad():
+            for b in (m.in_proj_bias, m.out_proj.bias):
+                if b is not None:
+                    b.normal_(0, 0.1)
+        return m
+
+    def attend(m, query, memory, attn_mask=None, key_padding_mask=None):
+        out, w = m(query, memory, memory, key_padding_mask=key_padding_mask, attn_mask=attn_mask, need_weights=True,
+                   average_attn_weights=False)
+        return {"out": out, "weights": w}  # (B, T, C) and (B, H, Tq, Tk)
+
+    m = mha("mha_self.h5")
+    write("mha_self.h5", {"embed_dim": C, "num_heads": H},
+          {"x": randn(2, 6, C), "key_padding_mask": padding_mask(2, 6, [0, 2])}, m,
+          lambda i, m=m: attend(m, i["x"], i["x"], key_padding_mask=i["key_padding_mask"]))
+    m = mha("mha_causal.h5")
+    write("mha_causal.h5", {"embed_dim": C, "num_heads": H, "is_causal": 1},
+          {"x": randn(2, 6, C), "blocked_mask": causal_blocked(6)}, m,
+          lambda i, m=m: attend(m, i["x"], i["x"], attn_mask=i["blocked_mask"]))
 
     def cross(name, kdim):
-        torch.manual_seed(32 + kdim)
-        m = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0, kdim=kdim, vdim=kdim)
-        with torch.no_grad():
-            m.in_proj_bias.normal_(0, 0.1)
+        m = mha(name, kdim=kdim, vdim=kdim)  # kdim != embed_dim: q/k/v_proj_weight instead of in_proj_weight
         attrs = {"embed_dim": C, "num_heads": H, "kdim": kdim, "vdim": kdim}
         inputs = {"query": randn(2, 5, C), "memory": randn(2, 7, kdim), "key_padding_mask": padding_mask(2, 7, [3, 0])}
-
-        def run(i):
-            out, w = m(i["query"], i["memory"], i["memory"], key_padding_mask=i["key_padding_mask"], need_weights=True,
-                       average_attn_weights=False)
-            return {"out": out, "weights": w}
-        mha_case(name, attrs, inputs, m, run)
+        write(name, attrs, inputs, m,
+              lambda i: attend(m, i["query"], i["memory"], key_padding_mask=i["key_padding_mask"]))
     cross("mha_cross.h5", C)
     cross("mha_cross_kdim.h5", 20)
 
-    torch.manual_seed(40)
-    mha = nn.MultiheadAttention(C, H, batch_first=True, dropout=0.0, bias=False)
-    mha_case("mha_bias_false.h5", {"embed_dim": C, "num_heads": H, "bias": 0}, {"x": randn(2, 6, C)}, mha,
-             lambda i: self_run(i))
+    m = mha("mha_bias_false.h5", bias=False)  # no in_proj_bias, no out_proj.bias
+    write("mha_bias_false.h5", {"embed_dim": C, "num_heads": H, "bias": 0}, {"x": randn(2, 6, C)}, m,
+          lambda i, m=m: attend(m, i["x"], i["x"]))
 
     for name, hkv in (("gqa.h5", 2), ("mqa.h5", 1)):
-        torch.manual_seed(50 + hkv)
+        seed(name)
         m = GQAttention(C, H, hkv)
-        mha_case(name, {"embed_dim": C, "num_heads": H, "num_kv_heads": hkv, "is_causal": 1}, {"x": randn(2, 6, C)}, m,
-                 lambda i, m=m: dict(zip(("out", "weights"), m(i["x"], causal=True))))
+        write(name, {"embed_dim": C, "num_heads": H, "num_kv_heads": hkv, "is_causal": 1}, {"x": randn(2, 6, C)}, m,
+              lambda i, m=m: dict(zip(("out", "weights"), m(i["x"], causal=True))))
 
 
 class GQAttention(nn.Module):
@@ -291,14 +356,14 @@ class GQAttention(nn.Module):
 def transformer_fixtures():
     d, h, ff = 32, 4, 64
     for name, norm_first, act in (("encoder_layer_post.h5", False, "relu"), ("encoder_layer_pre.h5", True, "gelu")):
-        torch.manual_seed(60 + norm_first)
+        seed(name)
         layer = nn.TransformerEncoderLayer(d, h, ff, dropout=0.0, activation=act, batch_first=True, norm_first=norm_first)
         attrs = {"d_model": d, "nhead": h, "dim_feedforward": ff, "activation": act, "norm_first": int(norm_first),
                  "layer_norm_eps": 1e-5}
         write(name, attrs, {"src": randn(2, 6, d), "src_key_padding_mask": padding_mask(2, 6, [0, 2])}, layer,
               lambda i, layer=layer: {"out": layer(i["src"], src_key_padding_mask=i["src_key_padding_mask"])})
     for name, norm_first, act in (("decoder_layer_post.h5", False, "relu"), ("decoder_layer_pre.h5", True, "gelu")):
-        torch.manual_seed(70 + norm_first)
+        seed(name)
         layer = nn.TransformerDecoderLayer(d, h, ff, dropout=0.0, activation=act, batch_first=True, norm_first=norm_first)
         attrs = {"d_model": d, "nhead": h, "dim_feedforward": ff, "activation": act, "norm_first": int(norm_first),
                  "layer_norm_eps": 1e-5}
@@ -307,7 +372,7 @@ def transformer_fixtures():
         write(name, attrs, inputs, layer,
               lambda i, layer=layer: {"out": layer(i["tgt"], i["memory"], tgt_mask=i["tgt_blocked_mask"],
                                                    memory_key_padding_mask=i["memory_key_padding_mask"])})
-    torch.manual_seed(80)
+    seed("transformer.h5")
     model = nn.Transformer(d_model=d, nhead=h, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=ff,
                            dropout=0.0, batch_first=True)
     attrs = {"d_model": d, "nhead": h, "num_encoder_layers": 2, "num_decoder_layers": 2, "dim_feedforward": ff}
@@ -355,17 +420,18 @@ class ViT(nn.Module):
 
 def vit_fixtures():
     for name, old, new in (("interpolate_up.h5", (4, 4), (6, 6)), ("interpolate_down.h5", (6, 6), (3, 3)),
-                           ("interpolate_nonsquare.h5", (2, 3), (5, 4))):
-        torch.manual_seed(90 + len(written))
+                           ("interpolate_nonsquare.h5", (2, 3), (5, 4)),
+                           ("interpolate_nonsquare_mixed.h5", (4, 4), (3, 5))):  # height shrinks, width grows
+        seed(name)
         attrs = {"old_h": old[0], "old_w": old[1], "new_h": new[0], "new_w": new[1]}
         write(name, attrs, {"pos_embed": randn(1, 1 + old[0] * old[1], 8)}, None,
               lambda i, old=old, new=new: {"out": resample_abs_pos_embed(i["pos_embed"], old, new)})
     for name, size in (("interpolate_image_up.h5", (7, 6)), ("interpolate_image_down.h5", (3, 2))):
-        torch.manual_seed(95 + len(written))
+        seed(name)
         write(name, {"out_h": size[0], "out_w": size[1]}, {"x": randn(2, 3, 5, 4)}, None,
               lambda i, size=size: {"out": F.interpolate(i["x"], size=size, mode="bicubic", align_corners=False)})
     for pool in ("cls", "mean"):
-        torch.manual_seed(100 + len(written))
+        seed(f"vit_{pool}.h5")
         cfg = dict(image_size=16, patch_size=4, in_chans=3, embed_dim=32, depth=2, num_heads=4, mlp_dim=64,
                    num_classes=10, pool=pool)
         model = ViT(16, 4, 3, 32, 2, 4, 64, 10, pool)
@@ -384,7 +450,7 @@ def optim_fixtures():
              ("adamw_amsgrad.h5", torch.optim.AdamW, {"amsgrad": True}),
              ("sgd_nesterov.h5", torch.optim.SGD, {"momentum": 0.9, "nesterov": True}))
     for name, cls, extra in cases:
-        torch.manual_seed(200 + len(written))
+        seed(name)
         steps, lr, wd = 20, 0.01, 0.1
         w, b = torch.randn(5, 4), torch.randn(4)
         grads = {"w": torch.randn(steps, 5, 4), "b": torch.randn(steps, 4) * 0.01}
@@ -409,8 +475,7 @@ def optim_fixtures():
                 f.create_dataset(f"params/{k}", data=v.numpy())
                 f.create_dataset(f"grads/{k}", data=grads[k].numpy())
                 f.create_dataset(f"trajectory/{k}", data=torch.stack(traj[k]).numpy())
-        os.replace(path + ".tmp", path)
-        written.append((name, os.path.getsize(path)))
+        finish(path)
 
 
 # ----------------------------------------------------------------------------- number words
@@ -428,8 +493,7 @@ def number_words_fixture():
         f.write(f"# num2words {getattr(sys.modules['num2words'], '__version__', '0.5.10')}: n, lang='en', lang='fr'\n")
         for n in numbers:
             f.write(f"{n}\t{num2words(n, lang='en')}\t{num2words(n, lang='fr')}\n")
-    os.replace(path + ".tmp", path)
-    written.append(("number_words.tsv", os.path.getsize(path)))
+    finish(path)
 
 
 # ----------------------------------------------------------------------------- BLEU
@@ -475,12 +539,12 @@ def bleu_fixture():
                 f.write("\t".join([name, " ".join(hyp)] + [" ".join(r) for r in refs]) + "\n")
             score = corpus_bleu([refs for _, refs in corpus], [hyp for hyp, _ in corpus])
             f.write(f"={name}\t{score!r}\n")
-    os.replace(path + ".tmp", path)
-    written.append(("bleu_cases.tsv", os.path.getsize(path)))
+    finish(path)
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    reader_check()
     basic_layers()
     attention_fixtures()
     transformer_fixtures()

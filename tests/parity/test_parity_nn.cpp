@@ -249,7 +249,8 @@ TEST(ParityTransformer, TwoPlusTwoLayerTransformerLoadsTorchWeightsByName) {
 
 TEST(ParityVit, PositionEmbeddingResizeIsTimmsBicubic) {
   Functional none;
-  for (const char* file : {"interpolate_up.h5", "interpolate_down.h5", "interpolate_nonsquare.h5"}) {
+  for (const char* file : {"interpolate_up.h5", "interpolate_down.h5", "interpolate_nonsquare.h5",
+                           "interpolate_nonsquare_mixed.h5"}) {
     const Fixture f(file);
     check_parity(file, none, {"pos_embed"}, {}, [&](const Inputs& in) {
       return Named{{"out", nn::resize_pos_embed(in.at("pos_embed"), f.attr_int("old_h"), f.attr_int("old_w"),
