@@ -33,11 +33,22 @@ class H5 {
   herr_t (*close_)(hid_t);
 };
 
-// HDF5 prints its error stack by default; we report errors ourselves, naming the file.
-void quiet() {
-  static const bool done = [] { return H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0; }();
-  (void)done;
-}
+// HDF5 prints its error stack when a call fails; we report errors ourselves, naming the file, so
+// printing is off while a checkpoint is read or written and the caller's handler comes back after.
+class QuietErrors {
+ public:
+  QuietErrors() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+  ~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
 
 std::string dots_to_slashes(std::string s) {
   std::replace(s.begin(), s.end(), '.', '/');
@@ -274,7 +285,7 @@ void fsync_file(const std::string& path) {
 // ------------------------------------------------------------------------- save / read
 
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
-  quiet();
+  const QuietErrors quiet;
   const std::string tmp = path + ".tmp";
   try {
     {
@@ -322,7 +333,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
-  quiet();
+  const QuietErrors quiet;
   if (!std::filesystem::exists(path)) throw std::runtime_error("checkpoint " + path + " does not exist");
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw std::runtime_error("checkpoint " + path + " is refused: not an HDF5 file (truncated or foreign?)");
