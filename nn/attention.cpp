@@ -100,6 +100,20 @@ void KVCache::truncate(std::int64_t length) {
   length_ = length;
 }
 
+void KVCache::reorder(const Tensor& index) {
+  if (empty()) return;
+  if (k_buf_.defined()) {  // the buffers keep their capacity; the valid prefix is re-sliced
+    NoGradGuard no_grad;
+    k_buf_ = index_select(k_buf_, 0, index);
+    v_buf_ = index_select(v_buf_, 0, index);
+    k_ = k_buf_.slice(2, 0, length_);
+    v_ = v_buf_.slice(2, 0, length_);
+  } else {
+    k_ = index_select(k_, 0, index);
+    v_ = index_select(v_, 0, index);
+  }
+}
+
 void KVCache::reset() {
   k_ = v_ = k_buf_ = v_buf_ = Tensor();
   length_ = 0;

@@ -62,6 +62,8 @@ class KVCache {
   void append(const Tensor& k, const Tensor& v);  // (B, Hkv, Tnew, D) each
   // Keeps the first `length` positions (rolling back steps, e.g. a rejected beam or draft).
   void truncate(std::int64_t length);
+  // Batch row i becomes old row index[i] (int64, any length): beam search's reordering.
+  void reorder(const Tensor& index);
   void reset();
 
  private:

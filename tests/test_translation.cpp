@@ -104,11 +104,39 @@ void expect_learns(const std::string& config_text) {
   EXPECT_EQ(c.meta_strings.at("target_vocabulary").front(), "<pad>");
 }
 
+TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {
+  Seq2SeqOptions o;
+  o.src_vocab = o.tgt_vocab = 12;
+  o.max_len = 16;
+  o.transformer.d_model = 16;
+  o.transformer.nhead = 2;
+  o.transformer.num_encoder_layers = o.transformer.num_decoder_layers = 1;
+  o.transformer.dim_feedforward = 32;
+  o.transformer.dropout = 0.0;
+  Generator g(5);
+  Seq2SeqTransformer model(o, g);
+  model.eval();
+  const Tensor src = from_vector(std::vector<std::int64_t>{4, 5, 6, 2, 7, 8, 2, 0, 9, 3, 4, 2}, {3, 4});
+  const auto ids = [](const Tensor& t) {
+    const Tensor c = t.contiguous();
+    return std::vector<std::int64_t>(c.data<std::int64_t>(), c.data<std::int64_t>() + c.numel());
+  };
+  EXPECT_EQ(ids(model.beam_search(src, 1, 8)), ids(model.greedy(src, 8)));
+  for (const std::int64_t k : {2, 4}) {
+    const Tensor cached = model.beam_search(src, k, 8, 0.6, true);
+    EXPECT_EQ(ids(cached), ids(model.beam_search(src, k, 8, 0.6, false))) << "beam " << k;
+    EXPECT_EQ(cached.shape(), (Shape{3, 8}));
+  }
+  EXPECT_THROW(model.beam_search(src, 0, 8), std::invalid_argument);
+}
+
 TEST(Translation, ATinyModelLearnsNumberWords) {
   expect_learns(R"([data]
 batch_size = 16
 batches_per_epoch = 20
 eval_size = 32
+[decode]
+beam = 3
 [model]
 d_model = 32
 nhead = 4

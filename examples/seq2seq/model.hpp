@@ -35,6 +35,12 @@ class Seq2SeqTransformer : public nn::Module {
   // Greedy decoding with the KV cache: (B, <= max_steps) ids after bos, eos included where
   // reached, pad after it.
   Tensor greedy(const Tensor& src, std::int64_t max_steps) const;
+  // Beam search: per source the best of `beam` hypotheses by log-probability divided by GNMT's
+  // length penalty ((5 + length) / 6)^length_penalty; (B, <= max_steps) like greedy(). With the
+  // KV cache (its rows reordered as beams are chosen) or, for checking it, re-running the
+  // decoder over each prefix.
+  Tensor beam_search(const Tensor& src, std::int64_t beam, std::int64_t max_steps, double length_penalty = 0.6,
+                     bool use_cache = true) const;
   std::string repr() const override;
 
   const Seq2SeqOptions options;

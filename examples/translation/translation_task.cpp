@@ -27,6 +27,8 @@ TranslationTask::TranslationTask(cli::Config& c, const cli::TaskContext& context
   max_len_ = c.integer("data.max_len", 64, 2);
   batch_size_ = c.integer("data.batch_size", 64, 1);
   label_smoothing_ = c.number("train.label_smoothing", 0.1, 0.0, 1.0, true);
+  beam_ = c.integer("decode.beam", 1, 1, 64);
+  length_penalty_ = c.number("decode.length_penalty", 0.6, 0.0, 5.0);
   std::vector<std::vector<std::string>> src_texts, tgt_texts;
   if (source_ == "numbers") {
     batches_per_epoch_ = c.integer("data.batches_per_epoch", 200, 1);
@@ -177,7 +179,8 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   std::vector<Pair> pairs;
   for (const auto& s : sources) pairs.push_back({s, ""});
   const Batch b = encode(pairs);
-  const Tensor ids = model_->greedy(b.src, max_steps > 0 ? max_steps : max_len_).contiguous();
+  const std::int64_t steps = max_steps > 0 ? max_steps : max_len_;
+  const Tensor ids = (beam_ > 1 ? model_->beam_search(b.src, beam_, steps, length_penalty_) : model_->greedy(b.src, steps)).contiguous();
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < ids.size(0); ++i) {
     std::vector<std::string> tokens;

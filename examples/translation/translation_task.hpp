@@ -7,7 +7,8 @@
 // "tsv", a source<TAB>target file split by line. Keys: data.source, data.path, data.tokenization
 // (word | char), data.min_freq, data.max_len, data.batch_size, data.batches_per_epoch (numbers),
 // data.eval_size (numbers), data.split_permille (numbers), data.val_fraction and
-// data.test_fraction (tsv); model.* as the reverse task; train.label_smoothing.
+// data.test_fraction (tsv); model.* as the reverse task; train.label_smoothing; decode.beam (1:
+// greedy) and decode.length_penalty for beam search.
 #pragma once
 
 #include <memory>
@@ -31,7 +32,7 @@ class TranslationTask : public cli::Task {
   std::string items_name() const override { return "tokens"; }
   void describe(nn::Checkpoint& c) const override;
 
-  // Greedy translations of source sentences, detokenized.
+  // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized.
   std::vector<std::string> translate(const std::vector<std::string>& sources, std::int64_t max_steps = 0);
 
  private:
@@ -46,7 +47,8 @@ class TranslationTask : public cli::Task {
   std::string source_;
   Tokenization tokenization_;
   std::int64_t max_len_, batch_size_, batches_per_epoch_, eval_size_, permille_;
-  double label_smoothing_;
+  double label_smoothing_, length_penalty_;
+  std::int64_t beam_;
   std::vector<Pair> train_, val_, test_;  // tsv: the splits; numbers: val and test only
   Vocabulary src_vocab_, tgt_vocab_;
   std::shared_ptr<Seq2SeqTransformer> model_;
