@@ -1,4 +1,4 @@
-// The `rune` command: train, eval, info and translate. Subcommand parsing by CLI11 (Debian's libcli11-dev).
+// The `rune` command: train, eval, info, translate and attention. Subcommand parsing by CLI11 (Debian's libcli11-dev).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -35,6 +35,12 @@ int main(int argc, char** argv) {
   tr->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
   tr->add_option("sentences", sentences, "Sentences to translate; without them, one per line from stdin");
 
+  std::string sentence, out_dir = ".";
+  CLI::App* at = app.add_subcommand("attention", "Draw every attention head of a translation checkpoint on one sentence");
+  at->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  at->add_option("sentence", sentence, "The source sentence")->required();
+  at->add_option("--out", out_dir, "Folder for multi_head_attention_map.png and attention_weights.csv");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (t->parsed()) {
@@ -43,6 +49,7 @@ int main(int argc, char** argv) {
     }
     if (e->parsed()) return rune::cli::evaluate(checkpoint, split, eval_sets);
     if (tr->parsed()) return rune::cli::translate(checkpoint, sentences);
+    if (at->parsed()) return rune::cli::attention(checkpoint, sentence, out_dir);
     return rune::cli::info(checkpoint);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "rune: %s\n", ex.what());

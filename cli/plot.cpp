@@ -109,7 +109,90 @@ void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vecto
   }
 }
 
+// The colour of a weight in [0, 1]: white through blue to dark navy.
+void weight_colour(cairo_t* cr, double w) {
+  w = std::clamp(w, 0.0, 1.0);
+  cairo_set_source_rgb(cr, 1.0 - 0.95 * w, 1.0 - 0.8 * w, 1.0 - 0.45 * w);
+}
+
+// Writes and frees the surface; path.tmp first, then renamed.
+void write_png(cairo_surface_t* surface, const std::string& path, const char* what) {
+  const std::string tmp = path + ".tmp";
+  const cairo_status_t status = cairo_surface_write_to_png(surface, tmp.c_str());
+  cairo_surface_destroy(surface);
+  if (status != CAIRO_STATUS_SUCCESS)
+    throw std::runtime_error(std::string(what) + " " + path + ": cairo cannot write it: " + cairo_status_to_string(status));
+  std::filesystem::rename(tmp, path);
+}
+
 }  // namespace
+
+void plot_attention(const std::string& path, const std::string& title, const std::vector<Heatmap>& maps, int per_row) {
+  std::size_t longest_rows = 1, longest_cols = 1, cells = 1;
+  for (const Heatmap& m : maps) {
+    longest_rows = std::max(longest_rows, m.rows.size());
+    longest_cols = std::max(longest_cols, m.columns.size());
+    cells = std::max({cells, m.rows.size(), m.columns.size()});
+  }
+  const double cell = std::clamp(260.0 / static_cast<double>(cells), 8.0, 28.0);
+  const double label_w = 90, label_h = 90, gap = 30;  // room for the token labels
+  const double panel_w = label_w + cell * static_cast<double>(longest_cols) + gap;
+  const double panel_h = 24 + cell * static_cast<double>(longest_rows) + label_h + gap;
+  const int columns = std::max(1, per_row), rows = (static_cast<int>(maps.size()) + columns - 1) / columns;
+  const int W = static_cast<int>(panel_w * columns + 100), H = static_cast<int>(panel_h * rows + 60);
+  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 16);
+  text(cr, W / 2.0, 20, title, 0.5, 0.5);
+  const double font = std::clamp(cell * 0.6, 7.0, 12.0);
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const Heatmap& m = maps[i];
+    const double x0 = 10 + panel_w * static_cast<double>(static_cast<int>(i) % columns) + label_w;
+    const double y0 = 50 + panel_h * static_cast<double>(static_cast<int>(i) / columns) + 24;
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, 12);
+    text(cr, x0 + cell * static_cast<double>(m.columns.size()) / 2, y0 - 12, m.title, 0.5, 0);
+    for (std::size_t q = 0; q < m.weights.size(); ++q)
+      for (std::size_t k = 0; k < m.weights[q].size(); ++k) {
+        weight_colour(cr, m.weights[q][k]);
+        cairo_rectangle(cr, x0 + cell * static_cast<double>(k), y0 + cell * static_cast<double>(q), cell, cell);
+        cairo_fill(cr);
+      }
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, x0, y0, cell * static_cast<double>(m.columns.size()), cell * static_cast<double>(m.rows.size()));
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, font);
+    for (std::size_t q = 0; q < m.rows.size(); ++q)  // query tokens, right-aligned left of the rows
+      text(cr, x0 - 4, y0 + cell * (static_cast<double>(q) + 0.5), m.rows[q], 1.0, 0.5);
+    for (std::size_t k = 0; k < m.columns.size(); ++k) {  // key tokens, turned down under the columns
+      cairo_save(cr);
+      cairo_move_to(cr, x0 + cell * (static_cast<double>(k) + 0.5) + font / 3, y0 + cell * static_cast<double>(m.rows.size()) + 4);
+      cairo_rotate(cr, M_PI / 2);
+      cairo_show_text(cr, m.columns[k].c_str());
+      cairo_restore(cr);
+    }
+  }
+  // the colour scale
+  const double sx = W - 60, sy = 60, sh = 200;
+  for (int i = 0; i < 100; ++i) {
+    weight_colour(cr, 1.0 - i / 99.0);
+    cairo_rectangle(cr, sx, sy + sh * i / 100.0, 16, sh / 100.0 + 0.5);
+    cairo_fill(cr);
+  }
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 11);
+  text(cr, sx + 20, sy, "1", 0, 0.5);
+  text(cr, sx + 20, sy + sh / 2, "0.5", 0, 0.5);
+  text(cr, sx + 20, sy + sh, "0", 0, 0.5);
+  cairo_destroy(cr);
+  write_png(surface, path, "attention map");
+}
 
 void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,
                  const std::vector<Series>& metrics) {
@@ -139,12 +222,7 @@ void plot_curves(const std::string& path, const std::string& title, const Series
   panel(cr, {80, 90, 470, 360}, "loss", {loss, smooth, val_loss}, true);
   panel(cr, {690, 90, 470, 360}, "validation", metrics, false);
   cairo_destroy(cr);
-  const std::string tmp = path + ".tmp";
-  const cairo_status_t status = cairo_surface_write_to_png(surface, tmp.c_str());
-  cairo_surface_destroy(surface);
-  if (status != CAIRO_STATUS_SUCCESS)
-    throw std::runtime_error("plot " + path + ": cairo cannot write it: " + cairo_status_to_string(status));
-  std::filesystem::rename(tmp, path);
+  write_png(surface, path, "plot");
 }
 
 }  // namespace rune::cli

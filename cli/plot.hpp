@@ -19,4 +19,15 @@ struct Series {
 void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,
                  const std::vector<Series>& metrics);
 
+// One heatmap of an attention grid: weights (rows = queries, columns = keys) with their tokens.
+struct Heatmap {
+  std::string title;
+  std::vector<std::vector<double>> weights;  // [query][key], each in [0, 1]
+  std::vector<std::string> rows, columns;
+};
+
+// Heatmaps in a grid (`per_row` to a row), each with its token labels on both axes, and one
+// colour scale from 0 to 1 for all; written atomically like plot_curves.
+void plot_attention(const std::string& path, const std::string& title, const std::vector<Heatmap>& maps, int per_row);
+
 }  // namespace rune::cli

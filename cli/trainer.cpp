@@ -398,6 +398,51 @@ int translate(const std::string& checkpoint, const std::vector<std::string>& sen
   return kExitOk;
 }
 
+int attention(const std::string& checkpoint, const std::string& sentence, const std::string& out_dir) {
+  const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
+  Config config = Config::parse(c.config, checkpoint + " (its config)");
+  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
+  Generator init(seed), dropout(seed);
+  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
+  auto* translation = dynamic_cast<examples::TranslationTask*>(task.get());
+  if (!translation) throw std::runtime_error("checkpoint " + checkpoint + " is not a translation model");
+  nn::load_parameters(task->model(), c, checkpoint);
+  const examples::TranslationTask::AttentionMaps maps = translation->attention_maps(sentence);
+  fs::create_directories(out_dir);
+  std::vector<Heatmap> heatmaps;
+  std::ostringstream csv;
+  csv << "kind,layer,head,query,query_token,key,key_token,weight\n";
+  const auto quoted = [](const std::string& s) {
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  std::int64_t heads = 1;
+  for (const auto& l : maps.layers) {
+    const Tensor w = to_dtype(l.weights, DType::float64).contiguous();
+    const std::int64_t H = w.size(0), Tq = w.size(1), Tk = w.size(2);
+    heads = std::max(heads, H);
+    const std::vector<std::string>& rows = l.kind == "encoder self" ? maps.source : maps.target;
+    const std::vector<std::string>& cols = l.kind == "decoder self" ? maps.target : maps.source;
+    for (std::int64_t h = 0; h < H; ++h) {
+      Heatmap m{l.kind + " " + std::to_string(l.layer) + ", head " + std::to_string(h), {}, rows, cols};
+      for (std::int64_t q = 0; q < Tq; ++q) {
+        m.weights.emplace_back(w.data<double>() + (h * Tq + q) * Tk, w.data<double>() + (h * Tq + q + 1) * Tk);
+        for (std::int64_t k = 0; k < Tk; ++k)
+          csv << quoted(l.kind) << ',' << l.layer << ',' << h << ',' << q << ',' << quoted(rows[q]) << ',' << k << ','
+              << quoted(cols[k]) << ',' << json_number(w.data<double>()[(h * Tq + q) * Tk + k]) << '\n';
+      }
+      heatmaps.push_back(std::move(m));
+    }
+  }
+  const std::string png = out_dir + "/multi_head_attention_map.png";
+  plot_attention(png, "\"" + sentence + "\" -> \"" + maps.translation + "\"", heatmaps, static_cast<int>(heads));
+  write_file(out_dir + "/attention_weights.csv", csv.str());
+  std::printf("%s -> %s\nwrote %s and %s/attention_weights.csv\n", sentence.c_str(), maps.translation.c_str(), png.c_str(),
+              out_dir.c_str());
+  return kExitOk;
+}
+
 int info(const std::string& checkpoint) {
   const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
   std::printf("%s: %s version %lld\n", checkpoint.c_str(), nn::kCheckpointFormat, static_cast<long long>(nn::kCheckpointVersion));

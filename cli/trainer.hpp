@@ -29,5 +29,8 @@ int evaluate(const std::string& checkpoint, const std::string& split, const std:
 int info(const std::string& checkpoint);
 // Translations of `sentences` (or of stdin's lines when empty) by a translation checkpoint.
 int translate(const std::string& checkpoint, const std::vector<std::string>& sentences);
+// multi_head_attention_map.png (a heatmap per head of every attention module of every layer) and
+// attention_weights.csv in `out_dir`, for the translation of `sentence`.
+int attention(const std::string& checkpoint, const std::string& sentence, const std::string& out_dir);
 
 }  // namespace rune::cli

@@ -234,8 +234,11 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   }
 
   const double p = is_training() ? options.dropout : 0.0;
-  const AttentionWeights per_head = weights == AttentionWeights::none ? weights : AttentionWeights::per_head;
+  const AttentionWeights per_head =
+      weights == AttentionWeights::none && !keep_weights_ ? weights : AttentionWeights::per_head;
   AttentionResult r = scaled_dot_product_attention(qh, kh, vh, mask, p, per_head, std::nullopt, options.dropout_generator);
+  if (keep_weights_) last_weights_ = r.weights.detach();
+  if (weights == AttentionWeights::none) r.weights = Tensor();
   r.output = out_proj->forward(combine_heads(r.output));  // (B, Tq, C)
   if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)
   return r;

@@ -104,6 +104,11 @@ class MultiheadAttention : public Module {
                           KVCache* cache = nullptr) const;
   std::string repr() const override;
 
+  // Inspection: while on, every forward also keeps its per-head weights (B, H, Tq, Tk), detached,
+  // for last_weights() (attention maps of a model whose layers call forward without asking).
+  void keep_weights(bool on) { keep_weights_ = on; }
+  const Tensor& last_weights() const { return last_weights_; }
+
   const MultiheadAttentionOptions options;
   const std::int64_t head_dim, num_kv_heads;
   Tensor in_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight, in_proj_bias;
@@ -111,6 +116,8 @@ class MultiheadAttention : public Module {
 
  private:
   bool packed() const { return in_proj_weight.defined(); }
+  bool keep_weights_ = false;
+  mutable Tensor last_weights_;
 };
 
 }  // namespace rune::nn

@@ -200,6 +200,44 @@ TEST(Cli, ANonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   fs::remove_all(dir);
 }
 
+TEST(Cli, TranslateAndAttentionMapsOfATranslationModel) {
+  const std::string dir = workspace("translation");
+  std::ofstream(dir + "/numbers.toml") << R"(seed = 1
+[task]
+name = "translation"
+[data]
+batch_size = 16
+batches_per_epoch = 6
+eval_size = 16
+[model]
+d_model = 16
+nhead = 2
+num_encoder_layers = 1
+num_decoder_layers = 2
+dim_feedforward = 32
+[train]
+epochs = 1
+)";
+  ASSERT_EQ(rune("train numbers.toml --no-progress", dir).status, 0);
+  const std::string ckpt = "runs/numbers/checkpoints/last.h5";
+  Result r = rune("translate " + ckpt + " 'seventy-one' 'two hundred'", dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("seventy-one -> "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("two hundred -> "), std::string::npos) << r.output;
+  r = rune("attention " + ckpt + " 'eighty thousand' --out maps", dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read(dir + "/maps/multi_head_attention_map.png").substr(1, 3), "PNG");
+  // one CSV row per (module, head, query, key): encoder self 1 layer, decoder self and cross 2 layers
+  const std::string csv = read(dir + "/maps/attention_weights.csv");
+  EXPECT_EQ(csv.rfind("kind,layer,head,query,query_token,key,key_token,weight", 0), 0u);
+  EXPECT_NE(csv.find("\"cross\",1,1,"), std::string::npos);
+  EXPECT_NE(csv.find("\"encoder self\",0,0,0,\"eighty\""), std::string::npos) << csv.substr(0, 300);
+  r = rune("attention runs/none.h5 x", dir);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("runs/none.h5"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
 TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
   const std::string dir = workspace("errors");
   Result r = rune("train tiny.toml --set model.d_modle=32", dir);

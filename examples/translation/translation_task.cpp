@@ -195,6 +195,35 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   return out;
 }
 
+TranslationTask::AttentionMaps TranslationTask::attention_maps(const std::string& sentence) {
+  AttentionMaps maps;
+  maps.translation = translate({sentence}).front();
+  NoGradGuard no_grad;
+  model_->eval();
+  std::vector<std::shared_ptr<nn::MultiheadAttention>> modules;
+  const auto& enc = *model_->transformer->encoder->layers;
+  const auto& dec = *model_->transformer->decoder->layers;
+  for (const auto& l : enc) modules.push_back(l->self_attn);
+  for (const auto& l : dec) modules.push_back(l->self_attn);
+  for (const auto& l : dec) modules.push_back(l->multihead_attn);
+  for (const auto& m : modules) m->keep_weights(true);
+  const Batch b = encode({{sentence, maps.translation}});
+  model_->forward(b.src, b.tgt_in);
+  for (const auto& m : modules) m->keep_weights(false);
+  model_->train();
+  for (std::int64_t i = 0; i < b.src.size(1); ++i) maps.source.push_back(src_vocab_.token(b.src.data<std::int64_t>()[i]));
+  for (std::int64_t i = 0; i < b.tgt_in.size(1); ++i) maps.target.push_back(tgt_vocab_.token(b.tgt_in.data<std::int64_t>()[i]));
+  const auto n_enc = static_cast<std::int64_t>(enc.size()), n_dec = static_cast<std::int64_t>(dec.size());
+  for (std::size_t i = 0; i < modules.size(); ++i) {
+    const auto k = static_cast<std::int64_t>(i);
+    const std::string kind = k < n_enc ? "encoder self" : k < n_enc + n_dec ? "decoder self" : "cross";
+    const std::int64_t layer = k < n_enc ? k : k < n_enc + n_dec ? k - n_enc : k - n_enc - n_dec;
+    const Tensor w = modules[i]->last_weights();  // (1, H, Tq, Tk)
+    maps.layers.push_back({kind, layer, reshape(w, {w.size(1), w.size(2), w.size(3)})});
+  }
+  return maps;
+}
+
 std::map<std::string, double> TranslationTask::evaluate(const std::string& split) {
   const std::vector<Pair>& data = split == "test" ? test_ : val_;
   NoGradGuard no_grad;

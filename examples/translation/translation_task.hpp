@@ -35,6 +35,20 @@ class TranslationTask : public cli::Task {
   // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized.
   std::vector<std::string> translate(const std::vector<std::string>& sources, std::int64_t max_steps = 0);
 
+  // The attention of the model translating one sentence: its translation, then a teacher-forced
+  // pass over it recording every attention module's per-head weights.
+  struct AttentionMaps {
+    std::vector<std::string> source, target;  // tokens as the model sees them: + <eos>; <bos> +
+    struct Layer {
+      std::string kind;    // "encoder self", "decoder self", "cross"
+      std::int64_t layer;
+      Tensor weights;      // (H, Tq, Tk)
+    };
+    std::vector<Layer> layers;
+    std::string translation;
+  };
+  AttentionMaps attention_maps(const std::string& sentence);
+
  private:
   struct Batch {
     Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
