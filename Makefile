@@ -10,7 +10,9 @@ demo: build              ## the main job: train the translation model (numbers, 
 	$(BUILD)/rune eval runs/numbers-demo/checkpoints/best.h5 --split test
 	$(BUILD)/rune translate runs/numbers-demo/checkpoints/best.h5 "seventy-one" "two hundred and thirty-four" \
 	  "eighty thousand" "one thousand, two hundred" "nine hundred and ninety-nine thousand, nine hundred and ninety-nine"
-	@echo "run folder: runs/numbers-demo (config.toml, metrics.jsonl, curves.png, checkpoints/)"
+	$(BUILD)/rune attention runs/numbers-demo/checkpoints/best.h5 \
+	  "two hundred and thirty-four thousand, five hundred and seventy-one" --out runs/numbers-demo
+	@echo "run folder: runs/numbers-demo (config.toml, metrics.jsonl, curves.png, multi_head_attention_map.png, checkpoints/)"
 
 test: build              ## the whole GoogleTest suite through ctest
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
