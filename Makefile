@@ -21,6 +21,7 @@ bench: build             ## benchmarks against PyTorch, both at 2 threads
 	scripts/install-deps.sh --bench
 	bash bench/run.sh $(BUILD)/bench_ops
 	bash bench/run.sh $(BUILD)/bench_attention
+	bash bench/run.sh $(BUILD)/bench_translation
 
 fixtures:                ## rebuild tests/parity/fixtures from PyTorch (needs python3-torch, python3-h5py)
 	scripts/install-deps.sh --bench

@@ -1,0 +1,86 @@
+// The translation model's costs, Runestone's side; bench/torch_translation.py runs the same cases
+// with torch.nn.Transformer and bench/run.sh joins them.
+//
+//   train step     batch 64, source and target length 24, d_model 128, 8 heads, 2+2 layers,
+//                  feed-forward 512, vocabularies of 200: embeddings, the Transformer, the output
+//                  projection, label-smoothed cross-entropy, backward, an AdamW step
+//   greedy decode  64 sources of length 24 decoded to 24 tokens: ours with the KV cache, one
+//                  new position per step; PyTorch's re-runs the decoder over the prefix each step
+// Rates: sequences per second. Timing as bench_ops.cpp (warm-up, median over about 0.4 s).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/blas.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "examples/seq2seq/model.hpp"
+#include "optim/adam.hpp"
+
+using namespace rune;
+
+namespace {
+
+double median_seconds(const std::function<void()>& fn, double budget = 0.4) {
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) fn();
+  std::vector<double> times;
+  const auto start = clock::now();
+  while (times.size() < 5 ||
+         (std::chrono::duration<double>(clock::now() - start).count() < budget && times.size() < 500)) {
+    const auto t0 = clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+void report(const std::string& name, double seconds, double rate, const char* unit) {
+  std::printf("%s\t%.6e\t%.3f\t%s\n", name.c_str(), seconds, rate, unit);
+  std::fflush(stdout);
+}
+
+constexpr std::int64_t B = 64, L = 24, V = 200;
+
+examples::Seq2SeqOptions model_options() {
+  examples::Seq2SeqOptions o;
+  o.src_vocab = o.tgt_vocab = V;
+  o.max_len = 64;
+  nn::TransformerOptions& t = o.transformer;
+  t.d_model = 128;
+  t.nhead = 8;
+  t.num_encoder_layers = t.num_decoder_layers = 2;
+  t.dim_feedforward = 512;
+  t.dropout = 0.1;
+  return o;
+}
+
+// Random ids in [4, V): no padding, every position real.
+Tensor ids(Generator& g) { return randint(4, V, {B, L}, g); }
+
+}  // namespace
+
+int main() {
+  std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
+  Generator g(0);
+  examples::Seq2SeqTransformer model(model_options(), g);
+  optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-4, 0.01, {"*.bias", "*norm*"}));
+  const Tensor src = ids(g), tgt_in = ids(g), tgt_out = ids(g);
+  CrossEntropyOptions ce;
+  ce.label_smoothing = 0.1;
+  const double step = median_seconds([&] {
+    const Tensor logits = model.forward(src, tgt_in);
+    cross_entropy(reshape(logits, {B * L, V}), reshape(tgt_out, {B * L}), ce).backward();
+    opt.step();
+    opt.zero_grad();
+  });
+  report("translation train step (64x24, 2+2 layers, d128)", step, B / step, "seq/s");
+  model.eval();
+  const double decode = median_seconds([&] { (void)model.greedy(src, L); });
+  report("greedy decode 64x24 (ours: kv cache)", decode, B / decode, "seq/s");
+  return 0;
+}
