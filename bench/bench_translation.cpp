@@ -15,34 +15,17 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
+#include "bench/timing.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "examples/seq2seq/model.hpp"
 #include "optim/adam.hpp"
 
 using namespace rune;
+using bench::median_seconds;
+using bench::report;
 
 namespace {
-
-double median_seconds(const std::function<void()>& fn, double budget = 0.4) {
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> times;
-  const auto start = clock::now();
-  while (times.size() < 5 ||
-         (std::chrono::duration<double>(clock::now() - start).count() < budget && times.size() < 500)) {
-    const auto t0 = clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-void report(const std::string& name, double seconds, double rate, const char* unit) {
-  std::printf("%s\t%.6e\t%.3f\t%s\n", name.c_str(), seconds, rate, unit);
-  std::fflush(stdout);
-}
 
 constexpr std::int64_t B = 64, L = 24, V = 200;
 

@@ -8,31 +8,15 @@ over the whole prefix with a causal mask and keeps the last row.
 
 Run by bench/run.sh with Debian's python3-torch at 2 threads (see torch_ops.py for the BLAS check).
 """
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
+from timing import median_seconds, report  # bench/timing.py, beside this script
+
 torch.set_num_threads(2)
 torch.manual_seed(0)
-
-
-def median_seconds(fn, budget=0.4):
-    for _ in range(3):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < 500):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def report(name, seconds, rate, unit):
-    print(f"{name}\t{seconds:.6e}\t{rate:.3f}\t{unit}", flush=True)
 
 
 def causal_mask(t):

@@ -12,34 +12,18 @@ may be the reference BLAS: after the first matmul the script reads /proc/self/ma
 every BLAS library the process really loaded, and warns when matmul runs at reference-BLAS speed.
 """
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+
+from timing import median_seconds, report  # bench/timing.py, beside this script
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
 
 # Below this at 512^3 the matmul is almost surely the reference BLAS (OpenBLAS does ~180 here).
 REFERENCE_BLAS_GFLOPS = 10.0
-
-
-def median_seconds(fn, budget=0.4):
-    for _ in range(3):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < 500):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def report(name, seconds, rate, unit):
-    print(f"{name}\t{seconds:.6e}\t{rate:.3f}\t{unit}", flush=True)
 
 
 def loaded_blas():

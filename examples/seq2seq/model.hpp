@@ -9,6 +9,7 @@
 
 #include <memory>
 
+#include "cli/config.hpp"
 #include "nn/embedding.hpp"
 #include "nn/linear.hpp"
 #include "nn/transformer.hpp"
@@ -21,6 +22,12 @@ struct Seq2SeqOptions {
   std::int64_t max_len = 256;  // positions available
   nn::TransformerOptions transformer;
 };
+
+// The [model] keys of a sequence task's config: d_model and nhead (defaults given; nhead must
+// divide d_model), num_encoder_layers and num_decoder_layers (2), dim_feedforward (4 d_model),
+// dropout (0.1), activation (gelu), norm_first (true). Dropout draws from dropout_generator.
+nn::TransformerOptions read_transformer_options(cli::Config& c, std::int64_t d_model, std::int64_t nhead,
+                                                Generator* dropout_generator);
 
 class Seq2SeqTransformer : public nn::Module {
  public:

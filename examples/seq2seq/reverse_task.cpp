@@ -22,18 +22,7 @@ ReverseTask::ReverseTask(cli::Config& c, const cli::TaskContext& context) : seed
   Seq2SeqOptions o;
   o.src_vocab = o.tgt_vocab = kFirstDigit + digits_;
   o.max_len = max_len_ + 2;
-  nn::TransformerOptions& t = o.transformer;
-  t.d_model = c.integer("model.d_model", 64, 1);
-  t.nhead = c.integer("model.nhead", 4, 1);
-  if (t.d_model % t.nhead != 0)
-    c.fail("model.nhead", std::to_string(t.nhead) + " does not divide model.d_model " + std::to_string(t.d_model));
-  t.num_encoder_layers = c.integer("model.num_encoder_layers", 2, 1);
-  t.num_decoder_layers = c.integer("model.num_decoder_layers", 2, 1);
-  t.dim_feedforward = c.integer("model.dim_feedforward", 4 * t.d_model, 1);
-  t.dropout = c.number("model.dropout", 0.1, 0.0, 1.0, true);
-  t.activation = nn::activation_from_name(c.string("model.activation", "gelu", {"relu", "gelu"}));
-  t.norm_first = c.boolean("model.norm_first", true);
-  t.dropout_generator = context.dropout;
+  o.transformer = read_transformer_options(c, 64, 4, context.dropout);
   model_ = std::make_shared<Seq2SeqTransformer>(o, *context.init);
 }
 

@@ -73,18 +73,7 @@ TranslationTask::TranslationTask(cli::Config& c, const cli::TaskContext& context
   o.bos_id = Vocabulary::bos;
   o.eos_id = Vocabulary::eos;
   o.max_len = max_len_ + 1;
-  nn::TransformerOptions& t = o.transformer;
-  t.d_model = c.integer("model.d_model", 128, 1);
-  t.nhead = c.integer("model.nhead", 8, 1);
-  if (t.d_model % t.nhead != 0)
-    c.fail("model.nhead", std::to_string(t.nhead) + " does not divide model.d_model " + std::to_string(t.d_model));
-  t.num_encoder_layers = c.integer("model.num_encoder_layers", 2, 1);
-  t.num_decoder_layers = c.integer("model.num_decoder_layers", 2, 1);
-  t.dim_feedforward = c.integer("model.dim_feedforward", 4 * t.d_model, 1);
-  t.dropout = c.number("model.dropout", 0.1, 0.0, 1.0, true);
-  t.activation = nn::activation_from_name(c.string("model.activation", "gelu", {"relu", "gelu"}));
-  t.norm_first = c.boolean("model.norm_first", true);
-  t.dropout_generator = context.dropout;
+  o.transformer = read_transformer_options(c, 128, 8, context.dropout);
   model_ = std::make_shared<Seq2SeqTransformer>(o, *context.init);
 }
 
