@@ -275,6 +275,13 @@ std::vector<GradCase> all_cases() {
            [](const Inputs& x) { return interpolate_bicubic(x[0], 2, 3); });
   add_case("interpolate_bicubic_align_corners", Op::interpolate_bicubic, [] { return Inputs{leaf({1, 1, 4, 3}, 124)}; },
            [](const Inputs& x) { return interpolate_bicubic(x[0], 6, 1, true); });
+  add_case("patchify_odd_nonsquare", Op::patchify, [] { return Inputs{leaf({1, 2, 6, 9}, 125)}; },
+           [](const Inputs& x) { return patchify(x[0], 3); });
+  add_case("interpolate_bicubic_align_corners_down_permuted", Op::interpolate_bicubic,
+           [] { return Inputs{leaf({1, 6, 5, 2}, 126).permute({0, 3, 1, 2}).detach().requires_grad_()}; },
+           [](const Inputs& x) { return interpolate_bicubic(x[0], 4, 3, true); });
+  add_case("interpolate_bicubic_up_align_corners", Op::interpolate_bicubic, [] { return Inputs{leaf({2, 1, 3, 3}, 127)}; },
+           [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 6, true); });
 
   // ---- embedding: repeated ids add up. padding_idx's row gets no gradient by definition, though
   // the output reads it, so its positions are zeroed here for the finite differences to agree.
