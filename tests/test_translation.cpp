@@ -3,6 +3,7 @@
 // data sources.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -128,6 +129,17 @@ TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {
     EXPECT_EQ(cached.shape(), (Shape{3, 8}));
   }
   EXPECT_THROW(model.beam_search(src, 0, 8), std::invalid_argument);
+  // tied output and learned positions: other parameters, the same decoding machinery
+  o.tie_output = true;
+  o.learned_positions = true;
+  Seq2SeqTransformer tied(o, g);
+  tied.eval();
+  std::vector<std::string> names;
+  for (const auto& [n, t] : tied.named_parameters()) names.push_back(n);
+  EXPECT_NE(std::find(names.begin(), names.end(), "output_bias"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "positions.weight"), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), "generator.weight"), names.end());
+  EXPECT_EQ(ids(tied.beam_search(src, 3, 8, 0.6, true)), ids(tied.beam_search(src, 3, 8, 0.6, false)));
 }
 
 TEST(Translation, ATinyModelLearnsNumberWords) {
@@ -138,6 +150,8 @@ eval_size = 32
 [decode]
 beam = 3
 [model]
+positions = "learned"
+tie_output = true
 d_model = 32
 nhead = 4
 num_encoder_layers = 1

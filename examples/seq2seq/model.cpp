@@ -28,13 +28,26 @@ nn::TransformerOptions read_transformer_options(cli::Config& c, std::int64_t d_m
   return t;
 }
 
+void read_embedding_options(cli::Config& c, Seq2SeqOptions& o) {
+  o.learned_positions = c.string("model.positions", "sinusoidal", {"sinusoidal", "learned"}) == "learned";
+  o.tie_output = c.boolean("model.tie_output", false);
+}
+
 Seq2SeqTransformer::Seq2SeqTransformer(const Seq2SeqOptions& o, Generator& gen) : options(o) {
   const std::int64_t C = o.transformer.d_model;
   src_embed = register_module("src_embed", std::make_shared<nn::Embedding>(o.src_vocab, C, o.pad_id, gen));
   tgt_embed = register_module("tgt_embed", std::make_shared<nn::Embedding>(o.tgt_vocab, C, o.pad_id, gen));
-  positions = register_module("positions", std::make_shared<nn::SinusoidalPositionalEncoding>(C, o.max_len));
+  if (o.learned_positions) {
+    positions = register_module("positions", std::make_shared<nn::LearnedPositionalEmbedding>(o.max_len, C, gen));
+    nn::init::normal_(positions->weight, 0.0, 1.0 / std::sqrt(static_cast<double>(C)), gen);
+  } else {
+    sinusoids = register_module("positions", std::make_shared<nn::SinusoidalPositionalEncoding>(C, o.max_len));
+  }
   transformer = register_module("transformer", std::make_shared<nn::Transformer>(o.transformer, gen));
-  generator = register_module("generator", std::make_shared<nn::Linear>(C, o.tgt_vocab, true, gen));
+  if (o.tie_output)
+    output_bias = register_parameter("output_bias", zeros({o.tgt_vocab}));
+  else
+    generator = register_module("generator", std::make_shared<nn::Linear>(C, o.tgt_vocab, true, gen));
   // Embeddings ~ N(0, 1/C), so that after the sqrt(C) scale they are as large as the positions
   // (fairseq's choice); torch.nn.Embedding's N(0, 1) would drown the positions 8 to 20 times.
   for (const auto& e : {src_embed, tgt_embed}) {
@@ -44,17 +57,16 @@ Seq2SeqTransformer::Seq2SeqTransformer(const Seq2SeqOptions& o, Generator& gen) 
   }
 }
 
-namespace {
 // Embeddings scaled by sqrt(C) (Vaswani et al.) plus positions from `start`.
-Tensor embed(const nn::Embedding& e, const nn::SinusoidalPositionalEncoding& pe, const Tensor& ids, std::int64_t start) {
-  return pe.forward(e.forward(ids) * std::sqrt(static_cast<double>(e.embedding_dim)), start);
+Tensor Seq2SeqTransformer::embed(const nn::Embedding& e, const Tensor& ids, std::int64_t start) const {
+  const Tensor x = e.forward(ids) * std::sqrt(static_cast<double>(e.embedding_dim));
+  return positions ? positions->forward(x, start) : sinusoids->forward(x, start);
 }
-}  // namespace
 
 std::pair<Tensor, AttentionMask> Seq2SeqTransformer::encode(const Tensor& src) const {
   AttentionMask mask;
   mask.key_padding_mask = eq(src, full({}, static_cast<double>(options.pad_id), DType::int64));  // (B, S)
-  return {transformer->encoder->forward(embed(*src_embed, *positions, src, 0), mask), mask};
+  return {transformer->encoder->forward(embed(*src_embed, src, 0), mask), mask};
 }
 
 Tensor Seq2SeqTransformer::decode(const Tensor& tgt_in, const Tensor& memory, const AttentionMask& memory_mask,
@@ -62,8 +74,8 @@ Tensor Seq2SeqTransformer::decode(const Tensor& tgt_in, const Tensor& memory, co
   AttentionMask causal;
   causal.causal = true;
   const std::int64_t start = cache ? cache->length() : 0;
-  const Tensor x = embed(*tgt_embed, *positions, tgt_in, start);
-  return generator->forward(transformer->decoder->forward(x, memory, causal, memory_mask, cache));  // (B, T, V)
+  const Tensor h = transformer->decoder->forward(embed(*tgt_embed, tgt_in, start), memory, causal, memory_mask, cache);
+  return generator ? generator->forward(h) : nn::linear(h, tgt_embed->weight, output_bias);  // (B, T, V)
 }
 
 Tensor Seq2SeqTransformer::forward(const Tensor& src, const Tensor& tgt_in) const {

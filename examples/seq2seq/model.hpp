@@ -3,8 +3,9 @@
 // Used by the sequence tasks (reversal here; translation builds on it).
 //
 // Legend: B batch, S source length, T target length, C d_model, V vocabulary.
-// Parameter names: src_embed.weight, tgt_embed.weight, transformer.encoder.* and
-// transformer.decoder.* (torch.nn.Transformer's), generator.weight, generator.bias.
+// Parameter names: src_embed.weight, tgt_embed.weight, positions.weight (learned positions only),
+// transformer.encoder.* and transformer.decoder.* (torch.nn.Transformer's), generator.weight and
+// generator.bias, or output_bias alone when the output projection is tied to tgt_embed.weight.
 #pragma once
 
 #include <memory>
@@ -20,6 +21,8 @@ struct Seq2SeqOptions {
   std::int64_t src_vocab = 0, tgt_vocab = 0;
   std::int64_t pad_id = 0, bos_id = 1, eos_id = 2;
   std::int64_t max_len = 256;  // positions available
+  bool learned_positions = false;  // a trained (max_len, C) table instead of the sinusoids
+  bool tie_output = false;         // logits = x tgt_embed.weight^T + output_bias (Press and Wolf, 2017)
   nn::TransformerOptions transformer;
 };
 
@@ -28,6 +31,8 @@ struct Seq2SeqOptions {
 // dropout (0.1), activation (gelu), norm_first (true). Dropout draws from dropout_generator.
 nn::TransformerOptions read_transformer_options(cli::Config& c, std::int64_t d_model, std::int64_t nhead,
                                                 Generator* dropout_generator);
+// model.positions ("sinusoidal" or "learned") and model.tie_output (false) into o.
+void read_embedding_options(cli::Config& c, Seq2SeqOptions& o);
 
 class Seq2SeqTransformer : public nn::Module {
  public:
@@ -52,9 +57,14 @@ class Seq2SeqTransformer : public nn::Module {
 
   const Seq2SeqOptions options;
   std::shared_ptr<nn::Embedding> src_embed, tgt_embed;
-  std::shared_ptr<nn::SinusoidalPositionalEncoding> positions;
+  std::shared_ptr<nn::SinusoidalPositionalEncoding> sinusoids;  // one of these two
+  std::shared_ptr<nn::LearnedPositionalEmbedding> positions;
   std::shared_ptr<nn::Transformer> transformer;
-  std::shared_ptr<nn::Linear> generator;
+  std::shared_ptr<nn::Linear> generator;  // null when tied
+  Tensor output_bias;                     // (V), when tied
+
+ private:
+  Tensor embed(const nn::Embedding& e, const Tensor& ids, std::int64_t start) const;
 };
 
 }  // namespace rune::examples

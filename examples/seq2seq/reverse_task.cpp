@@ -23,6 +23,7 @@ ReverseTask::ReverseTask(cli::Config& c, const cli::TaskContext& context) : seed
   o.src_vocab = o.tgt_vocab = kFirstDigit + digits_;
   o.max_len = max_len_ + 2;
   o.transformer = read_transformer_options(c, 64, 4, context.dropout);
+  read_embedding_options(c, o);
   model_ = std::make_shared<Seq2SeqTransformer>(o, *context.init);
 }
 

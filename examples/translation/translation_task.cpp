@@ -74,6 +74,7 @@ TranslationTask::TranslationTask(cli::Config& c, const cli::TaskContext& context
   o.eos_id = Vocabulary::eos;
   o.max_len = max_len_ + 1;
   o.transformer = read_transformer_options(c, 128, 8, context.dropout);
+  read_embedding_options(c, o);
   model_ = std::make_shared<Seq2SeqTransformer>(o, *context.init);
 }
 

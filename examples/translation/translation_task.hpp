@@ -7,7 +7,8 @@
 // "tsv", a source<TAB>target file split by line. Keys: data.source, data.path, data.tokenization
 // (word | char), data.min_freq, data.max_len, data.batch_size, data.batches_per_epoch (numbers),
 // data.eval_size (numbers), data.split_permille (numbers), data.val_fraction and
-// data.test_fraction (tsv); model.* as the reverse task; train.label_smoothing; decode.beam (1:
+// data.test_fraction (tsv); model.* (read_transformer_options, and model.positions and
+// model.tie_output); train.label_smoothing; decode.beam (1:
 // greedy) and decode.length_penalty for beam search.
 #pragma once
 
