@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   CLI::App* tr = app.add_subcommand("translate", "Translate sentences with a translation checkpoint (stdin when none given)");
   tr->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
   tr->add_option("sentences", sentences, "Sentences to translate; without them, one per line from stdin");
+  bool scores = false;
+  tr->add_flag("--scores", scores, "Follow each translation by a tab and its log-probability under the model");
 
   std::string sentence, out_dir = ".";
   CLI::App* at = app.add_subcommand("attention", "Draw every attention head of a translation checkpoint on one sentence");
@@ -48,7 +50,7 @@ int main(int argc, char** argv) {
       return rune::cli::train(train);
     }
     if (e->parsed()) return rune::cli::evaluate(checkpoint, split, eval_sets);
-    if (tr->parsed()) return rune::cli::translate(checkpoint, sentences);
+    if (tr->parsed()) return rune::cli::translate(checkpoint, sentences, scores);
     if (at->parsed()) return rune::cli::attention(checkpoint, sentence, out_dir);
     return rune::cli::info(checkpoint);
   } catch (const std::exception& ex) {

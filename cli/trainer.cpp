@@ -380,7 +380,7 @@ int evaluate(const std::string& checkpoint, const std::string& split, const std:
   return kExitOk;
 }
 
-int translate(const std::string& checkpoint, const std::vector<std::string>& sentences) {
+int translate(const std::string& checkpoint, const std::vector<std::string>& sentences, bool scores) {
   const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
   Config config = Config::parse(c.config, checkpoint + " (its config)");
   const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
@@ -393,8 +393,17 @@ int translate(const std::string& checkpoint, const std::vector<std::string>& sen
   if (inputs.empty())
     for (std::string line; std::getline(std::cin, line);) inputs.push_back(line);
   const std::vector<std::string> out = translation->translate(inputs);
-  for (std::size_t i = 0; i < out.size(); ++i)
-    std::printf(sentences.empty() ? "%s%s\n" : "%s -> %s\n", sentences.empty() ? "" : inputs[i].c_str(), out[i].c_str());
+  std::vector<double> logp;
+  if (scores) {
+    std::vector<examples::Pair> pairs;
+    for (std::size_t i = 0; i < out.size(); ++i) pairs.push_back({inputs[i], out[i]});
+    logp = translation->log_probability(pairs);
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::printf(sentences.empty() ? "%s%s" : "%s -> %s", sentences.empty() ? "" : inputs[i].c_str(), out[i].c_str());
+    if (scores) std::printf("\t%.9g", logp[i]);
+    std::printf("\n");
+  }
   return kExitOk;
 }
 

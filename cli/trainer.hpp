@@ -27,8 +27,9 @@ struct TrainRequest {
 int train(const TrainRequest& request);
 int evaluate(const std::string& checkpoint, const std::string& split, const std::vector<std::string>& sets);
 int info(const std::string& checkpoint);
-// Translations of `sentences` (or of stdin's lines when empty) by a translation checkpoint.
-int translate(const std::string& checkpoint, const std::vector<std::string>& sentences);
+// Translations of `sentences` (or of stdin's lines when empty) by a translation checkpoint; with
+// `scores`, each followed by a tab and its log-probability under the model.
+int translate(const std::string& checkpoint, const std::vector<std::string>& sentences, bool scores = false);
 // multi_head_attention_map.png (a heatmap per head of every attention module of every layer) and
 // attention_weights.csv in `out_dir`, for the translation of `sentence`.
 int attention(const std::string& checkpoint, const std::string& sentence, const std::string& out_dir);

@@ -224,6 +224,11 @@ epochs = 1
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("seventy-one -> "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("two hundred -> "), std::string::npos) << r.output;
+  r = rune("translate " + ckpt + " 'seventy-one' --scores", dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::size_t tab = r.output.find('\t');
+  ASSERT_NE(tab, std::string::npos) << r.output;
+  EXPECT_LT(std::stod(r.output.substr(tab + 1)), 0.0) << "a log-probability";
   r = rune("attention " + ckpt + " 'eighty thousand' --out maps", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read(dir + "/maps/multi_head_attention_map.png").substr(1, 3), "PNG");

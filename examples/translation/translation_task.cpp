@@ -185,6 +185,25 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   return out;
 }
 
+std::vector<double> TranslationTask::log_probability(const std::vector<Pair>& pairs) {
+  NoGradGuard no_grad;
+  model_->eval();
+  const Batch b = encode(pairs);
+  const Tensor lp = to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
+  const std::int64_t T = lp.size(1), V = lp.size(2);
+  std::vector<double> out;
+  for (std::int64_t i = 0; i < lp.size(0); ++i) {
+    double total = 0;
+    for (std::int64_t t = 0; t < T; ++t) {
+      const std::int64_t id = b.tgt_out.data<std::int64_t>()[i * T + t];
+      if (id != Vocabulary::pad) total += lp.data<double>()[(i * T + t) * V + id];
+    }
+    out.push_back(total);
+  }
+  model_->train();
+  return out;
+}
+
 TranslationTask::AttentionMaps TranslationTask::attention_maps(const std::string& sentence) {
   AttentionMaps maps;
   maps.translation = translate({sentence}).front();

@@ -35,6 +35,8 @@ class TranslationTask : public cli::Task {
 
   // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized.
   std::vector<std::string> translate(const std::vector<std::string>& sources, std::int64_t max_steps = 0);
+  // log P(target | source) under the model (teacher-forced, <eos> included), per pair.
+  std::vector<double> log_probability(const std::vector<Pair>& pairs);
 
   // The attention of the model translating one sentence: its translation, then a teacher-forced
   // pass over it recording every attention module's per-head weights.
