@@ -285,9 +285,9 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
     keep = empty(p.shape(), DType::bool_);
     Generator& rng = gen ? *gen : default_generator();
     bool* pk = keep.data<bool>();
-    // Drawn sequentially in (b, h, i, j) order, as dropout(P) draws them: the same generator
-    // state drops the same weights in the fused and the composed path.
-    for (std::int64_t i = 0, n = keep.numel(); i < n; ++i) pk[i] = rng.uniform() >= dropout_p;
+    // The mask dropout(P) would draw from the same generator state: the fused and the composed
+    // path drop the same weights.
+    bernoulli_keep(pk, keep.numel(), dropout_p, rng);
   }
   const double keep_scale = 1.0 / (1.0 - dropout_p);
   detail::dispatch_float(q.dtype(), "attention", [&](auto tag) {

@@ -312,8 +312,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   const std::int64_t n = x.numel();
   Tensor keep = empty(x.shape(), DType::bool_);
   bool* pk = keep.data<bool>();
-  // Drawn sequentially: the mask depends on the seed alone, never on the thread count.
-  for (std::int64_t i = 0; i < n; ++i) pk[i] = gen.uniform() >= p;
+  bernoulli_keep(pk, n, p, gen);  // depends on the generator's state alone, never on the thread count
   const double scale = p >= 1.0 ? 0.0 : 1.0 / (1.0 - p);
   Tensor y = empty(x.shape(), x.dtype());
   detail::dispatch_float(x.dtype(), "dropout", [&](auto tag) {

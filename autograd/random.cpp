@@ -93,6 +93,20 @@ void Generator::set_state(const std::string& state) {
   spare_ = spare;
 }
 
+void bernoulli_keep(bool* keep, std::int64_t n, double p, Generator& gen) {
+  const std::uint64_t key = gen.next_u64();
+  // keep when u >= p, i.e. when the top 53 bits of the hash reach p * 2^53
+  const auto threshold = static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53));
+#pragma omp parallel for if (n > 65536)
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::uint64_t z = key + static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ULL;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    keep[i] = (z >> 11) >= threshold;
+  }
+}
+
 Generator& default_generator() {
   static Generator gen(0);
   return gen;

@@ -28,6 +28,11 @@ class Generator {
   double spare_ = 0.0;
 };
 
+// Dropout's keep mask: keep[i] = (u_i >= p) for n uniforms u_i in [0, 1). One draw of `gen` picks
+// a key; u_i is a hash (splitmix64) of key + i, so the mask depends on the generator's state and
+// on i only, never on the thread count, and threads fill it in parallel.
+void bernoulli_keep(bool* keep, std::int64_t n, double p, Generator& gen);
+
 // The process-wide generator used when an op is given none.
 Generator& default_generator();
 void manual_seed(std::uint64_t seed);
