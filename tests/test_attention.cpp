@@ -14,23 +14,12 @@
 #include "autograd/random.hpp"
 #include "autograd/tape.hpp"
 #include "nn/attention.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune {
 namespace {
 
 using nn::AttentionWeights;
-
-double max_abs(const Tensor& t) {
-  const Tensor c = to_dtype(t.detach(), DType::float64).contiguous();
-  double m = 0;
-  for (std::int64_t i = 0; i < c.numel(); ++i) m = std::max(m, std::abs(c.data<double>()[i]));
-  return m;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  return max_abs(to_dtype(a.detach(), DType::float64) - to_dtype(b.detach(), DType::float64));
-}
 
 bool all_finite(const Tensor& t) {
   const Tensor c = to_dtype(t, DType::float64).contiguous();

@@ -19,6 +19,7 @@
 #include "nn/transformer.hpp"
 #include "nn/vit.hpp"
 #include "optim/adam.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune {
 namespace {
@@ -31,11 +32,6 @@ std::string scratch(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
-}
-
-std::vector<double> values(const Tensor& t) {
-  const Tensor c = to_dtype(t.detach(), DType::float64).contiguous();
-  return std::vector<double>(c.data<double>(), c.data<double>() + c.numel());
 }
 
 std::string error_of(const std::function<void()>& f) {

@@ -15,6 +15,7 @@
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
 #include "nn/transformer.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune {
 namespace {
@@ -23,11 +24,6 @@ std::vector<std::string> names_of(const nn::Module& m) {
   std::vector<std::string> out;
   for (const auto& [name, t] : m.named_parameters()) out.push_back(name);
   return out;
-}
-
-std::vector<double> values(const Tensor& t) {
-  const Tensor c = to_dtype(t.detach(), DType::float64).contiguous();
-  return std::vector<double>(c.data<double>(), c.data<double>() + c.numel());
 }
 
 // A small tree: two children, one nested, plus a parameter of its own.

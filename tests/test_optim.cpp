@@ -13,14 +13,10 @@
 #include "optim/clip.hpp"
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune {
 namespace {
-
-std::vector<double> values(const Tensor& t) {
-  const Tensor c = to_dtype(t.detach(), DType::float64).contiguous();
-  return std::vector<double>(c.data<double>(), c.data<double>() + c.numel());
-}
 
 // Gives `p` the gradient `g` through a backward, as training would.
 void set_grad(const Tensor& p, const std::vector<double>& g) {

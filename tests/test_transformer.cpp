@@ -10,17 +10,10 @@
 #include "autograd/random.hpp"
 #include "autograd/tape.hpp"
 #include "nn/transformer.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune {
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const Tensor d = to_dtype((a - b).detach(), DType::float64).contiguous();
-  double m = 0;
-  for (std::int64_t i = 0; i < d.numel(); ++i) m = std::max(m, std::abs(d.data<double>()[i]));
-  return m;
-}
 
 nn::TransformerLayerOptions small(bool norm_first, nn::Activation a = nn::Activation::relu, double dropout = 0.0) {
   nn::TransformerLayerOptions o;
