@@ -193,6 +193,33 @@ std::string format_metrics(const std::map<std::string, double>& m, const std::st
   return s;
 }
 
+// A checkpoint with the task rebuilt from its own config (plus `sets`) and its parameters loaded.
+// Never moved once made: the task's model keeps a pointer to `dropout`.
+struct LoadedTask {
+  nn::Checkpoint checkpoint;
+  Generator init, dropout;
+  std::unique_ptr<Task> task;
+};
+
+std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector<std::string>& sets = {}) {
+  auto loaded = std::make_unique<LoadedTask>();
+  loaded->checkpoint = nn::read_checkpoint(path);
+  Config config = Config::parse(loaded->checkpoint.config, path + " (its config)");
+  for (const std::string& s : sets) config.set(s);
+  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
+  loaded->init.manual_seed(seed);
+  loaded->dropout.manual_seed(seed);
+  loaded->task = make_task(config, {seed, &loaded->init, &loaded->dropout});
+  nn::load_parameters(loaded->task->model(), loaded->checkpoint, path);
+  return loaded;
+}
+
+examples::TranslationTask& translation_task(const LoadedTask& loaded, const std::string& path) {
+  auto* translation = dynamic_cast<examples::TranslationTask*>(loaded.task.get());
+  if (!translation) throw std::runtime_error("checkpoint " + path + " is not a translation model");
+  return *translation;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------- train
@@ -361,14 +388,9 @@ int train(const TrainRequest& request) {
 // ------------------------------------------------------------------------- eval, info
 
 int evaluate(const std::string& checkpoint, const std::string& split, const std::vector<std::string>& sets) {
-  const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
-  Config config = Config::parse(c.config, checkpoint + " (its config)");
-  for (const std::string& s : sets) config.set(s);
-  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
-  Generator init(seed), dropout(seed);
-  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
-  nn::load_parameters(task->model(), c, checkpoint);
-  const std::map<std::string, double> metrics = task->evaluate(split);
+  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint, sets);
+  const nn::Checkpoint& c = loaded->checkpoint;
+  const std::map<std::string, double> metrics = loaded->task->evaluate(split);
   std::printf("%s, step %lld, %s split:\n", checkpoint.c_str(), static_cast<long long>(c.step), split.c_str());
   std::vector<std::pair<std::string, double>> rec{{"step", static_cast<double>(c.step)}};
   for (const auto& [k, v] : metrics) {
@@ -381,23 +403,17 @@ int evaluate(const std::string& checkpoint, const std::string& split, const std:
 }
 
 int translate(const std::string& checkpoint, const std::vector<std::string>& sentences, bool scores) {
-  const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
-  Config config = Config::parse(c.config, checkpoint + " (its config)");
-  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
-  Generator init(seed), dropout(seed);
-  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
-  auto* translation = dynamic_cast<examples::TranslationTask*>(task.get());
-  if (!translation) throw std::runtime_error("checkpoint " + checkpoint + " is not a translation model");
-  nn::load_parameters(task->model(), c, checkpoint);
+  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint);
+  examples::TranslationTask& translation = translation_task(*loaded, checkpoint);
   std::vector<std::string> inputs = sentences;
   if (inputs.empty())
     for (std::string line; std::getline(std::cin, line);) inputs.push_back(line);
-  const std::vector<std::string> out = translation->translate(inputs);
+  const std::vector<std::string> out = translation.translate(inputs);
   std::vector<double> logp;
   if (scores) {
     std::vector<examples::Pair> pairs;
     for (std::size_t i = 0; i < out.size(); ++i) pairs.push_back({inputs[i], out[i]});
-    logp = translation->log_probability(pairs);
+    logp = translation.log_probability(pairs);
   }
   for (std::size_t i = 0; i < out.size(); ++i) {
     std::printf(sentences.empty() ? "%s%s" : "%s -> %s", sentences.empty() ? "" : inputs[i].c_str(), out[i].c_str());
@@ -408,15 +424,9 @@ int translate(const std::string& checkpoint, const std::vector<std::string>& sen
 }
 
 int attention(const std::string& checkpoint, const std::string& sentence, const std::string& out_dir) {
-  const nn::Checkpoint c = nn::read_checkpoint(checkpoint);
-  Config config = Config::parse(c.config, checkpoint + " (its config)");
-  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
-  Generator init(seed), dropout(seed);
-  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
-  auto* translation = dynamic_cast<examples::TranslationTask*>(task.get());
-  if (!translation) throw std::runtime_error("checkpoint " + checkpoint + " is not a translation model");
-  nn::load_parameters(task->model(), c, checkpoint);
-  const examples::TranslationTask::AttentionMaps maps = translation->attention_maps(sentence);
+  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint);
+  examples::TranslationTask& translation = translation_task(*loaded, checkpoint);
+  const examples::TranslationTask::AttentionMaps maps = translation.attention_maps(sentence);
   fs::create_directories(out_dir);
   std::vector<Heatmap> heatmaps;
   std::ostringstream csv;
