@@ -12,7 +12,9 @@ packages=(
   libhdf5-dev                      # checkpoints
   libtomlplusplus-dev              # configs (TOML)
   libcli11-dev                     # the rune command line
-  libcairo2-dev                    # PNG plots
+  libcairo2-dev                    # PNG plots, and reading PNG images
+  zlib1g-dev                       # gzipped IDX image files
+  dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words python3-nltk)
