@@ -20,12 +20,14 @@ int main(int argc, char** argv) {
   bool no_progress = false;
   t->add_flag("--no-progress", no_progress, "A log line every train.log_every steps instead of the live line");
 
-  std::string checkpoint, split = "test";
-  std::vector<std::string> eval_sets;
+  std::string checkpoint;
+  rune::cli::EvalRequest eval;
   CLI::App* e = app.add_subcommand("eval", "Evaluate a checkpoint on a split of its task's data");
-  e->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
-  e->add_option("--split", split, "val or test")->check(CLI::IsMember({"val", "test"}));
-  e->add_option("--set", eval_sets, "Override a key of the checkpoint's config (the data, say)");
+  e->add_option("checkpoint", eval.checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  e->add_option("--split", eval.split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  e->add_option("--set", eval.sets, "Override a key of the checkpoint's config (the data or the image size, say)");
+  e->add_option("--out", eval.out_dir, "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");
+  e->add_option("--predictions", eval.predictions, "Write one line per example (index, label, predicted) to this file");
 
   CLI::App* i = app.add_subcommand("info", "Print a checkpoint's step, metrics, parameters and config");
   i->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
@@ -37,11 +39,13 @@ int main(int argc, char** argv) {
   bool scores = false;
   tr->add_flag("--scores", scores, "Follow each translation by a tab and its log-probability under the model");
 
-  std::string sentence, out_dir = ".";
-  CLI::App* at = app.add_subcommand("attention", "Draw every attention head of a translation checkpoint on one sentence");
+  std::string sentence, image, out_dir = ".";
+  CLI::App* at = app.add_subcommand("attention", "Draw every attention head of a checkpoint on a sentence (translation) or an image (ViT)");
   at->add_option("checkpoint", checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
-  at->add_option("sentence", sentence, "The source sentence")->required();
-  at->add_option("--out", out_dir, "Folder for multi_head_attention_map.png and attention_weights.csv");
+  auto* sentence_option = at->add_option("sentence", sentence, "The source sentence (translation)");
+  auto* image_option = at->add_option("--image", image, "A PNG file, or the index of a test-split image (ViT)");
+  sentence_option->excludes(image_option);
+  at->add_option("--out", out_dir, "Folder for the PNGs and the weights as CSV");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -49,9 +53,13 @@ int main(int argc, char** argv) {
       train.progress = !no_progress;
       return rune::cli::train(train);
     }
-    if (e->parsed()) return rune::cli::evaluate(checkpoint, split, eval_sets);
+    if (e->parsed()) return rune::cli::evaluate(eval);
     if (tr->parsed()) return rune::cli::translate(checkpoint, sentences, scores);
-    if (at->parsed()) return rune::cli::attention(checkpoint, sentence, out_dir);
+    if (at->parsed()) {
+      if (!image.empty()) return rune::cli::image_attention(checkpoint, image, out_dir);
+      if (sentence.empty()) throw std::invalid_argument("attention needs a sentence (translation) or --image (ViT)");
+      return rune::cli::attention(checkpoint, sentence, out_dir);
+    }
     return rune::cli::info(checkpoint);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "rune: %s\n", ex.what());

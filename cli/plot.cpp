@@ -226,3 +226,192 @@ void plot_curves(const std::string& path, const std::string& title, const Series
 }
 
 }  // namespace rune::cli
+
+namespace rune::cli {
+
+void plot_confusion(const std::string& path, const std::string& title, const std::vector<std::string>& classes,
+                    const std::vector<std::vector<std::int64_t>>& counts) {
+  const auto K = static_cast<int>(classes.size());
+  if (static_cast<int>(counts.size()) != K) throw std::invalid_argument("plot_confusion: counts and classes differ in size");
+  const double cell = std::clamp(560.0 / std::max(K, 1), 18.0, 64.0), left = 150, top = 80;
+  const int W = static_cast<int>(left + cell * K + 60), H = static_cast<int>(top + cell * K + 150);
+  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 16);
+  text(cr, W / 2.0, 20, title, 0.5, 0.5);
+  cairo_set_font_size(cr, 13);
+  text(cr, left + cell * K / 2, top - 30, "predicted", 0.5, 0.5);
+  for (int y = 0; y < K; ++y) {
+    std::int64_t row = 0;
+    for (std::int64_t c : counts[static_cast<std::size_t>(y)]) row += c;
+    for (int p = 0; p < K; ++p) {
+      const std::int64_t c = counts[static_cast<std::size_t>(y)][static_cast<std::size_t>(p)];
+      const double share = row > 0 ? static_cast<double>(c) / static_cast<double>(row) : 0.0;
+      weight_colour(cr, share);
+      cairo_rectangle(cr, left + cell * p, top + cell * y, cell, cell);
+      cairo_fill(cr);
+      cairo_set_source_rgb(cr, share > 0.5 ? 1 : 0, share > 0.5 ? 1 : 0, share > 0.5 ? 1 : 0);
+      cairo_set_font_size(cr, std::clamp(cell * 0.3, 7.0, 13.0));
+      text(cr, left + cell * (p + 0.5), top + cell * (y + 0.5), std::to_string(c), 0.5, 0.5);
+    }
+  }
+  cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, left, top, cell * K, cell * K);
+  cairo_stroke(cr);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 11);
+  for (int k = 0; k < K; ++k) {
+    text(cr, left - 6, top + cell * (k + 0.5), classes[static_cast<std::size_t>(k)], 1.0, 0.5);  // true labels
+    cairo_save(cr);
+    cairo_move_to(cr, left + cell * (k + 0.5) + 4, top + cell * K + 6);
+    cairo_rotate(cr, M_PI / 2);
+    cairo_show_text(cr, classes[static_cast<std::size_t>(k)].c_str());
+    cairo_restore(cr);
+  }
+  cairo_save(cr);
+  cairo_move_to(cr, 18, top + cell * K / 2 + 12);
+  cairo_rotate(cr, -M_PI / 2);
+  cairo_set_font_size(cr, 13);
+  cairo_show_text(cr, "true label");
+  cairo_restore(cr);
+  cairo_destroy(cr);
+  write_png(surface, path, "confusion matrix");
+}
+
+namespace {
+
+// A heat colour for t in [0, 1]: transparent dark red through red and yellow to opaque white-yellow.
+void heat_pixel(double t, unsigned char* px) {
+  t = std::clamp(t, 0.0, 1.0);
+  const double r = std::min(1.0, 2.0 * t + 0.2), g = std::clamp(2.0 * t - 0.6, 0.0, 1.0), b = std::clamp(4.0 * t - 3.0, 0.0, 1.0);
+  const double a = 0.15 + 0.7 * t;  // premultiplied ARGB32, little-endian B G R A
+  px[0] = static_cast<unsigned char>(std::lround(255 * b * a));
+  px[1] = static_cast<unsigned char>(std::lround(255 * g * a));
+  px[2] = static_cast<unsigned char>(std::lround(255 * r * a));
+  px[3] = static_cast<unsigned char>(std::lround(255 * a));
+}
+
+// Paints `surface` (w x h pixels) scaled into the box, smoothed or blocky.
+void paint_scaled(cairo_t* cr, cairo_surface_t* surface, double x, double y, double box, int w, int h, bool smooth) {
+  cairo_save(cr);
+  cairo_translate(cr, x, y);
+  cairo_scale(cr, box / w, box / h);
+  cairo_set_source_surface(cr, surface, 0, 0);
+  cairo_pattern_set_filter(cairo_get_source(cr), smooth ? CAIRO_FILTER_BILINEAR : CAIRO_FILTER_NEAREST);
+  cairo_pattern_set_extend(cairo_get_source(cr), CAIRO_EXTEND_PAD);
+  cairo_paint(cr);
+  cairo_restore(cr);
+}
+
+}  // namespace
+
+void plot_image_attention(const std::string& path, const std::string& title, const std::vector<std::uint8_t>& image,
+                          int channels, int size, int grid, const std::vector<ImageOverlay>& panels, int per_row) {
+  if ((channels != 1 && channels != 3) || image.size() != static_cast<std::size_t>(channels * size * size))
+    throw std::invalid_argument("plot_image_attention: image of " + std::to_string(image.size()) + " bytes is not (" +
+                                std::to_string(channels) + ", " + std::to_string(size) + ", " + std::to_string(size) + ")");
+  // the image as a cairo surface
+  cairo_surface_t* picture = cairo_image_surface_create(CAIRO_FORMAT_RGB24, size, size);
+  cairo_surface_flush(picture);
+  {
+    unsigned char* d = cairo_image_surface_get_data(picture);
+    const int stride = cairo_image_surface_get_stride(picture);
+    const std::size_t plane = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) {
+        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(size) + static_cast<std::size_t>(x);
+        unsigned char* px = d + y * stride + 4 * x;
+        px[2] = image[i];
+        px[1] = image[channels == 3 ? plane + i : i];
+        px[0] = image[channels == 3 ? 2 * plane + i : i];
+        px[3] = 255;
+      }
+  }
+  cairo_surface_mark_dirty(picture);
+  const double box = 132, gap_x = 14, title_h = 20;
+  const int columns = std::max(1, per_row), rows = (static_cast<int>(panels.size()) + columns - 1) / columns;
+  const int W = static_cast<int>(20 + (box + gap_x) * columns), H = static_cast<int>(50 + (box + title_h + 12) * rows);
+  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 15);
+  text(cr, W / 2.0, 18, title, 0.5, 0.5);
+  cairo_surface_t* heat = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, grid, grid);
+  for (std::size_t i = 0; i < panels.size(); ++i) {
+    const ImageOverlay& p = panels[i];
+    const double x = 10 + (box + gap_x) * static_cast<double>(static_cast<int>(i) % columns);
+    const double y = 40 + (box + title_h + 12) * static_cast<double>(static_cast<int>(i) / columns);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, 11);
+    text(cr, x + box / 2, y + 6, p.title, 0.5, 0.5);
+    paint_scaled(cr, picture, x, y + title_h, box, size, size, false);
+    if (!p.heat.empty()) {
+      if (p.heat.size() != static_cast<std::size_t>(grid * grid))
+        throw std::invalid_argument("plot_image_attention: panel '" + p.title + "' has " + std::to_string(p.heat.size()) +
+                                    " weights for a " + std::to_string(grid) + "x" + std::to_string(grid) + " grid");
+      const double top = std::max(*std::max_element(p.heat.begin(), p.heat.end()), 1e-12);
+      cairo_surface_flush(heat);
+      unsigned char* d = cairo_image_surface_get_data(heat);
+      const int stride = cairo_image_surface_get_stride(heat);
+      for (int gy = 0; gy < grid; ++gy)
+        for (int gx = 0; gx < grid; ++gx) heat_pixel(p.heat[static_cast<std::size_t>(gy * grid + gx)] / top, d + gy * stride + 4 * gx);
+      cairo_surface_mark_dirty(heat);
+      paint_scaled(cr, heat, x, y + title_h, box, grid, grid, true);
+    }
+  }
+  cairo_surface_destroy(heat);
+  cairo_surface_destroy(picture);
+  cairo_destroy(cr);
+  write_png(surface, path, "image attention map");
+}
+
+std::vector<std::uint8_t> read_png(const std::string& path, int channels, int& height, int& width) {
+  if (channels != 1 && channels != 3) throw std::invalid_argument("read_png: channels must be 1 or 3");
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such file");
+  cairo_surface_t* s = cairo_image_surface_create_from_png(path.c_str());
+  const cairo_status_t status = cairo_surface_status(s);
+  if (status != CAIRO_STATUS_SUCCESS) {
+    cairo_surface_destroy(s);
+    throw std::runtime_error(path + ": not a readable PNG (" + cairo_status_to_string(status) + ")");
+  }
+  cairo_surface_t* rgb = cairo_image_surface_create(CAIRO_FORMAT_RGB24, cairo_image_surface_get_width(s),
+                                                    cairo_image_surface_get_height(s));
+  cairo_t* cr = cairo_create(rgb);  // composited onto black
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_paint(cr);
+  cairo_set_source_surface(cr, s, 0, 0);
+  cairo_paint(cr);
+  cairo_destroy(cr);
+  cairo_surface_destroy(s);
+  cairo_surface_flush(rgb);
+  width = cairo_image_surface_get_width(rgb);
+  height = cairo_image_surface_get_height(rgb);
+  const unsigned char* d = cairo_image_surface_get_data(rgb);
+  const int stride = cairo_image_surface_get_stride(rgb);
+  const std::size_t plane = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  std::vector<std::uint8_t> out(plane * static_cast<std::size_t>(channels));
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      const unsigned char* px = d + y * stride + 4 * x;  // B G R x
+      const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x);
+      if (channels == 3) {
+        out[i] = px[2];
+        out[plane + i] = px[1];
+        out[2 * plane + i] = px[0];
+      } else {
+        out[i] = static_cast<std::uint8_t>(std::lround(0.299 * px[2] + 0.587 * px[1] + 0.114 * px[0]));
+      }
+    }
+  cairo_surface_destroy(rgb);
+  return out;
+}
+
+}  // namespace rune::cli

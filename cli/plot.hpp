@@ -1,8 +1,9 @@
-// Training curves as a PNG (cairo): the training loss per step (raw and smoothed) and the
-// validation loss on the left, the other validation metrics on the right, with axes, ticks,
-// labels and legends.
+// Pictures as PNG (cairo): training curves (the training loss per step, raw and smoothed, and the
+// validation loss on the left, the other validation metrics on the right), attention heatmaps
+// over tokens, attention over an image, a confusion matrix; and reading a PNG image.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,5 +30,24 @@ struct Heatmap {
 // Heatmaps in a grid (`per_row` to a row), each with its token labels on both axes, and one
 // colour scale from 0 to 1 for all; written atomically like plot_curves.
 void plot_attention(const std::string& path, const std::string& title, const std::vector<Heatmap>& maps, int per_row);
+
+// A confusion matrix, counts[label][predicted]: each cell coloured by its share of the row, with
+// its count written in; class names on both axes. Written atomically like plot_curves.
+void plot_confusion(const std::string& path, const std::string& title, const std::vector<std::string>& classes,
+                    const std::vector<std::vector<std::int64_t>>& counts);
+
+// Attention over an image: each panel draws the image, (C, S, S) bytes with C = 1 (grey) or 3
+// (RGB), with `heat` (grid x grid weights, row-major) laid over it as a translucent heat map
+// scaled to the panel's own maximum. `per_row` panels to a row; written atomically.
+struct ImageOverlay {
+  std::string title;
+  std::vector<double> heat;
+};
+void plot_image_attention(const std::string& path, const std::string& title, const std::vector<std::uint8_t>& image,
+                          int channels, int size, int grid, const std::vector<ImageOverlay>& panels, int per_row);
+
+// The pixels of a PNG file as (C, H, W) bytes for C = 1 (luma, ITU-R 601) or 3 (RGB), any alpha
+// composited onto black. Throws std::runtime_error naming the file when cairo cannot read it.
+std::vector<std::uint8_t> read_png(const std::string& path, int channels, int& height, int& width);
 
 }  // namespace rune::cli

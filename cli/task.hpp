@@ -47,6 +47,15 @@ class Task {
   virtual void describe(nn::Checkpoint&) const {}
   // Parameter-name patterns kept out of weight decay (biases, norms, embeddings by default).
   virtual std::vector<std::string> no_decay_patterns() const { return {"*.bias", "*norm*", "*embed*"}; }
+  // A checkpoint's parameters into model(), strictly. A task may adapt them to its config (a ViT
+  // resizes its position embedding to another image size); it returns one line per adaptation.
+  virtual std::vector<std::string> load_parameters(const nn::Checkpoint& c, const std::string& path);
+  // After evaluate(split): files a person reads (a confusion matrix, say) written into `dir`;
+  // returns their paths. None by default.
+  virtual std::vector<std::string> write_reports(const std::string& split, const std::string& dir);
+  // After evaluate(split): one line per example of the split (index, truth, prediction) into
+  // `path`. Throws std::runtime_error for a task without per-example predictions.
+  virtual void write_predictions(const std::string& path) const;
 };
 
 // The task named by the config's task.name, reading its own keys ([task], [model], [data]).

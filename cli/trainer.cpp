@@ -19,6 +19,7 @@
 #include "cli/plot.hpp"
 #include "cli/task.hpp"
 #include "examples/translation/translation_task.hpp"
+#include "examples/vit/vit_task.hpp"
 #include "nn/checkpoint.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip.hpp"
@@ -210,7 +211,8 @@ std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector
   loaded->init.manual_seed(seed);
   loaded->dropout.manual_seed(seed);
   loaded->task = make_task(config, {seed, &loaded->init, &loaded->dropout});
-  nn::load_parameters(loaded->task->model(), loaded->checkpoint, path);
+  for (const std::string& note : loaded->task->load_parameters(loaded->checkpoint, path))
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), note.c_str());
   return loaded;
 }
 
@@ -232,7 +234,14 @@ int train(const TrainRequest& request) {
   const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
   nn::Module& model = task->model();
   const TrainOptions o = read_train_options(config, request.config, task->batches_per_epoch());
+  // fine-tuning: parameters (only) from another run's checkpoint, adapted by the task if it can
+  const std::string init_from = config.string("train.init_from", "");
   config.check_all_used();
+  if (!init_from.empty() && request.resume.empty()) {
+    if (!fs::exists(init_from)) config.fail("train.init_from", init_from + ": no such checkpoint");
+    for (const std::string& note : task->load_parameters(nn::read_checkpoint(init_from), init_from))
+      std::fprintf(stderr, "%s: %s\n", init_from.c_str(), note.c_str());
+  }
   const std::int64_t total = o.schedule.total_steps, per_epoch = task->batches_per_epoch();
 
   std::unique_ptr<optim::Optimizer> opt = make_optimizer(o, *task, model);
@@ -387,8 +396,10 @@ int train(const TrainRequest& request) {
 
 // ------------------------------------------------------------------------- eval, info
 
-int evaluate(const std::string& checkpoint, const std::string& split, const std::vector<std::string>& sets) {
-  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint, sets);
+int evaluate(const EvalRequest& request) {
+  const std::string& checkpoint = request.checkpoint;
+  const std::string& split = request.split;
+  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint, request.sets);
   const nn::Checkpoint& c = loaded->checkpoint;
   const std::map<std::string, double> metrics = loaded->task->evaluate(split);
   std::printf("%s, step %lld, %s split:\n", checkpoint.c_str(), static_cast<long long>(c.step), split.c_str());
@@ -398,7 +409,16 @@ int evaluate(const std::string& checkpoint, const std::string& split, const std:
     rec.emplace_back(k, v);
   }
   const fs::path run = fs::path(checkpoint).parent_path().parent_path();
-  if (fs::exists(run / "config.toml")) write_file((run / ("eval-" + split + ".json")).string(), json_line(rec));
+  const bool in_run = fs::exists(run / "config.toml");
+  // reports go to --out, else next to the run's other files, else here
+  const std::string out = !request.out_dir.empty() ? request.out_dir : in_run ? run.string() : ".";
+  fs::create_directories(out);
+  if (!request.out_dir.empty() || in_run) write_file((fs::path(out) / ("eval-" + split + ".json")).string(), json_line(rec));
+  for (const std::string& file : loaded->task->write_reports(split, out)) std::printf("wrote %s\n", file.c_str());
+  if (!request.predictions.empty()) {
+    loaded->task->write_predictions(request.predictions);
+    std::printf("wrote %s\n", request.predictions.c_str());
+  }
   return kExitOk;
 }
 
@@ -459,6 +479,48 @@ int attention(const std::string& checkpoint, const std::string& sentence, const 
   write_file(out_dir + "/attention_weights.csv", csv.str());
   std::printf("%s -> %s\nwrote %s and %s/attention_weights.csv\n", sentence.c_str(), maps.translation.c_str(), png.c_str(),
               out_dir.c_str());
+  return kExitOk;
+}
+
+int image_attention(const std::string& checkpoint, const std::string& image, const std::string& out_dir) {
+  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint);
+  auto* vit = dynamic_cast<examples::ViTTask*>(loaded->task.get());
+  if (!vit) throw std::runtime_error("checkpoint " + checkpoint + " is not a ViT model (attention --image needs one)");
+  const examples::ViTTask::ImageAttention a = vit->image_attention(image);
+  fs::create_directories(out_dir);
+  const std::int64_t N = a.grid * a.grid;
+  const auto name = [&](std::int64_t k) { return a.classes[static_cast<std::size_t>(k)]; };
+  char title[256];
+  std::snprintf(title, sizeof title, "%s%s: predicted %s (%.1f%%)", image.c_str(),
+                a.label >= 0 ? (" (" + name(a.label) + ")").c_str() : "", name(a.predicted).c_str(), 100 * a.confidence);
+  std::vector<ImageOverlay> heads;
+  std::ostringstream csv;
+  csv << "layer,head,patch,patch_row,patch_column,weight\n";
+  std::int64_t H = 1;
+  for (std::size_t l = 0; l < a.layers.size(); ++l) {
+    const Tensor w = to_dtype(a.layers[l], DType::float64).contiguous();  // (H, 1+N, 1+N)
+    H = w.size(0);
+    for (std::int64_t h = 0; h < H; ++h) {
+      const double* row = w.data<double>() + h * (1 + N) * (1 + N);  // the class token's query row
+      ImageOverlay o{"layer " + std::to_string(l) + ", head " + std::to_string(h), std::vector<double>(row + 1, row + 1 + N)};
+      for (std::int64_t n = 0; n < N; ++n)
+        csv << l << ',' << h << ',' << n << ',' << n / a.grid << ',' << n % a.grid << ',' << json_number(row[1 + n]) << '\n';
+      heads.push_back(std::move(o));
+    }
+  }
+  for (std::int64_t n = 0; n < N; ++n)
+    csv << "rollout,," << n << ',' << n / a.grid << ',' << n % a.grid << ',' << json_number(a.rollout[static_cast<std::size_t>(n)]) << '\n';
+  const std::string map_png = out_dir + "/vit_attention_map.png", rollout_png = out_dir + "/attention_rollout.png";
+  plot_image_attention(map_png, std::string(title) + "; class token -> patches, each panel scaled to its maximum", a.image,
+                       static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid), heads, static_cast<int>(H));
+  std::vector<double> last_mean(static_cast<std::size_t>(N), 0.0);
+  for (std::int64_t h = 0; h < H; ++h)
+    for (std::int64_t n = 0; n < N; ++n)
+      last_mean[static_cast<std::size_t>(n)] += heads[heads.size() - static_cast<std::size_t>(H - h)].heat[static_cast<std::size_t>(n)] / static_cast<double>(H);
+  plot_image_attention(rollout_png, title, a.image, static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid),
+                       {{"image", {}}, {"last layer, mean of heads", last_mean}, {"rollout over all layers", a.rollout}}, 3);
+  write_file(out_dir + "/cls_attention.csv", csv.str());
+  std::printf("%s\nwrote %s, %s and %s/cls_attention.csv\n", title, map_png.c_str(), rollout_png.c_str(), out_dir.c_str());
   return kExitOk;
 }
 

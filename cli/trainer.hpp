@@ -25,7 +25,13 @@ struct TrainRequest {
 };
 
 int train(const TrainRequest& request);
-int evaluate(const std::string& checkpoint, const std::string& split, const std::vector<std::string>& sets);
+struct EvalRequest {
+  std::string checkpoint, split = "test";
+  std::vector<std::string> sets;  // overrides of the checkpoint's config ("data.image_size=32")
+  std::string out_dir;            // reports (eval-<split>.json, a confusion matrix); default: the run folder
+  std::string predictions;        // a file for one line per example, if the task has them
+};
+int evaluate(const EvalRequest& request);
 int info(const std::string& checkpoint);
 // Translations of `sentences` (or of stdin's lines when empty) by a translation checkpoint; with
 // `scores`, each followed by a tab and its log-probability under the model.
@@ -33,5 +39,9 @@ int translate(const std::string& checkpoint, const std::vector<std::string>& sen
 // multi_head_attention_map.png (a heatmap per head of every attention module of every layer) and
 // attention_weights.csv in `out_dir`, for the translation of `sentence`.
 int attention(const std::string& checkpoint, const std::string& sentence, const std::string& out_dir);
+// For a ViT checkpoint and one image (a PNG file, or an index into the test split), in `out_dir`:
+// vit_attention_map.png (the class token's attention over the patches, a panel per head of every
+// layer, over the image), attention_rollout.png (the rollout across layers) and cls_attention.csv.
+int image_attention(const std::string& checkpoint, const std::string& image, const std::string& out_dir);
 
 }  // namespace rune::cli

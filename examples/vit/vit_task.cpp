@@ -1,0 +1,334 @@
+#include "examples/vit/vit_task.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
+#include "cli/plot.hpp"
+
+namespace rune::examples {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Fisher-Yates with our Generator: the same order on every standard library.
+void shuffle(std::vector<std::int64_t>& v, Generator& g) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[g.below(i)]);
+}
+
+std::vector<std::int64_t> iota(std::int64_t n) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+}  // namespace
+
+ViTTask::ViTTask(cli::Config& c, const cli::TaskContext& context) : seed_(context.seed) {
+  dataset_ = c.string("data.dataset", "fashion_mnist", {"fashion_mnist", "mnist", "cifar10"});
+  const bool cifar = dataset_ == "cifar10";
+  const std::string dir = c.string("data.dir", dataset_ == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "");
+  if (dir.empty()) c.fail("data.dir", "data.dataset = \"" + dataset_ + "\" needs the folder of its files");
+  const std::int64_t val_size = c.integer("data.val_size", 5000, 1);
+  batch_size_ = c.integer("data.batch_size", 128, 1);
+  eval_batch_size_ = c.integer("data.eval_batch_size", 500, 1);
+  transform_.size = c.integer("data.image_size", 0, 0);
+  transform_.resize = resize_from_name(c.string("data.resize", "none", {"none", "pad", "upsample"}));
+  transform_.crop_padding = c.integer("data.crop_padding", cifar ? 4 : 2, 0, 64);
+  transform_.hflip = c.boolean("data.hflip", cifar);
+  label_smoothing_ = c.number("train.label_smoothing", 0.1, 0.0, 1.0, true);
+
+  ImageSet all;
+  try {
+    all = cifar ? read_cifar10(dir, true) : read_idx(dir, true, dataset_ == "mnist" ? mnist_classes() : fashion_mnist_classes());
+    test_ = cifar ? read_cifar10(dir, false) : read_idx(dir, false, all.classes);
+  } catch (const std::runtime_error& e) {
+    c.fail("data.dir", e.what());
+  }
+  if (val_size >= all.size())
+    c.fail("data.val_size", std::to_string(val_size) + " leaves no training images of the " + std::to_string(all.size()) +
+                                " in " + dir);
+  // a seeded split of the training files: the last val_size of a shuffled order are validation
+  std::vector<std::int64_t> order = iota(all.size());
+  Generator split_gen(seed_ * 31 + 5);
+  shuffle(order, split_gen);
+  const auto cut = order.end() - val_size;
+  std::vector<std::int64_t> train_idx(order.begin(), cut), val_idx(cut, order.end());
+  std::sort(train_idx.begin(), train_idx.end());
+  std::sort(val_idx.begin(), val_idx.end());
+  train_ = all.subset(train_idx);
+  val_ = all.subset(val_idx);
+  if (train_.size() < batch_size_)
+    c.fail("data.batch_size", std::to_string(batch_size_) + " is more than the " + std::to_string(train_.size()) +
+                                  " training images");
+  batches_per_epoch_ = train_.size() / batch_size_;  // the last partial batch is dropped, as drop_last
+  transform_.stats = channel_stats(train_);
+  if (transform_.size == 0) transform_.size = train_.height;
+  if (train_.height != train_.width) c.fail("data.dir", "images of " + dir + " are not square");
+  if (transform_.size != train_.height && transform_.resize == Resize::none)
+    c.fail("data.resize", "data.image_size = " + std::to_string(transform_.size) + " differs from the data's " +
+                              std::to_string(train_.height) + ": choose \"pad\" or \"upsample\"");
+  if (transform_.size < train_.height)
+    c.fail("data.image_size", std::to_string(transform_.size) + " is smaller than the data's " + std::to_string(train_.height));
+
+  nn::VisionTransformerOptions o;
+  o.image_size = transform_.size;
+  o.in_chans = train_.channels;
+  o.num_classes = static_cast<std::int64_t>(train_.classes.size());
+  o.patch_size = c.integer("model.patch_size", 4, 1);
+  o.embed_dim = c.integer("model.embed_dim", 128, 1);
+  o.depth = c.integer("model.depth", 6, 1);
+  o.num_heads = c.integer("model.num_heads", 8, 1);
+  o.mlp_dim = c.integer("model.mlp_dim", 4 * o.embed_dim, 1);
+  o.dropout = c.number("model.dropout", 0.0, 0.0, 1.0, true);
+  o.pos_dropout = o.dropout;
+  o.pool = nn::pool_from_name(c.string("model.pool", "cls", {"cls", "mean"}));
+  o.dropout_generator = context.dropout;
+  if (o.image_size % o.patch_size != 0)
+    c.fail("model.patch_size", std::to_string(o.patch_size) + " does not divide the image size " + std::to_string(o.image_size));
+  if (o.embed_dim % o.num_heads != 0)
+    c.fail("model.num_heads", std::to_string(o.num_heads) + " does not divide model.embed_dim " + std::to_string(o.embed_dim));
+  model_ = std::make_shared<nn::VisionTransformer>(o, *context.init);
+}
+
+ViTTask::~ViTTask() {
+  if (next_.valid()) next_.wait();
+}
+
+const ImageSet& ViTTask::split(const std::string& name) const {
+  if (name == "train") return train_;
+  if (name == "val") return val_;
+  if (name == "test") return test_;
+  throw std::invalid_argument("split '" + name + "' is not one of train, val, test");
+}
+
+ImageBatch ViTTask::prepare(std::int64_t epoch, std::int64_t index) const {
+  // the epoch's order and each batch's augmentation are functions of (seed, epoch, index) only
+  std::vector<std::int64_t> order = iota(train_.size());
+  Generator order_gen(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + 17);
+  shuffle(order, order_gen);
+  const auto first = order.begin() + index * batch_size_;
+  const std::vector<std::int64_t> indices(first, first + batch_size_);
+  Generator augment_gen(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL +
+                        static_cast<std::uint64_t>(index) * 104729ULL + 29);
+  return make_batch(train_, indices, transform_, true, &augment_gen);
+}
+
+cli::BatchLoss ViTTask::train_batch(std::int64_t epoch, std::int64_t index) {
+  ImageBatch batch;
+  if (next_.valid() && next_epoch_ == epoch && next_index_ == index) {
+    batch = next_.get();
+  } else {
+    if (next_.valid()) next_.wait();  // a batch nobody asked for (after a resume, say)
+    next_ = {};
+    batch = prepare(epoch, index);
+  }
+  // the next batch in training order, prepared while this one trains
+  next_epoch_ = index + 1 < batches_per_epoch_ ? epoch : epoch + 1;
+  next_index_ = index + 1 < batches_per_epoch_ ? index + 1 : 0;
+  next_ = std::async(std::launch::async, [this, e = next_epoch_, i = next_index_] { return prepare(e, i); });
+
+  model_->train();
+  const Tensor logits = model_->forward(batch.images);  // (B, K)
+  CrossEntropyOptions ce;
+  ce.label_smoothing = label_smoothing_;
+  return {cross_entropy(logits, batch.labels, ce), static_cast<double>(batch_size_)};
+}
+
+std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
+  const ImageSet& set = split(name);
+  NoGradGuard no_grad;
+  model_->eval();
+  predictions_.clear();
+  labels_.clear();
+  double loss = 0;
+  std::int64_t correct = 0;
+  CrossEntropyOptions sum;
+  sum.reduction = Reduction::sum;
+  for (std::int64_t start = 0; start < set.size(); start += eval_batch_size_) {
+    const std::vector<std::int64_t> indices = [&] {
+      std::vector<std::int64_t> v = iota(std::min(eval_batch_size_, set.size() - start));
+      for (auto& i : v) i += start;
+      return v;
+    }();
+    const ImageBatch batch = make_batch(set, indices, transform_, false, nullptr);
+    const Tensor logits = model_->forward(batch.images);
+    loss += cross_entropy(logits, batch.labels, sum).item();
+    const Tensor predicted = argmax(logits, 1);
+    for (std::size_t b = 0; b < indices.size(); ++b) {
+      const std::int64_t p = predicted.data<std::int64_t>()[b], y = batch.labels.data<std::int64_t>()[b];
+      predictions_.push_back(p);
+      labels_.push_back(y);
+      correct += p == y;
+    }
+  }
+  evaluated_ = name;
+  const auto n = static_cast<double>(set.size());
+  return {{"loss", loss / n}, {"accuracy", static_cast<double>(correct) / n}};
+}
+
+void ViTTask::describe(nn::Checkpoint& c) const {
+  c.meta_strings["classes"] = train_.classes;
+  c.meta_numbers["mean"] = transform_.stats.mean;
+  c.meta_numbers["std"] = transform_.stats.std;
+  c.meta_numbers["image_size"] = {static_cast<double>(transform_.size)};
+}
+
+std::vector<std::string> ViTTask::load_parameters(const nn::Checkpoint& c, const std::string& path) {
+  std::vector<std::string> notes;
+  nn::Checkpoint adapted = c;
+  const std::int64_t grid = model_->options.grid();
+  for (auto& [name, t] : adapted.params) {
+    if (name != "pos_embed" || t.shape() == model_->pos_embed.shape()) continue;
+    // (1, 1 + g*g, C) from a model of another image size: resize its patch grid to ours
+    const std::int64_t n = t.dim() == 3 ? t.size(1) - 1 : -1;
+    const auto old_grid = static_cast<std::int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(n, 0)))));
+    if (t.dim() != 3 || old_grid * old_grid != n || t.size(2) != model_->options.embed_dim)
+      throw std::runtime_error(path + ": pos_embed " + shape_str(t.shape()) + " is not a square patch grid of width " +
+                               std::to_string(model_->options.embed_dim));
+    NoGradGuard no_grad;
+    const Shape before = t.shape();
+    t = nn::resize_pos_embed(t, old_grid, old_grid, grid, grid);
+    notes.push_back("pos_embed " + shape_str(before) + " -> " + shape_str(t.shape()) + ": patch grid " +
+                    std::to_string(old_grid) + "x" + std::to_string(old_grid) + " resized bicubically to " +
+                    std::to_string(grid) + "x" + std::to_string(grid) + ", class-token row kept");
+  }
+  nn::load_parameters(*model_, adapted, path);
+  return notes;
+}
+
+std::vector<std::string> ViTTask::write_reports(const std::string& name, const std::string& dir) {
+  if (evaluated_ != name) evaluate(name);
+  const auto K = static_cast<std::int64_t>(train_.classes.size());
+  std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(K), std::vector<std::int64_t>(static_cast<std::size_t>(K), 0));
+  for (std::size_t i = 0; i < labels_.size(); ++i) ++counts[static_cast<std::size_t>(labels_[i])][static_cast<std::size_t>(predictions_[i])];
+  std::ostringstream csv;
+  csv << "label\\predicted";
+  for (const std::string& cls : train_.classes) csv << ",\"" << cls << '"';
+  csv << '\n';
+  for (std::int64_t y = 0; y < K; ++y) {
+    csv << '"' << train_.classes[static_cast<std::size_t>(y)] << '"';
+    for (std::int64_t p = 0; p < K; ++p) csv << ',' << counts[static_cast<std::size_t>(y)][static_cast<std::size_t>(p)];
+    csv << '\n';
+  }
+  const std::string base = (fs::path(dir) / ("confusion-" + name)).string();
+  {
+    std::ofstream out(base + ".csv.tmp");
+    out << csv.str();
+    if (!out) throw std::runtime_error("cannot write " + base + ".csv.tmp");
+  }
+  fs::rename(base + ".csv.tmp", base + ".csv");
+  std::int64_t correct = 0;
+  for (std::int64_t k = 0; k < K; ++k) correct += counts[static_cast<std::size_t>(k)][static_cast<std::size_t>(k)];
+  char title[160];
+  std::snprintf(title, sizeof title, "%s %s split: top-1 %.2f%% of %zu", dataset_.c_str(), name.c_str(),
+                100.0 * static_cast<double>(correct) / static_cast<double>(labels_.size()), labels_.size());
+  cli::plot_confusion(base + ".png", title, train_.classes, counts);
+  return {base + ".csv", base + ".png"};
+}
+
+void ViTTask::write_predictions(const std::string& path) const {
+  if (evaluated_.empty()) throw std::runtime_error("write_predictions: no split was evaluated");
+  std::ostringstream out;
+  out << "index,label,predicted\n";
+  for (std::size_t i = 0; i < labels_.size(); ++i) out << i << ',' << labels_[i] << ',' << predictions_[i] << '\n';
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << out.str();
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+ViTTask::ImageAttention ViTTask::image_attention(const std::string& file_or_index) {
+  ImageAttention a;
+  a.classes = train_.classes;
+  a.channels = train_.channels;
+  a.size = transform_.size;
+  a.grid = model_->options.grid();
+  ImageSet one;  // the image as a one-item set, so it goes through the same transform
+  const bool is_index = !file_or_index.empty() && std::all_of(file_or_index.begin(), file_or_index.end(), ::isdigit);
+  if (is_index) {
+    const std::int64_t i = std::stoll(file_or_index);
+    if (i >= test_.size())
+      throw std::out_of_range("image index " + file_or_index + " is past the " + std::to_string(test_.size()) +
+                              " images of the test split");
+    one = test_.subset({i});
+    a.label = one.labels[0];
+  } else {
+    // a PNG of any size becomes the data's channels at the data's native size
+    int h = 0, w = 0;
+    std::vector<std::uint8_t> pixels = cli::read_png(file_or_index, static_cast<int>(train_.channels), h, w);
+    one.channels = train_.channels;
+    one.height = h;
+    one.width = w;
+    one.pixels = std::move(pixels);
+    one.labels = {0};
+    one.classes = train_.classes;
+    if (h != w) throw std::invalid_argument(file_or_index + ": a " + std::to_string(w) + "x" + std::to_string(h) + " image is not square");
+    if (h != train_.height) one = resampled(one, train_.height);
+  }
+  a.image = resized_image(one, 0, transform_);
+  NoGradGuard no_grad;
+  model_->eval();
+  const ImageBatch batch = make_batch(one, {0}, transform_, false, nullptr);
+  auto& layers = *model_->encoder->layers;
+  for (std::size_t l = 0; l < layers.size(); ++l) layers[l].self_attn->keep_weights(true);
+  const Tensor logits = model_->forward(batch.images);  // (1, K)
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const Tensor w = layers[l].self_attn->last_weights();  // (1, H, T, T)
+    a.layers.push_back(reshape(w, {w.size(1), w.size(2), w.size(3)}).contiguous());
+    layers[l].self_attn->keep_weights(false);
+  }
+  const Tensor p = softmax(logits, -1);
+  a.predicted = argmax(logits, 1).data<std::int64_t>()[0];
+  a.confidence = p.contiguous().data<float>()[a.predicted];
+  const std::vector<double> r = attention_rollout(a.layers);
+  const std::int64_t T = 1 + a.grid * a.grid;
+  a.rollout.assign(r.begin() + 1, r.begin() + T);  // row 0 (the class token), patch columns
+  return a;
+}
+
+std::vector<double> attention_rollout(const std::vector<Tensor>& layers) {
+  if (layers.empty()) throw std::invalid_argument("attention_rollout: no layers");
+  const std::int64_t T = layers.front().size(1);
+  std::vector<double> rollout(static_cast<std::size_t>(T * T), 0.0), next(rollout.size()), a(rollout.size());
+  for (std::int64_t i = 0; i < T; ++i) rollout[static_cast<std::size_t>(i * T + i)] = 1.0;
+  for (const Tensor& layer : layers) {
+    if (layer.dim() != 3 || layer.size(1) != T || layer.size(2) != T)
+      throw std::invalid_argument("attention_rollout: layer weights " + shape_str(layer.shape()) + " are not (H, " +
+                                  std::to_string(T) + ", " + std::to_string(T) + ")");
+    const Tensor w = to_dtype(layer, DType::float64).contiguous();
+    const std::int64_t H = w.size(0);
+    const double* p = w.data<double>();
+    // A' = (mean_h A_h + I) / 2, rows renormalised
+    for (std::int64_t i = 0; i < T; ++i) {
+      double row = 0;
+      for (std::int64_t j = 0; j < T; ++j) {
+        double m = 0;
+        for (std::int64_t h = 0; h < H; ++h) m += p[(h * T + i) * T + j];
+        const double v = 0.5 * m / static_cast<double>(H) + (i == j ? 0.5 : 0.0);
+        a[static_cast<std::size_t>(i * T + j)] = v;
+        row += v;
+      }
+      for (std::int64_t j = 0; j < T; ++j) a[static_cast<std::size_t>(i * T + j)] /= row;
+    }
+    // R <- A' R
+    for (std::int64_t i = 0; i < T; ++i)
+      for (std::int64_t j = 0; j < T; ++j) {
+        double s = 0;
+        for (std::int64_t k = 0; k < T; ++k) s += a[static_cast<std::size_t>(i * T + k)] * rollout[static_cast<std::size_t>(k * T + j)];
+        next[static_cast<std::size_t>(i * T + j)] = s;
+      }
+    rollout.swap(next);
+  }
+  return rollout;
+}
+
+}  // namespace rune::examples

@@ -1,0 +1,91 @@
+// The ViT example's task: a VisionTransformer classifying images (Fashion-MNIST, MNIST or
+// CIFAR-10), trained with label-smoothed cross-entropy on augmented batches that a second thread
+// prepares while the model trains; scored by top-1 accuracy, with a confusion matrix and
+// per-example predictions; and the attention of the class token over an image's patches.
+//
+// Keys:
+//   data.dataset        fashion_mnist | mnist | cifar10 (IDX files for the first two)
+//   data.dir            the data set's folder (fashion_mnist: Debian's /usr/share/datasets/fashion-mnist)
+//   data.val_size       training images held out for validation (chosen by the seed)
+//   data.batch_size, data.eval_batch_size
+//   data.image_size     the model's input size (0: the data's own); larger sizes need data.resize
+//   data.resize         none | pad (centre, black) | upsample (bilinear)
+//   data.crop_padding   training: random crop from the image padded by this many pixels (0: off)
+//   data.hflip          training: random horizontal flip (default on for CIFAR-10 only)
+//   model.patch_size, model.embed_dim, model.depth, model.num_heads, model.mlp_dim,
+//   model.dropout, model.pool (cls | mean)
+//   train.label_smoothing
+#pragma once
+
+#include <future>
+#include <memory>
+#include <vector>
+
+#include "cli/task.hpp"
+#include "examples/vit/image_data.hpp"
+#include "nn/vit.hpp"
+
+namespace rune::examples {
+
+class ViTTask : public cli::Task {
+ public:
+  ViTTask(cli::Config& config, const cli::TaskContext& context);
+  ~ViTTask() override;
+  nn::Module& model() override { return *model_; }
+  std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
+  cli::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
+  std::map<std::string, double> evaluate(const std::string& split) override;  // loss, accuracy
+  std::string primary_metric() const override { return "accuracy"; }
+  bool higher_is_better() const override { return true; }
+  std::string items_name() const override { return "images"; }
+  void describe(nn::Checkpoint& c) const override;
+  // timm's split: no decay for biases, norms, the position embedding and the class token
+  std::vector<std::string> no_decay_patterns() const override { return {"*.bias", "*norm*", "pos_embed", "cls_token"}; }
+  // A checkpoint of another image size loads with its position embedding resized (bicubic over
+  // the patch grid, class-token row kept); every other parameter loads strictly.
+  std::vector<std::string> load_parameters(const nn::Checkpoint& c, const std::string& path) override;
+  // confusion-<split>.csv and confusion-<split>.png
+  std::vector<std::string> write_reports(const std::string& split, const std::string& dir) override;
+  // "index,label,predicted" lines with a header, in the split's order
+  void write_predictions(const std::string& path) const override;
+
+  const nn::VisionTransformer& vit() const { return *model_; }
+  const ImageSet& split(const std::string& name) const;  // "train", "val" or "test"
+  const ImageTransform& transform() const { return transform_; }
+
+  // The class token's attention over one image: an index into the test split, or a PNG file.
+  struct ImageAttention {
+    std::vector<std::uint8_t> image;  // (C, S, S) bytes as the model saw them
+    std::int64_t channels = 0, size = 0, grid = 0;
+    std::vector<Tensor> layers;       // per layer, (H, 1+N, 1+N) attention weights
+    std::vector<double> rollout;      // (N): the class token's row of the attention rollout
+    std::int64_t label = -1, predicted = 0;  // label -1: unknown (a file)
+    double confidence = 0;            // the predicted class's probability
+    std::vector<std::string> classes;
+  };
+  ImageAttention image_attention(const std::string& file_or_index);
+
+ private:
+  ImageBatch prepare(std::int64_t epoch, std::int64_t index) const;
+
+  std::uint64_t seed_;
+  std::string dataset_;
+  std::int64_t batch_size_, eval_batch_size_, batches_per_epoch_;
+  double label_smoothing_;
+  ImageSet train_, val_, test_;
+  ImageTransform transform_;
+  std::shared_ptr<nn::VisionTransformer> model_;
+  // the next training batch, prepared on another thread
+  std::future<ImageBatch> next_;
+  std::int64_t next_epoch_ = -1, next_index_ = -1;
+  // the last evaluate()'s split, predictions and labels
+  std::string evaluated_;
+  std::vector<std::int64_t> predictions_, labels_;
+};
+
+// Attention rollout (Abnar and Zuidema, 2020): per layer, the heads' mean A, then
+// A' = (A + I) / 2 with rows renormalised, multiplied from the first layer to the last
+// (R = A'_L ... A'_1). Returns R (T, T) row-major, for layers of (H, T, T) weights.
+std::vector<double> attention_rollout(const std::vector<Tensor>& layers);
+
+}  // namespace rune::examples
