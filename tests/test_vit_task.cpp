@@ -358,5 +358,32 @@ name = "tiny"
   fs::remove_all(data);
 }
 
+// The configs shipped in examples/vit/ train as they are, on data written here in their formats
+// (their own data sets are not needed in the test suite), with the model shrunk by --set.
+TEST(ViTTask, TheShippedConfigsTrain) {
+  const fs::path data = idx_folder("configs");
+  const fs::path fm = data / "fm", cifar = data / "cifar";
+  testdata::write_idx(fm.string(), testdata::synthetic_images(200, 1, 28, 10, 1), testdata::synthetic_images(50, 1, 28, 10, 2), true);
+  testdata::write_cifar10(cifar.string(), testdata::synthetic_images(60, 3, 32, 10, 4), 30);
+  const std::string examples = std::string(RUNE_SOURCE_DIR) + "/examples/vit/";
+  const std::string small = " --no-progress --set model.embed_dim=16 --set model.num_heads=2 --set model.mlp_dim=32 "
+                            "--set model.depth=1 --set train.epochs=1 --set train.warmup_steps=1 --set data.batch_size=50 "
+                            "--set data.val_size=40 --set run.dir=runs";
+  Result r = rune("train " + examples + "fashion_mnist.toml --set data.dir=" + fm.string() + small, data);
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = rune("train " + examples + "fashion_mnist_32.toml --set data.dir=" + fm.string() + small +
+               " --set train.init_from=runs/fashion_mnist/checkpoints/best.h5",
+           data);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("pos_embed [1,50,16] -> [1,65,16]: patch grid 7x7 resized bicubically to 8x8"), std::string::npos)
+      << r.output;
+  r = rune("train " + examples + "cifar10.toml" + small, data);  // without its data folder
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("data.dir"), std::string::npos) << r.output;
+  r = rune("train " + examples + "cifar10.toml --set data.dir=" + cifar.string() + small, data);
+  ASSERT_EQ(r.status, 0) << r.output;
+  fs::remove_all(data);
+}
+
 }  // namespace
 }  // namespace rune::examples
