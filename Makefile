@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: demo test bench build deps clean fixtures
+.PHONY: demo vit test bench build deps clean fixtures
 
 demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate
 	rm -rf runs/numbers-demo
@@ -14,6 +14,13 @@ demo: build              ## the main job: train the translation model (numbers, 
 	  "two hundred and thirty-four thousand, five hundred and seventy-one" --out runs/numbers-demo
 	@echo "run folder: runs/numbers-demo (config.toml, metrics.jsonl, curves.png, multi_head_attention_map.png, checkpoints/)"
 
+vit: build               ## the ViT on Fashion-MNIST: train (about 30 min), test accuracy, confusion matrix, attention over images
+	rm -rf runs/fashion_mnist
+	$(BUILD)/rune train examples/vit/fashion_mnist.toml
+	$(BUILD)/rune eval runs/fashion_mnist/checkpoints/best.h5 --predictions runs/fashion_mnist/predictions.csv
+	$(BUILD)/rune attention runs/fashion_mnist/checkpoints/best.h5 --image 0 --out runs/fashion_mnist
+	@echo "run folder: runs/fashion_mnist (curves.png, confusion-test.png, vit_attention_map.png, attention_rollout.png, checkpoints/)"
+
 test: build              ## the whole GoogleTest suite through ctest
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
@@ -22,6 +29,7 @@ bench: build             ## benchmarks against PyTorch, both at 2 threads
 	bash bench/run.sh $(BUILD)/bench_ops
 	bash bench/run.sh $(BUILD)/bench_attention
 	bash bench/run.sh $(BUILD)/bench_translation
+	bash bench/run.sh $(BUILD)/bench_vit
 
 fixtures:                ## rebuild tests/parity/fixtures from PyTorch (needs python3-torch, python3-h5py)
 	scripts/install-deps.sh --bench

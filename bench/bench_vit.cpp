@@ -1,0 +1,56 @@
+// The ViT's costs, Runestone's side; bench/torch_vit.py runs the same cases with a PyTorch ViT
+// (Conv2d patches, class token, nn.TransformerEncoderLayer pre-LN with GELU, final LayerNorm,
+// head) and bench/run.sh joins them.
+//
+//   train step   batch 128 of 3x32x32 images, patch 4 (64 patches + the class token), embed 128,
+//                depth 6, 8 heads, MLP 512, 10 classes: forward, label-smoothed cross-entropy,
+//                backward, an AdamW step
+//   inference    the same batch, forward only, no gradient, eval mode
+// Rates: images per second. Timing as bench_ops.cpp (warm-up, median over about 0.4 s).
+#include <cstdio>
+
+#include "autograd/blas.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/random.hpp"
+#include "autograd/tape.hpp"
+#include "bench/timing.hpp"
+#include "nn/vit.hpp"
+#include "optim/adam.hpp"
+
+using namespace rune;
+using bench::median_seconds;
+using bench::report;
+
+int main() {
+  std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
+  constexpr std::int64_t B = 128;
+  nn::VisionTransformerOptions o;
+  o.image_size = 32;
+  o.patch_size = 4;
+  o.in_chans = 3;
+  o.num_classes = 10;
+  o.embed_dim = 128;
+  o.depth = 6;
+  o.num_heads = 8;
+  o.mlp_dim = 512;
+  Generator g(0);
+  nn::VisionTransformer model(o, g);
+  optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-3, 0.05,
+                                                       {"*.bias", "*norm*", "pos_embed", "cls_token"}));
+  const Tensor images = randn({B, 3, 32, 32}, g), labels = randint(0, 10, {B}, g);
+  CrossEntropyOptions ce;
+  ce.label_smoothing = 0.1;
+  const double step = median_seconds([&] {
+    cross_entropy(model.forward(images), labels, ce).backward();
+    opt.step();
+    opt.zero_grad();
+  });
+  report("vit train step (128x3x32x32, d128, depth 6)", step, B / step, "img/s");
+  model.eval();
+  const double infer = median_seconds([&] {
+    NoGradGuard no_grad;
+    (void)model.forward(images);
+  });
+  report("vit inference (128x3x32x32)", infer, B / infer, "img/s");
+  return 0;
+}
