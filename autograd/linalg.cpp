@@ -128,6 +128,54 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return y;
 }
 
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  detail::check_same_float("linear", x, w);
+  if (x.dim() == 0 || w.dim() != 2 || x.size(-1) != w.size(1))
+    throw std::invalid_argument("linear: input " + shape_str(x.shape()) + " does not fit weight " + shape_str(w.shape()) +
+                                " (out, in): the input's last dim must be in");
+  if (b.defined()) {
+    detail::check_same_float("linear", x, b);
+    if (b.dim() != 1 || b.size(0) != w.size(0))
+      throw std::invalid_argument("linear: bias " + shape_str(b.shape()) + " does not fit weight " + shape_str(w.shape()));
+  }
+  const std::int64_t N = w.size(0), K = w.size(1);
+  const Tensor xc = x.is_contiguous() ? x : detail::contiguous_data(x);
+  const Tensor wc = w.is_contiguous() ? w : detail::contiguous_data(w);
+  const std::int64_t M = K > 0 ? xc.numel() / K : shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Shape shape = x.shape();
+  shape.back() = N;
+  Tensor y = empty(shape, x.dtype());
+  detail::dispatch_float(x.dtype(), "linear", [&](auto tag) {
+    using T = decltype(tag);
+    T* py = y.data<T>();
+    if (M == 0 || N == 0) return;
+    T beta = T(0);
+    if (b.defined()) {
+      const Tensor bc = b.is_contiguous() ? b : detail::contiguous_data(b);
+      const T* pb = bc.data<T>();
+#pragma omp parallel for schedule(static) if (M * N >= (1 << 16))
+      for (std::int64_t i = 0; i < M; ++i) std::copy(pb, pb + N, py + i * N);
+      beta = T(1);
+    } else if (K == 0) {
+      std::fill(py, py + M * N, T(0));
+    }
+    if (K > 0) blas::gemm(false, true, M, N, K, T(1), xc.data<T>(), K, wc.data<T>(), K, beta, py, N);
+  });
+
+  std::vector<Tensor> inputs{x, w};
+  if (b.defined()) inputs.push_back(b);
+  record(Op::linear, y, inputs,
+         [N, K, has_bias = b.defined(), x_ = w.requires_grad() ? xc.detach() : Tensor(), w_ = x.requires_grad() ? wc.detach() : Tensor()](
+             const Tensor& gy, Grads& g) {
+           // dx = gy @ w, dw = gy^T @ x over all rows, db = the column sums of gy
+           const Tensor rows = reshape(gy, {-1, N});  // (M, N)
+           if (g.needs(0)) g.set(0, matmul(gy, w_));
+           if (g.needs(1)) g.set(1, matmul(transpose(rows, 0, 1), reshape(x_, {-1, K})));
+           if (has_bias && g.needs(2)) g.set(2, sum(rows, {0}));
+         });
+  return y;
+}
+
 // ------------------------------------------------------------------------- reference
 
 namespace reference {

@@ -115,6 +115,10 @@ Tensor to_dtype(const Tensor& x, DType dtype);
 // torch.matmul: 1-D operands are promoted and the added dim removed; batch dims broadcast.
 // (..., N, K) @ (..., K, M) -> (..., N, M), every product one BLAS gemm on raw buffers.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// torch.nn.functional.linear: x (..., K) @ w^T + b with w (N, K), b (N) or undefined -> (..., N).
+// One gemm over all rows of x, its output first filled with b (beta = 1): the bias costs no pass
+// and no tensor of its own.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 
 // ---------------------------------------------------------------- nn.cpp
 // Numerically stable softmax / log_softmax along dim, fused forward and backward.

@@ -30,7 +30,7 @@ namespace rune {
   X(add) X(sub) X(mul) X(div) X(neg) X(pow) X(pow_tensor) X(exp) X(log) X(sqrt) X(tanh)     \
   X(sigmoid) X(relu) X(gelu) X(erf) X(where) X(masked_fill) X(sum) X(mean) X(max)           \
   X(reshape) X(transpose) X(permute) X(expand) X(contiguous) X(slice) X(concat)             \
-  X(index_select) X(gather) X(cast) X(matmul) X(softmax) X(log_softmax) X(layer_norm)       \
+  X(index_select) X(gather) X(cast) X(matmul) X(linear) X(softmax) X(log_softmax) X(layer_norm)       \
   X(dropout) X(cross_entropy) X(mse_loss) X(attention) X(attention_weights) X(embedding) X(patchify) X(interpolate_bicubic)
 
 enum class Op : std::uint8_t {

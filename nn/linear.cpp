@@ -7,14 +7,6 @@
 
 namespace rune::nn {
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (x.dim() == 0 || weight.dim() != 2 || x.size(-1) != weight.size(1))
-    throw std::invalid_argument("linear: input " + shape_str(x.shape()) + " does not fit weight " +
-                                shape_str(weight.shape()) + " (out, in): the input's last dim must be in");
-  const Tensor y = matmul(x, transpose(weight, 0, 1));  // (..., out); BLAS reads W transposed
-  return bias.defined() ? y + bias : y;
-}
-
 Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, Generator& gen)
     : in_features(in), out_features(out) {
   if (in <= 0 || out <= 0) throw std::invalid_argument("Linear: in_features and out_features must be positive");

@@ -19,7 +19,4 @@ class Linear : public Module {
   Tensor bias;    // (out), undefined without bias
 };
 
-// x W^T + b for a weight (out, in) and an optional bias: one matmul with W read transposed.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
-
 }  // namespace rune::nn

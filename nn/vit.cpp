@@ -27,7 +27,7 @@ Tensor PatchConv2d::forward(const Tensor& x) const {
                                 std::to_string(in_channels) + ", H, W)");
   const Tensor cols = patchify(x, patch_size);  // (B, N, C_in p p), features in weight order
   const Tensor w = reshape(weight, {out_channels, in_channels * patch_size * patch_size});
-  return matmul(cols, transpose(w, 0, 1)) + bias;  // (B, N, C_out)
+  return linear(cols, w, bias);  // (B, N, C_out)
 }
 
 std::string PatchConv2d::repr() const {

@@ -163,6 +163,16 @@ INSTANTIATE_TEST_SUITE_P(Precisions, FusedVsComposed, ::testing::Values(kDouble,
 
 // ---- fused versus the naive references
 
+TEST_P(FusedVsComposed, Linear) {
+  const auto [d, tol] = GetParam();
+  // (4, 50, 96) rows: above the bias fill's parallel grain; and a small one without bias
+  expect_same([](auto& x) { return linear(x[0], x[1], x[2]); },
+              [](auto& x) { return matmul(x[0], transpose(x[1], 0, 1)) + x[2]; },
+              {rnd({4, 50, 96}, 11, d), rnd({130, 96}, 12, d), rnd({130}, 13, d)}, tol);
+  expect_same([](auto& x) { return linear(x[0], x[1]); }, [](auto& x) { return matmul(x[0], transpose(x[1], 0, 1)); },
+              {rnd({3, 5}, 14, d), rnd({2, 5}, 15, d)}, tol);
+}
+
 TEST(FusedVsReference, ForwardMatchesNaiveLoopsInFloat32) {
   const Tensor x = rnd({130, 257}, 11, DType::float32, 4.0);
   NoGradGuard no_grad;

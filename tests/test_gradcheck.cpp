@@ -170,6 +170,13 @@ std::vector<GradCase> all_cases() {
            GradcheckOptions{1e-2, 1e-6, 1e-5});
 
   // ---- matmul: 2-D, batched with broadcasting, 3-D @ 2-D (folded), transposed operands, 1-D
+  // ---- linear: with and without bias, 3-D rows, a transposed input and a transposed weight
+  add_case("linear_bias_3d", Op::linear, [] { return Inputs{leaf({2, 3, 4}, 90), leaf({5, 4}, 91), leaf({5}, 92)}; },
+           [](const Inputs& x) { return linear(x[0], x[1], x[2]); });
+  add_case("linear_no_bias", Op::linear, [] { return Inputs{leaf({3, 4}, 93), leaf({2, 4}, 94)}; },
+           [](const Inputs& x) { return linear(x[0], x[1]); });
+  add_case("linear_transposed", Op::linear, [] { return Inputs{transposed_leaf({3, 4}, 95), transposed_leaf({5, 4}, 96), leaf({5}, 97)}; },
+           [](const Inputs& x) { return linear(x[0], x[1], x[2]); });
   add_case("matmul_2d", Op::matmul, [] { return Inputs{leaf({3, 4}, 62), leaf({4, 2}, 63)}; },
            [](const Inputs& x) { return matmul(x[0], x[1]); });
   add_case("matmul_transposed", Op::matmul, [] { return Inputs{transposed_leaf({3, 4}, 64), transposed_leaf({4, 2}, 65)}; },

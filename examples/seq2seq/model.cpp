@@ -75,7 +75,7 @@ Tensor Seq2SeqTransformer::decode(const Tensor& tgt_in, const Tensor& memory, co
   causal.causal = true;
   const std::int64_t start = cache ? cache->length() : 0;
   const Tensor h = transformer->decoder->forward(embed(*tgt_embed, tgt_in, start), memory, causal, memory_mask, cache);
-  return generator ? generator->forward(h) : nn::linear(h, tgt_embed->weight, output_bias);  // (B, T, V)
+  return generator ? generator->forward(h) : rune::linear(h, tgt_embed->weight, output_bias);  // (B, T, V)
 }
 
 Tensor Seq2SeqTransformer::forward(const Tensor& src, const Tensor& tgt_in) const {
