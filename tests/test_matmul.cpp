@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "autograd/blas.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "autograd/reference.hpp"
@@ -154,6 +155,48 @@ TEST(Matmul, ThreadCountDoesNotChangeResults) {
   const Tensor two = matmul(q, transpose(k, -1, -2));
   omp_set_num_threads(saved);
   EXPECT_EQ(one.to_vector<float>(), two.to_vector<float>());
+}
+
+
+// blas::gemm shares large products out between threads itself: by rows of C when it is tall, by
+// columns when it is wide, by the reduction when C is small and k long (partial products summed).
+// Each regime, every transpose combination, beta 0 and 1 and padded leading dimensions, at 1, 2
+// and 3 threads, against a loop accumulating in double.
+TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
+  struct Dims { std::int64_t m, n, k; };
+  const Dims cases[] = {{1040, 96, 72}, {40, 1030, 136}, {72, 56, 3000}};
+  const int saved = omp_get_max_threads();
+  std::uint64_t seed = 20;
+  for (const Dims& c : cases)
+    for (int trans = 0; trans < 4; ++trans)
+      for (const float beta : {0.0f, 1.0f})
+        for (const int threads : {1, 2, 3}) {
+          const bool ta = trans & 1, tb = trans & 2;
+          // stored A is (m, k) or (k, m), B (k, n) or (n, k), each row padded by 3
+          const std::int64_t a_rows = ta ? c.k : c.m, a_cols = ta ? c.m : c.k;
+          const std::int64_t b_rows = tb ? c.n : c.k, b_cols = tb ? c.k : c.n;
+          const std::int64_t lda = a_cols + 3, ldb = b_cols + 3, ldc = c.n + 3;
+          const std::vector<float> a = rnd({a_rows, lda}, seed++).to_vector<float>();
+          const std::vector<float> b = rnd({b_rows, ldb}, seed++).to_vector<float>();
+          const std::vector<float> c0 = rnd({c.m, ldc}, seed++).to_vector<float>();
+          std::vector<float> out = c0;
+          omp_set_num_threads(threads);
+          blas::gemm(ta, tb, c.m, c.n, c.k, 0.5f, a.data(), lda, b.data(), ldb, beta, out.data(), ldc);
+          omp_set_num_threads(saved);
+          double worst = 0;
+          for (std::int64_t i = 0; i < c.m; ++i)
+            for (std::int64_t j = 0; j < c.n; ++j) {
+              double acc = 0;
+              for (std::int64_t p = 0; p < c.k; ++p)
+                acc += double(ta ? a[p * lda + i] : a[i * lda + p]) * double(tb ? b[j * ldb + p] : b[p * ldb + j]);
+              const double want = 0.5 * acc + beta * c0[i * ldc + j];
+              worst = std::max(worst, std::abs(out[i * ldc + j] - want) / (1.0 + std::abs(want)));
+            }
+          for (std::int64_t i = 0; i < c.m; ++i)  // the padding of C is left alone
+            for (std::int64_t j = c.n; j < ldc; ++j) ASSERT_EQ(out[i * ldc + j], c0[i * ldc + j]);
+          EXPECT_LT(worst, 1e-4) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb << " beta "
+                                 << beta << " threads " << threads;
+        }
 }
 
 }  // namespace
