@@ -135,6 +135,7 @@ MultiheadAttentionOptions checked(MultiheadAttentionOptions o) {
   if (o.vdim == 0) o.vdim = o.embed_dim;
   if (o.kdim < 0 || o.vdim < 0) fail("kdim and vdim must be positive");
   if (!(o.dropout >= 0.0 && o.dropout < 1.0)) fail("dropout must be in [0, 1)");
+  if (!(o.drophead >= 0.0 && o.drophead < 1.0)) fail("drophead must be in [0, 1)");
   return o;
 }
 
@@ -154,7 +155,8 @@ void check_input(const Tensor& t, const char* name, std::int64_t width) {
 MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Generator& gen)
     : options(checked(o)),
       head_dim(options.embed_dim / options.num_heads),
-      num_kv_heads(options.num_kv_heads) {
+      num_kv_heads(options.num_kv_heads),
+      drophead_(options.drophead) {
   const std::int64_t C = options.embed_dim, KV = num_kv_heads * head_dim;
   const bool same = options.kdim == C && options.vdim == C && num_kv_heads == options.num_heads;
   if (same) {
@@ -239,9 +241,53 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   AttentionResult r = scaled_dot_product_attention(qh, kh, vh, mask, p, per_head, std::nullopt, options.dropout_generator);
   if (keep_weights_) last_weights_ = r.weights.detach();
   if (weights == AttentionWeights::none) r.weights = Tensor();
-  r.output = out_proj->forward(combine_heads(r.output));  // (B, Tq, C)
+  Tensor heads = combine_heads(r.output);  // (B, Tq, C), head h in columns h D .. (h + 1) D
+  const bool drop = is_training() && drophead_ > 0.0;
+  if (head_gate_.defined() || drop) {
+    const std::int64_t B = heads.size(0), Tq = heads.size(1);
+    Tensor scale;
+    if (head_gate_.defined())
+      scale = reshape(head_gate_.dtype() == heads.dtype() ? head_gate_ : to_dtype(head_gate_, heads.dtype()), {1, 1, H, 1});
+    if (drop) {
+      // one keep/drop draw per (example, head); the kept heads of an example scaled to H in sum
+      Generator& gen = options.dropout_generator ? *options.dropout_generator : default_generator();
+      std::vector<double> row(static_cast<std::size_t>(H));
+      std::vector<double> factors;
+      factors.reserve(static_cast<std::size_t>(B * H));
+      for (std::int64_t i = 0; i < B; ++i) {
+        std::int64_t kept = 0;
+        for (double& head : row) {
+          head = gen.uniform() >= drophead_ ? 1.0 : 0.0;
+          kept += head > 0.0;
+        }
+        for (double head : row)
+          factors.push_back(kept ? head * static_cast<double>(H) / static_cast<double>(kept) : 0.0);
+      }
+      const Tensor keep = to_dtype(from_vector(factors, {B, 1, H, 1}), heads.dtype());
+      scale = scale.defined() ? scale * keep : keep;
+    }
+    heads = reshape(reshape(heads, {B, Tq, H, head_dim}) * scale, {B, Tq, options.embed_dim});
+  }
+  r.output = out_proj->forward(heads);  // (B, Tq, C)
   if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)
   return r;
+}
+
+void MultiheadAttention::set_head_gate(const Tensor& gate) {
+  if (!gate.defined()) {
+    head_gate_ = Tensor();
+    return;
+  }
+  if (gate.dim() != 1 || gate.size(0) != options.num_heads || !is_floating(gate.dtype()))
+    throw std::invalid_argument("MultiheadAttention: a head gate must be a float vector of " +
+                                std::to_string(options.num_heads) + " (one per head), got " + shape_str(gate.shape()));
+  head_gate_ = gate;
+}
+
+void MultiheadAttention::set_drophead(double p) {
+  if (!(p >= 0.0 && p < 1.0))
+    throw std::invalid_argument("MultiheadAttention: the DropHead probability must be in [0, 1), got " + std::to_string(p));
+  drophead_ = p;
 }
 
 std::string MultiheadAttention::repr() const {
@@ -252,6 +298,14 @@ std::string MultiheadAttention::repr() const {
   if (options.vdim != options.embed_dim) os << ", vdim=" << options.vdim;
   os << ", bias=" << (options.bias ? "true" : "false") << ", dropout=" << options.dropout << ")";
   return os.str();
+}
+
+std::vector<std::pair<std::string, MultiheadAttention*>> attention_modules(Module& model) {
+  std::vector<std::pair<std::string, MultiheadAttention*>> out;
+  for (const auto& [name, module] : model.named_modules())
+    if (const auto* mha = dynamic_cast<const MultiheadAttention*>(module))
+      out.emplace_back(name, const_cast<MultiheadAttention*>(mha));  // reached from a non-const model
+  return out;
 }
 
 }  // namespace rune::nn

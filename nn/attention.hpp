@@ -11,6 +11,9 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
@@ -80,7 +83,10 @@ struct MultiheadAttentionOptions {
   bool bias = true;
   double dropout = 0.0;           // on the attention weights, in training mode
   std::int64_t kdim = 0, vdim = 0;  // widths of key and value inputs; 0: embed_dim
-  Generator* dropout_generator = nullptr;  // null: the default generator
+  // DropHead (Zhou et al. 2020): in training mode each head of each example is dropped whole with
+  // this probability and the example's kept heads are scaled by H / (heads kept).
+  double drophead = 0.0;
+  Generator* dropout_generator = nullptr;  // null: the default generator (dropout and DropHead)
 };
 
 // torch.nn.MultiheadAttention (batch_first) plus grouped-query heads and a KV cache.
@@ -104,6 +110,17 @@ class MultiheadAttention : public Module {
                           KVCache* cache = nullptr) const;
   std::string repr() const override;
 
+  // A gate per head (H), multiplying each head's output before out_proj: 0 masks a head (its
+  // output and every gradient through it are exactly zero), 1 keeps it; any value in between
+  // scales it. A gate that requires grad receives dL/dgate (head importance, Michel et al. 2019).
+  // Undefined (the default, and after clear_head_gate): every head kept, at no cost.
+  void set_head_gate(const Tensor& gate);
+  void clear_head_gate() { head_gate_ = Tensor(); }
+  const Tensor& head_gate() const { return head_gate_; }
+  // The DropHead probability from now on (schedules change it during training).
+  void set_drophead(double p);
+  double drophead() const { return drophead_; }
+
   // Inspection: while on, every forward also keeps its per-head weights (B, H, Tq, Tk), detached,
   // for last_weights() (attention maps of a model whose layers call forward without asking).
   void keep_weights(bool on) { keep_weights_ = on; }
@@ -118,6 +135,12 @@ class MultiheadAttention : public Module {
   bool packed() const { return in_proj_weight.defined(); }
   bool keep_weights_ = false;
   mutable Tensor last_weights_;
+  Tensor head_gate_;
+  double drophead_ = 0.0;
 };
+
+// Every MultiheadAttention in a model, with its dotted path ("encoder.layers.0.self_attn"), in
+// named_modules() order: for head gates, DropHead rates and inspection across a whole model.
+std::vector<std::pair<std::string, MultiheadAttention*>> attention_modules(Module& model);
 
 }  // namespace rune::nn

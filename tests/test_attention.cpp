@@ -1,19 +1,21 @@
 // Attention: the fused ops (autograd/attention.cpp) against attention composed from primitive
 // ops, forward and gradients, for every mask kind, grouped heads, strided inputs and dropout;
-// rows with every key masked; the KV cache; MultiheadAttention's behaviour (PyTorch parity is in
-// tests/parity/).
+// rows with every key masked; the KV cache; MultiheadAttention's behaviour, head gates and
+// DropHead (PyTorch parity is in tests/parity/).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "autograd/tape.hpp"
 #include "nn/attention.hpp"
+#include "nn/transformer.hpp"
 #include "tests/helpers.hpp"
 
 namespace rune {
@@ -420,6 +422,178 @@ TEST(MultiheadAttention, DropoutOnlyInTrainingMode) {
   mha.train();
   EXPECT_GT(max_abs_diff(mha.forward(x, x, x).output, a), 1e-3);
 }
+
+// ---- head gates and DropHead: a masked head contributes nothing and receives no gradient, the
+// gate's gradient is the loss's derivative (finite differences), DropHead drops whole heads per
+// example and rescales the rest
+
+namespace gates {
+
+constexpr std::int64_t C = 16, H = 4, D = C / H;
+
+nn::MultiheadAttention make_attention(std::uint64_t seed, double drophead = 0.0, Generator* drop_gen = nullptr) {
+  Generator g(seed);
+  nn::MultiheadAttentionOptions o;
+  o.embed_dim = C;
+  o.num_heads = H;
+  o.drophead = drophead;
+  o.dropout_generator = drop_gen;
+  return nn::MultiheadAttention(o, g);
+}
+
+// Rows [r0, r1) of a (rows, cols) tensor as doubles.
+std::vector<double> rows_of(const Tensor& t, std::int64_t r0, std::int64_t r1) {
+  return values(slice(t.detach(), 0, r0, r1));
+}
+std::vector<double> cols_of(const Tensor& t, std::int64_t c0, std::int64_t c1) {
+  return values(slice(t.detach(), 1, c0, c1));
+}
+bool all_zero(const std::vector<double>& v) {
+  for (double x : v)
+    if (x != 0.0) return false;
+  return true;
+}
+
+TEST(HeadGate, AMaskedHeadContributesNothingAndReceivesNoGradient) {
+  nn::MultiheadAttention mha = make_attention(1);
+  Generator g(2);
+  const Tensor x = randn({3, 5, C}, g).requires_grad_();
+  const std::int64_t masked = 2;
+  mha.set_head_gate(from_vector(std::vector<float>{1, 1, 0, 1}, {H}));
+  const Tensor y = mha.forward(x, x, x).output;
+
+  // the output does not move when the masked head's q, k and v projections change
+  {
+    NoGradGuard no_grad;
+    Tensor w = mha.in_proj_weight;
+    for (int part = 0; part < 3; ++part) {
+      Tensor block = slice(w, 0, part * C + masked * D, part * C + (masked + 1) * D);
+      block.copy_(randn(block.shape(), g));
+    }
+    EXPECT_EQ(max_abs_diff(mha.forward(x, x, x).output, y), 0.0);
+  }
+
+  sum(y * y).backward();
+  for (int part = 0; part < 3; ++part) {
+    const std::int64_t r0 = part * C;
+    EXPECT_TRUE(all_zero(rows_of(mha.in_proj_weight.grad(), r0 + masked * D, r0 + (masked + 1) * D))) << part;
+    EXPECT_TRUE(all_zero(rows_of(reshape(mha.in_proj_bias.grad(), {3 * C, 1}), r0 + masked * D, r0 + (masked + 1) * D)));
+    EXPECT_FALSE(all_zero(rows_of(mha.in_proj_weight.grad(), r0, r0 + D))) << "head 0 must still learn";
+  }
+  EXPECT_TRUE(all_zero(cols_of(mha.out_proj->weight.grad(), masked * D, (masked + 1) * D)));
+  EXPECT_FALSE(all_zero(cols_of(mha.out_proj->weight.grad(), 0, D)));
+}
+
+TEST(HeadGate, AllOnesIsTheUngatedModuleAndBadGatesAreRefused) {
+  nn::MultiheadAttention mha = make_attention(3);
+  Generator g(4);
+  const Tensor x = randn({2, 6, C}, g);
+  const Tensor plain = mha.forward(x, x, x).output;
+  mha.set_head_gate(ones({H}));
+  EXPECT_EQ(max_abs_diff(mha.forward(x, x, x).output, plain), 0.0);
+  mha.clear_head_gate();
+  EXPECT_FALSE(mha.head_gate().defined());
+  EXPECT_THROW(mha.set_head_gate(ones({H + 1})), std::invalid_argument);
+  EXPECT_THROW(mha.set_head_gate(ones({1, H})), std::invalid_argument);
+  EXPECT_THROW(mha.set_drophead(1.0), std::invalid_argument);
+  EXPECT_THROW(mha.set_drophead(-0.1), std::invalid_argument);
+}
+
+// dL/dgate_h is what Michel et al.'s head importance averages: against central differences of
+// the loss in each gate.
+TEST(HeadGate, GateGradientMatchesFiniteDifferences) {
+  nn::MultiheadAttention mha = make_attention(5);  // float32, the loss summed in double
+  Generator g(6);
+  const Tensor x = randn({2, 7, C}, g);
+  const Tensor target = randn({2, 7, C}, g);
+  const auto loss = [&](const Tensor& gate) {
+    mha.set_head_gate(gate);
+    const Tensor y = to_dtype(mha.forward(x, x, x).output, DType::float64);
+    const Tensor d = y - to_dtype(target, DType::float64);
+    return sum(d * d * d * d);  // not quadratic in the gate: the difference quotient is not exact
+  };
+  const std::vector<double> at{0.9, 0.3, 1.0, 0.6};
+  const Tensor gate = from_vector(at, {H}).requires_grad_();
+  loss(gate).backward();
+  const std::vector<double> analytic = values(gate.grad());
+  const double eps = 1e-2;  // the float32 forward's rounding stays far below eps * gradient
+  for (std::int64_t h = 0; h < H; ++h) {
+    std::vector<double> up = at, down = at;
+    up[h] += eps;
+    down[h] -= eps;
+    NoGradGuard no_grad;
+    const double numeric = (loss(from_vector(up, {H})).item() - loss(from_vector(down, {H})).item()) / (2 * eps);
+    EXPECT_NEAR(analytic[h], numeric, 1e-3 * (1.0 + std::abs(numeric))) << "head " << h;
+  }
+}
+
+// With out_proj the identity and no bias, the output's columns are the heads themselves, so
+// each (example, head) block of a DropHead output is the plain block times 0 or H / kept.
+TEST(DropHead, DropsWholeHeadsPerExampleAndRescalesTheRest) {
+  Generator drop(11);
+  nn::MultiheadAttention mha = make_attention(7, 0.5, &drop);
+  {
+    NoGradGuard no_grad;
+    std::vector<float> identity(C * C, 0.0f);
+    for (std::int64_t i = 0; i < C; ++i) identity[i * C + i] = 1.0f;
+    mha.out_proj->weight.copy_(from_vector(identity, {C, C}));
+    mha.out_proj->bias.copy_(zeros({C}));
+  }
+  Generator g(8);
+  const std::int64_t B = 400, T = 3;
+  const Tensor x = randn({B, T, C}, g);
+  mha.eval();
+  const std::vector<double> plain = values(mha.forward(x, x, x).output);
+  mha.train();
+  const std::vector<double> dropped = values(mha.forward(x, x, x).output);
+  std::int64_t zeros_seen = 0;
+  for (std::int64_t b = 0; b < B; ++b) {
+    std::vector<double> factor(H);
+    std::int64_t kept = 0;
+    for (std::int64_t h = 0; h < H; ++h) {
+      const std::int64_t at = (b * T) * C + h * D;  // the first element of the block in row 0
+      factor[h] = dropped[at] / plain[at];
+      kept += std::abs(factor[h]) > 1e-6;
+      for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t d = 0; d < D; ++d) {
+          const std::int64_t i = (b * T + t) * C + h * D + d;
+          ASSERT_NEAR(dropped[i], factor[h] * plain[i], 1e-5 * (1 + std::abs(plain[i]))) << b << " " << h;
+        }
+    }
+    zeros_seen += H - kept;
+    for (std::int64_t h = 0; h < H; ++h) {
+      if (std::abs(factor[h]) > 1e-6) {
+        EXPECT_NEAR(factor[h], double(H) / double(kept), 1e-5) << b;
+      }
+    }
+  }
+  const double rate = double(zeros_seen) / double(B * H);
+  EXPECT_NEAR(rate, 0.5, 0.05);  // 1,600 draws: 4 standard deviations
+  // eval mode and rate 0 are the plain module
+  mha.eval();
+  EXPECT_EQ(values(mha.forward(x, x, x).output), plain);
+  mha.train();
+  mha.set_drophead(0.0);
+  EXPECT_EQ(values(mha.forward(x, x, x).output), plain);
+}
+
+// Every attention block of a model is reachable by its path, for gates and DropHead rates.
+TEST(HeadGate, AttentionModulesAreFoundByPath) {
+  Generator g(9);
+  nn::TransformerOptions o;
+  o.d_model = C;
+  o.nhead = H;
+  o.num_encoder_layers = 2;
+  o.num_decoder_layers = 1;
+  o.dim_feedforward = 32;
+  nn::Transformer model(o, g);
+  std::vector<std::string> names;
+  for (const auto& [name, mha] : nn::attention_modules(model)) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"encoder.layers.0.self_attn", "encoder.layers.1.self_attn",
+                                             "decoder.layers.0.self_attn", "decoder.layers.0.multihead_attn"}));
+}
+
+}  // namespace gates
 
 }  // namespace
 }  // namespace rune
