@@ -20,6 +20,7 @@
 #include "cli/task.hpp"
 #include "examples/translation/translation_task.hpp"
 #include "examples/vit/vit_task.hpp"
+#include "nn/attention.hpp"
 #include "nn/checkpoint.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip.hpp"
@@ -42,6 +43,7 @@ struct TrainOptions {
   double lr, weight_decay, beta1, beta2, eps, momentum, clip_norm;
   bool nesterov;
   optim::Schedule schedule;
+  optim::DropHeadSchedule drophead;
   std::string run_dir, run_name;
 };
 
@@ -68,6 +70,12 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   } catch (const std::invalid_argument& e) {
     c.fail("train.warmup_steps", e.what());
   }
+  o.drophead.p = c.number("train.drophead", 0.0, 0.0, 1.0, true);
+  o.drophead.scheduled = c.string("train.drophead_schedule", "constant", {"constant", "scheduled"}) == "scheduled";
+  o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", o.schedule.warmup_steps, 0);
+  o.drophead.total_steps = total;
+  if (o.drophead.scheduled && o.drophead.warmup_steps >= total)
+    c.fail("train.drophead_warmup_steps", "must be below the run's " + std::to_string(total) + " steps");
   o.eval_every = c.integer("train.eval_every", batches_per_epoch, 1);
   o.log_every = c.integer("train.log_every", 10, 1);
   o.keep_last = c.integer("train.keep_last", 3, 1);
@@ -243,6 +251,9 @@ int train(const TrainRequest& request) {
       std::fprintf(stderr, "%s: %s\n", init_from.c_str(), note.c_str());
   }
   const std::int64_t total = o.schedule.total_steps, per_epoch = task->batches_per_epoch();
+  const auto attention_layers = nn::attention_modules(model);  // DropHead's rate is set on each per step
+  if (o.drophead.p > 0 && attention_layers.empty())
+    config.fail("train.drophead", "the model has no multi-head attention to drop heads from");
 
   std::unique_ptr<optim::Optimizer> opt = make_optimizer(o, *task, model);
   std::string folder;
@@ -322,6 +333,8 @@ int train(const TrainRequest& request) {
     const std::int64_t epoch = step / per_epoch;
     const double factor = o.schedule.factor(step);
     opt->set_lr_factor(factor);
+    if (o.drophead.p > 0)
+      for (auto& [name, attention] : attention_layers) attention->set_drophead(o.drophead.rate(step));
     const BatchLoss bl = task->train_batch(epoch, step % per_epoch);
     const double loss = bl.loss.item();
     if (!std::isfinite(loss)) {

@@ -48,4 +48,19 @@ double Schedule::factor(std::int64_t step) const {
   return 1.0;
 }
 
+void DropHeadSchedule::validate() const {
+  if (!(p >= 0.0 && p < 1.0)) throw std::invalid_argument("drophead: the rate must be in [0, 1), got " + std::to_string(p));
+  if (scheduled && (warmup_steps < 0 || total_steps <= warmup_steps))
+    throw std::invalid_argument("drophead: the scheduled rate needs 0 <= warmup_steps (" + std::to_string(warmup_steps) +
+                                ") < total_steps (" + std::to_string(total_steps) + ")");
+}
+
+double DropHeadSchedule::rate(std::int64_t step) const {
+  if (!scheduled) return p;
+  const double s = static_cast<double>(step);
+  if (step < warmup_steps) return p * (1.0 - s / static_cast<double>(warmup_steps));
+  const double rise = (s - static_cast<double>(warmup_steps)) / static_cast<double>(total_steps - warmup_steps);
+  return p * std::clamp(rise, 0.0, 1.0);
+}
+
 }  // namespace rune::optim

@@ -29,4 +29,18 @@ struct Schedule {
   void validate() const;  // throws std::invalid_argument naming the impossible value
 };
 
+// The DropHead rate by step (Zhou et al. 2020). constant: p throughout. scheduled: their
+// V shape, p falling linearly to 0 over the first `warmup_steps` (while the heads are still
+// finding their roles nothing is dropped by the end of it), then rising linearly back to p
+// at total_steps.
+struct DropHeadSchedule {
+  double p = 0.0;
+  bool scheduled = false;
+  std::int64_t warmup_steps = 0;
+  std::int64_t total_steps = 0;
+
+  double rate(std::int64_t step) const;
+  void validate() const;  // throws std::invalid_argument naming the impossible value
+};
+
 }  // namespace rune::optim

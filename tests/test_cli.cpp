@@ -243,6 +243,30 @@ epochs = 1
   fs::remove_all(dir);
 }
 
+// DropHead from the config: it changes training (the parameters differ from a run without it),
+// and its keys are checked like any other.
+TEST(Cli, DropHeadIsAConfigOption) {
+  const std::string dir = workspace("drophead");
+  ASSERT_EQ(rune("train tiny.toml --no-progress --set run.name=plain", dir).status, 0);
+  const Result r = rune("train tiny.toml --no-progress --set run.name=drophead --set train.drophead=0.3 "
+                        "--set train.drophead_schedule=scheduled --set train.drophead_warmup_steps=3",
+                        dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(parameters(dir + "/runs/plain/checkpoints/last.h5"), parameters(dir + "/runs/drophead/checkpoints/last.h5"));
+  EXPECT_NE(read(dir + "/runs/drophead/config.toml").find("drophead_schedule = 'scheduled'"), std::string::npos);
+  Result e = rune("train tiny.toml --set train.drophead=1", dir);
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.output.find("train.drophead: 1 is outside [0, 1)"), std::string::npos) << e.output;
+  e = rune("train tiny.toml --set train.drophead=0.1 --set train.drophead_schedule=scheduled "
+           "--set train.drophead_warmup_steps=8",
+           dir);
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.output.find("train.drophead_warmup_steps"), std::string::npos) << e.output;
+  e = rune("train tiny.toml --set train.drophead_schedule=v", dir);
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.output.find("train.drophead_schedule"), std::string::npos) << e.output;
+}
+
 TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
   const std::string dir = workspace("errors");
   Result r = rune("train tiny.toml --set model.d_modle=32", dir);

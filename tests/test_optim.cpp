@@ -1,7 +1,7 @@
 // optim/: parameter groups and the weight-decay split by name, SGD's update rules by hand, Adam's
 // first step, state export and strict reload (a resumed optimizer continues bit for bit),
-// gradient clipping, and the schedules at known points. Trajectories against torch.optim are in
-// tests/parity/test_parity_optim.cpp.
+// gradient clipping, and the schedules (learning rate, DropHead) at known points. Trajectories
+// against torch.optim are in tests/parity/test_parity_optim.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -188,6 +188,27 @@ TEST(Optim, SchedulesAtKnownPoints) {
   opt.set_lr_factor(cos.factor(4));
   EXPECT_DOUBLE_EQ(opt.param_groups()[0].lr, 0.25);
   EXPECT_DOUBLE_EQ(opt.param_groups()[1].lr, 1.0);
+}
+
+TEST(Schedules, DropHeadRateIsAVShape) {
+  optim::DropHeadSchedule s;
+  s.p = 0.2;
+  EXPECT_EQ(s.rate(0), 0.2);
+  EXPECT_EQ(s.rate(999), 0.2);
+  s.scheduled = true;
+  s.warmup_steps = 100;
+  s.total_steps = 1100;
+  EXPECT_NO_THROW(s.validate());
+  EXPECT_DOUBLE_EQ(s.rate(0), 0.2);
+  EXPECT_DOUBLE_EQ(s.rate(50), 0.1);
+  EXPECT_DOUBLE_EQ(s.rate(100), 0.0);
+  EXPECT_DOUBLE_EQ(s.rate(600), 0.1);
+  EXPECT_DOUBLE_EQ(s.rate(1100), 0.2);
+  s.warmup_steps = 1100;
+  EXPECT_THROW(s.validate(), std::invalid_argument);
+  s.p = 1.0;
+  s.warmup_steps = 10;
+  EXPECT_THROW(s.validate(), std::invalid_argument);
 }
 
 }  // namespace
