@@ -1,11 +1,17 @@
-// Small helpers the test files share: a tensor's values as float64, and the largest absolute
-// element or difference (computed in float64 from both sides).
+// Small helpers the test files share: a tensor's values as float64, the largest absolute
+// element or difference (computed in float64 from both sides), the message of a thrown
+// exception, and a run of the rune binary.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "autograd/ops.hpp"
@@ -28,5 +34,33 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
   return max_abs(to_dtype(a.detach(), DType::float64) - to_dtype(b.detach(), DType::float64));
 }
+
+// What f throws, or "no exception".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no exception";
+}
+
+#ifdef RUNE_BINARY
+struct RunResult {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+// Runs the rune binary with arguments (shell-quoted by the caller where needed) in `dir`.
+inline RunResult run_rune(const std::string& args, const std::string& dir) {
+  const std::string cmd = "cd '" + dir + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+#endif
 
 }  // namespace rune

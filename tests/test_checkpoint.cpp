@@ -34,15 +34,6 @@ std::string scratch(const std::string& name) {
   return p.string();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no exception";
-}
-
 nn::TransformerLayerOptions layer_options(double dropout = 0.0) {
   nn::TransformerLayerOptions o;
   o.d_model = 16;

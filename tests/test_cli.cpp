@@ -16,27 +16,12 @@
 
 #include "autograd/ops.hpp"
 #include "nn/checkpoint.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-// Runs rune with arguments (shell-quoted by the caller where needed), in `dir`.
-Result rune(const std::string& args, const std::string& dir) {
-  const std::string cmd = "cd '" + dir + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 std::string read(const std::string& path) {
   std::ifstream in(path);
@@ -90,7 +75,7 @@ std::map<std::string, std::vector<double>> parameters(const std::string& path) {
 
 TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   const std::string dir = workspace("train");
-  const Result r = rune("train tiny.toml --no-progress", dir);
+  const RunResult r = run_rune("train tiny.toml --no-progress", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("epoch 2/2 step 8/8"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("val exact_match"), std::string::npos) << r.output;
@@ -122,26 +107,26 @@ TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   EXPECT_EQ(c.meta_strings.at("vocabulary").size(), 13u);
   EXPECT_NE(c.config.find("[model]"), std::string::npos);
 
-  const Result i = rune("info runs/tiny/checkpoints/last.h5", dir);
+  const RunResult i = run_rune("info runs/tiny/checkpoints/last.h5", dir);
   ASSERT_EQ(i.status, 0) << i.output;
   EXPECT_NE(i.output.find("step 8, epoch 2, optimizer AdamW"), std::string::npos) << i.output;
   EXPECT_NE(i.output.find("transformer.encoder.layers.0.self_attn.in_proj_weight"), std::string::npos) << i.output;
   EXPECT_NE(i.output.find("total"), std::string::npos) << i.output;
-  const Result e = rune("eval runs/tiny/checkpoints/best.h5 --split test", dir);
+  const RunResult e = run_rune("eval runs/tiny/checkpoints/best.h5 --split test", dir);
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_NE(e.output.find("exact_match"), std::string::npos) << e.output;
   EXPECT_TRUE(fs::exists(run + "/eval-test.json"));
   // a second run of the same config gets its own folder
-  ASSERT_EQ(rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);
   EXPECT_TRUE(fs::exists(dir + "/runs/tiny-2/checkpoints/last.h5"));
   fs::remove_all(dir);
 }
 
 TEST(Cli, ResumeInAFreshProcessIsBitIdentical) {
   const std::string dir = workspace("resume");
-  ASSERT_EQ(rune("train tiny.toml --no-progress --set run.name=straight", dir).status, 0);
-  ASSERT_EQ(rune("train tiny.toml --no-progress --set run.name=split --set train.epochs=1", dir).status, 0);
-  const Result r = rune("train tiny.toml --no-progress --set run.name=split --resume runs/split/checkpoints/last.h5", dir);
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=straight", dir).status, 0);
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=split --set train.epochs=1", dir).status, 0);
+  const RunResult r = run_rune("train tiny.toml --no-progress --set run.name=split --resume runs/split/checkpoints/last.h5", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resuming at step 4"), std::string::npos) << r.output;
   EXPECT_EQ(parameters(dir + "/runs/straight/checkpoints/last.h5"), parameters(dir + "/runs/split/checkpoints/last.h5"));
@@ -176,7 +161,7 @@ TEST(Cli, CtrlCSavesACheckpointThatResumes) {
   EXPECT_EQ(WEXITSTATUS(status), 130);
   const nn::Checkpoint c = nn::read_checkpoint(dir + "/runs/tiny/checkpoints/last.h5");
   EXPECT_GE(c.step, 4);
-  const Result r = rune("train tiny.toml --no-progress --set train.epochs=" + std::to_string(c.step / 4 + 1) +
+  const RunResult r = run_rune("train tiny.toml --no-progress --set train.epochs=" + std::to_string(c.step / 4 + 1) +
                             " --resume runs/tiny/checkpoints/last.h5",
                         dir);
   EXPECT_EQ(r.status, 0) << r.output;
@@ -186,10 +171,10 @@ TEST(Cli, CtrlCSavesACheckpointThatResumes) {
 
 TEST(Cli, ANonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   const std::string dir = workspace("nan");
-  ASSERT_EQ(rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);  // a good checkpoint at step 4
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);  // a good checkpoint at step 4
   const auto good = parameters(dir + "/runs/tiny/checkpoints/last.h5");
   // then a learning rate that blows the weights up within a step or two
-  const Result r = rune("train tiny.toml --no-progress --set train.lr=1e30 --set train.clip_norm=0 "
+  const RunResult r = run_rune("train tiny.toml --no-progress --set train.lr=1e30 --set train.clip_norm=0 "
                         "--resume runs/tiny/checkpoints/last.h5",
                         dir);
   EXPECT_EQ(r.status, 3) << r.output;
@@ -218,18 +203,18 @@ dim_feedforward = 32
 [train]
 epochs = 1
 )";
-  ASSERT_EQ(rune("train numbers.toml --no-progress", dir).status, 0);
+  ASSERT_EQ(run_rune("train numbers.toml --no-progress", dir).status, 0);
   const std::string ckpt = "runs/numbers/checkpoints/last.h5";
-  Result r = rune("translate " + ckpt + " 'seventy-one' 'two hundred'", dir);
+  RunResult r = run_rune("translate " + ckpt + " 'seventy-one' 'two hundred'", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("seventy-one -> "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("two hundred -> "), std::string::npos) << r.output;
-  r = rune("translate " + ckpt + " 'seventy-one' --scores", dir);
+  r = run_rune("translate " + ckpt + " 'seventy-one' --scores", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   const std::size_t tab = r.output.find('\t');
   ASSERT_NE(tab, std::string::npos) << r.output;
   EXPECT_LT(std::stod(r.output.substr(tab + 1)), 0.0) << "a log-probability";
-  r = rune("attention " + ckpt + " 'eighty thousand' --out maps", dir);
+  r = run_rune("attention " + ckpt + " 'eighty thousand' --out maps", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read(dir + "/maps/multi_head_attention_map.png").substr(1, 3), "PNG");
   // one CSV row per (module, head, query, key): encoder self 1 layer, decoder self and cross 2 layers
@@ -237,7 +222,7 @@ epochs = 1
   EXPECT_EQ(csv.rfind("kind,layer,head,query,query_token,key,key_token,weight", 0), 0u);
   EXPECT_NE(csv.find("\"cross\",1,1,"), std::string::npos);
   EXPECT_NE(csv.find("\"encoder self\",0,0,0,\"eighty\""), std::string::npos) << csv.substr(0, 300);
-  r = rune("attention runs/none.h5 x", dir);
+  r = run_rune("attention runs/none.h5 x", dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("runs/none.h5"), std::string::npos) << r.output;
   fs::remove_all(dir);
@@ -247,47 +232,47 @@ epochs = 1
 // and its keys are checked like any other.
 TEST(Cli, DropHeadIsAConfigOption) {
   const std::string dir = workspace("drophead");
-  ASSERT_EQ(rune("train tiny.toml --no-progress --set run.name=plain", dir).status, 0);
-  const Result r = rune("train tiny.toml --no-progress --set run.name=drophead --set train.drophead=0.3 "
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=plain", dir).status, 0);
+  const RunResult r = run_rune("train tiny.toml --no-progress --set run.name=drophead --set train.drophead=0.3 "
                         "--set train.drophead_schedule=scheduled --set train.drophead_warmup_steps=3",
                         dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(parameters(dir + "/runs/plain/checkpoints/last.h5"), parameters(dir + "/runs/drophead/checkpoints/last.h5"));
   EXPECT_NE(read(dir + "/runs/drophead/config.toml").find("drophead_schedule = 'scheduled'"), std::string::npos);
-  Result e = rune("train tiny.toml --set train.drophead=1", dir);
+  RunResult e = run_rune("train tiny.toml --set train.drophead=1", dir);
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.output.find("train.drophead: 1 is outside [0, 1)"), std::string::npos) << e.output;
-  e = rune("train tiny.toml --set train.drophead=0.1 --set train.drophead_schedule=scheduled "
+  e = run_rune("train tiny.toml --set train.drophead=0.1 --set train.drophead_schedule=scheduled "
            "--set train.drophead_warmup_steps=8",
            dir);
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.output.find("train.drophead_warmup_steps"), std::string::npos) << e.output;
-  e = rune("train tiny.toml --set train.drophead_schedule=v", dir);
+  e = run_rune("train tiny.toml --set train.drophead_schedule=v", dir);
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.output.find("train.drophead_schedule"), std::string::npos) << e.output;
 }
 
 TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
   const std::string dir = workspace("errors");
-  Result r = rune("train tiny.toml --set model.d_modle=32", dir);
+  RunResult r = run_rune("train tiny.toml --set model.d_modle=32", dir);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("unknown key model.d_modle (did you mean model.d_model?)"), std::string::npos) << r.output;
-  r = rune("train tiny.toml --set model.nhead=3", dir);
+  r = run_rune("train tiny.toml --set model.nhead=3", dir);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("model.nhead: 3 does not divide model.d_model 16"), std::string::npos) << r.output;
-  r = rune("train tiny.toml --set model.dropout=1.5", dir);
+  r = run_rune("train tiny.toml --set model.dropout=1.5", dir);
   EXPECT_NE(r.output.find("model.dropout: 1.5 is outside [0, 1)"), std::string::npos) << r.output;
-  r = rune("train missing.toml", dir);
+  r = run_rune("train missing.toml", dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("missing.toml"), std::string::npos) << r.output;
   std::ofstream(dir + "/bad.h5") << "not hdf5";
-  r = rune("info bad.h5", dir);
+  r = run_rune("info bad.h5", dir);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("checkpoint bad.h5 is refused"), std::string::npos) << r.output;
-  r = rune("--help", dir);
+  r = run_rune("--help", dir);
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.output.find("train"), std::string::npos);
-  r = rune("train --help", dir);
+  r = run_rune("train --help", dir);
   EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }

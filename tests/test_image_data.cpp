@@ -18,15 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 fs::path scratch(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("rune_images_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);

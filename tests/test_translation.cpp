@@ -14,20 +14,12 @@
 #include "examples/translation/corpus.hpp"
 #include "examples/translation/translation_task.hpp"
 #include "optim/adam.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune::examples {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no exception";
-}
 
 TEST(Translation, TokenizesWordsAndUtf8CodePoints) {
   EXPECT_EQ(tokenize("  deux cent\tun ", Tokenization::word), (std::vector<std::string>{"deux", "cent", "un"}));

@@ -247,21 +247,6 @@ TEST(ViTTask, AttentionRolloutFollowsItsDefinition) {
 
 // ------------------------------------------------------------------------- through the binary
 
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result rune(const std::string& args, const fs::path& dir) {
-  const std::string cmd = "cd '" + dir.string() + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // A minimal 8-bit RGB PNG (one IDAT, filter 0 on every row), written with zlib.
 void write_png(const fs::path& path, int size) {
   std::string raw;
@@ -305,11 +290,11 @@ warmup_steps = 2
 dir = "runs"
 name = "tiny"
 )");
-  Result r = rune("train tiny.toml --no-progress", data);
+  RunResult r = run_rune("train tiny.toml --no-progress", data);
   ASSERT_EQ(r.status, 0) << r.output;
   const fs::path run = data / "runs" / "tiny";
   // eval: metrics, the confusion matrix next to the run's files, predictions where asked
-  r = rune("eval runs/tiny/checkpoints/best.h5 --predictions preds.csv", data);
+  r = run_rune("eval runs/tiny/checkpoints/best.h5 --predictions preds.csv", data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("accuracy"), std::string::npos) << r.output;
   for (const char* f : {"confusion-test.csv", "confusion-test.png", "eval-test.json"}) EXPECT_TRUE(fs::exists(run / f)) << f;
@@ -318,19 +303,19 @@ name = "tiny"
   for (std::string line; std::getline(preds, line);) ++lines;
   EXPECT_EQ(lines, 1 + 120);
   // evaluated at 16x16 (padded) and 24x24 (upsampled): the position embedding is resized, said so
-  r = rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=16 --set data.resize=pad --out at16", data);
+  r = run_rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=16 --set data.resize=pad --out at16", data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("3x3 resized bicubically to 4x4"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(data / "at16" / "confusion-test.png"));
-  r = rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=24 --set data.resize=upsample --out at24", data);
+  r = run_rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=24 --set data.resize=upsample --out at24", data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("to 6x6"), std::string::npos) << r.output;
   // without a resize mode the size change is refused by key
-  r = rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=16", data);
+  r = run_rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=16", data);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("data.resize"), std::string::npos) << r.output;
   // attention over a test image by index, and over a PNG file of another size
-  r = rune("attention runs/tiny/checkpoints/best.h5 --image 5 --out att", data);
+  r = run_rune("attention runs/tiny/checkpoints/best.h5 --image 5 --out att", data);
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f : {"vit_attention_map.png", "attention_rollout.png", "cls_attention.csv"})
     EXPECT_GT(fs::file_size(data / "att" / f), 100u) << f;
@@ -339,17 +324,17 @@ name = "tiny"
   for (std::string line; std::getline(csv, line);) ++rows;
   EXPECT_EQ(rows, 1 + 2 * 2 * 9 + 9);  // header, layers x heads x patches, rollout
   write_png(data / "picture.png", 40);
-  r = rune("attention runs/tiny/checkpoints/best.h5 --image picture.png --out att_png", data);
+  r = run_rune("attention runs/tiny/checkpoints/best.h5 --image picture.png --out att_png", data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("predicted"), std::string::npos);
-  r = rune("attention runs/tiny/checkpoints/best.h5 --image nothing.png --out x", data);
+  r = run_rune("attention runs/tiny/checkpoints/best.h5 --image nothing.png --out x", data);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("nothing.png"), std::string::npos) << r.output;
-  r = rune("attention runs/tiny/checkpoints/best.h5 --image 999 --out x", data);
+  r = run_rune("attention runs/tiny/checkpoints/best.h5 --image 999 --out x", data);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("999"), std::string::npos) << r.output;
   // fine-tuning at 16x16 from the 12x12 checkpoint
-  r = rune("train tiny.toml --no-progress --set run.name=ft --set data.image_size=16 --set data.resize=pad "
+  r = run_rune("train tiny.toml --no-progress --set run.name=ft --set data.image_size=16 --set data.resize=pad "
            "--set train.epochs=1 --set train.init_from=runs/tiny/checkpoints/best.h5",
            data);
   ASSERT_EQ(r.status, 0) << r.output;
@@ -369,18 +354,18 @@ TEST(ViTTask, TheShippedConfigsTrain) {
   const std::string small = " --no-progress --set model.embed_dim=16 --set model.num_heads=2 --set model.mlp_dim=32 "
                             "--set model.depth=1 --set train.epochs=1 --set train.warmup_steps=1 --set data.batch_size=50 "
                             "--set data.val_size=40 --set run.dir=runs";
-  Result r = rune("train " + examples + "fashion_mnist.toml --set data.dir=" + fm.string() + small, data);
+  RunResult r = run_rune("train " + examples + "fashion_mnist.toml --set data.dir=" + fm.string() + small, data);
   ASSERT_EQ(r.status, 0) << r.output;
-  r = rune("train " + examples + "fashion_mnist_32.toml --set data.dir=" + fm.string() + small +
+  r = run_rune("train " + examples + "fashion_mnist_32.toml --set data.dir=" + fm.string() + small +
                " --set train.init_from=runs/fashion_mnist/checkpoints/best.h5",
            data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("pos_embed [1,50,16] -> [1,65,16]: patch grid 7x7 resized bicubically to 8x8"), std::string::npos)
       << r.output;
-  r = rune("train " + examples + "cifar10.toml" + small, data);  // without its data folder
+  r = run_rune("train " + examples + "cifar10.toml" + small, data);  // without its data folder
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("data.dir"), std::string::npos) << r.output;
-  r = rune("train " + examples + "cifar10.toml --set data.dir=" + cifar.string() + small, data);
+  r = run_rune("train " + examples + "cifar10.toml --set data.dir=" + cifar.string() + small, data);
   ASSERT_EQ(r.status, 0) << r.output;
   fs::remove_all(data);
 }

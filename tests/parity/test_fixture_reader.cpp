@@ -17,18 +17,10 @@
 
 #include "autograd/ops.hpp"
 #include "tests/parity/fixture.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune::parity {
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no exception";
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
