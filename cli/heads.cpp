@@ -3,27 +3,81 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
 namespace rune::cli {
 
+std::string pattern_name(Pattern p) {
+  switch (p) {
+    case Pattern::diagonal: return "diagonal";
+    case Pattern::offset: return "offset";
+    case Pattern::vertical: return "vertical";
+    case Pattern::block: return "block";
+    case Pattern::heterogeneous: return "heterogeneous";
+  }
+  return "heterogeneous";
+}
+
 void HeadAccumulator::add(const float* weights, std::int64_t valid_q, std::int64_t valid_k, std::int64_t row_stride) {
   if (valid_q < 0 || valid_k <= 0 || row_stride < valid_k)
     throw std::invalid_argument("HeadAccumulator: " + std::to_string(valid_q) + " rows of " + std::to_string(valid_k) +
                                 " keys with a stride of " + std::to_string(row_stride) + " do not describe a matrix");
+  if (valid_q == 0) return;
+  columns_.assign(static_cast<std::size_t>(valid_k), 0.0);
+  span_lo_.resize(static_cast<std::size_t>(valid_q));
+  span_hi_.resize(static_cast<std::size_t>(valid_q));
+  span_mass_.resize(static_cast<std::size_t>(valid_q));
   for (std::int64_t i = 0; i < valid_q; ++i) {
     const float* p = weights + i * row_stride;
-    double h = 0, d = 0, top = 0;
+    double h = 0, d = 0, top = 0, total = 0;
     for (std::int64_t j = 0; j < valid_k; ++j) {
       const double w = p[j];
       if (w > 0) h -= w * std::log(w);  // 0 ln 0 = 0
       d += w * static_cast<double>(std::llabs(i - j));
       top = std::max(top, w);
+      total += w;
+      columns_[static_cast<std::size_t>(j)] += w;
     }
     entropy_ += h;
     distance_ += d;
     confidence_ += top;
+    if (i < valid_k) {
+      diagonal_ += p[i];
+      ++diagonal_rows_;
+    }
+    for (int k = -kMaxOffset; k <= kMaxOffset; ++k)
+      if (k != 0 && i + k >= 0 && i + k < valid_k) {
+        offset_[static_cast<std::size_t>(k + kMaxOffset)] += p[i + k];
+        ++offset_rows_[static_cast<std::size_t>(k + kMaxOffset)];
+      }
+    // the span: from key min(i, Tk - 1), the heavier neighbour first, until 90% of the row
+    std::int64_t lo = std::min(i, valid_k - 1), hi = lo;
+    double mass = p[lo];
+    while (mass < 0.9 * total && (lo > 0 || hi + 1 < valid_k)) {
+      const double left = lo > 0 ? p[lo - 1] : -1.0, right = hi + 1 < valid_k ? p[hi + 1] : -1.0;
+      if (left >= right) mass += p[--lo];
+      else mass += p[++hi];
+    }
+    span_lo_[static_cast<std::size_t>(i)] = lo;
+    span_hi_[static_cast<std::size_t>(i)] = hi;
+    span_mass_[static_cast<std::size_t>(i)] = mass;
+  }
+  // vertical: the two largest column means, counted once per row of this matrix
+  std::partial_sort(columns_.begin(), columns_.begin() + std::min<std::int64_t>(2, valid_k), columns_.end(),
+                    std::greater<>());
+  const double two = columns_[0] + (valid_k > 1 ? columns_[1] : 0.0);
+  vertical_ += two;  // = valid_q * (sum of the two column means)
+  // block: a row counts its span's mass if the span is a segment its rows share
+  for (std::int64_t i = 0; i < valid_q; ++i) {
+    const std::int64_t lo = span_lo_[static_cast<std::size_t>(i)], hi = span_hi_[static_cast<std::size_t>(i)];
+    const std::int64_t width = hi - lo + 1;
+    if (width < 2 || 2 * width > valid_k) continue;
+    bool shared = true;
+    for (std::int64_t q = lo; q <= hi && q < valid_q && shared; ++q)
+      shared = span_lo_[static_cast<std::size_t>(q)] == lo && span_hi_[static_cast<std::size_t>(q)] == hi;
+    if (shared) block_ += span_mass_[static_cast<std::size_t>(i)];
   }
   rows_ += valid_q;
 }
@@ -36,6 +90,26 @@ HeadStatistics HeadAccumulator::result() const {
   s.entropy = entropy_ / n;
   s.distance = distance_ / n;
   s.confidence = confidence_ / n;
+  s.diagonal = diagonal_rows_ ? diagonal_ / static_cast<double>(diagonal_rows_) : 0.0;
+  for (int k = -kMaxOffset; k <= kMaxOffset; ++k) {
+    const auto at = static_cast<std::size_t>(k + kMaxOffset);
+    if (k == 0 || offset_rows_[at] == 0) continue;
+    const double score = offset_[at] / static_cast<double>(offset_rows_[at]);
+    if (score > s.offset) {
+      s.offset = score;
+      s.best_offset = k;
+    }
+  }
+  s.vertical = vertical_ / n;
+  s.block = block_ / n;
+  const std::pair<Pattern, double> scores[] = {
+      {Pattern::diagonal, s.diagonal}, {Pattern::offset, s.offset}, {Pattern::vertical, s.vertical}, {Pattern::block, s.block}};
+  for (const auto& [pattern, score] : scores)
+    if (score > s.pattern_score) {
+      s.pattern_score = score;
+      s.pattern = pattern;
+    }
+  if (s.pattern_score < 0.5) s.pattern = Pattern::heterogeneous;
   return s;
 }
 

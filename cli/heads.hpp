@@ -9,16 +9,39 @@
 //   distance    sum_j p_j |i - j|, in positions (tokens or patches in the sequence's order)
 //   confidence  max_j p_j
 // Each statistic of a head is the mean over every valid row of every matrix it was given.
+//
+// Pattern scores (Clark et al. 2019's families), each a share of attention mass in [0, 1],
+// averaged over rows like the statistics:
+//   diagonal    A[i][i]: the query attends to itself
+//   offset      A[i][i+k] for the best fixed offset k in -3..3, k != 0 (previous/next token),
+//               over the rows where i + k is a valid key
+//   vertical    the mass on the two keys the matrix's rows attend to most in total (<bos>,
+//               <eos>, the class token, punctuation): the sum of the two largest column means
+//   block       the row's mass inside its span, counted only where the span is a segment the
+//               rows inside it share: the span of row i is grown from key i one neighbour at a
+//               time (the heavier side first) until it holds 90% of the row; a segment has 2 to
+//               Tk / 2 keys and every valid row inside it has the same span
+// The pattern is the family with the highest score if that score reaches 0.5 (ties in the
+// order above), else heterogeneous.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace rune::cli {
 
+enum class Pattern { diagonal, offset, vertical, block, heterogeneous };
+std::string pattern_name(Pattern p);  // "diagonal", "offset", "vertical", "block", "heterogeneous"
+
 struct HeadStatistics {
   double entropy = 0, distance = 0, confidence = 0;
-  std::int64_t rows = 0;  // rows averaged
+  double diagonal = 0, offset = 0, vertical = 0, block = 0;  // pattern scores
+  int best_offset = 0;  // the k behind `offset`
+  Pattern pattern = Pattern::heterogeneous;
+  double pattern_score = 0;  // the score that named the pattern (the highest one)
+  std::int64_t rows = 0;     // rows averaged
 };
 
 class HeadAccumulator {
@@ -28,8 +51,14 @@ class HeadAccumulator {
   HeadStatistics result() const;
 
  private:
-  double entropy_ = 0, distance_ = 0, confidence_ = 0;
-  std::int64_t rows_ = 0;
+  static constexpr int kMaxOffset = 3;
+  double entropy_ = 0, distance_ = 0, confidence_ = 0, diagonal_ = 0, vertical_ = 0, block_ = 0;
+  std::int64_t rows_ = 0, diagonal_rows_ = 0;
+  std::array<double, 2 * kMaxOffset + 1> offset_{};
+  std::array<std::int64_t, 2 * kMaxOffset + 1> offset_rows_{};
+  std::vector<double> columns_;                   // column sums of the matrix being added
+  std::vector<std::int64_t> span_lo_, span_hi_;  // each row's span
+  std::vector<double> span_mass_;
 };
 
 // Jensen-Shannon divergence between two distributions of equal length, in nats: the mean of

@@ -1,9 +1,10 @@
 // Head statistics (cli/heads): entropy, attention distance and confidence on attention matrices
-// built by hand with known values, their averaging over rows of several matrices, and the
-// Jensen-Shannon divergence.
+// built by hand with known values, their averaging over rows of several matrices, the pattern
+// classifier on matrices of each known pattern, and the Jensen-Shannon divergence.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 #include <vector>
 
@@ -54,6 +55,77 @@ TEST(HeadStatistics, RowsOfSeveralMatricesAreAveragedTogether) {
   EXPECT_EQ(HeadAccumulator().result().rows, 0);
   EXPECT_THROW(acc.add(half.data(), 1, 3, 2), std::invalid_argument);
   EXPECT_THROW(acc.add(half.data(), 1, 0, 2), std::invalid_argument);
+}
+
+// An n x n attention matrix: weight `peak` spread over the keys where hot(i, j), the rest evenly
+// over the other keys; rows sum to 1.
+std::vector<float> pattern(int n, double peak, const std::function<bool(int, int)>& hot) {
+  std::vector<float> a(static_cast<std::size_t>(n * n));
+  for (int i = 0; i < n; ++i) {
+    int hits = 0;
+    for (int j = 0; j < n; ++j) hits += hot(i, j);
+    for (int j = 0; j < n; ++j)
+      a[static_cast<std::size_t>(i * n + j)] =
+          static_cast<float>(hot(i, j) ? peak / hits : (hits == n ? 0.0 : (1.0 - peak) / (n - hits)));
+  }
+  return a;
+}
+
+HeadStatistics classify(const std::vector<float>& a, int n) {
+  HeadAccumulator acc;
+  acc.add(a.data(), n, n, n);
+  return acc.result();
+}
+
+TEST(HeadPatterns, EachHandBuiltPatternIsNamed) {
+  const int n = 10;
+  HeadStatistics s = classify(pattern(n, 0.9, [](int i, int j) { return i == j; }), n);
+  EXPECT_EQ(s.pattern, Pattern::diagonal);
+  EXPECT_NEAR(s.diagonal, 0.9, 1e-6);
+  EXPECT_NEAR(s.pattern_score, 0.9, 1e-6);
+
+  // previous token (row 0, with no previous token, attends itself)
+  s = classify(pattern(n, 0.85, [](int i, int j) { return j == std::max(i - 1, 0); }), n);
+  EXPECT_EQ(s.pattern, Pattern::offset);
+  EXPECT_EQ(s.best_offset, -1);
+  EXPECT_NEAR(s.offset, 0.85, 1e-6);
+  s = classify(pattern(n, 0.8, [](int i, int j) { return j == std::min(i + 2, n - 1); }), n);
+  EXPECT_EQ(s.pattern, Pattern::offset);
+  EXPECT_EQ(s.best_offset, 2);
+
+  // every row on the first key (<bos>, the class token) and some on the last
+  s = classify(pattern(n, 0.9, [](int, int j) { return j == 0 || j == n - 1; }), n);
+  EXPECT_EQ(s.pattern, Pattern::vertical);
+  EXPECT_NEAR(s.vertical, 0.9, 1e-6);
+
+  // segments {0,1,2} {3,4,5,6} {7,8,9}: each row attends within its own
+  const auto segment = [](int i) { return i < 3 ? 0 : i < 7 ? 1 : 2; };
+  s = classify(pattern(n, 0.96, [&](int i, int j) { return segment(i) == segment(j); }), n);
+  EXPECT_EQ(s.pattern, Pattern::block) << s.diagonal << " " << s.offset << " " << s.vertical << " " << s.block;
+  EXPECT_GT(s.block, 0.9);
+
+  // uniform attention and a spread-out irregular one are neither
+  s = classify(pattern(n, 1.0, [](int, int) { return true; }), n);
+  EXPECT_EQ(s.pattern, Pattern::heterogeneous);
+  EXPECT_NEAR(s.entropy, std::log(double(n)), 1e-5);
+  s = classify(pattern(n, 0.6, [](int i, int j) { return (i * 7 + j * 3) % 5 == 0 || (i + j) % 4 == 1; }), n);
+  EXPECT_EQ(s.pattern, Pattern::heterogeneous) << s.diagonal << " " << s.offset << " " << s.vertical << " " << s.block;
+  EXPECT_LT(s.pattern_score, 0.5);
+  EXPECT_EQ(pattern_name(Pattern::offset), "offset");
+}
+
+// The scores of a head are means over the rows of every matrix, as the statistics are: a
+// diagonal matrix and a uniform one of the same size average to a diagonal score in between.
+TEST(HeadPatterns, ScoresAverageOverMatrices) {
+  const int n = 6;
+  const std::vector<float> diag = pattern(n, 1.0, [](int i, int j) { return i == j; });
+  const std::vector<float> flat = pattern(n, 1.0, [](int, int) { return true; });
+  HeadAccumulator acc;
+  acc.add(diag.data(), n, n, n);
+  acc.add(flat.data(), n, n, n);
+  const HeadStatistics s = acc.result();
+  EXPECT_NEAR(s.diagonal, (1.0 + 1.0 / n) / 2, 1e-6);
+  EXPECT_EQ(s.pattern, Pattern::diagonal);
 }
 
 TEST(HeadStatistics, JensenShannonDivergence) {
