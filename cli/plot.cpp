@@ -115,6 +115,21 @@ void weight_colour(cairo_t* cr, double w) {
   cairo_set_source_rgb(cr, 1.0 - 0.95 * w, 1.0 - 0.8 * w, 1.0 - 0.45 * w);
 }
 
+// A white W x H page with `title` centred at title_y; the context is left drawing black
+// sans-serif text. The caller destroys the context and hands the surface to write_png.
+cairo_t* start_page(cairo_surface_t*& surface, int W, int H, const std::string& title, double title_size,
+                    double title_y) {
+  surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, title_size);
+  text(cr, W / 2.0, title_y, title, 0.5, 0.5);
+  return cr;
+}
+
 // Writes and frees the surface; path.tmp first, then renamed.
 void write_png(cairo_surface_t* surface, const std::string& path, const char* what) {
   const std::string tmp = path + ".tmp";
@@ -140,14 +155,8 @@ void plot_attention(const std::string& path, const std::string& title, const std
   const double panel_h = 24 + cell * static_cast<double>(longest_rows) + label_h + gap;
   const int columns = std::max(1, per_row), rows = (static_cast<int>(maps.size()) + columns - 1) / columns;
   const int W = static_cast<int>(panel_w * columns + 100), H = static_cast<int>(panel_h * rows + 60);
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_t* cr = cairo_create(surface);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_font_size(cr, 16);
-  text(cr, W / 2.0, 20, title, 0.5, 0.5);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 16, 20);
   const double font = std::clamp(cell * 0.6, 7.0, 12.0);
   for (std::size_t i = 0; i < maps.size(); ++i) {
     const Heatmap& m = maps[i];
@@ -197,14 +206,8 @@ void plot_attention(const std::string& path, const std::string& title, const std
 void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,
                  const std::vector<Series>& metrics) {
   const int W = 1200, H = 530;
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_t* cr = cairo_create(surface);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_font_size(cr, 17);
-  text(cr, W / 2.0, 20, title, 0.5, 0.5);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 17, 20);
   // the loss and its centred moving average over about a twentieth of the points
   Series smooth{"smoothed", {}};
   const auto n = static_cast<std::ptrdiff_t>(loss.points.size());
@@ -225,24 +228,14 @@ void plot_curves(const std::string& path, const std::string& title, const Series
   write_png(surface, path, "plot");
 }
 
-}  // namespace rune::cli
-
-namespace rune::cli {
-
 void plot_confusion(const std::string& path, const std::string& title, const std::vector<std::string>& classes,
                     const std::vector<std::vector<std::int64_t>>& counts) {
   const auto K = static_cast<int>(classes.size());
   if (static_cast<int>(counts.size()) != K) throw std::invalid_argument("plot_confusion: counts and classes differ in size");
   const double cell = std::clamp(560.0 / std::max(K, 1), 18.0, 64.0), left = 150, top = 80;
   const int W = static_cast<int>(left + cell * K + 60), H = static_cast<int>(top + cell * K + 150);
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_t* cr = cairo_create(surface);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_font_size(cr, 16);
-  text(cr, W / 2.0, 20, title, 0.5, 0.5);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 16, 20);
   cairo_set_font_size(cr, 13);
   text(cr, left + cell * K / 2, top - 30, "predicted", 0.5, 0.5);
   for (int y = 0; y < K; ++y) {
@@ -336,14 +329,8 @@ void plot_image_attention(const std::string& path, const std::string& title, con
   const double box = 132, gap_x = 14, title_h = 20;
   const int columns = std::max(1, per_row), rows = (static_cast<int>(panels.size()) + columns - 1) / columns;
   const int W = static_cast<int>(20 + (box + gap_x) * columns), H = static_cast<int>(50 + (box + title_h + 12) * rows);
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_t* cr = cairo_create(surface);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_font_size(cr, 15);
-  text(cr, W / 2.0, 18, title, 0.5, 0.5);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 15, 18);
   cairo_surface_t* heat = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, grid, grid);
   for (std::size_t i = 0; i < panels.size(); ++i) {
     const ImageOverlay& p = panels[i];

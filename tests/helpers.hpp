@@ -1,15 +1,17 @@
 // Small helpers the test files share: a tensor's values as float64, the largest absolute
 // element or difference (computed in float64 from both sides), the message of a thrown
-// exception, and a run of the rune binary.
+// exception, a fresh scratch folder and a run of the rune binary.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -43,6 +45,15 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "no exception";
+}
+
+// An empty folder of this process's own under the temp dir: rune_<name>_<pid>.
+inline std::filesystem::path scratch_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("rune_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
 }
 
 #ifdef RUNE_BINARY

@@ -27,12 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A fresh folder per test under the build's temp dir.
-std::string scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("rune_checkpoint_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
+std::string scratch(const std::string& name) { return scratch_dir("checkpoint_" + name).string(); }
 
 nn::TransformerLayerOptions layer_options(double dropout = 0.0) {
   nn::TransformerLayerOptions o;

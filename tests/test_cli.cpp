@@ -32,9 +32,7 @@ std::string read(const std::string& path) {
 
 // A folder with a tiny config: d_model 16, one layer each side, 4 batches of 8 per epoch.
 std::string workspace(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("rune_cli_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = scratch_dir("cli_" + name);
   std::ofstream(dir / "tiny.toml") << R"(seed = 3
 [task]
 name = "reverse"

@@ -18,12 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("rune_images_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path scratch(const std::string& name) { return scratch_dir("images_" + name); }
 
 TEST(ImageData, ReadsCifar10RecordsChannelMajor) {
   const fs::path dir = scratch("cifar");

@@ -43,8 +43,7 @@ TEST(Translation, VocabularyKeepsFrequentTokensAfterTheSpecials) {
 }
 
 TEST(Translation, TsvPairsAndTheirErrors) {
-  const fs::path dir = fs::temp_directory_path() / ("rune_translation_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = scratch_dir("translation");
   const std::string good = (dir / "good.tsv").string(), bad = (dir / "bad.tsv").string();
   std::ofstream(good) << "Hi.\tSalut.\tCC-BY 2.0 (France) Attribution: tatoeba.org #538123\r\n\nRun!\tCours !\n";
   const std::vector<Pair> pairs = read_tsv_pairs(good);
@@ -154,8 +153,7 @@ dropout = 0.0
 }
 
 TEST(Translation, ATinyModelLearnsFromATsvFileByCharacters) {
-  const fs::path dir = fs::temp_directory_path() / ("rune_translation_tsv_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = scratch_dir("translation_tsv");
   const std::string path = (dir / "pairs.tsv").string();
   {
     std::ofstream out(path);

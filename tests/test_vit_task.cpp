@@ -26,8 +26,7 @@ namespace fs = std::filesystem;
 
 // A folder of 12x12 grey IDX files: 480 training and 120 test images of 4 classes.
 fs::path idx_folder(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("rune_vit_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = scratch_dir("vit_" + name);
   testdata::write_idx(dir.string(), testdata::synthetic_images(480, 1, 12, 4, 1), testdata::synthetic_images(120, 1, 12, 4, 2),
                       true);
   return dir;
@@ -89,7 +88,7 @@ TEST(ViTTask, ATinyViTLearnsFromIdxFiles) {
 }
 
 TEST(ViTTask, ATinyViTLearnsFromCifar10Files) {
-  const fs::path data = fs::temp_directory_path() / ("rune_vit_cifar_" + std::to_string(::getpid()));
+  const fs::path data = scratch_dir("vit_cifar");
   testdata::write_cifar10(data.string(), testdata::synthetic_images(64, 3, 32, 10, 4), 32);
   const std::string header = "[task]\nname = \"vit\"\n[data]\ndataset = \"cifar10\"\ndir = \"" + data.string() + "\"\n";
   {  // CIFAR-10's augmentation defaults: crops from 4 pixels of padding, flips
