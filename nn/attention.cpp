@@ -246,8 +246,13 @@ AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& k
   if (head_gate_.defined() || drop) {
     const std::int64_t B = heads.size(0), Tq = heads.size(1);
     Tensor scale;
-    if (head_gate_.defined())
-      scale = reshape(head_gate_.dtype() == heads.dtype() ? head_gate_ : to_dtype(head_gate_, heads.dtype()), {1, 1, H, 1});
+    if (head_gate_.defined()) {
+      if (head_gate_.dim() == 2 && head_gate_.size(0) != B)
+        throw std::invalid_argument("MultiheadAttention: the head gate " + shape_str(head_gate_.shape()) +
+                                    " is per example, but the query has batch " + std::to_string(B));
+      const Tensor gate = head_gate_.dtype() == heads.dtype() ? head_gate_ : to_dtype(head_gate_, heads.dtype());
+      scale = reshape(gate, {head_gate_.dim() == 2 ? B : 1, 1, H, 1});
+    }
     if (drop) {
       // one keep/drop draw per (example, head); the kept heads of an example scaled to H in sum
       Generator& gen = options.dropout_generator ? *options.dropout_generator : default_generator();
@@ -278,9 +283,10 @@ void MultiheadAttention::set_head_gate(const Tensor& gate) {
     head_gate_ = Tensor();
     return;
   }
-  if (gate.dim() != 1 || gate.size(0) != options.num_heads || !is_floating(gate.dtype()))
-    throw std::invalid_argument("MultiheadAttention: a head gate must be a float vector of " +
-                                std::to_string(options.num_heads) + " (one per head), got " + shape_str(gate.shape()));
+  const std::int64_t H = options.num_heads;
+  if (gate.dim() < 1 || gate.dim() > 2 || gate.size(gate.dim() - 1) != H || !is_floating(gate.dtype()))
+    throw std::invalid_argument("MultiheadAttention: a head gate must be float, (" + std::to_string(H) + ") for every example or (B, " +
+                                std::to_string(H) + ") per example, got " + shape_str(gate.shape()));
   head_gate_ = gate;
 }
 

@@ -113,6 +113,9 @@ class MultiheadAttention : public Module {
   // A gate per head (H), multiplying each head's output before out_proj: 0 masks a head (its
   // output and every gradient through it are exactly zero), 1 keeps it; any value in between
   // scales it. A gate that requires grad receives dL/dgate (head importance, Michel et al. 2019).
+  // The gate is (H), one for every example, or (B, H), one per example of the next forwards'
+  // batch (per-example importance: row b of the gradient is d loss_b / d gate when the loss is
+  // the sum of the examples' losses).
   // Undefined (the default, and after clear_head_gate): every head kept, at no cost.
   void set_head_gate(const Tensor& gate);
   void clear_head_gate() { head_gate_ = Tensor(); }

@@ -494,7 +494,11 @@ TEST(HeadGate, AllOnesIsTheUngatedModuleAndBadGatesAreRefused) {
   mha.clear_head_gate();
   EXPECT_FALSE(mha.head_gate().defined());
   EXPECT_THROW(mha.set_head_gate(ones({H + 1})), std::invalid_argument);
-  EXPECT_THROW(mha.set_head_gate(ones({1, H})), std::invalid_argument);
+  EXPECT_THROW(mha.set_head_gate(ones({2, H + 1})), std::invalid_argument);
+  EXPECT_THROW(mha.set_head_gate(ones({1, 2, H})), std::invalid_argument);
+  EXPECT_THROW(mha.set_head_gate(ones({H}, DType::int64)), std::invalid_argument);
+  mha.set_head_gate(ones({3, H}));  // per example, for a batch of 3: this batch has 2
+  EXPECT_THROW(mha.forward(x, x, x), std::invalid_argument);
   EXPECT_THROW(mha.set_drophead(1.0), std::invalid_argument);
   EXPECT_THROW(mha.set_drophead(-0.1), std::invalid_argument);
 }
@@ -525,6 +529,34 @@ TEST(HeadGate, GateGradientMatchesFiniteDifferences) {
     const double numeric = (loss(from_vector(up, {H})).item() - loss(from_vector(down, {H})).item()) / (2 * eps);
     EXPECT_NEAR(analytic[h], numeric, 1e-3 * (1.0 + std::abs(numeric))) << "head " << h;
   }
+}
+
+// A (B, H) gate gates each example on its own: example b's output is the module's output for
+// that example alone under gate row b, and with the examples' losses summed, row b of the
+// gradient is example b's own d loss / d gate.
+TEST(HeadGate, PerExampleGatesActOnTheirOwnExample) {
+  nn::MultiheadAttention mha = make_attention(12);
+  Generator g(13);
+  const std::int64_t B = 3, T = 5;
+  const Tensor x = randn({B, T, C}, g);
+  const std::vector<double> rows{1, 0, 1, 1, 0.5, 1, 0.25, 1, 1, 1, 1, 0};
+  const Tensor gate = from_vector(rows, {B, H}).requires_grad_();
+  mha.set_head_gate(gate);
+  const Tensor y = mha.forward(x, x, x).output;
+  sum(y * y).backward();
+  const std::vector<double> together = values(y), grad = values(gate.grad());
+  for (std::int64_t b = 0; b < B; ++b) {
+    const Tensor xb = slice(x, 0, b, b + 1);
+    const std::vector<double> row(rows.begin() + b * H, rows.begin() + (b + 1) * H);
+    const Tensor gate_b = from_vector(row, {H}).requires_grad_();
+    mha.set_head_gate(gate_b);
+    const Tensor yb = mha.forward(xb, xb, xb).output;
+    sum(yb * yb).backward();
+    const std::vector<double> alone = values(yb), grad_b = values(gate_b.grad());
+    for (std::int64_t i = 0; i < T * C; ++i) ASSERT_NEAR(together[b * T * C + i], alone[i], 1e-5) << b;
+    for (std::int64_t h = 0; h < H; ++h) EXPECT_NEAR(grad[b * H + h], grad_b[h], 1e-4 * (1 + std::abs(grad_b[h]))) << b << " " << h;
+  }
+  EXPECT_NE(grad[0 * H + 1], 0.0);  // a closed gate still has a gradient: the loss's slope at 0
 }
 
 // With out_proj the identity and no bias, the output's columns are the heads themselves, so
