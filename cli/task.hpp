@@ -8,9 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/random.hpp"
@@ -30,6 +32,15 @@ struct TaskContext {
 struct BatchLoss {
   Tensor loss;       // scalar, the mean over the batch's items
   double items = 0;  // tokens or images in the batch, for throughput
+};
+
+// One batch of a split for head analysis (`rune heads`), run through the model as it stands (the
+// caller sets eval mode, head gates and keep_weights) with the tape recording.
+struct AnalysisBatch {
+  Tensor losses;  // (B): each example's loss, the mean over its items (tokens), unsmoothed
+  // The valid query and key counts of example b in the attention module at `path` (a path of
+  // nn::attention_modules): the rows and columns of its weights that are not padding.
+  std::function<std::pair<std::int64_t, std::int64_t>(const std::string& path, std::int64_t b)> valid;
 };
 
 class Task {
@@ -56,6 +67,11 @@ class Task {
   // After evaluate(split): one line per example of the split (index, truth, prediction) into
   // `path`. Throws std::runtime_error for a task without per-example predictions.
   virtual void write_predictions(const std::string& path) const;
+  // Head analysis: prepares the first `limit` examples (0: all) of a split ("val" or "test"), in
+  // the split's order, and returns how many there are; analysis_batch(i) then holds examples
+  // [i batch_size, min((i + 1) batch_size, count)). Throws std::runtime_error for a task without it.
+  virtual std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit);
+  virtual AnalysisBatch analysis_batch(std::int64_t index);
 };
 
 // The task named by the config's task.name, reading its own keys ([task], [model], [data]).

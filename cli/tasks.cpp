@@ -19,6 +19,12 @@ void Task::write_predictions(const std::string&) const {
   throw std::runtime_error("this task writes no per-example predictions");
 }
 
+std::int64_t Task::prepare_analysis(const std::string&, std::int64_t, std::int64_t) {
+  throw std::runtime_error("this task has no head analysis");
+}
+
+AnalysisBatch Task::analysis_batch(std::int64_t) { throw std::runtime_error("this task has no head analysis"); }
+
 std::unique_ptr<Task> make_task(Config& config, const TaskContext& context) {
   const std::string name = config.string("task.name", "reverse", task_names());
   if (name == "translation") return std::make_unique<examples::TranslationTask>(config, context);

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "cli/config.hpp"
+#include "cli/task.hpp"
 #include "nn/embedding.hpp"
 #include "nn/linear.hpp"
 #include "nn/transformer.hpp"
@@ -53,6 +54,11 @@ class Seq2SeqTransformer : public nn::Module {
   // decoder over each prefix.
   Tensor beam_search(const Tensor& src, std::int64_t beam, std::int64_t max_steps, double length_penalty = 0.6,
                      bool use_cache = true) const;
+  // Head analysis of a padded, teacher-forced batch (src, tgt_in, tgt_out of a task's encoding):
+  // each example's mean token cross-entropy (unsmoothed) on the tape, and the valid counts of
+  // example b per attention module: encoder self (S_b, S_b), decoder self (T_b, T_b) and cross
+  // (T_b, S_b), S_b and T_b its source's and target's tokens that are not padding.
+  cli::AnalysisBatch analyse(const Tensor& src, const Tensor& tgt_in, const Tensor& tgt_out) const;
   std::string repr() const override;
 
   const Seq2SeqOptions options;

@@ -1,5 +1,8 @@
 #include "examples/seq2seq/reverse_task.hpp"
 
+#include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "autograd/ops.hpp"
@@ -59,11 +62,29 @@ cli::BatchLoss ReverseTask::train_batch(std::int64_t epoch, std::int64_t index) 
   return {loss, tokens};
 }
 
+ReverseTask::Batch ReverseTask::split_batch(const std::string& split) const {
+  Generator g(seed_ * 1000003ULL + (split == "test" ? 2 : 1) * 0x9E3779B97F4A7C15ULL);
+  return make_batch(g, eval_size_);
+}
+
+std::int64_t ReverseTask::prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) {
+  analysis_ = split_batch(split);
+  analysis_size_ = limit > 0 ? std::min(limit, eval_size_) : eval_size_;
+  analysis_batch_size_ = batch_size;
+  return analysis_size_;
+}
+
+cli::AnalysisBatch ReverseTask::analysis_batch(std::int64_t index) {
+  const std::int64_t start = index * analysis_batch_size_, end = std::min(analysis_size_, start + analysis_batch_size_);
+  if (index < 0 || start >= end) throw std::out_of_range("ReverseTask::analysis_batch: no batch " + std::to_string(index));
+  const auto rows = [&](const Tensor& t) { return slice(t, 0, start, end).contiguous(); };
+  return model_->analyse(rows(analysis_.src), rows(analysis_.tgt_in), rows(analysis_.tgt_out));
+}
+
 std::map<std::string, double> ReverseTask::evaluate(const std::string& split) {
   NoGradGuard no_grad;
   model_->eval();
-  Generator g(seed_ * 1000003ULL + (split == "test" ? 2 : 1) * 0x9E3779B97F4A7C15ULL);
-  const Batch b = make_batch(g, eval_size_);
+  const Batch b = split_batch(split);
   const Tensor logits = model_->forward(b.src, b.tgt_in);
   const std::int64_t V = logits.size(2), T = b.tgt_out.size(1), N = b.src.size(0);
   CrossEntropyOptions o;

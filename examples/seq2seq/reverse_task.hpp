@@ -27,17 +27,22 @@ class ReverseTask : public cli::Task {
   bool higher_is_better() const override { return true; }
   std::string items_name() const override { return "tokens"; }
   void describe(nn::Checkpoint& c) const override;
+  std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
+  cli::AnalysisBatch analysis_batch(std::int64_t index) override;
 
  private:
   struct Batch {
     Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
   };
   Batch make_batch(Generator& g, std::int64_t size) const;
+  Batch split_batch(const std::string& split) const;  // evaluate()'s examples of the split
 
   std::uint64_t seed_;
   std::int64_t digits_, min_len_, max_len_, batch_size_, batches_per_epoch_, eval_size_;
   double label_smoothing_;
   std::shared_ptr<Seq2SeqTransformer> model_;
+  Batch analysis_;  // prepare_analysis()'s examples
+  std::int64_t analysis_size_ = 0, analysis_batch_size_ = 1;
 };
 
 }  // namespace rune::examples

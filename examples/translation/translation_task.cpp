@@ -271,6 +271,21 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
           {"bleu", corpus_bleu(references, hypotheses)}};
 }
 
+std::int64_t TranslationTask::prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) {
+  const std::vector<Pair>& data = split == "test" ? test_ : val_;
+  const std::size_t n = limit > 0 ? std::min(data.size(), static_cast<std::size_t>(limit)) : data.size();
+  analysis_.clear();
+  for (std::size_t at = 0; at < n; at += static_cast<std::size_t>(batch_size))
+    analysis_.emplace_back(data.begin() + static_cast<std::ptrdiff_t>(at),
+                           data.begin() + static_cast<std::ptrdiff_t>(std::min(n, at + static_cast<std::size_t>(batch_size))));
+  return static_cast<std::int64_t>(n);
+}
+
+cli::AnalysisBatch TranslationTask::analysis_batch(std::int64_t index) {
+  const Batch b = encode(analysis_.at(static_cast<std::size_t>(index)));
+  return model_->analyse(b.src, b.tgt_in, b.tgt_out);
+}
+
 void TranslationTask::describe(nn::Checkpoint& c) const {
   c.meta_strings["source_vocabulary"] = src_vocab_.tokens();
   c.meta_strings["target_vocabulary"] = tgt_vocab_.tokens();

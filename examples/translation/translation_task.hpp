@@ -32,6 +32,8 @@ class TranslationTask : public cli::Task {
   bool higher_is_better() const override { return true; }
   std::string items_name() const override { return "tokens"; }
   void describe(nn::Checkpoint& c) const override;
+  std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
+  cli::AnalysisBatch analysis_batch(std::int64_t index) override;
 
   // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized.
   std::vector<std::string> translate(const std::vector<std::string>& sources, std::int64_t max_steps = 0);
@@ -71,6 +73,7 @@ class TranslationTask : public cli::Task {
   std::shared_ptr<Seq2SeqTransformer> model_;
   std::int64_t prepared_epoch_ = -1;
   std::vector<std::vector<Pair>> epoch_batches_;
+  std::vector<std::vector<Pair>> analysis_;  // prepare_analysis()'s chunks of a split
 };
 
 }  // namespace rune::examples

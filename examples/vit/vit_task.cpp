@@ -172,6 +172,26 @@ std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
   return {{"loss", loss / n}, {"accuracy", static_cast<double>(correct) / n}};
 }
 
+std::int64_t ViTTask::prepare_analysis(const std::string& name, std::int64_t batch_size, std::int64_t limit) {
+  analysis_set_ = &split(name);
+  analysis_size_ = limit > 0 ? std::min(limit, analysis_set_->size()) : analysis_set_->size();
+  analysis_batch_size_ = batch_size;
+  return analysis_size_;
+}
+
+cli::AnalysisBatch ViTTask::analysis_batch(std::int64_t index) {
+  const std::int64_t start = index * analysis_batch_size_, end = std::min(analysis_size_, start + analysis_batch_size_);
+  if (!analysis_set_ || index < 0 || start >= end) throw std::out_of_range("ViTTask::analysis_batch: no batch " + std::to_string(index));
+  std::vector<std::int64_t> indices = iota(end - start);
+  for (auto& i : indices) i += start;
+  const ImageBatch batch = make_batch(*analysis_set_, indices, transform_, false, nullptr);
+  CrossEntropyOptions none;
+  none.reduction = Reduction::none;
+  const std::int64_t tokens = 1 + model_->options.grid() * model_->options.grid();
+  return {cross_entropy(model_->forward(batch.images), batch.labels, none),
+          [tokens](const std::string&, std::int64_t) { return std::pair<std::int64_t, std::int64_t>{tokens, tokens}; }};
+}
+
 void ViTTask::describe(nn::Checkpoint& c) const {
   c.meta_strings["classes"] = train_.classes;
   c.meta_numbers["mean"] = transform_.stats.mean;

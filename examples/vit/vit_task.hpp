@@ -48,6 +48,9 @@ class ViTTask : public cli::Task {
   std::vector<std::string> write_reports(const std::string& split, const std::string& dir) override;
   // "index,label,predicted" lines with a header, in the split's order
   void write_predictions(const std::string& path) const override;
+  // Head analysis: every block's (1 + N, 1 + N) attention is valid (no padding).
+  std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
+  cli::AnalysisBatch analysis_batch(std::int64_t index) override;
 
   const nn::VisionTransformer& vit() const { return *model_; }
   const ImageSet& split(const std::string& name) const;  // "train", "val" or "test"
@@ -81,6 +84,9 @@ class ViTTask : public cli::Task {
   // the last evaluate()'s split, predictions and labels
   std::string evaluated_;
   std::vector<std::int64_t> predictions_, labels_;
+  // prepare_analysis()'s split, examples and batch size
+  const ImageSet* analysis_set_ = nullptr;
+  std::int64_t analysis_size_ = 0, analysis_batch_size_ = 1;
 };
 
 // Attention rollout (Abnar and Zuidema, 2020): per layer, the heads' mean A, then
