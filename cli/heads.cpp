@@ -123,4 +123,52 @@ double js_divergence(const float* p, const float* q, std::int64_t n) {
   return std::max(js, 0.0);  // rounding can leave -1e-17
 }
 
+RedundancyAccumulator::RedundancyAccumulator(std::int64_t heads)
+    : heads_(heads), sums_(static_cast<std::size_t>(heads * heads), 0.0) {
+  if (heads < 1) throw std::invalid_argument("RedundancyAccumulator: " + std::to_string(heads) + " heads");
+}
+
+void RedundancyAccumulator::add(const float* weights, std::int64_t valid_q, std::int64_t valid_k, std::int64_t row_stride,
+                                std::int64_t head_stride) {
+  if (valid_q < 0 || valid_k <= 0 || row_stride < valid_k || head_stride < valid_q * row_stride)
+    throw std::invalid_argument("RedundancyAccumulator: " + std::to_string(valid_q) + " rows of " + std::to_string(valid_k) +
+                                " keys with strides " + std::to_string(row_stride) + " and " + std::to_string(head_stride) +
+                                " do not describe one matrix per head");
+  if (valid_q == 0) return;
+  const std::int64_t H = heads_;
+  const auto entropy = [valid_k](const float* p, const float* q) {  // of (p + q) / 2; of p when q is null
+    double h = 0;
+    for (std::int64_t j = 0; j < valid_k; ++j) {
+      const double m = q ? 0.5 * (static_cast<double>(p[j]) + static_cast<double>(q[j])) : static_cast<double>(p[j]);
+      if (m > 0) h -= m * std::log(m);
+    }
+    return h;
+  };
+  entropy_.resize(static_cast<std::size_t>(H * valid_q));
+  for (std::int64_t h = 0; h < H; ++h)
+    for (std::int64_t i = 0; i < valid_q; ++i)
+      entropy_[static_cast<std::size_t>(h * valid_q + i)] = entropy(weights + h * head_stride + i * row_stride, nullptr);
+  const std::int64_t pairs = H * (H - 1) / 2;
+#pragma omp parallel for schedule(dynamic) if (pairs * valid_q * valid_k > 20000)
+  for (std::int64_t n = 0; n < pairs; ++n) {
+    std::int64_t a = 0, rest = n;  // the n-th pair (a, b), a < b, in row order
+    while (rest >= H - 1 - a) rest -= H - 1 - a++;
+    const std::int64_t b = a + 1 + rest;
+    double js = 0;
+    for (std::int64_t i = 0; i < valid_q; ++i) {
+      const double hm = entropy(weights + a * head_stride + i * row_stride, weights + b * head_stride + i * row_stride);
+      js += std::max(0.0, hm - 0.5 * (entropy_[static_cast<std::size_t>(a * valid_q + i)] + entropy_[static_cast<std::size_t>(b * valid_q + i)]));
+    }
+    sums_[static_cast<std::size_t>(a * H + b)] += js;
+  }
+  rows_ += valid_q;
+}
+
+double RedundancyAccumulator::mean(std::int64_t a, std::int64_t b) const {
+  if (a < 0 || b < 0 || a >= heads_ || b >= heads_)
+    throw std::out_of_range("RedundancyAccumulator: no head pair (" + std::to_string(a) + ", " + std::to_string(b) + ")");
+  if (a == b || rows_ == 0) return 0.0;
+  return sums_[static_cast<std::size_t>(std::min(a, b) * heads_ + std::max(a, b))] / static_cast<double>(rows_);
+}
+
 }  // namespace rune::cli

@@ -65,4 +65,23 @@ class HeadAccumulator {
 // KL(p || m) and KL(q || m) with m = (p + q) / 2. Symmetric, 0 for equal rows, at most ln 2.
 double js_divergence(const float* p, const float* q, std::int64_t n);
 
+// Redundancy between the heads of one attention module: for every pair of heads, the Jensen-
+// Shannon divergence between their attention rows (the same query), averaged over every valid
+// row of every example. Computed as H(m) - (H(p) + H(q)) / 2 with H the entropy, so each pair
+// costs one logarithm per weight; the pairs are shared out between threads.
+class RedundancyAccumulator {
+ public:
+  explicit RedundancyAccumulator(std::int64_t heads);
+  // One example: head h's row i at weights + h head_stride + i row_stride, keys 0..valid_k-1.
+  void add(const float* weights, std::int64_t valid_q, std::int64_t valid_k, std::int64_t row_stride,
+           std::int64_t head_stride);
+  double mean(std::int64_t a, std::int64_t b) const;  // 0 for a == b
+  std::int64_t heads() const { return heads_; }
+
+ private:
+  std::int64_t heads_, rows_ = 0;
+  std::vector<double> sums_;     // (H, H), upper triangle
+  std::vector<double> entropy_;  // (H, valid_q) of the example being added
+};
+
 }  // namespace rune::cli

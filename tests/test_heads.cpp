@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 #include <stdexcept>
+#include <tuple>
 #include <vector>
 
 #include "cli/heads.hpp"
@@ -137,6 +138,45 @@ TEST(HeadStatistics, JensenShannonDivergence) {
   const double want = 0.5 * (0.7 * std::log(0.7 / 0.4) + 0.2 * std::log(0.2 / 0.25) + 0.1 * std::log(0.1 / 0.35)) +
                       0.5 * (0.1 * std::log(0.1 / 0.4) + 0.3 * std::log(0.3 / 0.25) + 0.6 * std::log(0.6 / 0.35));
   EXPECT_NEAR(js_divergence(p.data(), q.data(), 3), want, 1e-6);
+}
+
+// The accumulator's pair means against js_divergence row by row: three heads of which two are the
+// same (divergence 0), over two examples of different valid sizes inside padded buffers.
+TEST(HeadRedundancy, PairMeansAreTheRowsJensenShannonDivergences) {
+  const std::int64_t H = 3, T = 5;  // buffers (H, T, T), padded
+  std::vector<float> w(H * T * T, 0.0f);
+  const auto fill = [&](std::int64_t vq, std::int64_t vk, unsigned seed) {
+    std::fill(w.begin(), w.end(), 0.0f);
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t i = 0; i < vq; ++i) {
+        float total = 0;
+        for (std::int64_t j = 0; j < vk; ++j) {
+          // head 1 copies head 0; head 2 has its own rows
+          const std::int64_t src = h == 1 ? 0 : h;
+          const float v = 0.05f + static_cast<float>((seed * 7 + src * 13 + i * 5 + j * 3) % 11);
+          w[(h * T + i) * T + j] = v;
+          total += v;
+        }
+        for (std::int64_t j = 0; j < vk; ++j) w[(h * T + i) * T + j] /= total;
+      }
+  };
+  RedundancyAccumulator acc(H);
+  std::vector<double> want(H * H, 0.0);
+  std::int64_t rows = 0;
+  for (const auto& [vq, vk, seed] : {std::tuple<std::int64_t, std::int64_t, unsigned>{5, 5, 1}, {3, 4, 2}}) {
+    fill(vq, vk, seed);
+    acc.add(w.data(), vq, vk, T, T * T);
+    for (std::int64_t a = 0; a < H; ++a)
+      for (std::int64_t b = 0; b < H; ++b)
+        for (std::int64_t i = 0; i < vq; ++i) want[a * H + b] += js_divergence(&w[(a * T + i) * T], &w[(b * T + i) * T], vk);
+    rows += vq;
+  }
+  for (std::int64_t a = 0; a < H; ++a)
+    for (std::int64_t b = 0; b < H; ++b) EXPECT_NEAR(acc.mean(a, b), want[a * H + b] / rows, 1e-7) << a << " " << b;
+  EXPECT_NEAR(acc.mean(0, 1), 0.0, 1e-7);
+  EXPECT_GT(acc.mean(0, 2), 0.01);
+  EXPECT_THROW(acc.mean(0, 3), std::out_of_range);
+  EXPECT_THROW(acc.add(w.data(), 2, 6, 5, 25), std::invalid_argument);  // 6 keys in rows of 5
 }
 
 }  // namespace
