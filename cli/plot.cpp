@@ -38,7 +38,8 @@ void text(cairo_t* cr, double x, double y, const std::string& s, double align_x,
 
 const double kColours[][3] = {{0.12, 0.47, 0.71}, {1.0, 0.5, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16}, {0.58, 0.4, 0.74}};
 
-void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vector<Series>& series, bool faint_first) {
+void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vector<Series>& series, bool faint_first,
+           const std::string& x_label = "step") {
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const Series& s : series)
     for (const auto& [x, y] : s.points)
@@ -78,7 +79,7 @@ void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vecto
     cairo_set_source_rgb(cr, 0, 0, 0);
     text(cr, b.x - 6, Y(t), label(t), 1.0, 0.5);
   }
-  text(cr, b.x + b.w / 2, b.y + b.h + 34, "step", 0.5, 0);
+  text(cr, b.x + b.w / 2, b.y + b.h + 34, x_label, 0.5, 0);
   for (std::size_t i = 0; i < series.size(); ++i) {
     const double* c = kColours[i % 5];
     const bool faint = faint_first && i == 0;
@@ -224,6 +225,67 @@ void plot_curves(const std::string& path, const std::string& title, const Series
   }
   panel(cr, {80, 90, 470, 360}, "loss", {loss, smooth, val_loss}, true);
   panel(cr, {690, 90, 470, 360}, "validation", metrics, false);
+  cairo_destroy(cr);
+  write_png(surface, path, "plot");
+}
+
+void plot_panels(const std::string& path, const std::string& title, const std::string& x_label,
+                 const std::vector<std::pair<std::string, std::vector<Series>>>& panels) {
+  const int n = std::max<int>(1, static_cast<int>(panels.size()));
+  const int W = 610 * n - 10, H = 530;
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 17, 20);
+  for (int i = 0; i < static_cast<int>(panels.size()); ++i)
+    panel(cr, {80.0 + 610.0 * i, 90, 470, 360}, panels[static_cast<std::size_t>(i)].first,
+          panels[static_cast<std::size_t>(i)].second, false, x_label);
+  cairo_destroy(cr);
+  write_png(surface, path, "plot");
+}
+
+void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
+               const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
+               const std::vector<GridLegend>& legend) {
+  if (cells.size() != rows.size()) throw std::invalid_argument("plot_grid: " + std::to_string(cells.size()) + " rows of cells for " + std::to_string(rows.size()) + " row labels");
+  for (const auto& r : cells)
+    if (r.size() > columns.size()) throw std::invalid_argument("plot_grid: a row of " + std::to_string(r.size()) + " cells for " + std::to_string(columns.size()) + " columns");
+  const double cell_w = 72, cell_h = 34, left = 260, top = 80;
+  const auto n_rows = static_cast<double>(rows.size()), n_cols = static_cast<double>(columns.size());
+  const int W = static_cast<int>(std::max(left + cell_w * n_cols + 40, 640.0));
+  const int legend_rows = static_cast<int>((legend.size() + 3) / 4);
+  const int H = static_cast<int>(top + cell_h * n_rows + 50 + 26 * legend_rows);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 16, 24);
+  cairo_set_font_size(cr, 12);
+  for (std::size_t c = 0; c < columns.size(); ++c)
+    text(cr, left + cell_w * (static_cast<double>(c) + 0.5), top - 14, columns[c], 0.5, 0);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const double y = top + cell_h * static_cast<double>(r);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, left - 8, y + cell_h / 2, rows[r], 1.0, 0.5);
+    for (std::size_t c = 0; c < cells[r].size(); ++c) {
+      const GridCell& g = cells[r][c];
+      const double x = left + cell_w * static_cast<double>(c);
+      cairo_set_source_rgb(cr, g.r, g.g, g.b);
+      cairo_rectangle(cr, x, y, cell_w, cell_h);
+      cairo_fill(cr);
+      cairo_set_source_rgb(cr, 1, 1, 1);
+      cairo_set_line_width(cr, 2);
+      cairo_rectangle(cr, x, y, cell_w, cell_h);
+      cairo_stroke(cr);
+      const double luma = 0.299 * g.r + 0.587 * g.g + 0.114 * g.b;  // dark cells get white text
+      const double ink = luma < 0.5 ? 1.0 : 0.0;
+      cairo_set_source_rgb(cr, ink, ink, ink);
+      text(cr, x + cell_w / 2, y + cell_h / 2, g.text, 0.5, 0.5);
+    }
+  }
+  for (std::size_t i = 0; i < legend.size(); ++i) {
+    const double x = 20 + 220.0 * static_cast<double>(i % 4), y = top + cell_h * n_rows + 30 + 26.0 * static_cast<double>(i / 4);
+    cairo_set_source_rgb(cr, legend[i].r, legend[i].g, legend[i].b);
+    cairo_rectangle(cr, x, y - 8, 18, 16);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, x + 26, y, legend[i].name, 0, 0.5);
+  }
   cairo_destroy(cr);
   write_png(surface, path, "plot");
 }

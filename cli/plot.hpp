@@ -20,6 +20,26 @@ struct Series {
 void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,
                  const std::vector<Series>& metrics);
 
+// Panels side by side, each a (title, series) pair over the same x axis named `x_label`
+// (the pruning curve: heads masked against the task's loss, and against its metrics).
+void plot_panels(const std::string& path, const std::string& title, const std::string& x_label,
+                 const std::vector<std::pair<std::string, std::vector<Series>>>& panels);
+
+// A table of coloured cells with a short text in each (rows x columns; the head analysis's
+// pattern-class map and importance heatmap, an attention module per row, a head per column)
+// and a legend of named colours under it. Written atomically like plot_curves.
+struct GridCell {
+  double r = 1, g = 1, b = 1;  // in [0, 1]
+  std::string text;
+};
+struct GridLegend {
+  std::string name;
+  double r, g, b;
+};
+void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
+               const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
+               const std::vector<GridLegend>& legend);
+
 // One heatmap of an attention grid: weights (rows = queries, columns = keys) with their tokens.
 struct Heatmap {
   std::string title;
