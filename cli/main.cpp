@@ -1,4 +1,4 @@
-// The `rune` command: train, eval, info, translate and attention. Subcommand parsing by CLI11 (Debian's libcli11-dev).
+// The `rune` command: train, eval, info, translate, attention and heads. Subcommand parsing by CLI11 (Debian's libcli11-dev).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -47,6 +47,21 @@ int main(int argc, char** argv) {
   sentence_option->excludes(image_option);
   at->add_option("--out", out_dir, "Folder for the PNGs and the weights as CSV");
 
+  rune::cli::HeadsRequest heads;
+  bool heads_quiet = false;
+  CLI::App* hd = app.add_subcommand("heads", "Analyse every attention head of a checkpoint on a split: patterns, importance, redundancy, pruning");
+  hd->add_option("checkpoint", heads.checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  hd->add_option("--split", heads.split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  hd->add_option("--out", heads.out_dir, "Folder for heads.md, the CSVs and PNGs; default: heads-<split> in the run folder");
+  hd->add_flag("--prune", heads.prune, "Mask heads in increasing order of importance, evaluating the task after each");
+  hd->add_option("--limit", heads.limit, "Analyse only the split's first N examples (0: all; pruning evaluates all)")->check(CLI::NonNegativeNumber);
+  hd->add_option("--batch-size", heads.batch_size, "Examples per analysis batch")->check(CLI::PositiveNumber);
+  hd->add_option("--redundant-js", heads.redundant_js, "Head pairs of a module below this mean Jensen-Shannon divergence (nats) are redundant")
+      ->check(CLI::Range(0.0, 1.0));
+  hd->add_option("--dead", heads.dead_fraction, "Heads below this fraction of the largest raw importance are dead")->check(CLI::Range(0.0, 1.0));
+  hd->add_option("--set", heads.sets, "Override a key of the checkpoint's config");
+  hd->add_flag("--no-progress", heads_quiet, "No progress lines on stderr");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (t->parsed()) {
@@ -54,6 +69,10 @@ int main(int argc, char** argv) {
       return rune::cli::train(train);
     }
     if (e->parsed()) return rune::cli::evaluate(eval);
+    if (hd->parsed()) {
+      heads.progress = !heads_quiet;
+      return rune::cli::heads(heads);
+    }
     if (tr->parsed()) return rune::cli::translate(checkpoint, sentences, scores);
     if (at->parsed()) {
       if (!image.empty()) return rune::cli::image_attention(checkpoint, image, out_dir);

@@ -16,6 +16,7 @@
 
 #include "autograd/ops.hpp"
 #include "cli/config.hpp"
+#include "cli/head_analysis.hpp"
 #include "cli/plot.hpp"
 #include "cli/task.hpp"
 #include "examples/translation/translation_task.hpp"
@@ -534,6 +535,46 @@ int image_attention(const std::string& checkpoint, const std::string& image, con
                        {{"image", {}}, {"last layer, mean of heads", last_mean}, {"rollout over all layers", a.rollout}}, 3);
   write_file(out_dir + "/cls_attention.csv", csv.str());
   std::printf("%s\nwrote %s, %s and %s/cls_attention.csv\n", title, map_png.c_str(), rollout_png.c_str(), out_dir.c_str());
+  return kExitOk;
+}
+
+int heads(const HeadsRequest& request) {
+  const std::unique_ptr<LoadedTask> loaded = load_task(request.checkpoint, request.sets);
+  HeadAnalysisOptions o;
+  o.split = request.split;
+  o.limit = request.limit;
+  o.batch_size = request.batch_size;
+  o.redundant_js = request.redundant_js;
+  o.dead_fraction = request.dead_fraction;
+  o.progress = request.progress;
+  HeadAnalysis analysis = analyse_heads(*loaded->task, o);
+  if (request.prune) prune_heads(*loaded->task, analysis);
+  const fs::path run = fs::path(request.checkpoint).parent_path().parent_path();
+  const std::string out = !request.out_dir.empty()              ? request.out_dir
+                          : fs::exists(run / "config.toml") ? (run / ("heads-" + request.split)).string()
+                                                                : "heads-" + request.split;
+  const std::string title = fs::path(request.checkpoint).filename().string() + " (step " + std::to_string(loaded->checkpoint.step) + ")";
+
+  std::printf("%s, %s split, %lld examples, mean loss %.4f\n", request.checkpoint.c_str(), request.split.c_str(),
+              static_cast<long long>(analysis.examples), analysis.loss);
+  std::size_t width = 6;
+  for (const ModuleHeads& m : analysis.modules) width = std::max(width, head_module_label(m.path).size());
+  for (const ModuleHeads& m : analysis.modules) {
+    std::printf("  %-*s", static_cast<int>(width), head_module_label(m.path).c_str());
+    for (const HeadResult& r : m.heads)
+      std::printf("  %.4s %.2f%s", pattern_name(r.stats.pattern).c_str(), r.importance, r.dead ? "!" : " ");
+    std::printf("\n");
+  }
+  std::printf("  (per head: pattern class, importance normalised per module; ! marks a dead head)\n");
+  std::printf("redundant pairs (JS < %g): %zu; dead heads: ", request.redundant_js, analysis.redundant.size());
+  std::int64_t dead = 0;
+  for (const ModuleHeads& m : analysis.modules)
+    for (const HeadResult& r : m.heads) dead += r.dead;
+  std::printf("%lld\n", static_cast<long long>(dead));
+  for (const auto& [name, can] : analysis.prunable)
+    std::printf("pruning: %lld heads can go before %s drops by more than one point (%.4f at first)\n", static_cast<long long>(can),
+                name.c_str(), analysis.pruning.front().metrics.at(name));
+  for (const std::string& file : write_head_report(analysis, out, title)) std::printf("wrote %s\n", file.c_str());
   return kExitOk;
 }
 

@@ -9,6 +9,7 @@
 //   checkpoints/         last.h5, best.h5 (by the task's primary validation metric), step-N.h5
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,5 +44,18 @@ int attention(const std::string& checkpoint, const std::string& sentence, const 
 // vit_attention_map.png (the class token's attention over the patches, a panel per head of every
 // layer, over the image), attention_rollout.png (the rollout across layers) and cls_attention.csv.
 int image_attention(const std::string& checkpoint, const std::string& image, const std::string& out_dir);
+
+// `rune heads`: the head analysis of a checkpoint (cli/head_analysis.hpp) on a split, with
+// --prune the pruning curve; the report and its pictures in `out_dir` (default: heads-<split> in
+// the checkpoint's run folder, else in the current one) and a summary on stdout.
+struct HeadsRequest {
+  std::string checkpoint, split = "test";
+  std::vector<std::string> sets;  // overrides of the checkpoint's config
+  std::string out_dir;
+  bool prune = false, progress = true;
+  std::int64_t limit = 0, batch_size = 64;
+  double redundant_js = 0.05, dead_fraction = 0.01;
+};
+int heads(const HeadsRequest& request);
 
 }  // namespace rune::cli

@@ -220,6 +220,17 @@ epochs = 1
   EXPECT_EQ(csv.rfind("kind,layer,head,query,query_token,key,key_token,weight", 0), 0u);
   EXPECT_NE(csv.find("\"cross\",1,1,"), std::string::npos);
   EXPECT_NE(csv.find("\"encoder self\",0,0,0,\"eighty\""), std::string::npos) << csv.substr(0, 300);
+  // head analysis: a report in the run folder, a summary with every module, pruning counts
+  r = run_rune("heads " + ckpt + " --prune --no-progress --split val", dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* s : {"val split, 16 examples", "encoder.0.self_attn", "decoder.1.self_attn", "decoder.1.multihead_attn",
+                        "heads can go before exact_match drops", "heads can go before bleu drops"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png", "pruning.csv", "pruning.png"})
+    EXPECT_TRUE(fs::exists(dir + "/runs/numbers/heads-val/" + f)) << f;
+  r = run_rune("heads " + ckpt + " --split train", dir);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--split"), std::string::npos) << r.output;
   r = run_rune("attention runs/none.h5 x", dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("runs/none.h5"), std::string::npos) << r.output;

@@ -332,6 +332,22 @@ name = "tiny"
   r = run_rune("attention runs/tiny/checkpoints/best.h5 --image 999 --out x", data);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("999"), std::string::npos) << r.output;
+  // head analysis of the ViT's blocks (every row and key valid), with the pruning curve
+  r = run_rune("heads runs/tiny/checkpoints/best.h5 --limit 50 --prune --no-progress", data);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("test split, 50 examples"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("heads can go before accuracy drops"), std::string::npos) << r.output;
+  for (const char* f : {"heads.md", "heads.csv", "head_patterns.png", "head_importance.png", "pruning.csv", "pruning.png"})
+    EXPECT_TRUE(fs::exists(run / "heads-test" / f)) << f;
+  {
+    std::ifstream heads(run / "heads-test" / "heads.csv");
+    std::string header, line;
+    std::getline(heads, header);
+    std::getline(heads, line);
+    EXPECT_EQ(line.rfind("encoder.layers.0.self_attn,0,", 0), 0u) << line;
+    // a row of every valid query of 50 images: 1 + 9 tokens each
+    EXPECT_EQ(line.substr(line.rfind(',') + 1), std::to_string(50 * 10)) << line;
+  }
   // fine-tuning at 16x16 from the 12x12 checkpoint
   r = run_rune("train tiny.toml --no-progress --set run.name=ft --set data.image_size=16 --set data.resize=pad "
            "--set train.epochs=1 --set train.init_from=runs/tiny/checkpoints/best.h5",
