@@ -14,6 +14,7 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "cli/output.hpp"
 #include "cli/plot.hpp"
 #include "nn/attention.hpp"
 
@@ -25,14 +26,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string duration(double s) {
-  char buf[32];
-  const auto t = static_cast<long long>(std::llround(std::max(0.0, s)));
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%lld:%02lld", t / 60, t % 60);
-  return buf;
-}
 
 // One progress line on stderr: rewritten in place on a terminal, a line per call otherwise.
 class ProgressLine {
@@ -99,16 +92,6 @@ std::string fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  fs::rename(tmp, path);
 }
 
 // The pattern classes' colours on the map (Tableau's palette; heterogeneous is grey).
@@ -345,13 +328,13 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
           << s.best_offset << ',' << fixed(s.vertical, 6) << ',' << fixed(s.block, 6) << ',' << fixed(r.importance, 6) << ','
           << r.raw_importance << ',' << (r.dead ? 1 : 0) << ',' << s.rows << '\n';
     }
-  write_text(path_of("heads.csv"), csv.str());
+  write_file(path_of("heads.csv"), csv.str());
   std::ostringstream pairs;
   pairs << "module,head_a,head_b,js_divergence\n";
   for (const ModuleHeads& m : a.modules)
     for (std::size_t x = 0; x < m.js.size(); ++x)
       for (std::size_t y = x + 1; y < m.js.size(); ++y) pairs << m.path << ',' << x << ',' << y << ',' << fixed(m.js[x][y], 6) << '\n';
-  write_text(path_of("redundancy.csv"), pairs.str());
+  write_file(path_of("redundancy.csv"), pairs.str());
 
   // the pattern-class map and the importance heatmap
   std::vector<std::string> rows, columns;
@@ -398,7 +381,7 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
       }
       p << '\n';
     }
-    write_text(path_of("pruning.csv"), p.str());
+    write_file(path_of("pruning.csv"), p.str());
     std::vector<Series> metrics;
     for (const auto& [name, s] : series)
       if (name != "loss") metrics.push_back(s);
@@ -473,7 +456,7 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
       md << '\n';
     }
   }
-  write_text(path_of("heads.md"), md.str());
+  write_file(path_of("heads.md"), md.str());
   return written;
 }
 

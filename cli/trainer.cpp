@@ -17,6 +17,7 @@
 #include "autograd/ops.hpp"
 #include "cli/config.hpp"
 #include "cli/head_analysis.hpp"
+#include "cli/output.hpp"
 #include "cli/plot.hpp"
 #include "cli/task.hpp"
 #include "examples/translation/translation_task.hpp"
@@ -110,16 +111,6 @@ std::string new_run_folder(const std::string& dir, const std::string& name) {
   return p.string();
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  fs::rename(tmp, path);
-}
-
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[32];
@@ -149,16 +140,6 @@ std::map<std::string, double> parse_json_line(const std::string& line) {
     at = colon + 1;
   }
   return out;
-}
-
-std::string duration(double seconds) {
-  const long s = std::lround(std::max(0.0, seconds));
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-  return buf;
 }
 
 // The live status line: epoch, step, a bar, loss, lr, throughput and time left.

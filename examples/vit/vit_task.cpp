@@ -9,6 +9,7 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "cli/output.hpp"
 #include "cli/plot.hpp"
 
 namespace rune::examples {
@@ -237,12 +238,7 @@ std::vector<std::string> ViTTask::write_reports(const std::string& name, const s
     csv << '\n';
   }
   const std::string base = (fs::path(dir) / ("confusion-" + name)).string();
-  {
-    std::ofstream out(base + ".csv.tmp");
-    out << csv.str();
-    if (!out) throw std::runtime_error("cannot write " + base + ".csv.tmp");
-  }
-  fs::rename(base + ".csv.tmp", base + ".csv");
+  cli::write_file(base + ".csv", csv.str());
   std::int64_t correct = 0;
   for (std::int64_t k = 0; k < K; ++k) correct += counts[static_cast<std::size_t>(k)][static_cast<std::size_t>(k)];
   char title[160];
@@ -257,13 +253,7 @@ void ViTTask::write_predictions(const std::string& path) const {
   std::ostringstream out;
   out << "index,label,predicted\n";
   for (std::size_t i = 0; i < labels_.size(); ++i) out << i << ',' << labels_[i] << ',' << predictions_[i] << '\n';
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << out.str();
-    if (!f) throw std::runtime_error("cannot write " + tmp);
-  }
-  fs::rename(tmp, path);
+  cli::write_file(path, out.str());
 }
 
 ViTTask::ImageAttention ViTTask::image_attention(const std::string& file_or_index) {
