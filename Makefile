@@ -4,7 +4,7 @@ JOBS  ?= $(shell nproc)
 
 .PHONY: demo vit test bench build deps clean fixtures
 
-demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate
+demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate, analyse its heads
 	rm -rf runs/numbers-demo
 	$(BUILD)/rune train examples/translation/numbers.toml --set run.name=numbers-demo
 	$(BUILD)/rune eval runs/numbers-demo/checkpoints/best.h5 --split test
@@ -12,14 +12,16 @@ demo: build              ## the main job: train the translation model (numbers, 
 	  "eighty thousand" "one thousand, two hundred" "nine hundred and ninety-nine thousand, nine hundred and ninety-nine"
 	$(BUILD)/rune attention runs/numbers-demo/checkpoints/best.h5 \
 	  "two hundred and thirty-four thousand, five hundred and seventy-one" --out runs/numbers-demo
-	@echo "run folder: runs/numbers-demo (config.toml, metrics.jsonl, curves.png, multi_head_attention_map.png, checkpoints/)"
+	$(BUILD)/rune heads runs/numbers-demo/checkpoints/best.h5 --prune --no-progress
+	@echo "run folder: runs/numbers-demo (config.toml, metrics.jsonl, curves.png, multi_head_attention_map.png, heads-test/heads.md, checkpoints/)"
 
-vit: build               ## the ViT on Fashion-MNIST: train (about 30 min), test accuracy, confusion matrix, attention over images
+vit: build               ## the ViT on Fashion-MNIST: train (about 30 min), test accuracy, confusion matrix, attention over images, head analysis (5 min)
 	rm -rf runs/fashion_mnist
 	$(BUILD)/rune train examples/vit/fashion_mnist.toml
 	$(BUILD)/rune eval runs/fashion_mnist/checkpoints/best.h5 --predictions runs/fashion_mnist/predictions.csv
 	$(BUILD)/rune attention runs/fashion_mnist/checkpoints/best.h5 --image 0 --out runs/fashion_mnist
-	@echo "run folder: runs/fashion_mnist (curves.png, confusion-test.png, vit_attention_map.png, attention_rollout.png, checkpoints/)"
+	$(BUILD)/rune heads runs/fashion_mnist/checkpoints/best.h5 --prune
+	@echo "run folder: runs/fashion_mnist (curves.png, confusion-test.png, vit_attention_map.png, attention_rollout.png, heads-test/heads.md, checkpoints/)"
 
 test: build              ## the whole GoogleTest suite through ctest
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
