@@ -349,8 +349,7 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
       std::string text = fixed(r.stats.pattern_score, 2);
       if (r.stats.pattern == Pattern::offset) text += " (" + std::string(r.stats.best_offset > 0 ? "+" : "") + std::to_string(r.stats.best_offset) + ")";
       patterns.back().push_back({c.r, c.g, c.b, text});
-      const double w = std::clamp(r.importance, 0.0, 1.0);  // white through blue to navy, as the attention maps
-      importance.back().push_back({1.0 - 0.95 * w, 1.0 - 0.8 * w, 1.0 - 0.45 * w, fixed(r.importance, 2) + (r.dead ? " dead" : "")});
+      importance.back().push_back(weight_cell(r.importance, fixed(r.importance, 2) + (r.dead ? " dead" : "")));
     }
   }
   std::vector<GridLegend> legend;
@@ -362,7 +361,14 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   plot_grid(patterns_png, title + ": pattern class per head (score in the cell)", rows, columns, patterns, legend);
   const std::string importance_png = path_of("head_importance.png");
   plot_grid(importance_png, title + ": head importance, normalised per module (l2)", rows, columns, importance,
-            {{"0", 1, 1, 1}, {"0.5", 1 - 0.475, 1 - 0.4, 1 - 0.225}, {"1", 0.05, 0.2, 0.55}});
+            [] {
+              std::vector<GridLegend> scale;
+              for (double w : {0.0, 0.5, 1.0}) {
+                const GridCell c = weight_cell(w, "");
+                scale.push_back({fixed(w, 1), c.r, c.g, c.b});
+              }
+              return scale;
+            }());
 
   // the pruning curve
   std::string pruning_png;

@@ -51,14 +51,14 @@ int main(int argc, char** argv) {
   bool heads_quiet = false;
   CLI::App* hd = app.add_subcommand("heads", "Analyse every attention head of a checkpoint on a split: patterns, importance, redundancy, pruning");
   hd->add_option("checkpoint", heads.checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
-  hd->add_option("--split", heads.split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  hd->add_option("--split", heads.analysis.split, "val or test")->check(CLI::IsMember({"val", "test"}));
   hd->add_option("--out", heads.out_dir, "Folder for heads.md, the CSVs and PNGs; default: heads-<split> in the run folder");
   hd->add_flag("--prune", heads.prune, "Mask heads in increasing order of importance, evaluating the task after each");
-  hd->add_option("--limit", heads.limit, "Analyse only the split's first N examples (0: all; pruning evaluates all)")->check(CLI::NonNegativeNumber);
-  hd->add_option("--batch-size", heads.batch_size, "Examples per analysis batch")->check(CLI::PositiveNumber);
-  hd->add_option("--redundant-js", heads.redundant_js, "Head pairs of a module below this mean Jensen-Shannon divergence (nats) are redundant")
+  hd->add_option("--limit", heads.analysis.limit, "Analyse only the split's first N examples (0: all; pruning evaluates all)")->check(CLI::NonNegativeNumber);
+  hd->add_option("--batch-size", heads.analysis.batch_size, "Examples per analysis batch")->check(CLI::PositiveNumber);
+  hd->add_option("--redundant-js", heads.analysis.redundant_js, "Head pairs of a module below this mean Jensen-Shannon divergence (nats) are redundant")
       ->check(CLI::Range(0.0, 1.0));
-  hd->add_option("--dead", heads.dead_fraction, "Heads below this fraction of the largest raw importance are dead")->check(CLI::Range(0.0, 1.0));
+  hd->add_option("--dead", heads.analysis.dead_fraction, "Heads below this fraction of the largest raw importance are dead")->check(CLI::Range(0.0, 1.0));
   hd->add_option("--set", heads.sets, "Override a key of the checkpoint's config");
   hd->add_flag("--no-progress", heads_quiet, "No progress lines on stderr");
 
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     }
     if (e->parsed()) return rune::cli::evaluate(eval);
     if (hd->parsed()) {
-      heads.progress = !heads_quiet;
+      heads.analysis.progress = !heads_quiet;
       return rune::cli::heads(heads);
     }
     if (tr->parsed()) return rune::cli::translate(checkpoint, sentences, scores);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
+#include <utility>
 
 namespace rune::cli {
 namespace {
@@ -110,10 +111,10 @@ void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vecto
   }
 }
 
-// The colour of a weight in [0, 1]: white through blue to dark navy.
+// A weight's colour on the attention maps' scale (weight_cell) as cairo's source.
 void weight_colour(cairo_t* cr, double w) {
-  w = std::clamp(w, 0.0, 1.0);
-  cairo_set_source_rgb(cr, 1.0 - 0.95 * w, 1.0 - 0.8 * w, 1.0 - 0.45 * w);
+  const GridCell c = weight_cell(w, "");
+  cairo_set_source_rgb(cr, c.r, c.g, c.b);
 }
 
 // A white W x H page with `title` centred at title_y; the context is left drawing black
@@ -227,6 +228,11 @@ void plot_curves(const std::string& path, const std::string& title, const Series
   panel(cr, {690, 90, 470, 360}, "validation", metrics, false);
   cairo_destroy(cr);
   write_png(surface, path, "plot");
+}
+
+GridCell weight_cell(double w, std::string text) {
+  w = std::clamp(w, 0.0, 1.0);
+  return {1.0 - 0.95 * w, 1.0 - 0.8 * w, 1.0 - 0.45 * w, std::move(text)};
 }
 
 void plot_panels(const std::string& path, const std::string& title, const std::string& x_label,

@@ -32,6 +32,9 @@ struct GridCell {
   double r = 1, g = 1, b = 1;  // in [0, 1]
   std::string text;
 };
+// A cell coloured as a weight in [0, 1] on the attention maps' scale (white through blue to
+// dark navy; clamped).
+GridCell weight_cell(double w, std::string text);
 struct GridLegend {
   std::string name;
   double r, g, b;

@@ -521,22 +521,16 @@ int image_attention(const std::string& checkpoint, const std::string& image, con
 
 int heads(const HeadsRequest& request) {
   const std::unique_ptr<LoadedTask> loaded = load_task(request.checkpoint, request.sets);
-  HeadAnalysisOptions o;
-  o.split = request.split;
-  o.limit = request.limit;
-  o.batch_size = request.batch_size;
-  o.redundant_js = request.redundant_js;
-  o.dead_fraction = request.dead_fraction;
-  o.progress = request.progress;
-  HeadAnalysis analysis = analyse_heads(*loaded->task, o);
+  HeadAnalysis analysis = analyse_heads(*loaded->task, request.analysis);
+  const std::string& split = request.analysis.split;
   if (request.prune) prune_heads(*loaded->task, analysis);
   const fs::path run = fs::path(request.checkpoint).parent_path().parent_path();
   const std::string out = !request.out_dir.empty()              ? request.out_dir
-                          : fs::exists(run / "config.toml") ? (run / ("heads-" + request.split)).string()
-                                                                : "heads-" + request.split;
+                          : fs::exists(run / "config.toml") ? (run / ("heads-" + split)).string()
+                                                                : "heads-" + split;
   const std::string title = fs::path(request.checkpoint).filename().string() + " (step " + std::to_string(loaded->checkpoint.step) + ")";
 
-  std::printf("%s, %s split, %lld examples, mean loss %.4f\n", request.checkpoint.c_str(), request.split.c_str(),
+  std::printf("%s, %s split, %lld examples, mean loss %.4f\n", request.checkpoint.c_str(), split.c_str(),
               static_cast<long long>(analysis.examples), analysis.loss);
   std::size_t width = 6;
   for (const ModuleHeads& m : analysis.modules) width = std::max(width, head_module_label(m.path).size());
@@ -547,7 +541,7 @@ int heads(const HeadsRequest& request) {
     std::printf("\n");
   }
   std::printf("  (per head: pattern class, importance normalised per module; ! marks a dead head)\n");
-  std::printf("redundant pairs (JS < %g): %zu; dead heads: ", request.redundant_js, analysis.redundant.size());
+  std::printf("redundant pairs (JS < %g): %zu; dead heads: ", request.analysis.redundant_js, analysis.redundant.size());
   std::int64_t dead = 0;
   for (const ModuleHeads& m : analysis.modules)
     for (const HeadResult& r : m.heads) dead += r.dead;

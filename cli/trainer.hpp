@@ -9,9 +9,10 @@
 //   checkpoints/         last.h5, best.h5 (by the task's primary validation metric), step-N.h5
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "cli/head_analysis.hpp"
 
 namespace rune::cli {
 
@@ -49,12 +50,11 @@ int image_attention(const std::string& checkpoint, const std::string& image, con
 // --prune the pruning curve; the report and its pictures in `out_dir` (default: heads-<split> in
 // the checkpoint's run folder, else in the current one) and a summary on stdout.
 struct HeadsRequest {
-  std::string checkpoint, split = "test";
+  std::string checkpoint;
   std::vector<std::string> sets;  // overrides of the checkpoint's config
   std::string out_dir;
-  bool prune = false, progress = true;
-  std::int64_t limit = 0, batch_size = 64;
-  double redundant_js = 0.05, dead_fraction = 0.01;
+  bool prune = false;
+  HeadAnalysisOptions analysis;  // the split, limits and thresholds
 };
 int heads(const HeadsRequest& request);
 
