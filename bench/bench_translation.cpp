@@ -18,7 +18,7 @@
 #include "bench/timing.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
-#include "examples/seq2seq/model.hpp"
+#include "nn/seq2seq.hpp"
 #include "optim/adam.hpp"
 
 using namespace rune;
@@ -29,8 +29,8 @@ namespace {
 
 constexpr std::int64_t B = 64, L = 24, V = 200;
 
-examples::Seq2SeqOptions model_options() {
-  examples::Seq2SeqOptions o;
+nn::Seq2SeqOptions model_options() {
+  nn::Seq2SeqOptions o;
   o.src_vocab = o.tgt_vocab = V;
   o.max_len = 64;
   nn::TransformerOptions& t = o.transformer;
@@ -50,7 +50,7 @@ Tensor ids(Generator& g) { return randint(4, V, {B, L}, g); }
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
   Generator g(0);
-  examples::Seq2SeqTransformer model(model_options(), g);
+  nn::Seq2SeqTransformer model(model_options(), g);
   optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-4, 0.01, {"*.bias", "*norm*"}));
   const Tensor src = ids(g), tgt_in = ids(g), tgt_out = ids(g);
   CrossEntropyOptions ce;

@@ -1,36 +1,21 @@
-// The task registry: task.name in a config picks one of these.
-#include "cli/task.hpp"
-#include "examples/seq2seq/reverse_task.hpp"
-#include "examples/translation/translation_task.hpp"
-#include "examples/vit/vit_task.hpp"
+// rune tasks: the registered tasks, what each is, and the capabilities it offers.
+#include <cstdio>
+
+#include "cli/command.hpp"
 
 namespace rune::cli {
 
-std::vector<std::string> task_names() { return {"translation", "vit", "reverse"}; }
-
-std::vector<std::string> Task::load_parameters(const nn::Checkpoint& c, const std::string& path) {
-  nn::load_parameters(model(), c, path);
-  return {};
-}
-
-std::vector<std::string> Task::write_reports(const std::string&, const std::string&) { return {}; }
-
-void Task::write_predictions(const std::string&) const {
-  throw std::runtime_error("this task writes no per-example predictions");
-}
-
-std::int64_t Task::prepare_analysis(const std::string&, std::int64_t, std::int64_t) {
-  throw std::runtime_error("this task has no head analysis");
-}
-
-AnalysisBatch Task::analysis_batch(std::int64_t) { throw std::runtime_error("this task has no head analysis"); }
-
-std::unique_ptr<Task> make_task(Config& config, const TaskContext& context) {
-  const std::string name = config.string("task.name", "reverse", task_names());
-  if (name == "translation") return std::make_unique<examples::TranslationTask>(config, context);
-  if (name == "vit") return std::make_unique<examples::ViTTask>(config, context);
-  if (name == "reverse") return std::make_unique<examples::ReverseTask>(config, context);
-  config.fail("task.name", "'" + name + "' has no implementation");  // string() refused unknown names already
+Command add_tasks(CLI::App& app) {
+  CLI::App* c = app.add_subcommand("tasks", "List the tasks a config can name (task.name) and what each can do");
+  return {c, [] {
+    for (const train::TaskInfo& t : train::registered_tasks()) {
+      std::string caps;
+      for (const std::string& cap : t.capabilities) caps += (caps.empty() ? "" : ", ") + cap;
+      std::printf("%-12s %s\n%-12s can: train%s%s\n", t.name.c_str(), t.description.c_str(), "", caps.empty() ? "" : ", ",
+                  caps.c_str());
+    }
+    return 0;
+  }};
 }
 
 }  // namespace rune::cli

@@ -1,5 +1,7 @@
 #include "optim/adam.hpp"
 
+#include "optim/registry.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -57,6 +59,25 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, st
     run(float{});
   else
     run(double{});
+}
+
+namespace {
+AdamOptions read_adam(OptimizerSettings& s, bool decoupled) {
+  AdamOptions a;
+  a.beta1 = s.number("beta1", 0.9, 0.0, 1.0, true, "Adam's first-moment decay");
+  a.beta2 = s.number("beta2", 0.98, 0.0, 1.0, true, "Adam's second-moment decay");
+  a.eps = s.number("eps", 1e-9, 0.0, 1e300, false, "Adam's denominator term");
+  a.decoupled_weight_decay = decoupled;
+  return a;
+}
+}  // namespace
+
+std::unique_ptr<Optimizer> make_adam(std::vector<ParamGroup> groups, OptimizerSettings& settings) {
+  return std::make_unique<Adam>(std::move(groups), read_adam(settings, false));
+}
+
+std::unique_ptr<Optimizer> make_adamw(std::vector<ParamGroup> groups, OptimizerSettings& settings) {
+  return std::make_unique<Adam>(std::move(groups), read_adam(settings, true));
 }
 
 }  // namespace rune::optim

@@ -5,6 +5,8 @@
 //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 #pragma once
 
+#include <memory>
+
 #include "optim/optimizer.hpp"
 
 namespace rune::optim {
@@ -35,5 +37,11 @@ class AdamW : public Adam {
   AdamW(std::vector<ParamGroup> groups, AdamOptions opts = {})
       : Adam(std::move(groups), (opts.decoupled_weight_decay = true, opts)) {}
 };
+
+class OptimizerSettings;
+// Registry factories (optim/registry.hpp): train.beta1 (0.9), train.beta2 (0.98), train.eps (1e-9);
+// the betas of the Transformer recipe (Vaswani et al.), not torch's (0.9, 0.999, 1e-8).
+std::unique_ptr<Optimizer> make_adam(std::vector<ParamGroup> groups, OptimizerSettings& settings);
+std::unique_ptr<Optimizer> make_adamw(std::vector<ParamGroup> groups, OptimizerSettings& settings);
 
 }  // namespace rune::optim

@@ -1,5 +1,7 @@
 #include "optim/sgd.hpp"
 
+#include "optim/registry.hpp"
+
 #include <omp.h>
 
 #include <stdexcept>
@@ -46,6 +48,13 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, std
     sgd_kernel<double>(param.data<double>(), grad.data<double>(), slots.empty() ? nullptr : slots[0].data<double>(),
                        param.numel(), group.lr, group.weight_decay, options.momentum, options.dampening,
                        options.nesterov, first);
+}
+
+std::unique_ptr<Optimizer> make_sgd(std::vector<ParamGroup> groups, OptimizerSettings& settings) {
+  SGDOptions o;
+  o.momentum = settings.number("momentum", 0.9, 0.0, 1.0, true, "SGD's momentum");
+  o.nesterov = settings.boolean("nesterov", false, "Nesterov momentum");
+  return std::make_unique<SGD>(std::move(groups), o);
 }
 
 }  // namespace rune::optim

@@ -3,6 +3,8 @@
 //   d = nesterov ? g + momentum * buf : buf (or g without momentum);  p -= lr * d
 #pragma once
 
+#include <memory>
+
 #include "optim/optimizer.hpp"
 
 namespace rune::optim {
@@ -24,5 +26,9 @@ class SGD : public Optimizer {
               std::int64_t step) override;
   std::vector<std::string> slot_names() const override;
 };
+
+class OptimizerSettings;
+// Registry factory (optim/registry.hpp): train.momentum (0.9), train.nesterov (false).
+std::unique_ptr<Optimizer> make_sgd(std::vector<ParamGroup> groups, OptimizerSettings& settings);
 
 }  // namespace rune::optim

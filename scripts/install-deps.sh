@@ -12,6 +12,7 @@ packages=(
   libhdf5-dev                      # checkpoints
   libtomlplusplus-dev              # configs (TOML)
   libcli11-dev                     # the rune command line
+  nlohmann-json3-dev               # JSON (the metrics log, reports)
   libcairo2-dev                    # PNG plots, and reading PNG images
   zlib1g-dev                       # gzipped IDX image files
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)

@@ -15,7 +15,7 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
-#include "nn/checkpoint.hpp"
+#include "train/checkpoint.hpp"
 #include "nn/transformer.hpp"
 #include "nn/vit.hpp"
 #include "optim/adam.hpp"
@@ -38,8 +38,8 @@ nn::TransformerLayerOptions layer_options(double dropout = 0.0) {
   return o;
 }
 
-nn::Checkpoint sample_checkpoint(const nn::Module& model, const optim::Optimizer& opt) {
-  nn::Checkpoint c;
+train::Checkpoint sample_checkpoint(const nn::Module& model, const optim::Optimizer& opt) {
+  train::Checkpoint c;
   c.params = model.named_parameters();
   c.optimizer_state = opt.state();
   c.optimizer = opt.name();
@@ -71,12 +71,12 @@ struct Trained {
 TEST(Checkpoint, RoundTripKeepsEveryFieldAndTheLayoutIsTheNameTree) {
   const std::string dir = scratch("roundtrip");
   Trained t;
-  const nn::Checkpoint c = sample_checkpoint(t.model, t.opt);
+  const train::Checkpoint c = sample_checkpoint(t.model, t.opt);
   const std::string path = dir + "/model.h5";
-  nn::save_checkpoint(path, c);
+  train::save_checkpoint(path, c);
   EXPECT_FALSE(fs::exists(path + ".tmp"));
 
-  const nn::Checkpoint r = nn::read_checkpoint(path);
+  const train::Checkpoint r = train::read_checkpoint(path);
   ASSERT_EQ(r.params.size(), c.params.size());
   std::map<std::string, Tensor> by_name(r.params.begin(), r.params.end());
   for (const auto& [name, p] : c.params) {
@@ -121,7 +121,7 @@ TEST(Checkpoint, RoundTripKeepsEveryFieldAndTheLayoutIsTheNameTree) {
   // and the parameters load into a fresh model of the same shape
   Generator other(99);
   nn::TransformerEncoder fresh(layer_options(), 1, true, other);
-  nn::load_parameters(fresh, r, path);
+  train::load_parameters(fresh, r, path);
   for (const auto& [name, p] : t.model.named_parameters()) EXPECT_EQ(values(fresh.parameter(name)), values(p)) << name;
   fs::remove_all(dir);
 }
@@ -130,15 +130,15 @@ TEST(Checkpoint, AWriteFailingHalfWayLeavesThePreviousFile) {
   const std::string dir = scratch("failed_write");
   Trained t;
   const std::string path = dir + "/last.h5";
-  nn::save_checkpoint(path, sample_checkpoint(t.model, t.opt));
-  const std::vector<double> before = values(nn::read_checkpoint(path).params.front().second);
-  nn::Checkpoint bad = sample_checkpoint(t.model, t.opt);
+  train::save_checkpoint(path, sample_checkpoint(t.model, t.opt));
+  const std::vector<double> before = values(train::read_checkpoint(path).params.front().second);
+  train::Checkpoint bad = sample_checkpoint(t.model, t.opt);
   bad.step = 999;
   bad.optimizer_state.emplace_back("layers.0.linear1.weight/flags", zeros({3}, DType::bool_));  // fails after the params
-  const std::string e = error_of([&] { nn::save_checkpoint(path, bad); });
+  const std::string e = error_of([&] { train::save_checkpoint(path, bad); });
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(path + ".tmp")) << "the half-written file is removed";
-  const nn::Checkpoint r = nn::read_checkpoint(path);
+  const train::Checkpoint r = train::read_checkpoint(path);
   EXPECT_EQ(r.step, 120) << "the previous checkpoint is still the one on disk";
   EXPECT_EQ(values(r.params.front().second), before);
   fs::remove_all(dir);
@@ -147,18 +147,18 @@ TEST(Checkpoint, AWriteFailingHalfWayLeavesThePreviousFile) {
 TEST(Checkpoint, AWriterKilledHalfWayLeavesAReadableCheckpoint) {
   const std::string dir = scratch("killed_writer");
   const std::string path = dir + "/last.h5";
-  nn::Checkpoint c;
+  train::Checkpoint c;
   c.params = {{"w", full({8}, 1.0)}};
   c.step = 1;
-  nn::save_checkpoint(path, c);
-  nn::Checkpoint big;  // built before the fork: the child only writes (no OpenMP after fork)
+  train::save_checkpoint(path, c);
+  train::Checkpoint big;  // built before the fork: the child only writes (no OpenMP after fork)
   big.params = {{"w", full({8}, 2.0)}, {"big", zeros({4'000'000})}};
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {  // keep rewriting a 16 MB checkpoint until killed
     for (std::int64_t s = 2;; ++s) {
       big.step = s;
-      nn::save_checkpoint(path, big);
+      train::save_checkpoint(path, big);
     }
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
@@ -168,7 +168,7 @@ TEST(Checkpoint, AWriterKilledHalfWayLeavesAReadableCheckpoint) {
   ::waitpid(child, &status, 0);
   EXPECT_TRUE(WIFSIGNALED(status));
   // whatever moment it died, `path` holds a complete checkpoint: the first or one of the big ones
-  const nn::Checkpoint r = nn::read_checkpoint(path);
+  const train::Checkpoint r = train::read_checkpoint(path);
   EXPECT_GE(r.step, 1);
   std::map<std::string, Tensor> params(r.params.begin(), r.params.end());
   EXPECT_EQ(values(params.at("w")), std::vector<double>(8, r.step == 1 ? 1.0 : 2.0));
@@ -184,7 +184,7 @@ TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRefusedByName) {
   const std::string dir = scratch("corrupt");
   Trained t;
   const std::string good = dir + "/good.h5";
-  nn::save_checkpoint(good, sample_checkpoint(t.model, t.opt));
+  train::save_checkpoint(good, sample_checkpoint(t.model, t.opt));
 
   // one flipped byte inside a parameter's data fails its checksum
   haddr_t address = 0;
@@ -211,26 +211,26 @@ TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRefusedByName) {
     io.seekp(static_cast<std::streamoff>(address + 100));
     io.write(&byte, 1);
   }
-  std::string e = error_of([&] { nn::read_checkpoint(flipped); });
+  std::string e = error_of([&] { train::read_checkpoint(flipped); });
   EXPECT_NE(e.find(flipped), std::string::npos) << e;
   EXPECT_NE(e.find("linear1/weight"), std::string::npos) << e;
 
   const std::string truncated = dir + "/truncated.h5";
   fs::copy_file(good, truncated);
   fs::resize_file(truncated, fs::file_size(good) / 2);
-  e = error_of([&] { nn::read_checkpoint(truncated); });
+  e = error_of([&] { train::read_checkpoint(truncated); });
   EXPECT_NE(e.find(truncated), std::string::npos) << e;
   EXPECT_NE(e.find("refused"), std::string::npos) << e;
 
   const std::string foreign = std::string(RUNE_PARITY_DIR) + "/linear.h5";  // HDF5, but not ours
-  e = error_of([&] { nn::read_checkpoint(foreign); });
+  e = error_of([&] { train::read_checkpoint(foreign); });
   EXPECT_NE(e.find("not a Runestone checkpoint"), std::string::npos) << e;
 
   const std::string text = dir + "/notes.txt";
   std::ofstream(text) << "not a checkpoint\n";
-  e = error_of([&] { nn::read_checkpoint(text); });
+  e = error_of([&] { train::read_checkpoint(text); });
   EXPECT_NE(e.find("not an HDF5 file"), std::string::npos) << e;
-  e = error_of([&] { nn::read_checkpoint(dir + "/missing.h5"); });
+  e = error_of([&] { train::read_checkpoint(dir + "/missing.h5"); });
   EXPECT_NE(e.find("does not exist"), std::string::npos) << e;
   fs::remove_all(dir);
 }
@@ -247,17 +247,17 @@ TEST(Checkpoint, LoadingIsStrictByDefaultAndNonStrictForFineTuning) {
   o.mlp_dim = 16;
   o.num_classes = 10;
   const nn::VisionTransformer pretrained(o, g);
-  nn::Checkpoint c;
+  train::Checkpoint c;
   c.params = pretrained.named_parameters();
   const std::string path = "pretrained.h5";
   o.num_classes = 3;  // a new head
   nn::VisionTransformer tuned(o, g);
-  const std::string e = error_of([&] { nn::load_parameters(tuned, c, path); });
+  const std::string e = error_of([&] { train::load_parameters(tuned, c, path); });
   EXPECT_NE(e.find("checkpoint pretrained.h5 does not fit the model"), std::string::npos) << e;
   EXPECT_NE(e.find("head.weight: [10,8] given, [3,8] expected"), std::string::npos) << e;
   EXPECT_NE(e.find("head.bias"), std::string::npos) << e;
   const std::vector<double> head_before = values(tuned.head->weight);
-  const nn::LoadReport r = nn::load_parameters(tuned, c, path, /*strict=*/false);
+  const nn::LoadReport r = train::load_parameters(tuned, c, path, /*strict=*/false);
   EXPECT_EQ(r.mismatched.size(), 2u);
   EXPECT_TRUE(r.missing.empty() && r.unexpected.empty());
   EXPECT_EQ(values(tuned.pos_embed), values(pretrained.pos_embed));
@@ -297,18 +297,18 @@ TEST(Checkpoint, ResumeIsExactWithDropout) {
 
   Run first(7);
   first.train(0, 3, batch);
-  nn::Checkpoint c;
+  train::Checkpoint c;
   c.params = first.model.named_parameters();
   c.optimizer_state = first.opt.state();
   c.optimizer = first.opt.name();
   c.optimizer_steps = first.opt.steps();
   c.step = 3;
   c.rng["dropout"] = first.dropout.state();
-  nn::save_checkpoint(dir + "/ck.h5", c);
+  train::save_checkpoint(dir + "/ck.h5", c);
 
   Run second(12345);  // another init and another dropout stream, all replaced by the checkpoint
-  const nn::Checkpoint r = nn::read_checkpoint(dir + "/ck.h5");
-  nn::load_parameters(second.model, r, dir + "/ck.h5");
+  const train::Checkpoint r = train::read_checkpoint(dir + "/ck.h5");
+  train::load_parameters(second.model, r, dir + "/ck.h5");
   second.opt.load_state(r.optimizer_state, r.optimizer_steps);
   second.dropout.set_state(r.rng.at("dropout"));
   second.train(r.step, 6, batch);
@@ -319,9 +319,9 @@ TEST(Checkpoint, ResumeIsExactWithDropout) {
 
 TEST(Checkpoint, ManagerKeepsTheLastNAndTheBest) {
   const std::string dir = scratch("manager");
-  nn::CheckpointManager m(dir, 2, "exact_match", /*higher_is_better=*/true);
+  train::CheckpointManager m(dir, 2, "exact_match", /*higher_is_better=*/true);
   for (std::int64_t step : {10, 20, 30, 40}) {
-    nn::Checkpoint c;
+    train::Checkpoint c;
     c.params = {{"w", full({2}, static_cast<double>(step))}};
     c.step = step;
     c.metrics["exact_match"] = step == 20 ? 0.9 : 0.5;
@@ -331,19 +331,19 @@ TEST(Checkpoint, ManagerKeepsTheLastNAndTheBest) {
   EXPECT_FALSE(fs::exists(dir + "/step-000020.h5"));
   EXPECT_TRUE(fs::exists(dir + "/step-000030.h5"));
   EXPECT_TRUE(fs::exists(dir + "/step-000040.h5"));
-  EXPECT_EQ(nn::read_checkpoint(dir + "/last.h5").step, 40);
-  EXPECT_EQ(nn::read_checkpoint(dir + "/best.h5").step, 20);
+  EXPECT_EQ(train::read_checkpoint(dir + "/last.h5").step, 40);
+  EXPECT_EQ(train::read_checkpoint(dir + "/best.h5").step, 20);
   // a manager over the same folder (a resumed run) knows the files and the best so far
-  nn::CheckpointManager resumed(dir, 2, "exact_match", true);
+  train::CheckpointManager resumed(dir, 2, "exact_match", true);
   EXPECT_TRUE(resumed.has_best());
   EXPECT_DOUBLE_EQ(resumed.best_value(), 0.9);
-  nn::Checkpoint c;
+  train::Checkpoint c;
   c.params = {{"w", full({2}, 50.0)}};
   c.step = 50;
   c.metrics["exact_match"] = 0.7;
   resumed.save(c);
   EXPECT_FALSE(fs::exists(dir + "/step-000030.h5"));
-  EXPECT_EQ(nn::read_checkpoint(dir + "/best.h5").step, 20);
+  EXPECT_EQ(train::read_checkpoint(dir + "/best.h5").step, 20);
   fs::remove_all(dir);
 }
 

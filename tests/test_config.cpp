@@ -6,9 +6,9 @@
 #include <fstream>
 #include <functional>
 
-#include "cli/config.hpp"
+#include "train/config.hpp"
 
-namespace rune::cli {
+namespace rune::train {
 namespace {
 
 std::string error_of(const std::function<void()>& f) {
@@ -115,4 +115,4 @@ TEST(Config, SyntaxErrorsAndMissingFiles) {
 }
 
 }  // namespace
-}  // namespace rune::cli
+}  // namespace rune::train

@@ -5,7 +5,9 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "analysis/seq2seq_batch.hpp"
 #include "examples/translation/bleu.hpp"
+#include "train/model_config.hpp"
 
 namespace rune::examples {
 
@@ -20,7 +22,7 @@ void shuffle(std::vector<T>& v, Generator& g) {
 }
 }  // namespace
 
-TranslationTask::TranslationTask(cli::Config& c, const cli::TaskContext& context) : seed_(context.seed) {
+TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
   source_ = c.string("data.source", "numbers", {"numbers", "tsv"});
   tokenization_ = tokenization_from_name(c.string("data.tokenization", "word", {"word", "char"}));
   const std::int64_t min_freq = c.integer("data.min_freq", 1, 1);
@@ -66,16 +68,16 @@ TranslationTask::TranslationTask(cli::Config& c, const cli::TaskContext& context
   src_vocab_ = Vocabulary::build(src_texts, min_freq);
   tgt_vocab_ = Vocabulary::build(tgt_texts, min_freq);
 
-  Seq2SeqOptions o;
+  nn::Seq2SeqOptions o;
   o.src_vocab = src_vocab_.size();
   o.tgt_vocab = tgt_vocab_.size();
   o.pad_id = Vocabulary::pad;
   o.bos_id = Vocabulary::bos;
   o.eos_id = Vocabulary::eos;
   o.max_len = max_len_ + 1;
-  o.transformer = read_transformer_options(c, 128, 8, context.dropout);
-  read_embedding_options(c, o);
-  model_ = std::make_shared<Seq2SeqTransformer>(o, *context.init);
+  o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
+  train::read_embedding_options(c, o);
+  model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 
 std::vector<Pair> TranslationTask::sample_numbers(Generator& g, std::int64_t count, Split split) const {
@@ -151,7 +153,7 @@ void TranslationTask::prepare_epoch(std::int64_t epoch) {
   prepared_epoch_ = epoch;
 }
 
-cli::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t index) {
+train::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t index) {
   prepare_epoch(epoch);
   const Batch b = encode(epoch_batches_.at(static_cast<std::size_t>(index)));
   const Tensor logits = model_->forward(b.src, b.tgt_in);  // (B, T, V)
@@ -163,13 +165,13 @@ cli::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t ind
   return {loss, tokens};
 }
 
-std::vector<std::string> TranslationTask::translate(const std::vector<std::string>& sources, std::int64_t max_steps) {
+std::vector<std::string> TranslationTask::translate(const std::vector<std::string>& sources) {
   NoGradGuard no_grad;
   model_->eval();
   std::vector<Pair> pairs;
   for (const auto& s : sources) pairs.push_back({s, ""});
   const Batch b = encode(pairs);
-  const std::int64_t steps = max_steps > 0 ? max_steps : max_len_;
+  const std::int64_t steps = max_len_;
   const Tensor ids = (beam_ > 1 ? model_->beam_search(b.src, beam_, steps, length_penalty_) : model_->greedy(b.src, steps)).contiguous();
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < ids.size(0); ++i) {
@@ -185,9 +187,11 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   return out;
 }
 
-std::vector<double> TranslationTask::log_probability(const std::vector<Pair>& pairs) {
+std::vector<double> TranslationTask::log_probability(const std::vector<std::pair<std::string, std::string>>& texts) {
   NoGradGuard no_grad;
   model_->eval();
+  std::vector<Pair> pairs;
+  for (const auto& [source, target] : texts) pairs.push_back({source, target});
   const Batch b = encode(pairs);
   const Tensor lp = to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
   const std::int64_t T = lp.size(1), V = lp.size(2);
@@ -204,9 +208,9 @@ std::vector<double> TranslationTask::log_probability(const std::vector<Pair>& pa
   return out;
 }
 
-TranslationTask::AttentionMaps TranslationTask::attention_maps(const std::string& sentence) {
-  AttentionMaps maps;
-  maps.translation = translate({sentence}).front();
+analysis::TokenAttention TranslationTask::attention_maps(const std::string& sentence) {
+  analysis::TokenAttention maps;
+  maps.output = translate({sentence}).front();
   NoGradGuard no_grad;
   model_->eval();
   std::vector<std::shared_ptr<nn::MultiheadAttention>> modules;
@@ -216,7 +220,7 @@ TranslationTask::AttentionMaps TranslationTask::attention_maps(const std::string
   for (const auto& l : dec) modules.push_back(l->self_attn);
   for (const auto& l : dec) modules.push_back(l->multihead_attn);
   for (const auto& m : modules) m->keep_weights(true);
-  const Batch b = encode({{sentence, maps.translation}});
+  const Batch b = encode({{sentence, maps.output}});
   model_->forward(b.src, b.tgt_in);
   for (const auto& m : modules) m->keep_weights(false);
   model_->train();
@@ -281,14 +285,20 @@ std::int64_t TranslationTask::prepare_analysis(const std::string& split, std::in
   return static_cast<std::int64_t>(n);
 }
 
-cli::AnalysisBatch TranslationTask::analysis_batch(std::int64_t index) {
+analysis::AnalysisBatch TranslationTask::analysis_batch(std::int64_t index) {
   const Batch b = encode(analysis_.at(static_cast<std::size_t>(index)));
-  return model_->analyse(b.src, b.tgt_in, b.tgt_out);
+  return analysis::seq2seq_analysis_batch(*model_, b.src, b.tgt_in, b.tgt_out);
 }
 
-void TranslationTask::describe(nn::Checkpoint& c) const {
+void TranslationTask::describe(train::Checkpoint& c) const {
   c.meta_strings["source_vocabulary"] = src_vocab_.tokens();
   c.meta_strings["target_vocabulary"] = tgt_vocab_.tokens();
 }
+
+namespace {
+const bool registered =
+    train::register_task<TranslationTask, train::Translator, analysis::HeadAnalysisSource, analysis::TextAttentionSource>(
+        "translation", "an encoder-decoder Transformer translating number words or a TSV parallel corpus");
+}  // namespace
 
 }  // namespace rune::examples

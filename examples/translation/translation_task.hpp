@@ -15,44 +15,40 @@
 #include <memory>
 #include <vector>
 
-#include "cli/task.hpp"
-#include "examples/seq2seq/model.hpp"
+#include "analysis/attention_maps.hpp"
+#include "analysis/head_analysis.hpp"
+#include "nn/seq2seq.hpp"
+#include "train/task.hpp"
 #include "examples/translation/corpus.hpp"
 
 namespace rune::examples {
 
-class TranslationTask : public cli::Task {
+class TranslationTask : public train::Task,
+                        public train::Translator,
+                        public analysis::HeadAnalysisSource,
+                        public analysis::TextAttentionSource {
  public:
-  TranslationTask(cli::Config& config, const cli::TaskContext& context);
+  TranslationTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
   std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
-  cli::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
+  train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
   std::map<std::string, double> evaluate(const std::string& split) override;
   std::string primary_metric() const override { return "exact_match"; }
   bool higher_is_better() const override { return true; }
   std::string items_name() const override { return "tokens"; }
-  void describe(nn::Checkpoint& c) const override;
+  void describe(train::Checkpoint& c) const override;
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
-  cli::AnalysisBatch analysis_batch(std::int64_t index) override;
+  analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
 
-  // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized.
-  std::vector<std::string> translate(const std::vector<std::string>& sources, std::int64_t max_steps = 0);
+  // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized,
+  // of at most data.max_len tokens.
+  std::vector<std::string> translate(const std::vector<std::string>& sources) override;
   // log P(target | source) under the model (teacher-forced, <eos> included), per pair.
-  std::vector<double> log_probability(const std::vector<Pair>& pairs);
+  std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs) override;
 
   // The attention of the model translating one sentence: its translation, then a teacher-forced
   // pass over it recording every attention module's per-head weights.
-  struct AttentionMaps {
-    std::vector<std::string> source, target;  // tokens as the model sees them: + <eos>; <bos> +
-    struct Layer {
-      std::string kind;    // "encoder self", "decoder self", "cross"
-      std::int64_t layer;
-      Tensor weights;      // (H, Tq, Tk)
-    };
-    std::vector<Layer> layers;
-    std::string translation;
-  };
-  AttentionMaps attention_maps(const std::string& sentence);
+  analysis::TokenAttention attention_maps(const std::string& sentence) override;
 
  private:
   struct Batch {
@@ -70,7 +66,7 @@ class TranslationTask : public cli::Task {
   std::int64_t beam_;
   std::vector<Pair> train_, val_, test_;  // tsv: the splits; numbers: val and test only
   Vocabulary src_vocab_, tgt_vocab_;
-  std::shared_ptr<Seq2SeqTransformer> model_;
+  std::shared_ptr<nn::Seq2SeqTransformer> model_;
   std::int64_t prepared_epoch_ = -1;
   std::vector<std::vector<Pair>> epoch_batches_;
   std::vector<std::vector<Pair>> analysis_;  // prepare_analysis()'s chunks of a split

@@ -9,8 +9,8 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
-#include "cli/output.hpp"
-#include "cli/plot.hpp"
+#include "report/plot.hpp"
+#include "train/files.hpp"
 
 namespace rune::examples {
 namespace fs = std::filesystem;
@@ -30,7 +30,7 @@ std::vector<std::int64_t> iota(std::int64_t n) {
 
 }  // namespace
 
-ViTTask::ViTTask(cli::Config& c, const cli::TaskContext& context) : seed_(context.seed) {
+ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
   dataset_ = c.string("data.dataset", "fashion_mnist", {"fashion_mnist", "mnist", "cifar10"});
   const bool cifar = dataset_ == "cifar10";
   const std::string dir = c.string("data.dir", dataset_ == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "");
@@ -120,7 +120,7 @@ ImageBatch ViTTask::prepare(std::int64_t epoch, std::int64_t index) const {
   return make_batch(train_, indices, transform_, true, &augment_gen);
 }
 
-cli::BatchLoss ViTTask::train_batch(std::int64_t epoch, std::int64_t index) {
+train::BatchLoss ViTTask::train_batch(std::int64_t epoch, std::int64_t index) {
   ImageBatch batch;
   if (next_.valid() && next_epoch_ == epoch && next_index_ == index) {
     batch = next_.get();
@@ -180,7 +180,7 @@ std::int64_t ViTTask::prepare_analysis(const std::string& name, std::int64_t bat
   return analysis_size_;
 }
 
-cli::AnalysisBatch ViTTask::analysis_batch(std::int64_t index) {
+analysis::AnalysisBatch ViTTask::analysis_batch(std::int64_t index) {
   const std::int64_t start = index * analysis_batch_size_, end = std::min(analysis_size_, start + analysis_batch_size_);
   if (!analysis_set_ || index < 0 || start >= end) throw std::out_of_range("ViTTask::analysis_batch: no batch " + std::to_string(index));
   std::vector<std::int64_t> indices = iota(end - start);
@@ -193,16 +193,16 @@ cli::AnalysisBatch ViTTask::analysis_batch(std::int64_t index) {
           [tokens](const std::string&, std::int64_t) { return std::pair<std::int64_t, std::int64_t>{tokens, tokens}; }};
 }
 
-void ViTTask::describe(nn::Checkpoint& c) const {
+void ViTTask::describe(train::Checkpoint& c) const {
   c.meta_strings["classes"] = train_.classes;
   c.meta_numbers["mean"] = transform_.stats.mean;
   c.meta_numbers["std"] = transform_.stats.std;
   c.meta_numbers["image_size"] = {static_cast<double>(transform_.size)};
 }
 
-std::vector<std::string> ViTTask::load_parameters(const nn::Checkpoint& c, const std::string& path) {
+std::vector<std::string> ViTTask::load_parameters(const train::Checkpoint& c, const std::string& path) {
   std::vector<std::string> notes;
-  nn::Checkpoint adapted = c;
+  train::Checkpoint adapted = c;
   const std::int64_t grid = model_->options.grid();
   for (auto& [name, t] : adapted.params) {
     if (name != "pos_embed" || t.shape() == model_->pos_embed.shape()) continue;
@@ -219,7 +219,7 @@ std::vector<std::string> ViTTask::load_parameters(const nn::Checkpoint& c, const
                     std::to_string(old_grid) + "x" + std::to_string(old_grid) + " resized bicubically to " +
                     std::to_string(grid) + "x" + std::to_string(grid) + ", class-token row kept");
   }
-  nn::load_parameters(*model_, adapted, path);
+  train::load_parameters(*model_, adapted, path);
   return notes;
 }
 
@@ -238,13 +238,13 @@ std::vector<std::string> ViTTask::write_reports(const std::string& name, const s
     csv << '\n';
   }
   const std::string base = (fs::path(dir) / ("confusion-" + name)).string();
-  cli::write_file(base + ".csv", csv.str());
+  train::write_file(base + ".csv", csv.str());
   std::int64_t correct = 0;
   for (std::int64_t k = 0; k < K; ++k) correct += counts[static_cast<std::size_t>(k)][static_cast<std::size_t>(k)];
   char title[160];
   std::snprintf(title, sizeof title, "%s %s split: top-1 %.2f%% of %zu", dataset_.c_str(), name.c_str(),
                 100.0 * static_cast<double>(correct) / static_cast<double>(labels_.size()), labels_.size());
-  cli::plot_confusion(base + ".png", title, train_.classes, counts);
+  report::plot_confusion(base + ".png", title, train_.classes, counts);
   return {base + ".csv", base + ".png"};
 }
 
@@ -253,11 +253,11 @@ void ViTTask::write_predictions(const std::string& path) const {
   std::ostringstream out;
   out << "index,label,predicted\n";
   for (std::size_t i = 0; i < labels_.size(); ++i) out << i << ',' << labels_[i] << ',' << predictions_[i] << '\n';
-  cli::write_file(path, out.str());
+  train::write_file(path, out.str());
 }
 
-ViTTask::ImageAttention ViTTask::image_attention(const std::string& file_or_index) {
-  ImageAttention a;
+analysis::ImageAttention ViTTask::image_attention(const std::string& file_or_index) {
+  analysis::ImageAttention a;
   a.classes = train_.classes;
   a.channels = train_.channels;
   a.size = transform_.size;
@@ -274,7 +274,7 @@ ViTTask::ImageAttention ViTTask::image_attention(const std::string& file_or_inde
   } else {
     // a PNG of any size becomes the data's channels at the data's native size
     int h = 0, w = 0;
-    std::vector<std::uint8_t> pixels = cli::read_png(file_or_index, static_cast<int>(train_.channels), h, w);
+    std::vector<std::uint8_t> pixels = report::read_png(file_or_index, static_cast<int>(train_.channels), h, w);
     one.channels = train_.channels;
     one.height = h;
     one.width = w;
@@ -299,46 +299,16 @@ ViTTask::ImageAttention ViTTask::image_attention(const std::string& file_or_inde
   const Tensor p = softmax(logits, -1);
   a.predicted = argmax(logits, 1).data<std::int64_t>()[0];
   a.confidence = p.contiguous().data<float>()[a.predicted];
-  const std::vector<double> r = attention_rollout(a.layers);
+  const std::vector<double> r = analysis::attention_rollout(a.layers);
   const std::int64_t T = 1 + a.grid * a.grid;
   a.rollout.assign(r.begin() + 1, r.begin() + T);  // row 0 (the class token), patch columns
   return a;
 }
 
-std::vector<double> attention_rollout(const std::vector<Tensor>& layers) {
-  if (layers.empty()) throw std::invalid_argument("attention_rollout: no layers");
-  const std::int64_t T = layers.front().size(1);
-  std::vector<double> rollout(static_cast<std::size_t>(T * T), 0.0), next(rollout.size()), a(rollout.size());
-  for (std::int64_t i = 0; i < T; ++i) rollout[static_cast<std::size_t>(i * T + i)] = 1.0;
-  for (const Tensor& layer : layers) {
-    if (layer.dim() != 3 || layer.size(1) != T || layer.size(2) != T)
-      throw std::invalid_argument("attention_rollout: layer weights " + shape_str(layer.shape()) + " are not (H, " +
-                                  std::to_string(T) + ", " + std::to_string(T) + ")");
-    const Tensor w = to_dtype(layer, DType::float64).contiguous();
-    const std::int64_t H = w.size(0);
-    const double* p = w.data<double>();
-    // A' = (mean_h A_h + I) / 2, rows renormalised
-    for (std::int64_t i = 0; i < T; ++i) {
-      double row = 0;
-      for (std::int64_t j = 0; j < T; ++j) {
-        double m = 0;
-        for (std::int64_t h = 0; h < H; ++h) m += p[(h * T + i) * T + j];
-        const double v = 0.5 * m / static_cast<double>(H) + (i == j ? 0.5 : 0.0);
-        a[static_cast<std::size_t>(i * T + j)] = v;
-        row += v;
-      }
-      for (std::int64_t j = 0; j < T; ++j) a[static_cast<std::size_t>(i * T + j)] /= row;
-    }
-    // R <- A' R
-    for (std::int64_t i = 0; i < T; ++i)
-      for (std::int64_t j = 0; j < T; ++j) {
-        double s = 0;
-        for (std::int64_t k = 0; k < T; ++k) s += a[static_cast<std::size_t>(i * T + k)] * rollout[static_cast<std::size_t>(k * T + j)];
-        next[static_cast<std::size_t>(i * T + j)] = s;
-      }
-    rollout.swap(next);
-  }
-  return rollout;
-}
+namespace {
+const bool registered =
+    train::register_task<ViTTask, train::EvalReports, analysis::HeadAnalysisSource, analysis::ImageAttentionSource>(
+        "vit", "a Vision Transformer classifying images (Fashion-MNIST, MNIST or CIFAR-10)");
+}  // namespace
 
 }  // namespace rune::examples

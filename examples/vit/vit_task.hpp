@@ -21,52 +21,48 @@
 #include <memory>
 #include <vector>
 
-#include "cli/task.hpp"
+#include "analysis/attention_maps.hpp"
+#include "analysis/head_analysis.hpp"
+#include "train/task.hpp"
 #include "examples/vit/image_data.hpp"
 #include "nn/vit.hpp"
 
 namespace rune::examples {
 
-class ViTTask : public cli::Task {
+class ViTTask : public train::Task,
+                public train::EvalReports,
+                public analysis::HeadAnalysisSource,
+                public analysis::ImageAttentionSource {
  public:
-  ViTTask(cli::Config& config, const cli::TaskContext& context);
+  ViTTask(train::Config& config, const train::TaskContext& context);
   ~ViTTask() override;
   nn::Module& model() override { return *model_; }
   std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
-  cli::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
+  train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
   std::map<std::string, double> evaluate(const std::string& split) override;  // loss, accuracy
   std::string primary_metric() const override { return "accuracy"; }
   bool higher_is_better() const override { return true; }
   std::string items_name() const override { return "images"; }
-  void describe(nn::Checkpoint& c) const override;
+  void describe(train::Checkpoint& c) const override;
   // timm's split: no decay for biases, norms, the position embedding and the class token
   std::vector<std::string> no_decay_patterns() const override { return {"*.bias", "*norm*", "pos_embed", "cls_token"}; }
   // A checkpoint of another image size loads with its position embedding resized (bicubic over
   // the patch grid, class-token row kept); every other parameter loads strictly.
-  std::vector<std::string> load_parameters(const nn::Checkpoint& c, const std::string& path) override;
+  std::vector<std::string> load_parameters(const train::Checkpoint& c, const std::string& path) override;
   // confusion-<split>.csv and confusion-<split>.png
   std::vector<std::string> write_reports(const std::string& split, const std::string& dir) override;
   // "index,label,predicted" lines with a header, in the split's order
   void write_predictions(const std::string& path) const override;
   // Head analysis: every block's (1 + N, 1 + N) attention is valid (no padding).
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
-  cli::AnalysisBatch analysis_batch(std::int64_t index) override;
+  analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
 
   const nn::VisionTransformer& vit() const { return *model_; }
   const ImageSet& split(const std::string& name) const;  // "train", "val" or "test"
   const ImageTransform& transform() const { return transform_; }
 
   // The class token's attention over one image: an index into the test split, or a PNG file.
-  struct ImageAttention {
-    std::vector<std::uint8_t> image;  // (C, S, S) bytes as the model saw them
-    std::int64_t channels = 0, size = 0, grid = 0;
-    std::vector<Tensor> layers;       // per layer, (H, 1+N, 1+N) attention weights
-    std::vector<double> rollout;      // (N): the class token's row of the attention rollout
-    std::int64_t label = -1, predicted = 0;  // label -1: unknown (a file)
-    double confidence = 0;            // the predicted class's probability
-    std::vector<std::string> classes;
-  };
-  ImageAttention image_attention(const std::string& file_or_index);
+  analysis::ImageAttention image_attention(const std::string& file_or_index) override;
 
  private:
   ImageBatch prepare(std::int64_t epoch, std::int64_t index) const;
@@ -88,10 +84,5 @@ class ViTTask : public cli::Task {
   const ImageSet* analysis_set_ = nullptr;
   std::int64_t analysis_size_ = 0, analysis_batch_size_ = 1;
 };
-
-// Attention rollout (Abnar and Zuidema, 2020): per layer, the heads' mean A, then
-// A' = (A + I) / 2 with rows renormalised, multiplied from the first layer to the last
-// (R = A'_L ... A'_1). Returns R (T, T) row-major, for layers of (H, T, T) weights.
-std::vector<double> attention_rollout(const std::vector<Tensor>& layers);
 
 }  // namespace rune::examples

@@ -1,0 +1,64 @@
+// rune eval CKPT [--split val|test] [--set key=value ...] [--out DIR] [--predictions FILE]
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.hpp"
+#include "train/files.hpp"
+#include "train/metrics_log.hpp"
+
+namespace rune::cli {
+
+namespace {
+
+struct EvalRequest {
+  std::string checkpoint, split = "test";
+  std::vector<std::string> sets;  // overrides of the checkpoint's config ("data.image_size=32")
+  std::string out_dir;            // reports (eval-<split>.json, a confusion matrix); default: the run folder
+  std::string predictions;        // a file for one line per example, if the task has them
+};
+
+int evaluate(const EvalRequest& request) {
+  const std::unique_ptr<LoadedTask> loaded = load_task(request.checkpoint, request.sets);
+  train::Task& task = *loaded->task;
+  // a capability the request needs is checked before the evaluation's work
+  train::EvalReports* reports = dynamic_cast<train::EvalReports*>(&task);
+  if (!request.predictions.empty() && !reports)
+    train::capability<train::EvalReports>(task, "checkpoint " + request.checkpoint);  // throws, naming who can
+  const std::map<std::string, double> metrics = task.evaluate(request.split);
+  std::printf("%s, step %lld, %s split:\n", request.checkpoint.c_str(), static_cast<long long>(loaded->checkpoint.step),
+              request.split.c_str());
+  std::vector<std::pair<std::string, double>> record{{"step", static_cast<double>(loaded->checkpoint.step)}};
+  for (const auto& [k, v] : metrics) {
+    std::printf("  %-16s %.6f\n", k.c_str(), v);
+    record.emplace_back(k, v);
+  }
+  // reports go to --out, else next to the run's other files, else here
+  const std::string run = run_folder_of(request.checkpoint);
+  const std::string out = !request.out_dir.empty() ? request.out_dir : !run.empty() ? run : ".";
+  std::filesystem::create_directories(out);
+  if (!request.out_dir.empty() || !run.empty())
+    train::write_file((std::filesystem::path(out) / ("eval-" + request.split + ".json")).string(), train::metrics_json(record));
+  if (reports) {
+    for (const std::string& file : reports->write_reports(request.split, out)) std::printf("wrote %s\n", file.c_str());
+    if (!request.predictions.empty()) {
+      reports->write_predictions(request.predictions);
+      std::printf("wrote %s\n", request.predictions.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_eval(CLI::App& app) {
+  auto r = std::make_shared<EvalRequest>();
+  CLI::App* c = app.add_subcommand("eval", "Evaluate a checkpoint on a split of its task's data");
+  c->add_option("checkpoint", r->checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  c->add_option("--split", r->split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  c->add_option("--set", r->sets, "Override a key of the checkpoint's config (the data or the image size, say)");
+  c->add_option("--out", r->out_dir, "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");
+  c->add_option("--predictions", r->predictions, "Write one line per example (index, label, predicted) to this file");
+  return {c, [r] { return evaluate(*r); }};
+}
+
+}  // namespace rune::cli

@@ -1,0 +1,28 @@
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.hpp"
+#include "train/config.hpp"
+
+namespace rune::cli {
+
+std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector<std::string>& sets) {
+  auto loaded = std::make_unique<LoadedTask>();
+  loaded->checkpoint = train::read_checkpoint(path);
+  train::Config config = train::Config::parse(loaded->checkpoint.config, path + " (its config)");
+  for (const std::string& s : sets) config.set(s);
+  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
+  loaded->init.manual_seed(seed);
+  loaded->dropout.manual_seed(seed);
+  loaded->task = train::make_task(config, {seed, &loaded->init, &loaded->dropout});
+  for (const std::string& note : loaded->task->load_parameters(loaded->checkpoint, path))
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), note.c_str());
+  return loaded;
+}
+
+std::string run_folder_of(const std::string& checkpoint) {
+  const std::filesystem::path run = std::filesystem::path(checkpoint).parent_path().parent_path();
+  return std::filesystem::exists(run / "config.toml") ? run.string() : "";
+}
+
+}  // namespace rune::cli

@@ -1,0 +1,128 @@
+#include "examples/reverse/reverse_task.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
+#include "analysis/seq2seq_batch.hpp"
+#include "train/model_config.hpp"
+
+namespace rune::examples {
+
+namespace {
+constexpr std::int64_t kPad = 0, kBos = 1, kEos = 2, kFirstDigit = 3;
+}
+
+ReverseTask::ReverseTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
+  digits_ = c.integer("data.digits", 10, 2, 1000);
+  min_len_ = c.integer("data.min_len", 2, 1, 512);
+  max_len_ = c.integer("data.max_len", 8, min_len_, 512);
+  batch_size_ = c.integer("data.batch_size", 32, 1);
+  batches_per_epoch_ = c.integer("data.batches_per_epoch", 50, 1);
+  eval_size_ = c.integer("data.eval_size", 256, 1);
+  label_smoothing_ = c.number("train.label_smoothing", 0.0, 0.0, 1.0, true);
+  nn::Seq2SeqOptions o;
+  o.src_vocab = o.tgt_vocab = kFirstDigit + digits_;
+  o.max_len = max_len_ + 2;
+  o.transformer = train::read_transformer_options(c, 64, 4, context.dropout);
+  train::read_embedding_options(c, o);
+  model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
+}
+
+ReverseTask::Batch ReverseTask::make_batch(Generator& g, std::int64_t size) const {
+  const std::int64_t S = max_len_, T = max_len_ + 1;
+  std::vector<std::int64_t> src(static_cast<std::size_t>(size * S), kPad), tin(static_cast<std::size_t>(size * T), kPad),
+      tout(static_cast<std::size_t>(size * T), kPad);
+  for (std::int64_t b = 0; b < size; ++b) {
+    const std::int64_t n = min_len_ + static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(max_len_ - min_len_ + 1)));
+    for (std::int64_t i = 0; i < n; ++i) src[b * S + i] = kFirstDigit + static_cast<std::int64_t>(g.below(digits_));
+    tin[b * T] = kBos;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t d = src[b * S + n - 1 - i];  // the reversed sequence
+      tout[b * T + i] = d;
+      tin[b * T + i + 1] = d;
+    }
+    tout[b * T + n] = kEos;
+  }
+  return {from_vector(src, {size, S}), from_vector(tin, {size, T}), from_vector(tout, {size, T})};
+}
+
+train::BatchLoss ReverseTask::train_batch(std::int64_t epoch, std::int64_t index) {
+  // the batch depends on (seed, epoch, index) only
+  Generator g(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + static_cast<std::uint64_t>(index));
+  const Batch b = make_batch(g, batch_size_);
+  const Tensor logits = model_->forward(b.src, b.tgt_in);  // (B, T, V)
+  const std::int64_t V = logits.size(2);
+  CrossEntropyOptions o;
+  o.ignore_index = kPad;
+  o.label_smoothing = label_smoothing_;
+  const Tensor loss = cross_entropy(reshape(logits, {-1, V}), reshape(b.tgt_out, {-1}), o);
+  const double tokens = sum(to_dtype(ne(b.tgt_out, full({}, kPad, DType::int64)), DType::float64)).item();
+  return {loss, tokens};
+}
+
+ReverseTask::Batch ReverseTask::split_batch(const std::string& split) const {
+  Generator g(seed_ * 1000003ULL + (split == "test" ? 2 : 1) * 0x9E3779B97F4A7C15ULL);
+  return make_batch(g, eval_size_);
+}
+
+std::int64_t ReverseTask::prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) {
+  analysis_ = split_batch(split);
+  analysis_size_ = limit > 0 ? std::min(limit, eval_size_) : eval_size_;
+  analysis_batch_size_ = batch_size;
+  return analysis_size_;
+}
+
+analysis::AnalysisBatch ReverseTask::analysis_batch(std::int64_t index) {
+  const std::int64_t start = index * analysis_batch_size_, end = std::min(analysis_size_, start + analysis_batch_size_);
+  if (index < 0 || start >= end) throw std::out_of_range("ReverseTask::analysis_batch: no batch " + std::to_string(index));
+  const auto rows = [&](const Tensor& t) { return slice(t, 0, start, end).contiguous(); };
+  return analysis::seq2seq_analysis_batch(*model_, rows(analysis_.src), rows(analysis_.tgt_in), rows(analysis_.tgt_out));
+}
+
+std::map<std::string, double> ReverseTask::evaluate(const std::string& split) {
+  NoGradGuard no_grad;
+  model_->eval();
+  const Batch b = split_batch(split);
+  const Tensor logits = model_->forward(b.src, b.tgt_in);
+  const std::int64_t V = logits.size(2), T = b.tgt_out.size(1), N = b.src.size(0);
+  CrossEntropyOptions o;
+  o.ignore_index = kPad;
+  const double loss = cross_entropy(reshape(logits, {-1, V}), reshape(b.tgt_out, {-1}), o).item();
+  const Tensor predicted = argmax(logits, -1).contiguous();   // teacher-forced
+  const Tensor decoded = model_->greedy(b.src, T).contiguous();  // free-running, with the KV cache
+  const std::int64_t* want = b.tgt_out.data<std::int64_t>();
+  std::int64_t tokens = 0, right_tokens = 0, exact = 0;
+  for (std::int64_t i = 0; i < N; ++i) {
+    bool same = true;
+    for (std::int64_t t = 0; t < T; ++t) {
+      const std::int64_t w = want[i * T + t];
+      if (w != kPad) {
+        ++tokens;
+        right_tokens += predicted.data<std::int64_t>()[i * T + t] == w;
+      }
+      same = same && decoded.data<std::int64_t>()[i * T + t] == w;
+    }
+    exact += same;
+  }
+  model_->train();
+  return {{"loss", loss},
+          {"token_accuracy", static_cast<double>(right_tokens) / static_cast<double>(tokens)},
+          {"exact_match", static_cast<double>(exact) / static_cast<double>(N)}};
+}
+
+void ReverseTask::describe(train::Checkpoint& c) const {
+  std::vector<std::string> vocab{"<pad>", "<bos>", "<eos>"};
+  for (std::int64_t d = 0; d < digits_; ++d) vocab.push_back(std::to_string(d));
+  c.meta_strings["vocabulary"] = vocab;
+}
+
+namespace {
+const bool registered = train::register_task<ReverseTask, analysis::HeadAnalysisSource>(
+    "reverse", "reverse a sequence of digits: the smallest sequence-to-sequence task, a smoke test");
+}  // namespace
+
+}  // namespace rune::examples

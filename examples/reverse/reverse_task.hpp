@@ -1,0 +1,49 @@
+// The smallest sequence-to-sequence task: reverse a random sequence of digits ("3 1 4" -> "4 1 3").
+// The encoder-decoder must learn to attend from each output position to the mirrored input
+// position, so its cross-attention map is an anti-diagonal. A smoke test of the whole pipeline
+// and the template of the translation task.
+//
+// Config keys: data.digits, data.min_len, data.max_len, data.batch_size, data.batches_per_epoch,
+// data.eval_size; model.d_model, model.nhead, model.num_encoder_layers, model.num_decoder_layers,
+// model.dim_feedforward, model.dropout, model.activation, model.norm_first;
+// train.label_smoothing.
+#pragma once
+
+#include <memory>
+
+#include "analysis/head_analysis.hpp"
+#include "nn/seq2seq.hpp"
+#include "train/task.hpp"
+
+namespace rune::examples {
+
+class ReverseTask : public train::Task, public analysis::HeadAnalysisSource {
+ public:
+  ReverseTask(train::Config& config, const train::TaskContext& context);
+  nn::Module& model() override { return *model_; }
+  std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
+  train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
+  std::map<std::string, double> evaluate(const std::string& split) override;
+  std::string primary_metric() const override { return "exact_match"; }
+  bool higher_is_better() const override { return true; }
+  std::string items_name() const override { return "tokens"; }
+  void describe(train::Checkpoint& c) const override;
+  std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
+  analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
+
+ private:
+  struct Batch {
+    Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
+  };
+  Batch make_batch(Generator& g, std::int64_t size) const;
+  Batch split_batch(const std::string& split) const;  // evaluate()'s examples of the split
+
+  std::uint64_t seed_;
+  std::int64_t digits_, min_len_, max_len_, batch_size_, batches_per_epoch_, eval_size_;
+  double label_smoothing_;
+  std::shared_ptr<nn::Seq2SeqTransformer> model_;
+  Batch analysis_;  // prepare_analysis()'s examples
+  std::int64_t analysis_size_ = 0, analysis_batch_size_ = 1;
+};
+
+}  // namespace rune::examples

@@ -1,0 +1,180 @@
+// The translation example's data and task: tokenization (words, UTF-8 code points), vocabularies,
+// the TSV reader and its errors, the number splits, and a tiny model whose loss must fall on both
+// data sources.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include "autograd/ops.hpp"
+#include "train/config.hpp"
+#include "examples/translation/corpus.hpp"
+#include "examples/translation/translation_task.hpp"
+#include "optim/adam.hpp"
+#include "tests/helpers.hpp"
+
+namespace rune::examples {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Translation, TokenizesWordsAndUtf8CodePoints) {
+  EXPECT_EQ(tokenize("  deux cent\tun ", Tokenization::word), (std::vector<std::string>{"deux", "cent", "un"}));
+  EXPECT_EQ(tokenize("été ß", Tokenization::character), (std::vector<std::string>{"é", "t", "é", " ", "ß"}));
+  EXPECT_EQ(tokenize("a€𝄞", Tokenization::character), (std::vector<std::string>{"a", "€", "𝄞"}));
+  for (const std::string s : {"vingt et un", "garçon été"}) {
+    EXPECT_EQ(join(tokenize(s, Tokenization::word), Tokenization::word), s);
+    EXPECT_EQ(join(tokenize(s, Tokenization::character), Tokenization::character), s);
+  }
+  EXPECT_THROW(tokenization_from_name("bpe"), std::invalid_argument);
+}
+
+TEST(Translation, VocabularyKeepsFrequentTokensAfterTheSpecials) {
+  const Vocabulary v = Vocabulary::build({{"b", "a", "b"}, {"c", "b", "a"}}, 2);
+  EXPECT_EQ(v.tokens(), (std::vector<std::string>{"<pad>", "<bos>", "<eos>", "<unk>", "b", "a"}));
+  EXPECT_EQ(v.id("b"), 4);
+  EXPECT_EQ(v.id("c"), Vocabulary::unk) << "below min_freq";
+  EXPECT_EQ(v.token(5), "a");
+  EXPECT_THROW(v.token(6), std::out_of_range);
+  EXPECT_THROW(Vocabulary({"a", "b"}), std::invalid_argument);
+}
+
+TEST(Translation, TsvPairsAndTheirErrors) {
+  const fs::path dir = scratch_dir("translation");
+  const std::string good = (dir / "good.tsv").string(), bad = (dir / "bad.tsv").string();
+  std::ofstream(good) << "Hi.\tSalut.\tCC-BY 2.0 (France) Attribution: tatoeba.org #538123\r\n\nRun!\tCours !\n";
+  const std::vector<Pair> pairs = read_tsv_pairs(good);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].source, "Hi.");
+  EXPECT_EQ(pairs[0].target, "Salut.") << "extra columns are ignored";
+  EXPECT_EQ(pairs[1].target, "Cours !");
+  std::ofstream(bad) << "one\tun\ntwo deux\nthree\ttrois\n";
+  const std::string e = error_of([&] { read_tsv_pairs(bad); });
+  EXPECT_NE(e.find(bad + ":2: expected source<TAB>target"), std::string::npos) << e;
+  EXPECT_NE(error_of([&] { read_tsv_pairs((dir / "none.tsv").string()); }).find("cannot be read"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Translation, NumberSplitsAreDisjointAndSized) {
+  std::int64_t test = 0, val = 0;
+  for (std::int64_t n = 0; n < 100000; ++n) {
+    const Split s = number_split(n, 0, 10);
+    test += s == Split::test;
+    val += s == Split::val;
+    EXPECT_EQ(s, number_split(n, 0, 10)) << "fixed by the seed";
+  }
+  EXPECT_NEAR(test / 100000.0, 0.01, 0.002);
+  EXPECT_NEAR(val / 100000.0, 0.01, 0.002);
+  EXPECT_EQ(number_pair(71).target, "soixante et onze");
+}
+
+// Trains a tiny model a few dozen steps; the loss must fall and evaluation must produce metrics.
+void expect_learns(const std::string& config_text) {
+  train::Config config = train::Config::parse(config_text, "tiny.toml");
+  Generator init(1), dropout(2);
+  TranslationTask task(config, {0, &init, &dropout});
+  config.check_all_used();
+  optim::AdamW opt(optim::param_groups_by_weight_decay(task.model().named_parameters(), 3e-3, 0.0, {}));
+  double first = 0, last = 0;
+  for (std::int64_t step = 0; step < 40; ++step) {
+    const train::BatchLoss b = task.train_batch(step / task.batches_per_epoch(), step % task.batches_per_epoch());
+    if (step < 5) first += b.loss.item() / 5;
+    if (step >= 35) last += b.loss.item() / 5;
+    b.loss.backward();
+    opt.step();
+    opt.zero_grad();
+  }
+  EXPECT_LT(last, 0.8 * first) << "the loss did not fall";
+  const std::map<std::string, double> m = task.evaluate("val");
+  for (const char* k : {"loss", "token_accuracy", "exact_match", "bleu"}) EXPECT_TRUE(m.count(k)) << k;
+  EXPECT_EQ(task.translate({"one", "two"}).size(), 2u);
+  train::Checkpoint c;
+  task.describe(c);
+  EXPECT_EQ(c.meta_strings.at("target_vocabulary").front(), "<pad>");
+}
+
+TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {
+  nn::Seq2SeqOptions o;
+  o.src_vocab = o.tgt_vocab = 12;
+  o.max_len = 16;
+  o.transformer.d_model = 16;
+  o.transformer.nhead = 2;
+  o.transformer.num_encoder_layers = o.transformer.num_decoder_layers = 1;
+  o.transformer.dim_feedforward = 32;
+  o.transformer.dropout = 0.0;
+  Generator g(5);
+  nn::Seq2SeqTransformer model(o, g);
+  model.eval();
+  const Tensor src = from_vector(std::vector<std::int64_t>{4, 5, 6, 2, 7, 8, 2, 0, 9, 3, 4, 2}, {3, 4});
+  const auto ids = [](const Tensor& t) {
+    const Tensor c = t.contiguous();
+    return std::vector<std::int64_t>(c.data<std::int64_t>(), c.data<std::int64_t>() + c.numel());
+  };
+  EXPECT_EQ(ids(model.beam_search(src, 1, 8)), ids(model.greedy(src, 8)));
+  for (const std::int64_t k : {2, 4}) {
+    const Tensor cached = model.beam_search(src, k, 8, 0.6, true);
+    EXPECT_EQ(ids(cached), ids(model.beam_search(src, k, 8, 0.6, false))) << "beam " << k;
+    EXPECT_EQ(cached.shape(), (Shape{3, 8}));
+  }
+  EXPECT_THROW(model.beam_search(src, 0, 8), std::invalid_argument);
+  // tied output and learned positions: other parameters, the same decoding machinery
+  o.tie_output = true;
+  o.learned_positions = true;
+  nn::Seq2SeqTransformer tied(o, g);
+  tied.eval();
+  std::vector<std::string> names;
+  for (const auto& [n, t] : tied.named_parameters()) names.push_back(n);
+  EXPECT_NE(std::find(names.begin(), names.end(), "output_bias"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "positions.weight"), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), "generator.weight"), names.end());
+  EXPECT_EQ(ids(tied.beam_search(src, 3, 8, 0.6, true)), ids(tied.beam_search(src, 3, 8, 0.6, false)));
+}
+
+TEST(Translation, ATinyModelLearnsNumberWords) {
+  expect_learns(R"([data]
+batch_size = 16
+batches_per_epoch = 20
+eval_size = 32
+[decode]
+beam = 3
+[model]
+positions = "learned"
+tie_output = true
+d_model = 32
+nhead = 4
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 64
+dropout = 0.0
+)");
+}
+
+TEST(Translation, ATinyModelLearnsFromATsvFileByCharacters) {
+  const fs::path dir = scratch_dir("translation_tsv");
+  const std::string path = (dir / "pairs.tsv").string();
+  {
+    std::ofstream out(path);
+    for (int n = 0; n < 400; ++n) out << number_pair(n).source << "\t" << number_pair(n).target << "\n";
+  }
+  expect_learns("[data]\nsource = \"tsv\"\npath = \"" + path + R"("
+tokenization = "char"
+batch_size = 16
+[model]
+d_model = 32
+nhead = 4
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 64
+dropout = 0.0
+)");
+  train::Config missing = train::Config::parse("[data]\nsource = \"tsv\"\n", "nopath.toml");
+  Generator g(0);
+  EXPECT_NE(error_of([&] { TranslationTask t(missing, {0, &g, &g}); }).find("data.path"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rune::examples

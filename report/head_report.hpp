@@ -1,0 +1,17 @@
+// The head analysis as files a person reads: a Markdown report, CSV tables and PNG pictures.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "analysis/head_analysis.hpp"
+
+namespace rune::report {
+
+// Into `dir`: heads.md (the report), heads.csv (a row per head), redundancy.csv (every pair),
+// head_patterns.png (the pattern-class map), head_importance.png (the importance heatmap) and,
+// after prune_heads, pruning.csv and pruning.png. Returns the paths written.
+std::vector<std::string> write_head_report(const analysis::HeadAnalysis& analysis, const std::string& dir, const std::string& title);
+
+
+}  // namespace rune::report

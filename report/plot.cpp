@@ -1,0 +1,479 @@
+#include "report/plot.hpp"
+
+#include <cairo.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <utility>
+
+#include "train/files.hpp"
+
+namespace rune::report {
+namespace {
+
+struct Box {
+  double x, y, w, h;  // the plotting area in pixels
+};
+
+// "Nice" tick spacing: 1, 2 or 5 times a power of ten, about `count` ticks over the range.
+double tick_step(double range, int count) {
+  const double raw = range / count;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double r = raw / mag;
+  return (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10) * mag;
+}
+
+std::string label(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", std::abs(v) < 1e-12 ? 0.0 : v);
+  return buf;
+}
+
+void text(cairo_t* cr, double x, double y, const std::string& s, double align_x, double align_y) {
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, s.c_str(), &e);
+  cairo_move_to(cr, x - e.width * align_x - e.x_bearing, y + e.height * align_y);
+  cairo_show_text(cr, s.c_str());
+}
+
+const double kColours[][3] = {{0.12, 0.47, 0.71}, {1.0, 0.5, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16}, {0.58, 0.4, 0.74}};
+
+void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vector<Series>& series, bool faint_first,
+           const std::string& x_label = "step") {
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (const Series& s : series)
+    for (const auto& [x, y] : s.points)
+      if (std::isfinite(y)) x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 15);
+  text(cr, b.x + b.w / 2, b.y - 32, title, 0.5, 0);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, b.x, b.y, b.w, b.h);
+  cairo_stroke(cr);
+  if (!(x0 <= x1)) {
+    cairo_set_font_size(cr, 13);
+    text(cr, b.x + b.w / 2, b.y + b.h / 2, "no points yet", 0.5, 0.5);
+    return;
+  }
+  if (x1 == x0) x1 = x0 + 1;
+  if (y1 == y0) y1 = y0 + 1, y0 -= 1;
+  const double pad = (y1 - y0) * 0.05;
+  y0 -= pad, y1 += pad;
+  const auto X = [&](double x) { return b.x + (x - x0) / (x1 - x0) * b.w; };
+  const auto Y = [&](double y) { return b.y + b.h - (y - y0) / (y1 - y0) * b.h; };
+  cairo_set_font_size(cr, 11);
+  const double xs = tick_step(x1 - x0, 6), ys = tick_step(y1 - y0, 6);
+  for (double t = std::ceil(x0 / xs) * xs; t <= x1 + 1e-9; t += xs) {
+    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+    cairo_move_to(cr, X(t), b.y);
+    cairo_line_to(cr, X(t), b.y + b.h);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, X(t), b.y + b.h + 16, label(t), 0.5, 0);
+  }
+  for (double t = std::ceil(y0 / ys) * ys; t <= y1 + 1e-9; t += ys) {
+    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+    cairo_move_to(cr, b.x, Y(t));
+    cairo_line_to(cr, b.x + b.w, Y(t));
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, b.x - 6, Y(t), label(t), 1.0, 0.5);
+  }
+  text(cr, b.x + b.w / 2, b.y + b.h + 34, x_label, 0.5, 0);
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const double* c = kColours[i % 5];
+    const bool faint = faint_first && i == 0;
+    cairo_set_source_rgba(cr, c[0], c[1], c[2], faint ? 0.35 : 1.0);
+    cairo_set_line_width(cr, faint ? 1 : 2);
+    bool started = false;
+    for (const auto& [x, y] : series[i].points) {
+      if (!std::isfinite(y)) continue;
+      if (started)
+        cairo_line_to(cr, X(x), Y(y));
+      else
+        cairo_move_to(cr, X(x), Y(y));
+      started = true;
+    }
+    cairo_stroke(cr);
+    if (series[i].points.size() <= 30)  // few points (evaluations): mark them
+      for (const auto& [x, y] : series[i].points)
+        if (std::isfinite(y)) {
+          cairo_arc(cr, X(x), Y(y), 3, 0, 2 * M_PI);
+          cairo_fill(cr);
+        }
+    // legend: one row above the panel, clear of the curves
+    const double lx = b.x + 150 * static_cast<double>(i), ly = b.y - 10;
+    cairo_rectangle(cr, lx, ly - 2, 14, 4);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, lx + 20, ly, series[i].name, 0, 0.5);
+  }
+}
+
+// A weight's colour on the attention maps' scale (weight_cell) as cairo's source.
+void weight_colour(cairo_t* cr, double w) {
+  const GridCell c = weight_cell(w, "");
+  cairo_set_source_rgb(cr, c.r, c.g, c.b);
+}
+
+// A white W x H page with `title` centred at title_y; the context is left drawing black
+// sans-serif text. The caller destroys the context and hands the surface to write_png.
+cairo_t* start_page(cairo_surface_t*& surface, int W, int H, const std::string& title, double title_size,
+                    double title_y) {
+  surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, title_size);
+  text(cr, W / 2.0, title_y, title, 0.5, 0.5);
+  return cr;
+}
+
+// Writes and frees the surface; path.tmp first, then renamed.
+void write_png(cairo_surface_t* surface, const std::string& path, const char* what) {
+  try {
+    train::write_atomically(path, [&](const std::string& tmp) {
+      const cairo_status_t status = cairo_surface_write_to_png(surface, tmp.c_str());
+      if (status != CAIRO_STATUS_SUCCESS)
+        throw std::runtime_error(std::string(what) + " " + path + ": cairo cannot write it: " + cairo_status_to_string(status));
+    }, what);
+  } catch (...) {
+    cairo_surface_destroy(surface);
+    throw;
+  }
+  cairo_surface_destroy(surface);
+}
+
+}  // namespace
+
+void plot_attention(const std::string& path, const std::string& title, const std::vector<Heatmap>& maps, int per_row) {
+  std::size_t longest_rows = 1, longest_cols = 1, cells = 1;
+  for (const Heatmap& m : maps) {
+    longest_rows = std::max(longest_rows, m.rows.size());
+    longest_cols = std::max(longest_cols, m.columns.size());
+    cells = std::max({cells, m.rows.size(), m.columns.size()});
+  }
+  const double cell = std::clamp(260.0 / static_cast<double>(cells), 8.0, 28.0);
+  const double label_w = 90, label_h = 90, gap = 30;  // room for the token labels
+  const double panel_w = label_w + cell * static_cast<double>(longest_cols) + gap;
+  const double panel_h = 24 + cell * static_cast<double>(longest_rows) + label_h + gap;
+  const int columns = std::max(1, per_row), rows = (static_cast<int>(maps.size()) + columns - 1) / columns;
+  const int W = static_cast<int>(panel_w * columns + 100), H = static_cast<int>(panel_h * rows + 60);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 16, 20);
+  const double font = std::clamp(cell * 0.6, 7.0, 12.0);
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const Heatmap& m = maps[i];
+    const double x0 = 10 + panel_w * static_cast<double>(static_cast<int>(i) % columns) + label_w;
+    const double y0 = 50 + panel_h * static_cast<double>(static_cast<int>(i) / columns) + 24;
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, 12);
+    text(cr, x0 + cell * static_cast<double>(m.columns.size()) / 2, y0 - 12, m.title, 0.5, 0);
+    for (std::size_t q = 0; q < m.weights.size(); ++q)
+      for (std::size_t k = 0; k < m.weights[q].size(); ++k) {
+        weight_colour(cr, m.weights[q][k]);
+        cairo_rectangle(cr, x0 + cell * static_cast<double>(k), y0 + cell * static_cast<double>(q), cell, cell);
+        cairo_fill(cr);
+      }
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, x0, y0, cell * static_cast<double>(m.columns.size()), cell * static_cast<double>(m.rows.size()));
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, font);
+    for (std::size_t q = 0; q < m.rows.size(); ++q)  // query tokens, right-aligned left of the rows
+      text(cr, x0 - 4, y0 + cell * (static_cast<double>(q) + 0.5), m.rows[q], 1.0, 0.5);
+    for (std::size_t k = 0; k < m.columns.size(); ++k) {  // key tokens, turned down under the columns
+      cairo_save(cr);
+      cairo_move_to(cr, x0 + cell * (static_cast<double>(k) + 0.5) + font / 3, y0 + cell * static_cast<double>(m.rows.size()) + 4);
+      cairo_rotate(cr, M_PI / 2);
+      cairo_show_text(cr, m.columns[k].c_str());
+      cairo_restore(cr);
+    }
+  }
+  // the colour scale
+  const double sx = W - 60, sy = 60, sh = 200;
+  for (int i = 0; i < 100; ++i) {
+    weight_colour(cr, 1.0 - i / 99.0);
+    cairo_rectangle(cr, sx, sy + sh * i / 100.0, 16, sh / 100.0 + 0.5);
+    cairo_fill(cr);
+  }
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 11);
+  text(cr, sx + 20, sy, "1", 0, 0.5);
+  text(cr, sx + 20, sy + sh / 2, "0.5", 0, 0.5);
+  text(cr, sx + 20, sy + sh, "0", 0, 0.5);
+  cairo_destroy(cr);
+  write_png(surface, path, "attention map");
+}
+
+void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,
+                 const std::vector<Series>& metrics) {
+  const int W = 1200, H = 530;
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 17, 20);
+  // the loss and its centred moving average over about a twentieth of the points
+  Series smooth{"smoothed", {}};
+  const auto n = static_cast<std::ptrdiff_t>(loss.points.size());
+  const std::ptrdiff_t half = std::max<std::ptrdiff_t>(1, n / 40);
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    double total = 0;
+    int count = 0;
+    for (std::ptrdiff_t j = std::max<std::ptrdiff_t>(0, i - half); j <= std::min(n - 1, i + half); ++j)
+      if (std::isfinite(loss.points[static_cast<std::size_t>(j)].second)) {
+        total += loss.points[static_cast<std::size_t>(j)].second;
+        ++count;
+      }
+    if (count) smooth.points.emplace_back(loss.points[static_cast<std::size_t>(i)].first, total / count);
+  }
+  panel(cr, {80, 90, 470, 360}, "loss", {loss, smooth, val_loss}, true);
+  panel(cr, {690, 90, 470, 360}, "validation", metrics, false);
+  cairo_destroy(cr);
+  write_png(surface, path, "plot");
+}
+
+GridCell weight_cell(double w, std::string text) {
+  w = std::clamp(w, 0.0, 1.0);
+  return {1.0 - 0.95 * w, 1.0 - 0.8 * w, 1.0 - 0.45 * w, std::move(text)};
+}
+
+void plot_panels(const std::string& path, const std::string& title, const std::string& x_label,
+                 const std::vector<std::pair<std::string, std::vector<Series>>>& panels) {
+  const int n = std::max<int>(1, static_cast<int>(panels.size()));
+  const int W = 610 * n - 10, H = 530;
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 17, 20);
+  for (int i = 0; i < static_cast<int>(panels.size()); ++i)
+    panel(cr, {80.0 + 610.0 * i, 90, 470, 360}, panels[static_cast<std::size_t>(i)].first,
+          panels[static_cast<std::size_t>(i)].second, false, x_label);
+  cairo_destroy(cr);
+  write_png(surface, path, "plot");
+}
+
+void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
+               const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
+               const std::vector<GridLegend>& legend) {
+  if (cells.size() != rows.size()) throw std::invalid_argument("plot_grid: " + std::to_string(cells.size()) + " rows of cells for " + std::to_string(rows.size()) + " row labels");
+  for (const auto& r : cells)
+    if (r.size() > columns.size()) throw std::invalid_argument("plot_grid: a row of " + std::to_string(r.size()) + " cells for " + std::to_string(columns.size()) + " columns");
+  const double cell_w = 72, cell_h = 34, left = 260, top = 80;
+  const auto n_rows = static_cast<double>(rows.size()), n_cols = static_cast<double>(columns.size());
+  const int W = static_cast<int>(std::max(left + cell_w * n_cols + 40, 640.0));
+  const int legend_rows = static_cast<int>((legend.size() + 3) / 4);
+  const int H = static_cast<int>(top + cell_h * n_rows + 50 + 26 * legend_rows);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 16, 24);
+  cairo_set_font_size(cr, 12);
+  for (std::size_t c = 0; c < columns.size(); ++c)
+    text(cr, left + cell_w * (static_cast<double>(c) + 0.5), top - 14, columns[c], 0.5, 0);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const double y = top + cell_h * static_cast<double>(r);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, left - 8, y + cell_h / 2, rows[r], 1.0, 0.5);
+    for (std::size_t c = 0; c < cells[r].size(); ++c) {
+      const GridCell& g = cells[r][c];
+      const double x = left + cell_w * static_cast<double>(c);
+      cairo_set_source_rgb(cr, g.r, g.g, g.b);
+      cairo_rectangle(cr, x, y, cell_w, cell_h);
+      cairo_fill(cr);
+      cairo_set_source_rgb(cr, 1, 1, 1);
+      cairo_set_line_width(cr, 2);
+      cairo_rectangle(cr, x, y, cell_w, cell_h);
+      cairo_stroke(cr);
+      const double luma = 0.299 * g.r + 0.587 * g.g + 0.114 * g.b;  // dark cells get white text
+      const double ink = luma < 0.5 ? 1.0 : 0.0;
+      cairo_set_source_rgb(cr, ink, ink, ink);
+      text(cr, x + cell_w / 2, y + cell_h / 2, g.text, 0.5, 0.5);
+    }
+  }
+  for (std::size_t i = 0; i < legend.size(); ++i) {
+    const double x = 20 + 220.0 * static_cast<double>(i % 4), y = top + cell_h * n_rows + 30 + 26.0 * static_cast<double>(i / 4);
+    cairo_set_source_rgb(cr, legend[i].r, legend[i].g, legend[i].b);
+    cairo_rectangle(cr, x, y - 8, 18, 16);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, x + 26, y, legend[i].name, 0, 0.5);
+  }
+  cairo_destroy(cr);
+  write_png(surface, path, "plot");
+}
+
+void plot_confusion(const std::string& path, const std::string& title, const std::vector<std::string>& classes,
+                    const std::vector<std::vector<std::int64_t>>& counts) {
+  const auto K = static_cast<int>(classes.size());
+  if (static_cast<int>(counts.size()) != K) throw std::invalid_argument("plot_confusion: counts and classes differ in size");
+  const double cell = std::clamp(560.0 / std::max(K, 1), 18.0, 64.0), left = 150, top = 80;
+  const int W = static_cast<int>(left + cell * K + 60), H = static_cast<int>(top + cell * K + 150);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 16, 20);
+  cairo_set_font_size(cr, 13);
+  text(cr, left + cell * K / 2, top - 30, "predicted", 0.5, 0.5);
+  for (int y = 0; y < K; ++y) {
+    std::int64_t row = 0;
+    for (std::int64_t c : counts[static_cast<std::size_t>(y)]) row += c;
+    for (int p = 0; p < K; ++p) {
+      const std::int64_t c = counts[static_cast<std::size_t>(y)][static_cast<std::size_t>(p)];
+      const double share = row > 0 ? static_cast<double>(c) / static_cast<double>(row) : 0.0;
+      weight_colour(cr, share);
+      cairo_rectangle(cr, left + cell * p, top + cell * y, cell, cell);
+      cairo_fill(cr);
+      cairo_set_source_rgb(cr, share > 0.5 ? 1 : 0, share > 0.5 ? 1 : 0, share > 0.5 ? 1 : 0);
+      cairo_set_font_size(cr, std::clamp(cell * 0.3, 7.0, 13.0));
+      text(cr, left + cell * (p + 0.5), top + cell * (y + 0.5), std::to_string(c), 0.5, 0.5);
+    }
+  }
+  cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, left, top, cell * K, cell * K);
+  cairo_stroke(cr);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 11);
+  for (int k = 0; k < K; ++k) {
+    text(cr, left - 6, top + cell * (k + 0.5), classes[static_cast<std::size_t>(k)], 1.0, 0.5);  // true labels
+    cairo_save(cr);
+    cairo_move_to(cr, left + cell * (k + 0.5) + 4, top + cell * K + 6);
+    cairo_rotate(cr, M_PI / 2);
+    cairo_show_text(cr, classes[static_cast<std::size_t>(k)].c_str());
+    cairo_restore(cr);
+  }
+  cairo_save(cr);
+  cairo_move_to(cr, 18, top + cell * K / 2 + 12);
+  cairo_rotate(cr, -M_PI / 2);
+  cairo_set_font_size(cr, 13);
+  cairo_show_text(cr, "true label");
+  cairo_restore(cr);
+  cairo_destroy(cr);
+  write_png(surface, path, "confusion matrix");
+}
+
+namespace {
+
+// A heat colour for t in [0, 1]: transparent dark red through red and yellow to opaque white-yellow.
+void heat_pixel(double t, unsigned char* px) {
+  t = std::clamp(t, 0.0, 1.0);
+  const double r = std::min(1.0, 2.0 * t + 0.2), g = std::clamp(2.0 * t - 0.6, 0.0, 1.0), b = std::clamp(4.0 * t - 3.0, 0.0, 1.0);
+  const double a = 0.15 + 0.7 * t;  // premultiplied ARGB32, little-endian B G R A
+  px[0] = static_cast<unsigned char>(std::lround(255 * b * a));
+  px[1] = static_cast<unsigned char>(std::lround(255 * g * a));
+  px[2] = static_cast<unsigned char>(std::lround(255 * r * a));
+  px[3] = static_cast<unsigned char>(std::lround(255 * a));
+}
+
+// Paints `surface` (w x h pixels) scaled into the box, smoothed or blocky.
+void paint_scaled(cairo_t* cr, cairo_surface_t* surface, double x, double y, double box, int w, int h, bool smooth) {
+  cairo_save(cr);
+  cairo_translate(cr, x, y);
+  cairo_scale(cr, box / w, box / h);
+  cairo_set_source_surface(cr, surface, 0, 0);
+  cairo_pattern_set_filter(cairo_get_source(cr), smooth ? CAIRO_FILTER_BILINEAR : CAIRO_FILTER_NEAREST);
+  cairo_pattern_set_extend(cairo_get_source(cr), CAIRO_EXTEND_PAD);
+  cairo_paint(cr);
+  cairo_restore(cr);
+}
+
+}  // namespace
+
+void plot_image_attention(const std::string& path, const std::string& title, const std::vector<std::uint8_t>& image,
+                          int channels, int size, int grid, const std::vector<ImageOverlay>& panels, int per_row) {
+  if ((channels != 1 && channels != 3) || image.size() != static_cast<std::size_t>(channels * size * size))
+    throw std::invalid_argument("plot_image_attention: image of " + std::to_string(image.size()) + " bytes is not (" +
+                                std::to_string(channels) + ", " + std::to_string(size) + ", " + std::to_string(size) + ")");
+  // the image as a cairo surface
+  cairo_surface_t* picture = cairo_image_surface_create(CAIRO_FORMAT_RGB24, size, size);
+  cairo_surface_flush(picture);
+  {
+    unsigned char* d = cairo_image_surface_get_data(picture);
+    const int stride = cairo_image_surface_get_stride(picture);
+    const std::size_t plane = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) {
+        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(size) + static_cast<std::size_t>(x);
+        unsigned char* px = d + y * stride + 4 * x;
+        px[2] = image[i];
+        px[1] = image[channels == 3 ? plane + i : i];
+        px[0] = image[channels == 3 ? 2 * plane + i : i];
+        px[3] = 255;
+      }
+  }
+  cairo_surface_mark_dirty(picture);
+  const double box = 132, gap_x = 14, title_h = 20;
+  const int columns = std::max(1, per_row), rows = (static_cast<int>(panels.size()) + columns - 1) / columns;
+  const int W = static_cast<int>(20 + (box + gap_x) * columns), H = static_cast<int>(50 + (box + title_h + 12) * rows);
+  cairo_surface_t* surface = nullptr;
+  cairo_t* cr = start_page(surface, W, H, title, 15, 18);
+  cairo_surface_t* heat = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, grid, grid);
+  for (std::size_t i = 0; i < panels.size(); ++i) {
+    const ImageOverlay& p = panels[i];
+    const double x = 10 + (box + gap_x) * static_cast<double>(static_cast<int>(i) % columns);
+    const double y = 40 + (box + title_h + 12) * static_cast<double>(static_cast<int>(i) / columns);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_font_size(cr, 11);
+    text(cr, x + box / 2, y + 6, p.title, 0.5, 0.5);
+    paint_scaled(cr, picture, x, y + title_h, box, size, size, false);
+    if (!p.heat.empty()) {
+      if (p.heat.size() != static_cast<std::size_t>(grid * grid))
+        throw std::invalid_argument("plot_image_attention: panel '" + p.title + "' has " + std::to_string(p.heat.size()) +
+                                    " weights for a " + std::to_string(grid) + "x" + std::to_string(grid) + " grid");
+      const double top = std::max(*std::max_element(p.heat.begin(), p.heat.end()), 1e-12);
+      cairo_surface_flush(heat);
+      unsigned char* d = cairo_image_surface_get_data(heat);
+      const int stride = cairo_image_surface_get_stride(heat);
+      for (int gy = 0; gy < grid; ++gy)
+        for (int gx = 0; gx < grid; ++gx) heat_pixel(p.heat[static_cast<std::size_t>(gy * grid + gx)] / top, d + gy * stride + 4 * gx);
+      cairo_surface_mark_dirty(heat);
+      paint_scaled(cr, heat, x, y + title_h, box, grid, grid, true);
+    }
+  }
+  cairo_surface_destroy(heat);
+  cairo_surface_destroy(picture);
+  cairo_destroy(cr);
+  write_png(surface, path, "image attention map");
+}
+
+std::vector<std::uint8_t> read_png(const std::string& path, int channels, int& height, int& width) {
+  if (channels != 1 && channels != 3) throw std::invalid_argument("read_png: channels must be 1 or 3");
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such file");
+  cairo_surface_t* s = cairo_image_surface_create_from_png(path.c_str());
+  const cairo_status_t status = cairo_surface_status(s);
+  if (status != CAIRO_STATUS_SUCCESS) {
+    cairo_surface_destroy(s);
+    throw std::runtime_error(path + ": not a readable PNG (" + cairo_status_to_string(status) + ")");
+  }
+  cairo_surface_t* rgb = cairo_image_surface_create(CAIRO_FORMAT_RGB24, cairo_image_surface_get_width(s),
+                                                    cairo_image_surface_get_height(s));
+  cairo_t* cr = cairo_create(rgb);  // composited onto black
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_paint(cr);
+  cairo_set_source_surface(cr, s, 0, 0);
+  cairo_paint(cr);
+  cairo_destroy(cr);
+  cairo_surface_destroy(s);
+  cairo_surface_flush(rgb);
+  width = cairo_image_surface_get_width(rgb);
+  height = cairo_image_surface_get_height(rgb);
+  const unsigned char* d = cairo_image_surface_get_data(rgb);
+  const int stride = cairo_image_surface_get_stride(rgb);
+  const std::size_t plane = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  std::vector<std::uint8_t> out(plane * static_cast<std::size_t>(channels));
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      const unsigned char* px = d + y * stride + 4 * x;  // B G R x
+      const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x);
+      if (channels == 3) {
+        out[i] = px[2];
+        out[plane + i] = px[1];
+        out[2 * plane + i] = px[0];
+      } else {
+        out[i] = static_cast<std::uint8_t>(std::lround(0.299 * px[2] + 0.587 * px[1] + 0.114 * px[0]));
+      }
+    }
+  cairo_surface_destroy(rgb);
+  return out;
+}
+
+}  // namespace rune::report

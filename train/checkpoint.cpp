@@ -1,0 +1,427 @@
+// HDF5 checkpoints through HDF5's C API: the only file of the library that includes <hdf5.h>.
+#include "train/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+#include "autograd/ops.hpp"
+#include "train/files.hpp"
+
+namespace rune::train {
+namespace {
+
+// An HDF5 handle closed at scope exit.
+class H5 {
+ public:
+  H5(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5(const H5&) = delete;
+  H5& operator=(const H5&) = delete;
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+// HDF5 prints its error stack when a call fails; we report errors ourselves, naming the file, so
+// printing is off while a checkpoint is read or written and the caller's handler comes back after.
+class QuietErrors {
+ public:
+  QuietErrors() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+  ~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+std::string dots_to_slashes(std::string s) {
+  std::replace(s.begin(), s.end(), '.', '/');
+  return s;
+}
+std::string slashes_to_dots(std::string s) {
+  std::replace(s.begin(), s.end(), '/', '.');
+  return s;
+}
+
+// ------------------------------------------------------------------------- writing
+
+struct Writer {
+  std::string path;  // the final path, for messages
+  hid_t file;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("checkpoint " + path + ": writing " + what + " failed");
+  }
+
+  void string_attr(hid_t loc, const std::string& key, const std::string& value) const {
+    const H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), H5T_VARIABLE);
+    H5Tset_cset(type.get(), H5T_CSET_UTF8);
+    const H5 space(H5Screate(H5S_SCALAR), H5Sclose);
+    const H5 attr(H5Acreate2(loc, key.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    const char* data = value.c_str();
+    if (!attr.ok() || H5Awrite(attr.get(), type.get(), &data) < 0) fail("attribute " + key);
+  }
+
+  template <class T>
+  void number_attr(hid_t loc, const std::string& key, T value, hid_t type) const {
+    const H5 space(H5Screate(H5S_SCALAR), H5Sclose);
+    const H5 attr(H5Acreate2(loc, key.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    if (!attr.ok() || H5Awrite(attr.get(), type, &value) < 0) fail("attribute " + key);
+  }
+
+  hid_t group(const std::string& name) const {
+    const hid_t g = H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) fail("group " + name);
+    return g;
+  }
+
+  // A chunked dataset (one chunk) with a Fletcher-32 checksum; 0-d tensors are stored as [1]
+  // with the attribute rank0 = 1.
+  void tensor(const std::string& name, const Tensor& t_in, bool as_float32) const {
+    Tensor t = t_in.detach();
+    if (as_float32 && t.dtype() != DType::float32) t = to_dtype(t, DType::float32);
+    t = t.contiguous();
+    hid_t mem_type;
+    switch (t.dtype()) {
+      case DType::float32: mem_type = H5T_NATIVE_FLOAT; break;
+      case DType::float64: mem_type = H5T_NATIVE_DOUBLE; break;
+      case DType::int64: mem_type = H5T_NATIVE_INT64; break;
+      default: throw std::runtime_error("checkpoint " + path + ": '" + name + "' has a dtype checkpoints do not store");
+    }
+    const bool rank0 = t.dim() == 0;
+    std::vector<hsize_t> dims(rank0 ? 1 : t.shape().size(), 1);
+    for (std::size_t d = 0; d < t.shape().size(); ++d) dims[d] = static_cast<hsize_t>(t.shape()[d]);
+    const H5 space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    const H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+    H5Pset_create_intermediate_group(lcpl.get(), 1);
+    const H5 dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    if (t.numel() > 0) {
+      H5Pset_chunk(dcpl.get(), static_cast<int>(dims.size()), dims.data());
+      H5Pset_fletcher32(dcpl.get());
+    }
+    const H5 ds(H5Dcreate2(file, name.c_str(), mem_type, space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), H5Dclose);
+    if (!ds.ok() || (t.numel() > 0 && H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) < 0))
+      fail("dataset " + name);
+    if (rank0) number_attr<std::int64_t>(ds.get(), "rank0", 1, H5T_NATIVE_INT64);
+  }
+
+  void strings(const std::string& name, const std::vector<std::string>& values) const {
+    const H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), H5T_VARIABLE);
+    H5Tset_cset(type.get(), H5T_CSET_UTF8);
+    const hsize_t n = values.size();
+    const H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    const H5 ds(H5Dcreate2(file, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                H5Dclose);
+    std::vector<const char*> ptrs;
+    for (const auto& v : values) ptrs.push_back(v.c_str());
+    if (!ds.ok() || (n > 0 && H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0))
+      fail("dataset " + name);
+  }
+};
+
+// ------------------------------------------------------------------------- reading
+
+struct Reader {
+  std::string path;
+  hid_t file;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("checkpoint " + path + " is refused: " + what);
+  }
+
+  bool has_attr(hid_t loc, const std::string& key) const { return H5Aexists(loc, key.c_str()) > 0; }
+
+  std::string string_attr(hid_t loc, const std::string& key) const {
+    if (!has_attr(loc, key)) fail("no attribute '" + key + "'");
+    const H5 attr(H5Aopen(loc, key.c_str(), H5P_DEFAULT), H5Aclose);
+    const H5 type(H5Aget_type(attr.get()), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_STRING) fail("attribute '" + key + "' is not a string");
+    if (H5Tis_variable_str(type.get()) > 0) {
+      char* s = nullptr;
+      const H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
+      H5Tset_size(mem.get(), H5T_VARIABLE);
+      H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+      if (H5Aread(attr.get(), mem.get(), &s) < 0) fail("attribute '" + key + "' cannot be read");
+      std::string out = s ? s : "";
+      H5free_memory(s);
+      return out;
+    }
+    std::string out(H5Tget_size(type.get()), '\0');
+    if (H5Aread(attr.get(), type.get(), out.data()) < 0) fail("attribute '" + key + "' cannot be read");
+    return out.substr(0, out.find('\0'));
+  }
+
+  template <class T>
+  T number_attr(hid_t loc, const std::string& key, hid_t mem_type) const {
+    if (!has_attr(loc, key)) fail("no attribute '" + key + "'");
+    const H5 attr(H5Aopen(loc, key.c_str(), H5P_DEFAULT), H5Aclose);
+    const H5 type(H5Aget_type(attr.get()), H5Tclose);
+    const H5T_class_t cls = H5Tget_class(type.get());
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) fail("attribute '" + key + "' is not a number");
+    T v{};
+    if (H5Aread(attr.get(), mem_type, &v) < 0) fail("attribute '" + key + "' cannot be read");
+    return v;
+  }
+
+  // Attribute names of a group, in name order.
+  std::vector<std::string> attr_names(hid_t loc) const {
+    std::vector<std::string> names;
+    H5Aiterate2(
+        loc, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+        [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+          static_cast<std::vector<std::string>*>(data)->push_back(name);
+          return 0;
+        },
+        &names);
+    return names;
+  }
+
+  // Paths (relative to `group`) of every dataset below it, in name order.
+  std::vector<std::string> datasets_under(const std::string& group) const {
+    std::vector<std::string> out;
+    if (H5Lexists(file, group.c_str(), H5P_DEFAULT) <= 0) return out;
+    const H5 g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
+    if (!g.ok()) fail("'" + group + "' is not a group");
+    struct Walk {
+      std::vector<std::string>* out;
+    } walk{&out};
+    const herr_t status = H5Lvisit(
+        g.get(), H5_INDEX_NAME, H5_ITER_INC,
+        [](hid_t loc, const char* name, const H5L_info_t*, void* data) -> herr_t {
+          const hid_t obj = H5Oopen(loc, name, H5P_DEFAULT);
+          if (obj < 0) return -1;
+          const bool is_dataset = H5Iget_type(obj) == H5I_DATASET;
+          H5Oclose(obj);
+          if (is_dataset) static_cast<Walk*>(data)->out->push_back(name);
+          return 0;
+        },
+        &walk);
+    if (status < 0) fail("the tree under '" + group + "' cannot be walked");
+    return out;
+  }
+
+  Tensor tensor(const std::string& name) const {
+    const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!ds.ok()) fail("dataset '" + name + "' cannot be opened");
+    const H5 space(H5Dget_space(ds.get()), H5Sclose);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 0) fail("dataset '" + name + "' has no readable shape");
+    std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    Shape shape(dims.begin(), dims.end());
+    if (H5Aexists(ds.get(), "rank0") > 0) {
+      if (shape != Shape{1}) fail("dataset '" + name + "' is marked 0-d but has shape " + shape_str(shape));
+      shape.clear();
+    }
+    const H5 type(H5Dget_type(ds.get()), H5Tclose);
+    const H5T_class_t cls = H5Tget_class(type.get());
+    const std::size_t size = H5Tget_size(type.get());
+    DType dtype;
+    hid_t mem_type;
+    if (cls == H5T_FLOAT && size == 4) dtype = DType::float32, mem_type = H5T_NATIVE_FLOAT;
+    else if (cls == H5T_FLOAT && size == 8) dtype = DType::float64, mem_type = H5T_NATIVE_DOUBLE;
+    else if (cls == H5T_INTEGER && size == 8) dtype = DType::int64, mem_type = H5T_NATIVE_INT64;
+    else fail("dataset '" + name + "' has an unsupported type");
+    Tensor t = empty(shape, dtype);
+    // Fletcher-32 is verified here: a corrupt chunk makes the read fail
+    if (t.numel() > 0 && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) < 0)
+      fail("dataset '" + name + "' is corrupt or truncated (its read or checksum failed)");
+    return t;
+  }
+
+  std::vector<std::string> strings(const std::string& name) const {
+    const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+    const H5 space(H5Dget_space(ds.get()), H5Sclose);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    const H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5T_CSET_UTF8);
+    std::vector<char*> ptrs(static_cast<std::size_t>(std::max<hssize_t>(n, 0)), nullptr);
+    if (n > 0 && H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+      fail("dataset '" + name + "' cannot be read");
+    std::vector<std::string> out;
+    for (char* p : ptrs) {
+      out.emplace_back(p ? p : "");
+      H5free_memory(p);
+    }
+    return out;
+  }
+
+  bool is_string_dataset(const std::string& name) const {
+    const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+    const H5 type(H5Dget_type(ds.get()), H5Tclose);
+    return H5Tget_class(type.get()) == H5T_STRING;
+  }
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------------- save / read
+
+void save_checkpoint(const std::string& path, const Checkpoint& c) {
+  const QuietErrors quiet;
+  write_atomically(path, [&](const std::string& tmp) {
+    {
+      const H5 file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      if (!file.ok()) throw std::runtime_error("checkpoint " + path + ": cannot create " + tmp);
+      const Writer w{path, file.get()};
+      const hid_t root = file.get();
+      w.string_attr(root, "format", kCheckpointFormat);
+      w.number_attr<std::int64_t>(root, "format_version", kCheckpointVersion, H5T_NATIVE_INT64);
+      w.string_attr(root, "config", c.config);
+      w.number_attr<std::int64_t>(root, "epoch", c.epoch, H5T_NATIVE_INT64);
+      w.number_attr<std::int64_t>(root, "step", c.step, H5T_NATIVE_INT64);
+      w.string_attr(root, "optimizer", c.optimizer);
+      w.number_attr<std::int64_t>(root, "optimizer_steps", c.optimizer_steps, H5T_NATIVE_INT64);
+      H5Gclose(w.group("params"));
+      for (const auto& [name, t] : c.params) w.tensor("params/" + dots_to_slashes(name), t, /*as_float32=*/true);
+      H5Gclose(w.group("optimizer"));
+      for (const auto& [key, t] : c.optimizer_state) {
+        const std::size_t cut = key.rfind('/');
+        if (cut == std::string::npos) throw std::runtime_error("checkpoint " + path + ": optimizer entry '" + key +
+                                                               "' is not <param>/<slot>");
+        w.tensor("optimizer/" + dots_to_slashes(key.substr(0, cut)) + key.substr(cut), t, false);
+      }
+      {
+        const H5 rng(w.group("rng"), H5Gclose);
+        for (const auto& [name, state] : c.rng) w.string_attr(rng.get(), name, state);
+        const H5 metrics(w.group("metrics"), H5Gclose);
+        for (const auto& [name, v] : c.metrics) w.number_attr<double>(metrics.get(), name, v, H5T_NATIVE_DOUBLE);
+      }
+      H5Gclose(w.group("meta"));
+      for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
+      for (const auto& [key, list] : c.meta_numbers)
+        w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
+      if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file");
+    }  // closed before write_atomically syncs and renames it
+  }, "checkpoint");
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  const QuietErrors quiet;
+  if (!std::filesystem::exists(path)) throw std::runtime_error("checkpoint " + path + " does not exist");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw std::runtime_error("checkpoint " + path + " is refused: not an HDF5 file (truncated or foreign?)");
+  const H5 file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.ok()) throw std::runtime_error("checkpoint " + path + " is refused: HDF5 cannot open it (truncated?)");
+  const Reader r{path, file.get()};
+  const hid_t root = file.get();
+  if (!r.has_attr(root, "format") || r.string_attr(root, "format") != kCheckpointFormat)
+    r.fail("it is not a Runestone checkpoint (no format attribute '" + std::string(kCheckpointFormat) + "')");
+  const auto version = r.number_attr<std::int64_t>(root, "format_version", H5T_NATIVE_INT64);
+  if (version != kCheckpointVersion)
+    r.fail("format version " + std::to_string(version) + ", this build reads version " +
+           std::to_string(kCheckpointVersion));
+  Checkpoint c;
+  c.config = r.string_attr(root, "config");
+  c.epoch = r.number_attr<std::int64_t>(root, "epoch", H5T_NATIVE_INT64);
+  c.step = r.number_attr<std::int64_t>(root, "step", H5T_NATIVE_INT64);
+  c.optimizer = r.string_attr(root, "optimizer");
+  c.optimizer_steps = r.number_attr<std::int64_t>(root, "optimizer_steps", H5T_NATIVE_INT64);
+  if (H5Lexists(root, "params", H5P_DEFAULT) <= 0) r.fail("no /params group");
+  for (const std::string& p : r.datasets_under("params")) {
+    Tensor t = r.tensor("params/" + p);
+    if (t.dtype() != DType::float32) r.fail("parameter '" + p + "' is not float32");
+    c.params.emplace_back(slashes_to_dots(p), t);
+  }
+  for (const std::string& p : r.datasets_under("optimizer")) {
+    const std::size_t cut = p.rfind('/');
+    if (cut == std::string::npos) r.fail("optimizer entry '" + p + "' is not <param>/<slot>");
+    c.optimizer_state.emplace_back(slashes_to_dots(p.substr(0, cut)) + p.substr(cut), r.tensor("optimizer/" + p));
+  }
+  for (const char* group : {"rng", "metrics"}) {
+    if (H5Lexists(root, group, H5P_DEFAULT) <= 0) continue;
+    const H5 g(H5Gopen2(root, group, H5P_DEFAULT), H5Gclose);
+    for (const std::string& key : r.attr_names(g.get())) {
+      if (std::string(group) == "rng")
+        c.rng[key] = r.string_attr(g.get(), key);
+      else
+        c.metrics[key] = r.number_attr<double>(g.get(), key, H5T_NATIVE_DOUBLE);
+    }
+  }
+  for (const std::string& key : r.datasets_under("meta")) {
+    if (r.is_string_dataset("meta/" + key)) {
+      c.meta_strings[key] = r.strings("meta/" + key);
+    } else {
+      const Tensor t = to_dtype(r.tensor("meta/" + key), DType::float64).contiguous();
+      c.meta_numbers[key] = std::vector<double>(t.data<double>(), t.data<double>() + t.numel());
+    }
+  }
+  return c;
+}
+
+nn::LoadReport load_parameters(nn::Module& module, const Checkpoint& c, const std::string& path, bool strict) {
+  try {
+    return module.load_state_dict(c.params, strict);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("checkpoint " + path + " does not fit the model: " + e.what());
+  }
+}
+
+// ------------------------------------------------------------------------- CheckpointManager
+
+CheckpointManager::CheckpointManager(std::string folder, int keep_last, std::string metric, bool higher_is_better)
+    : folder_(std::move(folder)), metric_(std::move(metric)), keep_last_(keep_last), higher_is_better_(higher_is_better) {
+  if (keep_last < 1) throw std::invalid_argument("CheckpointManager: keep_last must be at least 1");
+  std::filesystem::create_directories(folder_);
+  // a resumed run continues the bookkeeping of the files already there
+  for (const auto& entry : std::filesystem::directory_iterator(folder_)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".h5") numbered_.push_back(entry.path().string());
+  }
+  std::sort(numbered_.begin(), numbered_.end());
+  const std::string best = folder_ + "/best.h5";
+  if (!metric_.empty() && std::filesystem::exists(best)) {
+    const Checkpoint c = read_checkpoint(best);
+    if (const auto it = c.metrics.find(metric_); it != c.metrics.end()) {
+      best_ = it->second;
+      has_best_ = true;
+    }
+  }
+}
+
+std::string CheckpointManager::save(const Checkpoint& c) {
+  char name[64];
+  std::snprintf(name, sizeof name, "step-%06lld.h5", static_cast<long long>(c.step));
+  const std::string numbered = folder_ + "/" + name;
+  save_checkpoint(numbered, c);
+  save_checkpoint(folder_ + "/last.h5", c);
+  numbered_.erase(std::remove(numbered_.begin(), numbered_.end(), numbered), numbered_.end());
+  numbered_.push_back(numbered);
+  while (static_cast<int>(numbered_.size()) > keep_last_) {
+    std::error_code ignored;
+    std::filesystem::remove(numbered_.front(), ignored);
+    numbered_.erase(numbered_.begin());
+  }
+  if (!metric_.empty()) {
+    const auto it = c.metrics.find(metric_);
+    if (it != c.metrics.end() && std::isfinite(it->second) &&
+        (!has_best_ || (higher_is_better_ ? it->second > best_ : it->second < best_))) {
+      best_ = it->second;
+      has_best_ = true;
+      save_checkpoint(folder_ + "/best.h5", c);
+    }
+  }
+  return numbered;
+}
+
+}  // namespace rune::train

@@ -1,0 +1,78 @@
+// Checkpoints in HDF5: everything a run needs to continue exactly, in one file that h5py reads.
+//
+// Layout (format "runestone-checkpoint", version 1):
+//   /                          attributes: format, format_version, config (the full resolved
+//                              config text), epoch, step, optimizer (its name), optimizer_steps
+//   /params/<path>             every parameter, float32, its exact shape; <path> is the
+//                              parameter's name with '.' -> '/' (encoder/layers/0/norm1/weight)
+//   /optimizer/<path>/<slot>   per-parameter optimizer state (exp_avg, exp_avg_sq, step, ...)
+//   /rng                       attributes: each generator's state by name ("init", "dropout", ...)
+//   /metrics                   attributes: validation metrics at save time
+//   /meta/<key>                task metadata: string lists (a vocabulary, class names) and
+//                              number lists (image size, normalisation mean and std)
+// Every dataset carries HDF5's Fletcher-32 checksum, so a flipped byte fails the read.
+//
+// Writes are atomic: the file is written beside its target as "<name>.tmp", flushed and closed,
+// then renamed over it; a crash leaves the previous checkpoint intact. Reads check the format,
+// version and every dataset before returning anything: a truncated, corrupt or foreign file is
+// refused with an error naming it, never half-loaded.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "nn/module.hpp"
+
+namespace rune::train {
+
+inline constexpr const char* kCheckpointFormat = "runestone-checkpoint";
+inline constexpr std::int64_t kCheckpointVersion = 1;
+
+struct Checkpoint {
+  nn::NamedTensors params;           // by parameter name (dots)
+  nn::NamedTensors optimizer_state;  // "<param name>/<slot>", as Optimizer::state() gives it
+  std::string optimizer;         // the optimizer's name ("AdamW"), empty without state
+  std::int64_t optimizer_steps = 0;
+  std::int64_t epoch = 0, step = 0;
+  std::map<std::string, std::string> rng;     // generator states (Generator::state())
+  std::map<std::string, double> metrics;      // validation metrics at save time
+  std::string config;                         // the resolved config, as text
+  std::map<std::string, std::vector<std::string>> meta_strings;  // vocabulary, class names, ...
+  std::map<std::string, std::vector<double>> meta_numbers;       // image size, mean, std, ...
+};
+
+// Writes c to `path` atomically (see above). Throws std::runtime_error naming the path on failure,
+// leaving any previous file at `path` untouched.
+void save_checkpoint(const std::string& path, const Checkpoint& c);
+
+// Reads and validates the whole file; throws std::runtime_error naming the path and the problem.
+Checkpoint read_checkpoint(const std::string& path);
+
+// The parameters of c into `module` (Module::load_state_dict: strict by default; non-strict
+// loads what matches and reports the rest). Errors name the checkpoint file.
+nn::LoadReport load_parameters(nn::Module& module, const Checkpoint& c, const std::string& path, bool strict = true);
+
+// Keeps a run's checkpoints: "last.h5" at every save, the best by a validation metric as
+// "best.h5", and the last `keep_last` numbered ones ("step-000120.h5"), deleting older ones.
+class CheckpointManager {
+ public:
+  // higher_is_better: true for accuracy or BLEU, false for a loss.
+  CheckpointManager(std::string folder, int keep_last = 3, std::string metric = "", bool higher_is_better = true);
+  // Saves c as last.h5 and step-<step>.h5, and best.h5 when c.metrics[metric] improves.
+  // Returns the numbered file's path.
+  std::string save(const Checkpoint& c);
+  const std::string& folder() const { return folder_; }
+  bool has_best() const { return has_best_; }
+  double best_value() const { return best_; }
+
+ private:
+  std::string folder_, metric_;
+  int keep_last_;
+  bool higher_is_better_, has_best_ = false;
+  double best_ = 0;
+  std::vector<std::string> numbered_;
+};
+
+}  // namespace rune::train

@@ -1,0 +1,23 @@
+// The [model] keys of the library's sequence models, read from a config: what every task built on
+// nn::Transformer / nn::Seq2SeqTransformer shares, so that each reads them the same way.
+#pragma once
+
+#include <cstdint>
+
+#include "autograd/random.hpp"
+#include "nn/seq2seq.hpp"
+#include "nn/transformer.hpp"
+#include "train/config.hpp"
+
+namespace rune::train {
+
+// model.d_model and model.nhead (defaults given; nhead must divide d_model),
+// model.num_encoder_layers and model.num_decoder_layers (2), model.dim_feedforward (4 d_model),
+// model.dropout (0.1), model.activation (gelu), model.norm_first (true). Dropout draws from
+// dropout_generator.
+nn::TransformerOptions read_transformer_options(Config& c, std::int64_t d_model, std::int64_t nhead,
+                                                Generator* dropout_generator);
+// model.positions ("sinusoidal" or "learned") and model.tie_output (false) into o.
+void read_embedding_options(Config& c, nn::Seq2SeqOptions& o);
+
+}  // namespace rune::train

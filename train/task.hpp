@@ -1,0 +1,144 @@
+// What `rune train` trains: a Task owns a model and its data, and gives the trainer a loss per
+// batch and metrics per split. The trainer (train/trainer.hpp) owns everything else: the
+// optimizer, the schedule, checkpoints, the run folder, logs and the progress line.
+//
+// Tasks live in examples/<name>/ and register themselves with one line in their own folder:
+//
+//   const bool registered = train::register_task<ReverseTask, train::EvalReports>(
+//       "reverse", "reverse a sequence of digits (the smallest sequence-to-sequence task)");
+//
+// The types after the task are the capabilities it offers beyond training (translating text,
+// head analysis, ...): interfaces a command asks a task for by type (capability<Translator>),
+// never by casting to a concrete task. Each capability interface names itself
+// (`static constexpr const char* capability = "translate"`), so that a command can say which
+// registered tasks have what a checkpoint's task lacks.
+//
+// Determinism: a task's training batch is a function of (seed, epoch, index) only, and its
+// dropout draws from the generator the trainer hands it (saved in checkpoints), so a resumed run
+// continues exactly where it stopped.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "autograd/random.hpp"
+#include "autograd/tensor.hpp"
+#include "nn/module.hpp"
+#include "train/checkpoint.hpp"
+#include "train/config.hpp"
+
+namespace rune::train {
+
+struct TaskContext {
+  std::uint64_t seed = 0;
+  Generator* init = nullptr;     // parameter initialisation
+  Generator* dropout = nullptr;  // every dropout in the model
+};
+
+struct BatchLoss {
+  Tensor loss;       // scalar, the mean over the batch's items
+  double items = 0;  // tokens or images in the batch, for throughput
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual nn::Module& model() = 0;
+  virtual std::int64_t batches_per_epoch() const = 0;
+  virtual BatchLoss train_batch(std::int64_t epoch, std::int64_t index) = 0;
+  // Metrics on a split ("val" or "test"), in eval mode; keys without the split's prefix.
+  virtual std::map<std::string, double> evaluate(const std::string& split) = 0;
+  virtual std::string primary_metric() const = 0;  // a key of evaluate()'s result
+  virtual bool higher_is_better() const = 0;
+  virtual std::string items_name() const { return "items"; }  // "tokens", "images"
+  // Task metadata a checkpoint carries (vocabulary, class names, image size ...).
+  virtual void describe(Checkpoint&) const {}
+  // Parameter-name patterns kept out of weight decay (biases, norms, embeddings by default).
+  virtual std::vector<std::string> no_decay_patterns() const { return {"*.bias", "*norm*", "*embed*"}; }
+  // A checkpoint's parameters into model(), strictly. A task may adapt them to its config (a ViT
+  // resizes its position embedding to another image size); it returns one line per adaptation.
+  virtual std::vector<std::string> load_parameters(const Checkpoint& c, const std::string& path);
+
+  // The registered name ("translation"), set by make_task.
+  const std::string& name() const { return name_; }
+
+ private:
+  friend std::unique_ptr<Task> make_task(Config&, const TaskContext&);
+  std::string name_;
+};
+
+// Capability: files a person reads after evaluate(split), and per-example predictions.
+class EvalReports {
+ public:
+  static constexpr const char* capability = "write evaluation reports";
+  virtual ~EvalReports() = default;
+  // Files (a confusion matrix, say) written into `dir` after evaluate(split); their paths.
+  virtual std::vector<std::string> write_reports(const std::string& split, const std::string& dir) = 0;
+  // After evaluate(split): one line per example of the split (index, truth, prediction) into
+  // `path`.
+  virtual void write_predictions(const std::string& path) const = 0;
+};
+
+// Capability: translating text (`rune translate`).
+class Translator {
+ public:
+  static constexpr const char* capability = "translate";
+  virtual ~Translator() = default;
+  // Translations of source sentences, detokenized.
+  virtual std::vector<std::string> translate(const std::vector<std::string>& sources) = 0;
+  // log P(target | source) under the model (teacher-forced, <eos> included), per pair: the sum of
+  // the natural-log probabilities of the target's tokens.
+  virtual std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs) = 0;
+};
+
+// ----------------------------------------------------------------------------- the registry
+
+using TaskFactory = std::function<std::unique_ptr<Task>(Config&, const TaskContext&)>;
+
+struct TaskInfo {
+  std::string name, description;
+  std::vector<std::string> capabilities;  // the capability names it offers
+  TaskFactory make;
+};
+
+// Adds a task; throws std::logic_error when the name is taken. register_task<T, Caps...> is the
+// one line a task's folder adds: T is built from (Config&, const TaskContext&), and derives from
+// every capability it lists (checked at compile time).
+bool register_task(TaskInfo info);
+template <class T, class... Capabilities>
+bool register_task(const std::string& name, const std::string& description) {
+  static_assert(std::is_base_of_v<Task, T>, "a task derives from train::Task");
+  static_assert((std::is_base_of_v<Capabilities, T> && ...), "a task derives from every capability it lists");
+  return register_task(TaskInfo{name, description, {Capabilities::capability...},
+                                [](Config& c, const TaskContext& ctx) -> std::unique_ptr<Task> {
+                                  return std::make_unique<T>(c, ctx);
+                                }});
+}
+
+// Every registered task, by name.
+std::vector<TaskInfo> registered_tasks();
+std::vector<std::string> task_names();
+// The task named by the config's task.name, reading its own keys ([task], [model], [data]).
+std::unique_ptr<Task> make_task(Config& config, const TaskContext& context);
+
+// The names of the registered tasks that offer `capability`, joined for a message.
+std::string tasks_with(const std::string& capability);
+
+// The task as capability C, or std::runtime_error naming what `what` (a checkpoint, say) holds,
+// what it lacks and which registered tasks have it.
+template <class C>
+C& capability(Task& task, const std::string& what) {
+  if (auto* c = dynamic_cast<C*>(&task)) return *c;
+  const std::string holds = task.name().empty() ? "a task" : "a '" + task.name() + "' task";
+  throw std::runtime_error(what + " holds " + holds + ", which cannot " + C::capability + " (tasks that can: " +
+                           tasks_with(C::capability) + ")");
+}
+
+}  // namespace rune::train

@@ -1,0 +1,281 @@
+#include "train/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "autograd/ops.hpp"
+#include "nn/attention.hpp"
+#include "optim/clip.hpp"
+#include "optim/registry.hpp"
+#include "optim/schedule.hpp"
+#include "train/checkpoint.hpp"
+#include "train/config.hpp"
+#include "train/files.hpp"
+#include "train/metrics_log.hpp"
+#include "train/progress.hpp"
+#include "train/task.hpp"
+
+namespace rune::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+// The optimizer's own settings (betas, momentum ...) as keys of [train].
+class ConfigSettings : public optim::OptimizerSettings {
+ public:
+  explicit ConfigSettings(Config& c) : c_(c) {}
+  double number(const std::string& key, double fallback, double min, double max, bool max_open,
+                const std::string&) override {
+    return c_.number("train." + key, fallback, min, max, max_open);
+  }
+  bool boolean(const std::string& key, bool fallback, const std::string&) override {
+    return c_.boolean("train." + key, fallback);
+  }
+
+ private:
+  Config& c_;
+};
+
+// Training options from [train] and [run].
+struct TrainOptions {
+  std::int64_t epochs, eval_every, log_every, keep_last;
+  std::string optimizer;
+  double lr, weight_decay, clip_norm;
+  optim::Schedule schedule;
+  optim::DropHeadSchedule drophead;
+  std::string run_dir, run_name;
+};
+
+TrainOptions read_train_options(Config& c, const std::string& config_path, std::int64_t batches_per_epoch) {
+  TrainOptions o;
+  o.epochs = c.integer("train.epochs", 10, 1);
+  const std::int64_t total = o.epochs * batches_per_epoch;
+  o.optimizer = c.string("train.optimizer", "adamw", optim::optimizer_names());
+  o.lr = c.number("train.lr", 1e-3, 0.0);
+  o.weight_decay = c.number("train.weight_decay", 0.01, 0.0);
+  o.clip_norm = c.number("train.clip_norm", 1.0, 0.0);
+  o.schedule.kind = optim::schedule_from_name(
+      c.string("train.schedule", "warmup_cosine", {"constant", "warmup_cosine", "warmup_inverse_sqrt"}));
+  o.schedule.warmup_steps = c.integer("train.warmup_steps", std::min<std::int64_t>(100, total / 10), 0);
+  o.schedule.total_steps = total;
+  o.schedule.min_factor = c.number("train.min_lr_factor", 0.0, 0.0, 1.0);
+  try {
+    o.schedule.validate();
+  } catch (const std::invalid_argument& e) {
+    c.fail("train.warmup_steps", e.what());
+  }
+  o.drophead.p = c.number("train.drophead", 0.0, 0.0, 1.0, true);
+  o.drophead.scheduled = c.string("train.drophead_schedule", "constant", {"constant", "scheduled"}) == "scheduled";
+  o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", o.schedule.warmup_steps, 0);
+  o.drophead.total_steps = total;
+  if (o.drophead.scheduled && o.drophead.warmup_steps >= total)
+    c.fail("train.drophead_warmup_steps", "must be below the run's " + std::to_string(total) + " steps");
+  o.eval_every = c.integer("train.eval_every", batches_per_epoch, 1);
+  o.log_every = c.integer("train.log_every", 10, 1);
+  o.keep_last = c.integer("train.keep_last", 3, 1);
+  o.run_dir = c.string("run.dir", "runs");
+  o.run_name = c.string("run.name", fs::path(config_path).stem().string());
+  return o;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, Config& c, const Task& task, nn::Module& model) {
+  auto groups = optim::param_groups_by_weight_decay(model.named_parameters(), o.lr, o.weight_decay,
+                                                    task.no_decay_patterns());
+  ConfigSettings settings(c);
+  return optim::make_optimizer(o.optimizer, std::move(groups), settings);
+}
+
+// A new folder <dir>/<name>, or <name>-2, -3 ... if taken.
+std::string new_run_folder(const std::string& dir, const std::string& name) {
+  fs::path p = fs::path(dir) / name;
+  for (int i = 2; fs::exists(p); ++i) p = fs::path(dir) / (name + "-" + std::to_string(i));
+  fs::create_directories(p / "checkpoints");
+  return p.string();
+}
+
+// The status line: epoch, step, a bar, loss, lr, throughput and time left.
+std::string status_text(std::int64_t step, std::int64_t total, std::int64_t per_epoch, double loss, double lr,
+                        double items_per_s, const std::string& items, double left_s) {
+  const int width = 24;
+  const int filled = static_cast<int>(static_cast<double>(width) * static_cast<double>(step) / static_cast<double>(total));
+  std::string bar(static_cast<std::size_t>(filled), '=');
+  if (filled < width) bar += '>' + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "epoch %lld/%lld step %lld/%lld [%s] loss %.4f lr %.2e %.0f %s/s left %s",
+                static_cast<long long>((step - 1) / per_epoch + 1), static_cast<long long>((total + per_epoch - 1) / per_epoch),
+                static_cast<long long>(step), static_cast<long long>(total), bar.c_str(), loss, lr, items_per_s, items.c_str(),
+                duration(left_s).c_str());
+  return buf;
+}
+
+}  // namespace
+
+std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix) {
+  std::string s;
+  for (const auto& [k, v] : m) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%s%s %.4f", s.empty() ? "" : ", ", prefix.c_str(), k.c_str(), v);
+    s += buf;
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------------- train
+
+int train(const TrainRequest& request) {
+  Config config = Config::load(request.config);
+  for (const std::string& s : request.sets) config.set(s);
+  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
+  Generator init(seed), dropout(seed ^ 0x5DEECE66DULL);
+  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
+  nn::Module& model = task->model();
+  const TrainOptions o = read_train_options(config, request.config, task->batches_per_epoch());
+  // fine-tuning: parameters (only) from another run's checkpoint, adapted by the task if it can
+  const std::string init_from = config.string("train.init_from", "");
+  std::unique_ptr<optim::Optimizer> opt = make_optimizer(o, config, *task, model);
+  config.check_all_used();
+  if (!init_from.empty() && request.resume.empty()) {
+    if (!fs::exists(init_from)) config.fail("train.init_from", init_from + ": no such checkpoint");
+    for (const std::string& note : task->load_parameters(read_checkpoint(init_from), init_from))
+      std::fprintf(stderr, "%s: %s\n", init_from.c_str(), note.c_str());
+  }
+  const std::int64_t total = o.schedule.total_steps, per_epoch = task->batches_per_epoch();
+  const auto attention_layers = nn::attention_modules(model);  // DropHead's rate is set on each per step
+  if (o.drophead.p > 0 && attention_layers.empty())
+    config.fail("train.drophead", "the model has no multi-head attention to drop heads from");
+
+  std::string folder;
+  std::int64_t start = 0;
+  if (!request.resume.empty()) {
+    const Checkpoint c = read_checkpoint(request.resume);
+    load_parameters(model, c, request.resume);
+    opt->load_state(c.optimizer_state, c.optimizer_steps);
+    if (c.optimizer != opt->name())
+      throw std::runtime_error("checkpoint " + request.resume + " holds " + c.optimizer + " state but the config asks for " +
+                               opt->name());
+    if (!c.rng.count("dropout")) throw std::runtime_error("checkpoint " + request.resume + " has no dropout generator state");
+    dropout.set_state(c.rng.at("dropout"));
+    start = c.step;
+    folder = fs::path(request.resume).parent_path().parent_path().string();  // <run>/checkpoints/x.h5
+    if (!fs::exists(fs::path(folder) / "config.toml"))
+      throw std::runtime_error("checkpoint " + request.resume + " is not inside a run folder (<run>/checkpoints/)");
+  } else {
+    folder = new_run_folder(o.run_dir, o.run_name);
+  }
+  write_file(folder + "/config.toml", config.resolved());
+  CheckpointManager checkpoints(folder + "/checkpoints", static_cast<int>(o.keep_last), "val_" + task->primary_metric(),
+                                    task->higher_is_better());
+
+  // the log so far (a resumed run drops the records past its checkpoint)
+  MetricsLog log(folder + "/metrics.jsonl", start);
+
+  const auto make_checkpoint = [&](std::int64_t step, const std::map<std::string, double>& metrics) {
+    Checkpoint c;
+    c.params = model.named_parameters();
+    c.optimizer_state = opt->state();
+    c.optimizer = opt->name();
+    c.optimizer_steps = opt->steps();
+    c.step = step;
+    c.epoch = step / per_epoch;
+    c.rng["dropout"] = dropout.state();
+    c.config = config.resolved();
+    for (const auto& [k, v] : metrics) c.metrics["val_" + k] = v;
+    task->describe(c);
+    return c;
+  };
+  const auto observe = [&] {
+    if (request.after_validation) request.after_validation(folder, o.run_name);
+  };
+
+  ProgressLine progress(true, 1e300, request.progress);
+  progress.line("run folder " + folder + (start > 0 ? ", resuming at step " + std::to_string(start) : "") + "; " +
+                std::to_string(model.num_parameters()) + " parameters; " + std::to_string(total) + " steps");
+  g_interrupted = 0;
+  const auto previous_handler = std::signal(SIGINT, on_sigint);
+  const auto t0 = std::chrono::steady_clock::now();
+  double items_since = 0, rate = 0;
+  auto window = t0;
+  int status = kExitOk;
+  model.train();
+  for (std::int64_t step = start; step < total; ++step) {
+    const std::int64_t epoch = step / per_epoch;
+    const double factor = o.schedule.factor(step);
+    opt->set_lr_factor(factor);
+    if (o.drophead.p > 0)
+      for (auto& [name, attention] : attention_layers) attention->set_drophead(o.drophead.rate(step));
+    const BatchLoss bl = task->train_batch(epoch, step % per_epoch);
+    const double loss = bl.loss.item();
+    if (!std::isfinite(loss)) {
+      progress.line("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1) +
+                    ": stopping. The last good checkpoint is " + folder + "/checkpoints/last.h5" +
+                    (fs::exists(folder + "/checkpoints/last.h5") ? "" : " (none was saved yet)"));
+      status = kExitNonFinite;
+      break;
+    }
+    bl.loss.backward();
+    const double grad_norm =
+        optim::clip_grad_norm_(model.parameters(), o.clip_norm > 0 ? o.clip_norm : INFINITY);
+    opt->step();
+    opt->zero_grad();
+    items_since += bl.items;
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - t0).count();
+    const double span = std::chrono::duration<double>(now - window).count();
+    if (span > 0.5 || rate == 0) {
+      rate = items_since / std::max(span, 1e-9);
+      items_since = 0;
+      window = now;
+    }
+    const double per_step = elapsed / static_cast<double>(step + 1 - start);
+    const double lr = o.lr * factor;
+    if ((step + 1) % o.log_every == 0 || step + 1 == total) {
+      log.append({{"step", static_cast<double>(step + 1)}, {"epoch", static_cast<double>(epoch)}, {"loss", loss},
+                  {"lr", lr}, {"grad_norm", grad_norm}, {"items_per_s", rate}, {"elapsed_s", elapsed}});
+    }
+    progress.show(status_text(step + 1, total, per_epoch, loss, lr, rate, task->items_name(),
+                              per_step * static_cast<double>(total - step - 1)),
+                  (step + 1) % o.log_every == 0 || step + 1 == total);
+    const bool last = step + 1 == total;
+    if ((step + 1) % o.eval_every == 0 || last) {
+      const std::map<std::string, double> metrics = task->evaluate("val");
+      model.train();
+      if (!std::all_of(metrics.begin(), metrics.end(), [](const auto& m) { return std::isfinite(m.second); })) {
+        // the parameters have gone bad without the training loss showing it yet: no checkpoint of them
+        progress.line("validation at step " + std::to_string(step + 1) + " is not finite (" + format_metrics(metrics, "val ") +
+                      "): stopping. The last good checkpoint is " + folder + "/checkpoints/last.h5");
+        status = kExitNonFinite;
+        break;
+      }
+      std::vector<std::pair<std::string, double>> rec{{"step", static_cast<double>(step + 1)}};
+      for (const auto& [k, v] : metrics) rec.emplace_back("val_" + k, v);
+      log.append(rec);
+      checkpoints.save(make_checkpoint(step + 1, metrics));
+      observe();
+      progress.line("step " + std::to_string(step + 1) + ": " + format_metrics(metrics, "val ") + " (" +
+                    duration(elapsed) + ")");
+    }
+    if (g_interrupted) {
+      checkpoints.save(make_checkpoint(step + 1, {}));
+      observe();
+      progress.line("interrupted at step " + std::to_string(step + 1) + "; saved " + folder +
+                    "/checkpoints/last.h5; continue with: rune train " + request.config + " --resume " + folder +
+                    "/checkpoints/last.h5");
+      status = kExitInterrupted;
+      break;
+    }
+  }
+  std::signal(SIGINT, previous_handler);
+  if (status == kExitOk) progress.line("done: " + folder);
+  return status;
+}
+
+}  // namespace rune::train

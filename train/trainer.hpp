@@ -1,0 +1,38 @@
+// The training loop: trains a task from a config, with resume, a run folder, the metrics log,
+// checkpoints, progress, Ctrl-C and NaN handling. Pictures are not drawn here: the caller
+// observes the run (after_validation) and draws what it likes from the run folder's files.
+//
+// A run folder <run.dir>/<run.name>[-N]/ holds:
+//   config.toml          the resolved config (every key, defaults included)
+//   metrics.jsonl        one JSON object per line (train/metrics_log.hpp)
+//   checkpoints/         last.h5, best.h5 (by the task's primary validation metric), step-N.h5
+// and what the caller adds (`rune train` draws curves.png from metrics.jsonl).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rune::train {
+
+// Exit codes of `rune train`.
+inline constexpr int kExitOk = 0, kExitError = 1, kExitNonFinite = 3, kExitInterrupted = 130;
+
+struct TrainRequest {
+  std::string config;               // path of the TOML config
+  std::vector<std::string> sets;    // "key=value" overrides, in order
+  std::string resume;               // a checkpoint to continue from, or empty
+  bool progress = true;             // the live progress line (otherwise a line every log_every)
+  // Called with the run folder and the run's name after every validation's record and checkpoint
+  // are written, and when the run stops.
+  std::function<void(const std::string& folder, const std::string& name)> after_validation;
+};
+
+// Trains; returns one of the exit codes above. Throws for bad input (config, checkpoint, data).
+int train(const TrainRequest& request);
+
+// "val loss 0.1234, val bleu 0.5678": metrics in key order, each with `prefix`.
+std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix);
+
+}  // namespace rune::train
