@@ -6,47 +6,73 @@
 
 namespace rune::optim {
 
-std::string schedule_name(ScheduleKind k) {
-  switch (k) {
-    case ScheduleKind::constant: return "constant";
-    case ScheduleKind::warmup_cosine: return "warmup_cosine";
-    case ScheduleKind::warmup_inverse_sqrt: return "warmup_inverse_sqrt";
-  }
-  return "constant";
+namespace {
+
+// s = step + 1: the updates done once this step is taken; w = warmup_steps.
+double linear_warmup(const Schedule& sc, std::int64_t step) {
+  return static_cast<double>(step + 1) / static_cast<double>(sc.warmup_steps);
 }
 
-ScheduleKind schedule_from_name(const std::string& name) {
-  for (ScheduleKind k : {ScheduleKind::constant, ScheduleKind::warmup_cosine, ScheduleKind::warmup_inverse_sqrt})
-    if (schedule_name(k) == name) return k;
-  throw std::invalid_argument("schedule '" + name + "' is not one of constant, warmup_cosine, warmup_inverse_sqrt");
+double constant(const Schedule& sc, std::int64_t step) { return step < sc.warmup_steps ? linear_warmup(sc, step) : 1.0; }
+
+double warmup_cosine(const Schedule& sc, std::int64_t step) {
+  if (step < sc.warmup_steps) return linear_warmup(sc, step);
+  const double s = static_cast<double>(step) + 1, w = static_cast<double>(sc.warmup_steps);
+  const double p = std::clamp((s - w) / static_cast<double>(sc.total_steps - sc.warmup_steps), 0.0, 1.0);
+  return sc.min_factor + (1 - sc.min_factor) * 0.5 * (1 + std::cos(M_PI * p));
+}
+
+double warmup_inverse_sqrt(const Schedule& sc, std::int64_t step) {
+  const double s = static_cast<double>(step) + 1, w = static_cast<double>(sc.warmup_steps);
+  return std::min(s / w, std::sqrt(w / s));
+}
+
+void no_requirement(const Schedule&) {}
+
+void needs_decay_steps(const Schedule& sc) {
+  if (sc.total_steps <= sc.warmup_steps)
+    throw std::invalid_argument("schedule: warmup_cosine needs total_steps (" + std::to_string(sc.total_steps) +
+                                ") above warmup_steps (" + std::to_string(sc.warmup_steps) + ")");
+}
+
+void needs_warmup(const Schedule& sc) {
+  if (sc.warmup_steps < 1) throw std::invalid_argument("schedule: warmup_inverse_sqrt needs warmup_steps >= 1");
+}
+
+const ScheduleInfo& find(const std::string& name) {
+  for (const ScheduleInfo& s : schedules())
+    if (s.name == name) return s;
+  std::string known;
+  for (const std::string& n : schedule_names()) known += (known.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("schedule '" + name + "' is not one of " + known);
+}
+
+}  // namespace
+
+const std::vector<ScheduleInfo>& schedules() {
+  static const std::vector<ScheduleInfo> list{
+      {"constant", "1, after a linear warmup if warmup_steps > 0", constant, no_requirement},
+      {"warmup_cosine", "linear warmup, then a cosine decay to min_lr_factor at the run's end", warmup_cosine,
+       needs_decay_steps},
+      {"warmup_inverse_sqrt", "linear warmup, then 1 / sqrt(step) (Vaswani et al.)", warmup_inverse_sqrt, needs_warmup},
+  };
+  return list;
+}
+
+std::vector<std::string> schedule_names() {
+  std::vector<std::string> names;
+  for (const ScheduleInfo& s : schedules()) names.push_back(s.name);
+  return names;
 }
 
 void Schedule::validate() const {
+  const ScheduleInfo& info = find(name);
   if (warmup_steps < 0) throw std::invalid_argument("schedule: warmup_steps must not be negative");
-  if (kind == ScheduleKind::warmup_inverse_sqrt && warmup_steps < 1)
-    throw std::invalid_argument("schedule: warmup_inverse_sqrt needs warmup_steps >= 1");
-  if (kind == ScheduleKind::warmup_cosine && total_steps <= warmup_steps)
-    throw std::invalid_argument("schedule: warmup_cosine needs total_steps (" + std::to_string(total_steps) +
-                                ") above warmup_steps (" + std::to_string(warmup_steps) + ")");
   if (!(min_factor >= 0 && min_factor <= 1)) throw std::invalid_argument("schedule: min_factor must be in [0, 1]");
+  info.validate(*this);
 }
 
-double Schedule::factor(std::int64_t step) const {
-  const double s = static_cast<double>(step) + 1;  // updates done once this step is taken
-  const double w = static_cast<double>(warmup_steps);
-  switch (kind) {
-    case ScheduleKind::constant:
-      return step < warmup_steps ? s / w : 1.0;
-    case ScheduleKind::warmup_cosine: {
-      if (step < warmup_steps) return s / w;
-      const double p = std::clamp((s - w) / static_cast<double>(total_steps - warmup_steps), 0.0, 1.0);
-      return min_factor + (1 - min_factor) * 0.5 * (1 + std::cos(M_PI * p));
-    }
-    case ScheduleKind::warmup_inverse_sqrt:
-      return std::min(s / w, std::sqrt(w / s));
-  }
-  return 1.0;
-}
+double Schedule::factor(std::int64_t step) const { return find(name).factor(*this, step); }
 
 void DropHeadSchedule::validate() const {
   if (!(p >= 0.0 && p < 1.0)) throw std::invalid_argument("drophead: the rate must be in [0, 1), got " + std::to_string(p));

@@ -11,23 +11,31 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace rune::optim {
 
-enum class ScheduleKind { constant, warmup_cosine, warmup_inverse_sqrt };
-std::string schedule_name(ScheduleKind k);
-ScheduleKind schedule_from_name(const std::string& name);  // throws listing the names
-
 struct Schedule {
-  ScheduleKind kind = ScheduleKind::constant;
+  std::string name = "constant";  // one of schedules() below
   std::int64_t warmup_steps = 0;
   std::int64_t total_steps = 0;  // warmup_cosine only: where the decay ends
   double min_factor = 0.0;       // warmup_cosine only: the factor it decays to
 
   double factor(std::int64_t step) const;
-  void validate() const;  // throws std::invalid_argument naming the impossible value
+  void validate() const;  // throws std::invalid_argument naming the impossible value or an unknown name
 };
+
+// The schedules by name, as a config names them (train.schedule). Adding one: its factor function
+// (and what it requires of the settings) and one line in the list in schedule.cpp.
+struct ScheduleInfo {
+  std::string name, description;
+  std::function<double(const Schedule&, std::int64_t step)> factor;
+  std::function<void(const Schedule&)> validate;  // throws std::invalid_argument
+};
+const std::vector<ScheduleInfo>& schedules();
+std::vector<std::string> schedule_names();
 
 // The DropHead rate by step (Zhou et al. 2020). constant: p throughout. scheduled: their
 // V shape, p falling linearly to 0 over the first `warmup_steps` (while the heads are still

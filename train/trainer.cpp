@@ -63,8 +63,7 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.lr = c.number("train.lr", 1e-3, 0.0);
   o.weight_decay = c.number("train.weight_decay", 0.01, 0.0);
   o.clip_norm = c.number("train.clip_norm", 1.0, 0.0);
-  o.schedule.kind = optim::schedule_from_name(
-      c.string("train.schedule", "warmup_cosine", {"constant", "warmup_cosine", "warmup_inverse_sqrt"}));
+  o.schedule.name = c.string("train.schedule", "warmup_cosine", optim::schedule_names());
   o.schedule.warmup_steps = c.integer("train.warmup_steps", std::min<std::int64_t>(100, total / 10), 0);
   o.schedule.total_steps = total;
   o.schedule.min_factor = c.number("train.min_lr_factor", 0.0, 0.0, 1.0);
