@@ -1,14 +1,14 @@
 // Experiment configs: TOML files (through toml++, Debian's libtomlplusplus) read through typed
 // accessors that declare every key with its default and its valid range as they read it.
 //
-//   Config c = Config::load("examples/translation/base.toml");
+//   Config c = Config::load("examples/translation/numbers.toml");
 //   c.set("model.d_model=256");                        // --set overrides, parsed as TOML values
 //   const auto d = c.integer("model.d_model", 128, 8);  // default 128, at least 8
 //   const auto h = c.integer("model.nhead", 8, 1);
 //   if (d % h) c.fail("model.nhead", "must divide model.d_model (" + std::to_string(d) + ")");
 //   c.check_all_used();                                 // an unknown key is an error
 //
-// Every error names the file, the line and the key ("base.toml:7: model.dropout: 1.5 is
+// Every error names the file, the line and the key ("numbers.toml:21: model.dropout: 1.5 is
 // outside [0, 1)"); an unknown key suggests the closest declared one. resolved() is the effective
 // config as TOML, defaults included: what a run folder and a checkpoint store.
 #pragma once
