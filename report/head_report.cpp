@@ -149,7 +149,7 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   md << "; mean example loss " << fixed(a.loss, 4) << ". " << a.modules.size() << " attention modules, " << total_heads << " heads.\n\n";
   md << "- **entropy** (nats), **distance** (positions) and **confidence** (the row maximum) are means over every valid attention row.\n"
         "- **pattern**: the highest of the diagonal, offset (best k in -3..3), vertical (two keys) and block scores, if it reaches 0.5; "
-        "otherwise heterogeneous. Each score is a share of attention mass (see cli/heads.hpp).\n"
+        "otherwise heterogeneous. Each score is a share of attention mass (see analysis/head_statistics.hpp).\n"
         "- **importance**: E|dL/dgate| per example (Michel et al. 2019), divided by the module's l2 norm; "
         "**raw** is the unnormalised value. A head is **dead** when its raw importance is below "
      << a.options.dead_fraction << " of the largest in the model.\n\n";

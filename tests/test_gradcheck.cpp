@@ -316,7 +316,7 @@ INSTANTIATE_TEST_SUITE_P(AllOps, GradCheckOps, ::testing::ValuesIn(all_cases()),
 
 TEST(GradCheckCoverage, EveryDifferentiableOpHasACheckThatRecordsIt) {
   // Runs every case again, notes which op each really recorded, and prints each op's worst
-  // Jacobian errors over its cases (the table quoted in README).
+  // Jacobian errors over its cases (docs/gradcheck.md, written by scripts/gradcheck_table.sh).
   struct Worst {
     int cases = 0;
     double abs64 = 0, rel64 = 0, abs32 = -1, rel32 = -1;  // -1: no float32 case

@@ -1,4 +1,4 @@
-// Head statistics (cli/heads): entropy, attention distance and confidence on attention matrices
+// Head statistics (analysis/head_statistics): entropy, attention distance and confidence on attention matrices
 // built by hand with known values, their averaging over rows of several matrices, the pattern
 // classifier on matrices of each known pattern, and the Jensen-Shannon divergence.
 #include <gtest/gtest.h>

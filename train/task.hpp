@@ -4,8 +4,8 @@
 //
 // Tasks live in examples/<name>/ and register themselves with one line in their own folder:
 //
-//   const bool registered = train::register_task<ReverseTask, train::EvalReports>(
-//       "reverse", "reverse a sequence of digits (the smallest sequence-to-sequence task)");
+//   const bool registered = train::register_task<ReverseTask, analysis::HeadAnalysisSource>(
+//       "reverse", "reverse a sequence of digits: the smallest sequence-to-sequence task, a smoke test");
 //
 // The types after the task are the capabilities it offers beyond training (translating text,
 // head analysis, ...): interfaces a command asks a task for by type (capability<Translator>),

@@ -24,7 +24,7 @@ from num2words import num2words
 
 
 class Seq2Seq(nn.Module):
-    """examples/seq2seq/model.hpp in PyTorch, with its parameter names."""
+    """nn/seq2seq.hpp in PyTorch, with its parameter names."""
 
     def __init__(self, cfg, src_vocab, tgt_vocab):
         super().__init__()
