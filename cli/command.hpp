@@ -29,6 +29,7 @@ Command add_translate(CLI::App& app);
 Command add_attention(CLI::App& app);
 Command add_heads(CLI::App& app);
 Command add_tasks(CLI::App& app);
+Command add_config(CLI::App& app);
 
 // A checkpoint with the task rebuilt from its own config (plus `sets`) and its parameters loaded.
 // Never moved once made: the task's model keeps a pointer to `dropout`.

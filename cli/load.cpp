@@ -3,6 +3,7 @@
 
 #include "cli/command.hpp"
 #include "train/config.hpp"
+#include "train/trainer.hpp"
 
 namespace rune::cli {
 
@@ -11,7 +12,7 @@ std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector
   loaded->checkpoint = train::read_checkpoint(path);
   train::Config config = train::Config::parse(loaded->checkpoint.config, path + " (its config)");
   for (const std::string& s : sets) config.set(s);
-  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
+  const std::uint64_t seed = train::read_seed(config);
   loaded->init.manual_seed(seed);
   loaded->dropout.manual_seed(seed);
   loaded->task = train::make_task(config, {seed, &loaded->init, &loaded->dropout});

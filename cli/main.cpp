@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   using namespace rune::cli;
   const std::vector<Command> commands{add_train(app), add_eval(app),      add_info(app),  add_translate(app),
-                                      add_attention(app), add_heads(app), add_tasks(app)};
+                                      add_attention(app), add_heads(app), add_tasks(app), add_config(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (const Command& c : commands)

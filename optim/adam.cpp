@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace rune::optim {
@@ -64,9 +65,10 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, st
 namespace {
 AdamOptions read_adam(OptimizerSettings& s, bool decoupled) {
   AdamOptions a;
-  a.beta1 = s.number("beta1", 0.9, 0.0, 1.0, true, "Adam's first-moment decay");
-  a.beta2 = s.number("beta2", 0.98, 0.0, 1.0, true, "Adam's second-moment decay");
-  a.eps = s.number("eps", 1e-9, 0.0, 1e300, false, "Adam's denominator term");
+  a.beta1 = s.number("beta1", 0.9, 0.0, 1.0, true, "decay rate of Adam's running mean of the gradient");
+  a.beta2 = s.number("beta2", 0.98, 0.0, 1.0, true, "decay rate of Adam's running mean of the squared gradient");
+  a.eps = s.number("eps", 1e-9, 0.0, std::numeric_limits<double>::infinity(), false,
+                   "added to the square root of Adam's second moment in the update's denominator");
   a.decoupled_weight_decay = decoupled;
   return a;
 }

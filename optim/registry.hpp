@@ -15,15 +15,16 @@
 
 namespace rune::optim {
 
-// Typed settings by key, each read with its default and valid range (the caller reports a bad
-// value by key, with the file and line it came from).
+// Typed settings by key, each read with its default, valid range and a one-line description
+// (the caller reports a bad value by key, with the file and line it came from, and lists the
+// settings with their descriptions: `rune config`).
 class OptimizerSettings {
  public:
   virtual ~OptimizerSettings() = default;
   // A number in [min, max] ([min, max) with max_open).
-  virtual double number(const std::string& key, double fallback, double min, double max, bool max_open = false,
-                        const std::string& description = "") = 0;
-  virtual bool boolean(const std::string& key, bool fallback, const std::string& description = "") = 0;
+  virtual double number(const std::string& key, double fallback, double min, double max, bool max_open,
+                        const std::string& description) = 0;
+  virtual bool boolean(const std::string& key, bool fallback, const std::string& description) = 0;
 };
 
 using OptimizerFactory = std::function<std::unique_ptr<Optimizer>(std::vector<ParamGroup>, OptimizerSettings&)>;

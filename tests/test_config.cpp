@@ -1,10 +1,12 @@
-// Configs (cli/config.hpp): typed reads with defaults and ranges, --set overrides, and errors that
-// name the file, the line and the key, including unknown keys with a suggestion.
+// Configs (train/config.hpp): typed reads with defaults and ranges, --set overrides, errors that
+// name the file, the line and the key, including unknown keys with a suggestion, and the
+// declarations `rune config` lists.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "train/config.hpp"
 
@@ -37,23 +39,23 @@ no_decay = ["*.bias", "*norm*"]
 
 TEST(Config, ReadsTypedValuesAndDefaults) {
   Config c = Config::parse(kText, "base.toml");
-  EXPECT_EQ(c.integer("seed", 0), 7);
-  EXPECT_EQ(c.integer("model.d_model", 64, 8), 128);
-  EXPECT_EQ(c.integer("model.num_layers", 2, 1), 2) << "absent: the default";
-  EXPECT_DOUBLE_EQ(c.number("model.dropout", 0.0, 0.0, 1.0, true), 0.1);
-  EXPECT_DOUBLE_EQ(c.number("train.steps", 1.0), 1000.0) << "an integer is a number";
-  EXPECT_EQ(c.string("model.activation", "relu", {"relu", "gelu"}), "gelu");
-  EXPECT_EQ(c.strings("train.no_decay", {}), (std::vector<std::string>{"*.bias", "*norm*"}));
-  EXPECT_TRUE(c.boolean("model.norm_first", true));
-  EXPECT_DOUBLE_EQ(c.number("train.lr", 1e-3, 0.0), 5e-4);
-  EXPECT_EQ(c.integer("train.steps", 1), 1000);
-  c.integer("model.nhead", 4);
+  EXPECT_EQ(c.integer("seed", 0, {}, "seed"), 7);
+  EXPECT_EQ(c.integer("model.d_model", 64, {8}, "width"), 128);
+  EXPECT_EQ(c.integer("model.num_layers", 2, {1}, "layers"), 2) << "absent: the default";
+  EXPECT_DOUBLE_EQ(c.number("model.dropout", 0.0, {0.0, 1.0, true}, "dropout"), 0.1);
+  EXPECT_DOUBLE_EQ(c.number("train.steps", 1.0, {}, "steps"), 1000.0) << "an integer is a number";
+  EXPECT_EQ(c.string("model.activation", "relu", {"relu", "gelu"}, "activation"), "gelu");
+  EXPECT_EQ(c.strings("train.no_decay", {}, "patterns"), (std::vector<std::string>{"*.bias", "*norm*"}));
+  EXPECT_TRUE(c.boolean("model.norm_first", true, "pre-norm"));
+  EXPECT_DOUBLE_EQ(c.number("train.lr", 1e-3, {0.0}, "lr"), 5e-4);
+  EXPECT_EQ(c.integer("train.steps", 1, {}, "steps"), 1000);
+  c.integer("model.nhead", 4, {}, "heads");
   EXPECT_NO_THROW(c.check_all_used());
   // the resolved config has what was read, defaults included, and parses back to the same
   Config again = Config::parse(c.resolved(), "resolved.toml");
-  EXPECT_EQ(again.integer("model.num_layers", 0), 2);
-  EXPECT_TRUE(again.boolean("model.norm_first", false));
-  EXPECT_EQ(again.string("model.activation", ""), "gelu");
+  EXPECT_EQ(again.integer("model.num_layers", 0, {}, "layers"), 2);
+  EXPECT_TRUE(again.boolean("model.norm_first", false, "pre-norm"));
+  EXPECT_EQ(again.string("model.activation", "", "activation"), "gelu");
 }
 
 TEST(Config, SetOverridesAnyKeyWithATomlValue) {
@@ -63,26 +65,26 @@ TEST(Config, SetOverridesAnyKeyWithATomlValue) {
   c.set("model.activation=relu");  // a bare word is a string
   c.set("run.name=\"first try\"");
   c.set("train.no_decay=[\"*.bias\"]");
-  EXPECT_EQ(c.integer("model.d_model", 0), 256);
-  EXPECT_DOUBLE_EQ(c.number("train.lr", 0.0), 1e-3);
-  EXPECT_EQ(c.string("model.activation", ""), "relu");
-  EXPECT_EQ(c.string("run.name", ""), "first try");
-  EXPECT_EQ(c.strings("train.no_decay", {}), std::vector<std::string>{"*.bias"});
+  EXPECT_EQ(c.integer("model.d_model", 0, {}, "width"), 256);
+  EXPECT_DOUBLE_EQ(c.number("train.lr", 0.0, {}, "lr"), 1e-3);
+  EXPECT_EQ(c.string("model.activation", "", "activation"), "relu");
+  EXPECT_EQ(c.string("run.name", "", "name"), "first try");
+  EXPECT_EQ(c.strings("train.no_decay", {}, "patterns"), std::vector<std::string>{"*.bias"});
   EXPECT_NE(error_of([&] { c.set("nonsense"); }).find("expected section.key=value"), std::string::npos);
   c.set("model.d_model=\"wide\"");
-  const std::string e = error_of([&] { c.integer("model.d_model", 0); });
+  const std::string e = error_of([&] { c.integer("model.d_model", 0, {}, "width"); });
   EXPECT_NE(e.find("base.toml (--set): model.d_model: expected an integer, got a string"), std::string::npos) << e;
 }
 
 TEST(Config, ErrorsNameTheFileTheLineAndTheKey) {
   Config c = Config::parse(kText, "base.toml");
-  std::string e = error_of([&] { c.number("model.dropout", 0.0, 0.0, 0.05); });
+  std::string e = error_of([&] { c.number("model.dropout", 0.0, {0.0, 0.05}, "dropout"); });
   EXPECT_NE(e.find("base.toml:7: model.dropout: 0.1 is outside [0, 0.05]"), std::string::npos) << e;
-  e = error_of([&] { c.string("model.d_model", ""); });
+  e = error_of([&] { c.string("model.d_model", "", "width"); });
   EXPECT_NE(e.find("base.toml:5: model.d_model: expected a string, got an integer"), std::string::npos) << e;
-  e = error_of([&] { c.string("model.activation", "relu", {"relu", "swish"}); });
+  e = error_of([&] { c.string("model.activation", "relu", {"relu", "swish"}, "activation"); });
   EXPECT_NE(e.find("base.toml:8: model.activation: 'gelu' is not one of relu, swish"), std::string::npos) << e;
-  e = error_of([&] { c.integer("train.steps", 1, 1, 100); });
+  e = error_of([&] { c.integer("train.steps", 1, {1, 100}, "steps"); });
   EXPECT_NE(e.find("base.toml:12: train.steps: 1000 is outside [1, 100]"), std::string::npos) << e;
   // a check across keys names the key it blames
   e = error_of([&] { c.fail("model.nhead", "must divide model.d_model (128)"); });
@@ -93,12 +95,43 @@ TEST(Config, ErrorsNameTheFileTheLineAndTheKey) {
 
 TEST(Config, UnknownKeysAreErrorsWithASuggestion) {
   Config c = Config::parse("[model]\nd_modle = 128\nnhead = 8\n[trian]\nlr = 1.0\n", "typo.toml");
-  c.integer("model.d_model", 64);
-  c.integer("model.nhead", 8);
-  c.number("train.lr", 1e-3);
+  c.integer("model.d_model", 64, {}, "width");
+  c.integer("model.nhead", 8, {}, "heads");
+  c.number("train.lr", 1e-3, {}, "lr");
   const std::string e = error_of([&] { c.check_all_used(); });
   EXPECT_NE(e.find("typo.toml:2: unknown key model.d_modle (did you mean model.d_model?)"), std::string::npos) << e;
   EXPECT_NE(e.find("typo.toml:5: unknown key trian.lr (did you mean train.lr?)"), std::string::npos) << e;
+}
+
+TEST(Config, EveryReadDeclaresItsKeyForRuneConfig) {
+  Config c = Config::parse(kText, "base.toml");
+  c.integer("model.d_model", 64, {8}, "width");
+  c.integer("model.dim_feedforward", {4 * 128, "4 * model.d_model"}, {1, 4096}, "feed-forward width");
+  c.number("model.dropout", 0.0, {0.0, 1.0, true}, "dropout");
+  c.number("train.lr", 1e-9, {}, "lr");
+  c.string("model.activation", "relu", {"relu", "gelu"}, "activation");
+  c.boolean("model.norm_first", {true, "true unless asked"}, "pre-norm");
+  c.strings("train.no_decay", {"*.bias"}, "patterns");
+  c.integer("model.d_model", 32, {1}, "declared again");  // the first declaration stays
+  const std::vector<KeyInfo>& d = c.declarations();
+  ASSERT_EQ(d.size(), 7u);
+  const auto row = [](const KeyInfo& k) {
+    std::string choices;
+    for (const std::string& ch : k.choices) choices += ch + ";";
+    return k.key + "|" + k.type + "|" + k.default_value + "|" + k.default_rule + "|" + k.range + "|" + choices + "|" +
+           k.description;
+  };
+  EXPECT_EQ(row(d[0]), "model.d_model|integer|64||>= 8||width") << "the default, not the value given";
+  EXPECT_EQ(row(d[1]), "model.dim_feedforward|integer|512|4 * model.d_model|[1, 4096]||feed-forward width");
+  EXPECT_EQ(row(d[2]), "model.dropout|float|0.0||[0, 1)||dropout");
+  EXPECT_EQ(row(d[3]), "train.lr|float|1e-9||||lr");
+  EXPECT_EQ(row(d[4]), "model.activation|string|\"relu\"|||relu;gelu;|activation");
+  EXPECT_EQ(row(d[5]), "model.norm_first|boolean|true|true unless asked|||pre-norm");
+  EXPECT_EQ(row(d[6]), "train.no_decay|strings|[\"*.bias\"]||||patterns");
+  const std::vector<std::string> given = c.given_keys();
+  EXPECT_EQ(std::set<std::string>(given.begin(), given.end()),
+            (std::set<std::string>{"seed", "model.d_model", "model.nhead", "model.dropout", "model.activation", "train.lr",
+                                   "train.steps", "train.no_decay"}));
 }
 
 TEST(Config, SyntaxErrorsAndMissingFiles) {
@@ -110,7 +143,7 @@ TEST(Config, SyntaxErrorsAndMissingFiles) {
   std::ofstream(path) << "seed = 3\n";
   Config c = Config::load(path);
   EXPECT_EQ(c.origin(), path);
-  EXPECT_EQ(c.integer("seed", 0), 3);
+  EXPECT_EQ(c.integer("seed", 0, {}, "seed"), 3);
   std::filesystem::remove(path);
 }
 

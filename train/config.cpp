@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -16,6 +17,7 @@ struct Config::Impl {
   toml::table resolved;  // what was read, with the values used
   std::string origin;
   std::set<std::string> declared;  // every key read, given or not
+  std::vector<KeyInfo> declarations;  // the same, in the order first read, as rune config shows them
 };
 
 namespace {
@@ -106,6 +108,45 @@ std::string format_number(double v) {
   return os.str();
 }
 
+// A float as TOML writes it: 0.1, 1.0, 1e-9 (not 1, which would be an integer, nor 1e-09).
+std::string toml_float(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<long long>(v)) + ".0";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  std::string s = buf;
+  const std::size_t e = s.find('e');
+  if (e != std::string::npos) {  // 1e-09 -> 1e-9, 1e+20 -> 1e20
+    std::size_t digits = e + 1;
+    std::string sign;
+    if (s[digits] == '-' || s[digits] == '+') {
+      if (s[digits] == '-') sign = "-";
+      ++digits;
+    }
+    while (digits + 1 < s.size() && s[digits] == '0') ++digits;
+    s = s.substr(0, e + 1) + sign + s.substr(digits);
+  }
+  return s;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) out += ch == '"' || ch == '\\' ? std::string("\\") + ch : std::string(1, ch);
+  return out + "\"";
+}
+
+std::string range_text(const std::string& lo, const std::string& hi, bool has_lo, bool has_hi, bool hi_open) {
+  if (has_lo && has_hi) return "[" + lo + ", " + hi + (hi_open ? ")" : "]");
+  if (has_lo) return ">= " + lo;
+  if (has_hi) return (hi_open ? "< " : "<= ") + hi;
+  return "";
+}
+
+void declare(std::set<std::string>& declared, std::vector<KeyInfo>& declarations, KeyInfo info) {
+  if (!declared.insert(info.key).second) return;
+  declarations.push_back(std::move(info));
+}
+
 }  // namespace
 
 Config::Config(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -170,9 +211,15 @@ void Config::set(const std::string& assignment) {
     });
 }
 
-std::int64_t Config::integer(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max) {
-  impl_->declared.insert(key);
-  std::int64_t v = fallback;
+std::int64_t Config::integer(const std::string& key, const Default<std::int64_t>& fallback, IntRange range,
+                             const std::string& description) {
+  const std::int64_t min = range.min, max = range.max;
+  const bool has_min = min != std::numeric_limits<std::int64_t>::min();
+  const bool has_max = max != std::numeric_limits<std::int64_t>::max();
+  declare(impl_->declared, impl_->declarations,
+          {key, "integer", std::to_string(fallback.value), fallback.rule,
+           range_text(std::to_string(min), std::to_string(max), has_min, has_max, false), {}, description});
+  std::int64_t v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
     if (!n->is_integer()) fail(key, "expected an integer, got " + type_name(*n));
     v = n->as_integer()->get();
@@ -184,9 +231,15 @@ std::int64_t Config::integer(const std::string& key, std::int64_t fallback, std:
   return v;
 }
 
-double Config::number(const std::string& key, double fallback, double min, double max, bool max_open) {
-  impl_->declared.insert(key);
-  double v = fallback;
+double Config::number(const std::string& key, const Default<double>& fallback, NumberRange range,
+                      const std::string& description) {
+  const double min = range.min, max = range.max;
+  const bool max_open = range.max_open;
+  declare(impl_->declared, impl_->declarations,
+          {key, "float", toml_float(fallback.value), fallback.rule,
+           range_text(format_number(min), format_number(max), std::isfinite(min), std::isfinite(max), max_open), {},
+           description});
+  double v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
     if (n->is_integer())
       v = static_cast<double>(n->as_integer()->get());
@@ -201,9 +254,10 @@ double Config::number(const std::string& key, double fallback, double min, doubl
   return v;
 }
 
-bool Config::boolean(const std::string& key, bool fallback) {
-  impl_->declared.insert(key);
-  bool v = fallback;
+bool Config::boolean(const std::string& key, const Default<bool>& fallback, const std::string& description) {
+  declare(impl_->declared, impl_->declarations,
+          {key, "boolean", fallback.value ? "true" : "false", fallback.rule, "", {}, description});
+  bool v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
     if (!n->is_boolean()) fail(key, "expected true or false, got " + type_name(*n));
     v = n->as_boolean()->get();
@@ -212,9 +266,15 @@ bool Config::boolean(const std::string& key, bool fallback) {
   return v;
 }
 
-std::string Config::string(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices) {
-  impl_->declared.insert(key);
-  std::string v = fallback;
+std::string Config::string(const std::string& key, const Default<std::string>& fallback, const std::string& description) {
+  return string(key, fallback, {}, description);
+}
+
+std::string Config::string(const std::string& key, const Default<std::string>& fallback,
+                           const std::vector<std::string>& choices, const std::string& description) {
+  declare(impl_->declared, impl_->declarations,
+          {key, "string", quoted(fallback.value), fallback.rule, "", choices, description});
+  std::string v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
     if (!n->is_string()) fail(key, "expected a string, got " + type_name(*n));
     v = n->as_string()->get();
@@ -228,8 +288,11 @@ std::string Config::string(const std::string& key, const std::string& fallback, 
   return v;
 }
 
-std::vector<std::string> Config::strings(const std::string& key, const std::vector<std::string>& fallback) {
-  impl_->declared.insert(key);
+std::vector<std::string> Config::strings(const std::string& key, const std::vector<std::string>& fallback,
+                                         const std::string& description) {
+  std::string shown;
+  for (const std::string& f : fallback) shown += (shown.empty() ? "" : ", ") + quoted(f);
+  declare(impl_->declared, impl_->declarations, {key, "strings", "[" + shown + "]", "", "", {}, description});
   std::vector<std::string> v = fallback;
   if (const toml::node* n = find(impl_->table, key)) {
     const toml::array* a = n->as_array();
@@ -263,6 +326,16 @@ void Config::check_all_used() const {
   }
   if (!problems.empty()) throw ConfigError("config " + impl_->origin + " has keys this program does not know:" + problems);
 }
+
+std::vector<std::string> Config::given_keys() const {
+  std::vector<std::pair<std::string, int>> given;
+  leaves(impl_->table, "", given);
+  std::vector<std::string> keys;
+  for (const auto& [key, line] : given) keys.push_back(key);
+  return keys;
+}
+
+const std::vector<KeyInfo>& Config::declarations() const { return impl_->declarations; }
 
 std::string Config::resolved() const {
   std::ostringstream os;

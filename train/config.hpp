@@ -1,12 +1,18 @@
 // Experiment configs: TOML files (through toml++, Debian's libtomlplusplus) read through typed
-// accessors that declare every key with its default and its valid range as they read it.
+// accessors that declare every key as they read it: its default, its valid range or choices, and a
+// one-line description.
 //
 //   Config c = Config::load("examples/translation/numbers.toml");
 //   c.set("model.d_model=256");                        // --set overrides, parsed as TOML values
-//   const auto d = c.integer("model.d_model", 128, 8);  // default 128, at least 8
-//   const auto h = c.integer("model.nhead", 8, 1);
+//   const auto d = c.integer("model.d_model", 128, {8}, "width of the model");  // at least 8
+//   const auto h = c.integer("model.nhead", 8, {1}, "attention heads per layer");
 //   if (d % h) c.fail("model.nhead", "must divide model.d_model (" + std::to_string(d) + ")");
+//   const auto f = c.integer("model.dim_feedforward", {4 * d, "4 * model.d_model"}, {1}, "feed-forward width");
 //   c.check_all_used();                                 // an unknown key is an error
+//
+// A default computed from other keys or from the data is given with its rule ({value, "rule"}):
+// the value is used, the rule is what `rune config` shows. declarations() is every key read, with
+// its type, default, range and description: `rune config` lists them (train/config_reference.hpp).
 //
 // Every error names the file, the line and the key ("numbers.toml:21: model.dropout: 1.5 is
 // outside [0, 1)"); an unknown key suggests the closest declared one. resolved() is the effective
@@ -18,6 +24,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace rune::train {
@@ -25,6 +33,40 @@ namespace rune::train {
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A key's default: its value, and for a default computed from other keys or from the data, the
+// rule `rune config` shows in its place ("4 * model.d_model"). Built from a value or {value, rule}.
+template <class T>
+struct Default {
+  template <class U, class = std::enable_if_t<std::is_convertible_v<U, T> &&
+                                              (!std::is_same_v<T, bool> || std::is_same_v<std::decay_t<U>, bool>)>>
+  Default(U&& v, std::string r = "") : value(std::forward<U>(v)), rule(std::move(r)) {}
+  T value;
+  std::string rule;
+};
+
+// Valid values of an integer key, [min, max]: {1} is "at least 1", {} any.
+struct IntRange {
+  std::int64_t min = std::numeric_limits<std::int64_t>::min();
+  std::int64_t max = std::numeric_limits<std::int64_t>::max();
+};
+// Valid values of a float key, [min, max], or [min, max) with max_open: {0.0, 1.0, true}.
+struct NumberRange {
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  bool max_open = false;
+};
+
+// A declared key, as `rune config` shows it.
+struct KeyInfo {
+  std::string key;                   // dotted: "model.d_model"
+  std::string type;                  // integer, float, boolean, string, strings
+  std::string default_value;         // TOML text of the default: 128, 0.1, "gelu", true, ["a"]
+  std::string default_rule;          // how a computed default is chosen, or ""
+  std::string range;                 // "[1, 512]", ">= 0", "[0, 1)", "" (any); for strings: ""
+  std::vector<std::string> choices;  // a string key's valid values, or empty (any)
+  std::string description;
 };
 
 class Config {
@@ -39,17 +81,23 @@ class Config {
   // is not one is taken as a string. Creates the key if absent (still checked when read).
   void set(const std::string& assignment);
 
-  std::int64_t integer(const std::string& key, std::int64_t fallback,
-                       std::int64_t min = std::numeric_limits<std::int64_t>::min(),
-                       std::int64_t max = std::numeric_limits<std::int64_t>::max());
-  // A float; an integer in the file is accepted. The range is [min, max], or [min, max) with
-  // max_open.
-  double number(const std::string& key, double fallback, double min = -std::numeric_limits<double>::infinity(),
-                double max = std::numeric_limits<double>::infinity(), bool max_open = false);
-  bool boolean(const std::string& key, bool fallback);
-  std::string string(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices = {});
-  std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback);
+  // The typed reads: each declares `key` (its default, range or choices, and a one-line
+  // description) and returns the value given, or the default. A value of the wrong type or out of
+  // range is a ConfigError naming the file, line and key.
+  std::int64_t integer(const std::string& key, const Default<std::int64_t>& fallback, IntRange range,
+                       const std::string& description);
+  // A float; an integer in the file is accepted.
+  double number(const std::string& key, const Default<double>& fallback, NumberRange range, const std::string& description);
+  bool boolean(const std::string& key, const Default<bool>& fallback, const std::string& description);
+  std::string string(const std::string& key, const Default<std::string>& fallback, const std::string& description);
+  std::string string(const std::string& key, const Default<std::string>& fallback, const std::vector<std::string>& choices,
+                     const std::string& description);
+  std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback,
+                                   const std::string& description);
   bool has(const std::string& key) const;  // given in the file or by set()
+  std::vector<std::string> given_keys() const;  // every key given (file or set()), dotted
+  // Every key read so far, in the order first read (a key read twice keeps its first declaration).
+  const std::vector<KeyInfo>& declarations() const;
 
   // Throws ConfigError for `key` with the file and line where it was given (for checks that
   // involve several keys).

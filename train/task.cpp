@@ -53,7 +53,7 @@ std::unique_ptr<Task> make_task(Config& config, const TaskContext& context) {
   const std::vector<std::string> names = task_names();
   if (names.empty()) throw std::logic_error("make_task: no task is registered (is examples/ linked in?)");
   const std::string fallback = std::find(names.begin(), names.end(), "reverse") != names.end() ? "reverse" : names.front();
-  const std::string name = config.string("task.name", fallback, names);
+  const std::string name = config.string("task.name", fallback, names, "the task to train (rune tasks describes each)");
   for (const TaskInfo& t : registry())
     if (t.name == name) {
       std::unique_ptr<Task> task = t.make(config, context);

@@ -13,6 +13,11 @@
 // (`static constexpr const char* capability = "translate"`), so that a command can say which
 // registered tasks have what a checkpoint's task lacks.
 //
+// Config keys: a task reads every key it uses in its constructor, each with its default, range
+// and description (train/config.hpp), and reads them all before it loads data or builds its model:
+// with context.describe_only (`rune config`) it returns right after them, so that the keys are
+// listed without any data. Such a task is only destroyed, never used.
+//
 // Determinism: a task's training batch is a function of (seed, epoch, index) only, and its
 // dropout draws from the generator the trainer hands it (saved in checkpoints), so a resumed run
 // continues exactly where it stopped.
@@ -40,6 +45,7 @@ struct TaskContext {
   std::uint64_t seed = 0;
   Generator* init = nullptr;     // parameter initialisation
   Generator* dropout = nullptr;  // every dropout in the model
+  bool describe_only = false;    // declare the keys only: no data, no model (rune config)
 };
 
 struct BatchLoss {

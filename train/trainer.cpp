@@ -34,11 +34,11 @@ class ConfigSettings : public optim::OptimizerSettings {
  public:
   explicit ConfigSettings(Config& c) : c_(c) {}
   double number(const std::string& key, double fallback, double min, double max, bool max_open,
-                const std::string&) override {
-    return c_.number("train." + key, fallback, min, max, max_open);
+                const std::string& description) override {
+    return c_.number("train." + key, fallback, {min, max, max_open}, description);
   }
-  bool boolean(const std::string& key, bool fallback, const std::string&) override {
-    return c_.boolean("train." + key, fallback);
+  bool boolean(const std::string& key, bool fallback, const std::string& description) override {
+    return c_.boolean("train." + key, fallback, description);
   }
 
  private:
@@ -55,42 +55,103 @@ struct TrainOptions {
   std::string run_dir, run_name;
 };
 
+// The schedules with their one-line descriptions, for train.schedule's.
+std::string schedule_list() {
+  std::string list;
+  for (const optim::ScheduleInfo& info : optim::schedules())
+    list += (list.empty() ? "" : "; ") + info.name + " = " + info.description;
+  return list;
+}
+
+// The optimizers with their one-line descriptions, for train.optimizer's.
+std::string optimizer_list() {
+  std::string list;
+  for (const optim::OptimizerInfo& info : optim::optimizers())
+    list += (list.empty() ? "" : "; ") + info.name + " = " + info.description;
+  return list;
+}
+
 TrainOptions read_train_options(Config& c, const std::string& config_path, std::int64_t batches_per_epoch) {
   TrainOptions o;
-  o.epochs = c.integer("train.epochs", 10, 1);
+  o.epochs = c.integer("train.epochs", 10, {1},
+                       "passes over the task's training batches (an epoch is the task's batches per epoch)");
   const std::int64_t total = o.epochs * batches_per_epoch;
-  o.optimizer = c.string("train.optimizer", "adamw", optim::optimizer_names());
-  o.lr = c.number("train.lr", 1e-3, 0.0);
-  o.weight_decay = c.number("train.weight_decay", 0.01, 0.0);
-  o.clip_norm = c.number("train.clip_norm", 1.0, 0.0);
-  o.schedule.name = c.string("train.schedule", "warmup_cosine", optim::schedule_names());
-  o.schedule.warmup_steps = c.integer("train.warmup_steps", std::min<std::int64_t>(100, total / 10), 0);
+  o.optimizer = c.string("train.optimizer", "adamw", optim::optimizer_names(),
+                         "the optimizer, whose own settings are keys of [train] too: " + optimizer_list());
+  o.lr = c.number("train.lr", 1e-3, {0.0}, "the peak learning rate (the schedule scales it step by step)");
+  o.weight_decay = c.number("train.weight_decay", 0.01, {0.0},
+                            "weight decay, except on the task's no-decay parameters (biases, norms, embeddings)");
+  o.clip_norm = c.number("train.clip_norm", 1.0, {0.0}, "the gradients' global norm is clipped to this (0: no clipping)");
+  o.schedule.name = c.string("train.schedule", "warmup_cosine", optim::schedule_names(),
+                             "the learning rate's schedule: " + schedule_list());
+  o.schedule.warmup_steps =
+      c.integer("train.warmup_steps", {std::min<std::int64_t>(100, total / 10), "min(100, steps / 10)"}, {0},
+                "steps of linear learning-rate warmup; steps = train.epochs * batches per epoch");
   o.schedule.total_steps = total;
-  o.schedule.min_factor = c.number("train.min_lr_factor", 0.0, 0.0, 1.0);
+  o.schedule.min_factor = c.number("train.min_lr_factor", 0.0, {0.0, 1.0},
+                                   "warmup_cosine: the final learning rate, as a fraction of train.lr");
   try {
     o.schedule.validate();
   } catch (const std::invalid_argument& e) {
     c.fail("train.warmup_steps", e.what());
   }
-  o.drophead.p = c.number("train.drophead", 0.0, 0.0, 1.0, true);
-  o.drophead.scheduled = c.string("train.drophead_schedule", "constant", {"constant", "scheduled"}) == "scheduled";
-  o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", o.schedule.warmup_steps, 0);
+  o.drophead.p = c.number("train.drophead", 0.0, {0.0, 1.0, true},
+                          "DropHead (Zhou et al., 2020): the rate at which whole attention heads are dropped in "
+                          "training (0: off)");
+  o.drophead.scheduled =
+      c.string("train.drophead_schedule", "constant", {"constant", "scheduled"},
+               "constant: train.drophead throughout; scheduled: falls linearly to 0 over train.drophead_warmup_steps, "
+               "then rises linearly back to train.drophead at the last step") == "scheduled";
+  o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", {o.schedule.warmup_steps, "train.warmup_steps"}, {0},
+                                      "the scheduled DropHead rate's falling phase, in steps");
   o.drophead.total_steps = total;
   if (o.drophead.scheduled && o.drophead.warmup_steps >= total)
     c.fail("train.drophead_warmup_steps", "must be below the run's " + std::to_string(total) + " steps");
-  o.eval_every = c.integer("train.eval_every", batches_per_epoch, 1);
-  o.log_every = c.integer("train.log_every", 10, 1);
-  o.keep_last = c.integer("train.keep_last", 3, 1);
-  o.run_dir = c.string("run.dir", "runs");
-  o.run_name = c.string("run.name", fs::path(config_path).stem().string());
+  o.eval_every = c.integer("train.eval_every", {batches_per_epoch, "batches per epoch"}, {1},
+                           "steps between validations, each followed by checkpoints (and at the last step)");
+  o.log_every = c.integer("train.log_every", 10, {1},
+                          "steps between records of the metrics log (and log lines with --no-progress)");
+  o.keep_last = c.integer("train.keep_last", 3, {1}, "numbered step checkpoints kept besides last.h5 and best.h5");
+  o.run_dir = c.string("run.dir", "runs", "the folder that holds the run folders");
+  o.run_name = c.string("run.name", {fs::path(config_path).stem().string(), "the config file's name without .toml"},
+                        "the run folder's name (-2, -3 ... is added when it is taken)");
   return o;
 }
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, Config& c, const Task& task, nn::Module& model) {
-  auto groups = optim::param_groups_by_weight_decay(model.named_parameters(), o.lr, o.weight_decay,
-                                                    task.no_decay_patterns());
-  ConfigSettings settings(c);
-  return optim::make_optimizer(o.optimizer, std::move(groups), settings);
+// What a run reads from its config, in this order: seed, task.name and the task's own keys,
+// [train] and [run], train.init_from, the optimizer's settings. train() and declare_keys() both
+// read through here, so that `rune config` lists what a run reads.
+struct Setup {
+  std::unique_ptr<Task> task;
+  std::vector<std::string> task_keys;  // the keys the task declared
+  TrainOptions options;
+  std::string init_from;
+  std::unique_ptr<optim::Optimizer> optimizer;
+};
+
+// describe_only: the task loads no data and builds no model, and the optimizer gets no parameters.
+Setup read_setup(Config& config, const std::string& config_path, Generator& init, Generator& dropout, bool describe_only) {
+  Setup s;
+  const std::uint64_t seed = read_seed(config);
+  init.manual_seed(seed);
+  dropout.manual_seed(seed ^ 0x5DEECE66DULL);
+  const std::size_t before = config.declarations().size();
+  s.task = make_task(config, {seed, &init, &dropout, describe_only});
+  for (std::size_t i = before; i < config.declarations().size(); ++i)
+    if (config.declarations()[i].key != "task.name") s.task_keys.push_back(config.declarations()[i].key);
+  // a described task has no data, hence no batches: one stands in (the defaults that depend on
+  // them have rules that say so)
+  s.options = read_train_options(config, config_path, describe_only ? 1 : s.task->batches_per_epoch());
+  s.init_from = config.string("train.init_from", "",
+                              "fine-tuning: a checkpoint whose parameters (only) start the run; the task may adapt them "
+                              "(a ViT resizes its position embedding)");
+  std::vector<optim::ParamGroup> groups;
+  if (!describe_only)
+    groups = optim::param_groups_by_weight_decay(s.task->model().named_parameters(), s.options.lr, s.options.weight_decay,
+                                                 s.task->no_decay_patterns());
+  ConfigSettings settings(config);
+  s.optimizer = optim::make_optimizer(s.options.optimizer, std::move(groups), settings);
+  return s;
 }
 
 // A new folder <dir>/<name>, or <name>-2, -3 ... if taken.
@@ -118,6 +179,16 @@ std::string status_text(std::int64_t step, std::int64_t total, std::int64_t per_
 
 }  // namespace
 
+std::uint64_t read_seed(Config& config) {
+  return static_cast<std::uint64_t>(config.integer(
+      "seed", 0, {0}, "the seed of everything random: initialisation, dropout, data order, splits and sampling"));
+}
+
+std::vector<std::string> declare_keys(Config& config) {
+  Generator init, dropout;
+  return read_setup(config, "CONFIG.toml", init, dropout, true).task_keys;
+}
+
 std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix) {
   std::string s;
   for (const auto& [k, v] : m) {
@@ -133,14 +204,14 @@ std::string format_metrics(const std::map<std::string, double>& m, const std::st
 int train(const TrainRequest& request) {
   Config config = Config::load(request.config);
   for (const std::string& s : request.sets) config.set(s);
-  const auto seed = static_cast<std::uint64_t>(config.integer("seed", 0, 0));
-  Generator init(seed), dropout(seed ^ 0x5DEECE66DULL);
-  const std::unique_ptr<Task> task = make_task(config, {seed, &init, &dropout});
+  Generator init, dropout;
+  Setup setup = read_setup(config, request.config, init, dropout, false);
+  const std::unique_ptr<Task> task = std::move(setup.task);
   nn::Module& model = task->model();
-  const TrainOptions o = read_train_options(config, request.config, task->batches_per_epoch());
+  const TrainOptions& o = setup.options;
   // fine-tuning: parameters (only) from another run's checkpoint, adapted by the task if it can
-  const std::string init_from = config.string("train.init_from", "");
-  std::unique_ptr<optim::Optimizer> opt = make_optimizer(o, config, *task, model);
+  const std::string& init_from = setup.init_from;
+  std::unique_ptr<optim::Optimizer> opt = std::move(setup.optimizer);
   config.check_all_used();
   if (!init_from.empty() && request.resume.empty()) {
     if (!fs::exists(init_from)) config.fail("train.init_from", init_from + ": no such checkpoint");

@@ -9,12 +9,15 @@
 // and what the caller adds (`rune train` draws curves.png from metrics.jsonl).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace rune::train {
+
+class Config;
 
 // Exit codes of `rune train`.
 inline constexpr int kExitOk = 0, kExitError = 1, kExitNonFinite = 3, kExitInterrupted = 130;
@@ -31,6 +34,14 @@ struct TrainRequest {
 
 // Trains; returns one of the exit codes above. Throws for bad input (config, checkpoint, data).
 int train(const TrainRequest& request);
+
+// The seed every run, and every task rebuilt from a checkpoint, starts from (key `seed`).
+std::uint64_t read_seed(Config& config);
+
+// Declares into `config` every key a run of its task would read, in train()'s order (seed,
+// task.name, the task's own keys, [train], [run], the optimizer's settings) without loading data
+// or building a model: what `rune config` lists. Returns the keys the task itself declared.
+std::vector<std::string> declare_keys(Config& config);
 
 // "val loss 0.1234, val bleu 0.5678": metrics in key order, each with `prefix`.
 std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix);

@@ -17,18 +17,19 @@ constexpr std::int64_t kPad = 0, kBos = 1, kEos = 2, kFirstDigit = 3;
 }
 
 ReverseTask::ReverseTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
-  digits_ = c.integer("data.digits", 10, 2, 1000);
-  min_len_ = c.integer("data.min_len", 2, 1, 512);
-  max_len_ = c.integer("data.max_len", 8, min_len_, 512);
-  batch_size_ = c.integer("data.batch_size", 32, 1);
-  batches_per_epoch_ = c.integer("data.batches_per_epoch", 50, 1);
-  eval_size_ = c.integer("data.eval_size", 256, 1);
-  label_smoothing_ = c.number("train.label_smoothing", 0.0, 0.0, 1.0, true);
+  digits_ = c.integer("data.digits", 10, {2, 1000}, "distinct tokens the sequences are made of");
+  min_len_ = c.integer("data.min_len", 2, {1, 512}, "the shortest sequence");
+  max_len_ = c.integer("data.max_len", 8, {min_len_, 512}, "the longest sequence (at least data.min_len)");
+  batch_size_ = c.integer("data.batch_size", 32, {1}, "sequences per training batch");
+  batches_per_epoch_ = c.integer("data.batches_per_epoch", 50, {1}, "training batches per epoch, each drawn from the seed");
+  eval_size_ = c.integer("data.eval_size", 256, {1}, "sequences in the validation set, and as many in the test set");
+  label_smoothing_ = c.number("train.label_smoothing", 0.0, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
   nn::Seq2SeqOptions o;
   o.src_vocab = o.tgt_vocab = kFirstDigit + digits_;
   o.max_len = max_len_ + 2;
   o.transformer = train::read_transformer_options(c, 64, 4, context.dropout);
   train::read_embedding_options(c, o);
+  if (context.describe_only) return;  // rune config: the keys are declared
   model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 

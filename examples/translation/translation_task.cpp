@@ -23,19 +23,39 @@ void shuffle(std::vector<T>& v, Generator& g) {
 }  // namespace
 
 TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
-  source_ = c.string("data.source", "numbers", {"numbers", "tsv"});
-  tokenization_ = tokenization_from_name(c.string("data.tokenization", "word", {"word", "char"}));
-  const std::int64_t min_freq = c.integer("data.min_freq", 1, 1);
-  max_len_ = c.integer("data.max_len", 64, 2);
-  batch_size_ = c.integer("data.batch_size", 64, 1);
-  label_smoothing_ = c.number("train.label_smoothing", 0.1, 0.0, 1.0, true);
-  beam_ = c.integer("decode.beam", 1, 1, 64);
-  length_penalty_ = c.number("decode.length_penalty", 0.6, 0.0, 5.0);
+  source_ = c.string("data.source", "numbers", {"numbers", "tsv"},
+                     "the sentence pairs: numbers (English number words to French ones, 0..999,999, generated) "
+                     "or tsv (a file of source<TAB>target lines)");
+  tokenization_ = tokenization_from_name(c.string("data.tokenization", "word", {"word", "char"},
+                                                  "tokens: words (split at spaces) or characters (UTF-8 code points)"));
+  const std::int64_t min_freq = c.integer("data.min_freq", 1, {1}, "tokens seen fewer times in training become <unk>");
+  max_len_ = c.integer("data.max_len", 64, {2}, "tokens kept of each sentence, <eos> included (longer ones are cut)");
+  batch_size_ = c.integer("data.batch_size", 64, {1}, "sentence pairs per training batch");
+  label_smoothing_ = c.number("train.label_smoothing", 0.1, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
+  beam_ = c.integer("decode.beam", 1, {1, 64}, "beam width of decoding in evaluation and rune translate (1: greedy)");
+  length_penalty_ = c.number("decode.length_penalty", 0.6, {0.0, 5.0},
+                             "beam search's length penalty alpha: scores are divided by ((5 + length) / 6)^alpha (GNMT)");
+  std::string path;
+  double val_fraction = 0, test_fraction = 0;
+  if (source_ == "numbers") {
+    batches_per_epoch_ =
+        c.integer("data.batches_per_epoch", 200, {1}, "training batches per epoch, each drawn from the seed");
+    eval_size_ = c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
+    permille_ = c.integer("data.split_permille", 10, {1, 333},
+                          "per mille of all numbers held out for test, and as many for validation (never trained on)");
+  } else {
+    path = c.string("data.path", "", "the TSV file: one source<TAB>target pair per line");
+    val_fraction = c.number("data.val_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for validation");
+    test_fraction = c.number("data.test_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for test");
+    eval_size_ = permille_ = 0;
+  }
+  nn::Seq2SeqOptions o;
+  o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
+  train::read_embedding_options(c, o);
+  if (context.describe_only) return;  // rune config: the keys are declared; no data is read
+
   std::vector<std::vector<std::string>> src_texts, tgt_texts;
   if (source_ == "numbers") {
-    batches_per_epoch_ = c.integer("data.batches_per_epoch", 200, 1);
-    eval_size_ = c.integer("data.eval_size", 1000, 1);
-    permille_ = c.integer("data.split_permille", 10, 1, 333);
     Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
     val_ = sample_numbers(val_gen, eval_size_, Split::val);
     test_ = sample_numbers(test_gen, eval_size_, Split::test);
@@ -44,11 +64,7 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
       tgt_texts.push_back(tokenize(p.target, tokenization_));
     }
   } else {
-    const std::string path = c.string("data.path", "");
     if (path.empty()) c.fail("data.path", "data.source = \"tsv\" needs the file's path");
-    const double val_fraction = c.number("data.val_fraction", 0.05, 0.0, 0.5);
-    const double test_fraction = c.number("data.test_fraction", 0.05, 0.0, 0.5);
-    eval_size_ = permille_ = 0;
     std::vector<Pair> pairs = read_tsv_pairs(path);
     Generator split_gen(seed_ * 31 + 4);
     shuffle(pairs, split_gen);
@@ -68,15 +84,12 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   src_vocab_ = Vocabulary::build(src_texts, min_freq);
   tgt_vocab_ = Vocabulary::build(tgt_texts, min_freq);
 
-  nn::Seq2SeqOptions o;
   o.src_vocab = src_vocab_.size();
   o.tgt_vocab = tgt_vocab_.size();
   o.pad_id = Vocabulary::pad;
   o.bos_id = Vocabulary::bos;
   o.eos_id = Vocabulary::eos;
   o.max_len = max_len_ + 1;
-  o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
-  train::read_embedding_options(c, o);
   model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 

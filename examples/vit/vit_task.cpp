@@ -31,18 +31,41 @@ std::vector<std::int64_t> iota(std::int64_t n) {
 }  // namespace
 
 ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
-  dataset_ = c.string("data.dataset", "fashion_mnist", {"fashion_mnist", "mnist", "cifar10"});
+  dataset_ = c.string("data.dataset", "fashion_mnist", {"fashion_mnist", "mnist", "cifar10"},
+                      "the images: Fashion-MNIST or MNIST (IDX files, gzipped or not) or CIFAR-10 (its binary version)");
   const bool cifar = dataset_ == "cifar10";
-  const std::string dir = c.string("data.dir", dataset_ == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "");
+  const std::string dir = c.string("data.dir",
+                                   {dataset_ == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "",
+                                    "\"/usr/share/datasets/fashion-mnist\" for fashion_mnist, none otherwise"},
+                                   "the data set's folder (Debian's dataset-fashion-mnist installs Fashion-MNIST)");
+  const std::int64_t val_size =
+      c.integer("data.val_size", 5000, {1}, "training images held out for validation (chosen by the seed)");
+  batch_size_ = c.integer("data.batch_size", 128, {1}, "images per training batch");
+  eval_batch_size_ = c.integer("data.eval_batch_size", 500, {1}, "images per batch in evaluation");
+  transform_.size = c.integer("data.image_size", 0, {0},
+                              "the model's input size in pixels (0: the data's own); larger sizes need data.resize");
+  transform_.resize = resize_from_name(c.string(
+      "data.resize", "none", {"none", "pad", "upsample"},
+      "how images grow to data.image_size: not at all, padded (centred on black) or upsampled (bilinear)"));
+  transform_.crop_padding = c.integer("data.crop_padding", {cifar ? 4 : 2, "4 for cifar10, 2 otherwise"}, {0, 64},
+                                      "training augmentation: random crops of the image padded by this many pixels (0: off)");
+  transform_.hflip =
+      c.boolean("data.hflip", {cifar, "true for cifar10, false otherwise"}, "training augmentation: random horizontal flips");
+  label_smoothing_ =
+      c.number("train.label_smoothing", 0.1, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
+  nn::VisionTransformerOptions o;
+  o.patch_size = c.integer("model.patch_size", 4, {1}, "side of the square patches in pixels; must divide the image size");
+  o.embed_dim = c.integer("model.embed_dim", 128, {1},
+                          "width of the model: the patch embedding and every layer's input and output");
+  o.depth = c.integer("model.depth", 6, {1}, "encoder layers");
+  o.num_heads = c.integer("model.num_heads", 8, {1}, "attention heads per layer; must divide model.embed_dim");
+  o.mlp_dim = c.integer("model.mlp_dim", {4 * o.embed_dim, "4 * model.embed_dim"}, {1}, "hidden width of each layer's MLP");
+  o.dropout = c.number("model.dropout", 0.0, {0.0, 1.0, true},
+                       "dropout rate on the attention weights, the residual branches and the embedded patches");
+  o.pool = nn::pool_from_name(c.string("model.pool", "cls", {"cls", "mean"},
+                                       "what the classifier reads: the class token, or the mean of the patch tokens"));
+  if (context.describe_only) return;  // rune config: the keys are declared; no data is read
   if (dir.empty()) c.fail("data.dir", "data.dataset = \"" + dataset_ + "\" needs the folder of its files");
-  const std::int64_t val_size = c.integer("data.val_size", 5000, 1);
-  batch_size_ = c.integer("data.batch_size", 128, 1);
-  eval_batch_size_ = c.integer("data.eval_batch_size", 500, 1);
-  transform_.size = c.integer("data.image_size", 0, 0);
-  transform_.resize = resize_from_name(c.string("data.resize", "none", {"none", "pad", "upsample"}));
-  transform_.crop_padding = c.integer("data.crop_padding", cifar ? 4 : 2, 0, 64);
-  transform_.hflip = c.boolean("data.hflip", cifar);
-  label_smoothing_ = c.number("train.label_smoothing", 0.1, 0.0, 1.0, true);
 
   ImageSet all;
   try {
@@ -77,18 +100,10 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   if (transform_.size < train_.height)
     c.fail("data.image_size", std::to_string(transform_.size) + " is smaller than the data's " + std::to_string(train_.height));
 
-  nn::VisionTransformerOptions o;
   o.image_size = transform_.size;
   o.in_chans = train_.channels;
   o.num_classes = static_cast<std::int64_t>(train_.classes.size());
-  o.patch_size = c.integer("model.patch_size", 4, 1);
-  o.embed_dim = c.integer("model.embed_dim", 128, 1);
-  o.depth = c.integer("model.depth", 6, 1);
-  o.num_heads = c.integer("model.num_heads", 8, 1);
-  o.mlp_dim = c.integer("model.mlp_dim", 4 * o.embed_dim, 1);
-  o.dropout = c.number("model.dropout", 0.0, 0.0, 1.0, true);
   o.pos_dropout = o.dropout;
-  o.pool = nn::pool_from_name(c.string("model.pool", "cls", {"cls", "mean"}));
   o.dropout_generator = context.dropout;
   if (o.image_size % o.patch_size != 0)
     c.fail("model.patch_size", std::to_string(o.patch_size) + " does not divide the image size " + std::to_string(o.image_size));

@@ -56,7 +56,7 @@ struct Trained {
 std::unique_ptr<Trained> train(const std::string& config_text, std::int64_t steps) {
   auto t = std::make_unique<Trained>();
   train::Config config = train::Config::parse(config_text, "tiny.toml");
-  EXPECT_EQ(config.string("task.name", ""), "vit");
+  EXPECT_EQ(config.string("task.name", "", "the task"), "vit");
   t->task = std::make_unique<ViTTask>(config, train::TaskContext{0, &t->init, &t->dropout});
   config.check_all_used();
   optim::AdamW opt(optim::param_groups_by_weight_decay(t->task->model().named_parameters(), 3e-3, 0.0, {}));
