@@ -73,6 +73,8 @@ struct Case {
   std::int64_t B, H, Hkv, Tq, Tk, D;
   std::function<AttentionMask(std::int64_t B, std::int64_t H, std::int64_t Tq, std::int64_t Tk)> mask;
 };
+// gtest names a case by this, not by the bytes of the struct (which hold addresses)
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Case> cases() {
   return {

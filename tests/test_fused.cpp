@@ -106,6 +106,8 @@ struct Precision {
 };
 const Precision kDouble{DType::float64, 1e-12};
 const Precision kFloat{DType::float32, 2e-5};
+// gtest and ctest name a parameter by this, not by the bytes of the struct
+void PrintTo(const Precision& p, std::ostream* os) { *os << dtype_name(p.dtype); }
 
 // ---- fused versus composed
 

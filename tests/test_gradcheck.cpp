@@ -27,6 +27,8 @@ struct GradCase {
   GradcheckFn fn;
   GradcheckOptions options = {};
 };
+// gtest names a case by this, not by the bytes of the struct (which hold addresses)
+void PrintTo(const GradCase& c, std::ostream* os) { *os << c.name; }
 
 // A float64 leaf of normal values, seeded by its shape's position in the case list.
 Tensor leaf(const Shape& shape, std::uint64_t seed, DType dtype = DType::float64) {

@@ -68,6 +68,8 @@ struct Case {
   Shape a, b;
   bool transpose_a, transpose_b;
 };
+// gtest names a case by this, not by the bytes of the struct (which hold a pointer)
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class MatmulLayouts : public ::testing::TestWithParam<Case> {};
 

@@ -1,6 +1,6 @@
 // The translation example's data and task: tokenization (words, UTF-8 code points), vocabularies,
-// the TSV reader and its errors, the number splits, and a tiny model whose loss must fall on both
-// data sources.
+// the TSV reader and its errors, the number splits, and beam search against greedy decoding. The
+// tiny trainings are in test_translation_e2e.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +13,6 @@
 #include "train/config.hpp"
 #include "examples/translation/corpus.hpp"
 #include "examples/translation/translation_task.hpp"
-#include "optim/adam.hpp"
 #include "tests/helpers.hpp"
 
 namespace rune::examples {
@@ -71,31 +70,6 @@ TEST(Translation, NumberSplitsAreDisjointAndSized) {
   EXPECT_EQ(number_pair(71).target, "soixante et onze");
 }
 
-// Trains a tiny model a few dozen steps; the loss must fall and evaluation must produce metrics.
-void expect_learns(const std::string& config_text) {
-  train::Config config = train::Config::parse(config_text, "tiny.toml");
-  Generator init(1), dropout(2);
-  TranslationTask task(config, {0, &init, &dropout});
-  config.check_all_used();
-  optim::AdamW opt(optim::param_groups_by_weight_decay(task.model().named_parameters(), 3e-3, 0.0, {}));
-  double first = 0, last = 0;
-  for (std::int64_t step = 0; step < 40; ++step) {
-    const train::BatchLoss b = task.train_batch(step / task.batches_per_epoch(), step % task.batches_per_epoch());
-    if (step < 5) first += b.loss.item() / 5;
-    if (step >= 35) last += b.loss.item() / 5;
-    b.loss.backward();
-    opt.step();
-    opt.zero_grad();
-  }
-  EXPECT_LT(last, 0.8 * first) << "the loss did not fall";
-  const std::map<std::string, double> m = task.evaluate("val");
-  for (const char* k : {"loss", "token_accuracy", "exact_match", "bleu"}) EXPECT_TRUE(m.count(k)) << k;
-  EXPECT_EQ(task.translate({"one", "two"}).size(), 2u);
-  train::Checkpoint c;
-  task.describe(c);
-  EXPECT_EQ(c.meta_strings.at("target_vocabulary").front(), "<pad>");
-}
-
 TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {
   nn::Seq2SeqOptions o;
   o.src_vocab = o.tgt_vocab = 12;
@@ -131,49 +105,6 @@ TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {
   EXPECT_NE(std::find(names.begin(), names.end(), "positions.weight"), names.end());
   EXPECT_EQ(std::find(names.begin(), names.end(), "generator.weight"), names.end());
   EXPECT_EQ(ids(tied.beam_search(src, 3, 8, 0.6, true)), ids(tied.beam_search(src, 3, 8, 0.6, false)));
-}
-
-TEST(Translation, ATinyModelLearnsNumberWords) {
-  expect_learns(R"([data]
-batch_size = 16
-batches_per_epoch = 20
-eval_size = 32
-[decode]
-beam = 3
-[model]
-positions = "learned"
-tie_output = true
-d_model = 32
-nhead = 4
-num_encoder_layers = 1
-num_decoder_layers = 1
-dim_feedforward = 64
-dropout = 0.0
-)");
-}
-
-TEST(Translation, ATinyModelLearnsFromATsvFileByCharacters) {
-  const fs::path dir = scratch_dir("translation_tsv");
-  const std::string path = (dir / "pairs.tsv").string();
-  {
-    std::ofstream out(path);
-    for (int n = 0; n < 400; ++n) out << number_pair(n).source << "\t" << number_pair(n).target << "\n";
-  }
-  expect_learns("[data]\nsource = \"tsv\"\npath = \"" + path + R"("
-tokenization = "char"
-batch_size = 16
-[model]
-d_model = 32
-nhead = 4
-num_encoder_layers = 1
-num_decoder_layers = 1
-dim_feedforward = 64
-dropout = 0.0
-)");
-  train::Config missing = train::Config::parse("[data]\nsource = \"tsv\"\n", "nopath.toml");
-  Generator g(0);
-  EXPECT_NE(error_of([&] { TranslationTask t(missing, {0, &g, &g}); }).find("data.path"), std::string::npos);
-  fs::remove_all(dir);
 }
 
 }  // namespace
