@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "analysis/attention_recorder.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "train/files.hpp"
@@ -25,9 +26,9 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Restores what analysis changes on the model, however it ends: training mode, gates, weight
-// keeping and parameters' requires_grad (turned off so the backward computes only what the
-// gates need).
+// Restores what analysis changes on the model, however it ends: training mode, gates and
+// parameters' requires_grad (turned off so the backward computes only what the gates need).
+// The attention weights are observed by an AttentionRecorder, whose hooks go with it.
 class ModelState {
  public:
   ModelState(nn::Module& model, const std::vector<std::pair<std::string, nn::MultiheadAttention*>>& modules)
@@ -39,10 +40,7 @@ class ModelState {
   }
   ~ModelState() {
     for (std::size_t i = 0; i < params_.size(); ++i) params_[i].requires_grad_(requires_[i]);
-    for (const auto& [path, m] : modules_) {
-      m->clear_head_gate();
-      m->keep_weights(false);
-    }
+    for (const auto& [path, m] : modules_) m->clear_head_gate();
     model_.train(training_);
   }
 
@@ -100,7 +98,7 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
   ModelState state(task.model(), modules);
   state.freeze();
   task.model().eval();
-  for (const auto& [path, m] : modules) m->keep_weights(true);
+  AttentionRecorder recorder(modules);  // its hooks go with it, however analysis ends
   train::ProgressLine progress(options.progress, 10);
   const auto start = Clock::now();
   const std::int64_t batches = (examples + options.batch_size - 1) / options.batch_size;
@@ -112,16 +110,19 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
       gates.push_back(ones({B, m->options.num_heads}).requires_grad_());
       m->set_head_gate(gates.back());
     }
+    recorder.clear();  // a module the batch does not run must not show the previous batch
     const AnalysisBatch batch = source.analysis_batch(i);
     if (batch.losses.dim() != 1 || batch.losses.size(0) != B)
       throw std::logic_error("head analysis: batch " + std::to_string(i) + " has losses " + shape_str(batch.losses.shape()) +
                              " for " + std::to_string(B) + " examples");
-    // the attention statistics, from the weights the forward kept
+    // the attention statistics, from the weights the recorder saw
     for (std::size_t k = 0; k < modules.size(); ++k) {
-      const auto& [path, m] = modules[k];
-      const Tensor w = m->last_weights().contiguous();  // (B, H, Tq, Tk)
+      const std::string& path = modules[k].first;
+      const Tensor& seen = recorder.weights(k);
+      if (!seen.defined()) throw std::logic_error("head analysis: batch " + std::to_string(i) + " did not run " + path);
+      const Tensor w = seen.contiguous();  // (B, H, Tq, Tk)
       if (w.dim() != 4 || w.size(0) != B)
-        throw std::logic_error("head analysis: " + path + " kept weights " + shape_str(w.shape()) + " for a batch of " + std::to_string(B));
+        throw std::logic_error("head analysis: " + path + " gave weights " + shape_str(w.shape()) + " for a batch of " + std::to_string(B));
       const std::int64_t H = w.size(1), Tq = w.size(2), Tk = w.size(3);
       const Tensor wf = w.dtype() == DType::float32 ? w : to_dtype(w, DType::float32).contiguous();
       const float* data = wf.data<float>();

@@ -1,3 +1,5 @@
+// Scaled dot-product attention, the KV cache and MultiheadAttention: projections, heads and
+// cache, attention, head gates and DropHead, output projection, each a step of its own.
 #include "nn/attention.hpp"
 
 #include <algorithm>
@@ -178,104 +180,135 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Gener
 AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                             const AttentionMask& mask, AttentionWeights weights,
                                             KVCache* cache) const {
-  const std::int64_t C = options.embed_dim, H = options.num_heads, KV = num_kv_heads * head_dim;
+  if (!has_forward_hooks()) return forward_impl(query, key, value, mask, weights, cache);
+  MultiheadAttentionKwargs kwargs;
+  kwargs.mask = mask;
+  kwargs.weights = weights;
+  kwargs.cache = cache;
+  ForwardCall call{*this, {query, key, value}, &kwargs};
+  const std::vector<Tensor> out = call_with_hooks(call, [&](const ForwardCall& c) {
+    AttentionResult r = forward_impl(c.inputs[0], c.inputs[1], c.inputs[2], kwargs.mask, kwargs.weights, kwargs.cache);
+    return r.weights.defined() ? std::vector<Tensor>{r.output, r.weights} : std::vector<Tensor>{r.output};
+  });
+  // weights a pre-hook asked for are the hooks' business, not the caller's
+  const bool give_weights = weights != AttentionWeights::none && out.size() > 1;
+  return {out[0], give_weights ? out[1] : Tensor()};
+}
+
+AttentionResult MultiheadAttention::forward_impl(const Tensor& query, const Tensor& key, const Tensor& value,
+                                                 const AttentionMask& mask, AttentionWeights weights,
+                                                 KVCache* cache) const {
   const bool reuse_memory = cache && cache->kind() == KVCache::Kind::memory && !cache->empty();
-  check_input(query, "query", C);
-  if (!reuse_memory) {
-    check_input(key, "key", options.kdim);
-    check_input(value, "value", options.vdim);
-    if (key.size(0) != query.size(0) || value.size(0) != query.size(0) || value.size(1) != key.size(1))
-      throw std::invalid_argument("MultiheadAttention: query " + shape_str(query.shape()) + ", key " +
-                                  shape_str(key.shape()) + " and value " + shape_str(value.shape()) +
-                                  " need one batch size, and key and value one length");
-  }
-
-  // Projections: one matmul for q, k and v in self-attention, one for k and v when they share
-  // an input; the pieces are column slices of its (B, T, 3C) result, split into heads as views.
-  Tensor q, k, v;  // (B, T, C), (B, Tk, Hkv D), (B, Tk, Hkv D)
-  const Tensor& b = in_proj_bias;
-  if (packed()) {
-    const Tensor& w = in_proj_weight;
-    if (!reuse_memory && query.impl() == key.impl() && key.impl() == value.impl()) {
-      const Tensor qkv = linear(query, w, b);  // (B, T, 3C)
-      q = slice(qkv, 2, 0, C);
-      k = slice(qkv, 2, C, 2 * C);
-      v = slice(qkv, 2, 2 * C, 3 * C);
-    } else {
-      q = linear(query, rows(w, 0, C), rows(b, 0, C));
-      if (!reuse_memory && key.impl() == value.impl()) {
-        const Tensor kv = linear(key, rows(w, C, 3 * C), rows(b, C, 3 * C));  // (B, Tk, 2C)
-        k = slice(kv, 2, 0, C);
-        v = slice(kv, 2, C, 2 * C);
-      } else if (!reuse_memory) {
-        k = linear(key, rows(w, C, 2 * C), rows(b, C, 2 * C));
-        v = linear(value, rows(w, 2 * C, 3 * C), rows(b, 2 * C, 3 * C));
-      }
-    }
-  } else {
-    q = linear(query, q_proj_weight, rows(b, 0, C));
-    if (!reuse_memory) {
-      k = linear(key, k_proj_weight, rows(b, C, C + KV));
-      v = linear(value, v_proj_weight, rows(b, C + KV, C + 2 * KV));
-    }
-  }
-
-  const Tensor qh = split_heads(q, H);  // (B, H, Tq, D)
-  Tensor kh, vh;                        // (B, Hkv, Tk, D)
-  if (!reuse_memory) {
-    kh = split_heads(k, num_kv_heads);
-    vh = split_heads(v, num_kv_heads);
-  }
-  if (cache) {
-    if (!reuse_memory) cache->append(kh, vh);
-    if (cache->keys().size(0) != query.size(0))
-      throw std::invalid_argument("MultiheadAttention: the cache holds batch " + std::to_string(cache->keys().size(0)) +
-                                  " but the query has batch " + std::to_string(query.size(0)));
-    kh = cache->keys();
-    vh = cache->values();
-  }
-
+  check_inputs(query, key, value, reuse_memory);
+  const Projections heads_in = split_into_heads(project(query, key, value, reuse_memory), cache, reuse_memory,
+                                                query.size(0));
   const double p = is_training() ? options.dropout : 0.0;
-  const AttentionWeights per_head =
-      weights == AttentionWeights::none && !keep_weights_ ? weights : AttentionWeights::per_head;
-  AttentionResult r = scaled_dot_product_attention(qh, kh, vh, mask, p, per_head, std::nullopt, options.dropout_generator);
-  if (keep_weights_) last_weights_ = r.weights.detach();
-  if (weights == AttentionWeights::none) r.weights = Tensor();
-  Tensor heads = combine_heads(r.output);  // (B, Tq, C), head h in columns h D .. (h + 1) D
-  const bool drop = is_training() && drophead_ > 0.0;
-  if (head_gate_.defined() || drop) {
-    const std::int64_t B = heads.size(0), Tq = heads.size(1);
-    Tensor scale;
-    if (head_gate_.defined()) {
-      if (head_gate_.dim() == 2 && head_gate_.size(0) != B)
-        throw std::invalid_argument("MultiheadAttention: the head gate " + shape_str(head_gate_.shape()) +
-                                    " is per example, but the query has batch " + std::to_string(B));
-      const Tensor gate = head_gate_.dtype() == heads.dtype() ? head_gate_ : to_dtype(head_gate_, heads.dtype());
-      scale = reshape(gate, {head_gate_.dim() == 2 ? B : 1, 1, H, 1});
-    }
-    if (drop) {
-      // one keep/drop draw per (example, head); the kept heads of an example scaled to H in sum
-      Generator& gen = options.dropout_generator ? *options.dropout_generator : default_generator();
-      std::vector<double> row(static_cast<std::size_t>(H));
-      std::vector<double> factors;
-      factors.reserve(static_cast<std::size_t>(B * H));
-      for (std::int64_t i = 0; i < B; ++i) {
-        std::int64_t kept = 0;
-        for (double& head : row) {
-          head = gen.uniform() >= drophead_ ? 1.0 : 0.0;
-          kept += head > 0.0;
-        }
-        for (double head : row)
-          factors.push_back(kept ? head * static_cast<double>(H) / static_cast<double>(kept) : 0.0);
-      }
-      const Tensor keep = to_dtype(from_vector(factors, {B, 1, H, 1}), heads.dtype());
-      scale = scale.defined() ? scale * keep : keep;
-    }
-    heads = reshape(reshape(heads, {B, Tq, H, head_dim}) * scale, {B, Tq, options.embed_dim});
-  }
-  r.output = out_proj->forward(heads);  // (B, Tq, C)
+  // averaged weights are the mean of the per-head ones, taken after the output (below)
+  const AttentionWeights asked = weights == AttentionWeights::none ? weights : AttentionWeights::per_head;
+  AttentionResult r = scaled_dot_product_attention(heads_in.q, heads_in.k, heads_in.v, mask, p, asked, std::nullopt,
+                                                   options.dropout_generator);
+  const Tensor heads = gate_heads(combine_heads(r.output));  // (B, Tq, C), head h in columns h D .. (h + 1) D
+  r.output = out_proj->forward(heads);                      // (B, Tq, C)
   if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)
   return r;
+}
+
+void MultiheadAttention::check_inputs(const Tensor& query, const Tensor& key, const Tensor& value,
+                                      bool reuse_memory) const {
+  check_input(query, "query", options.embed_dim);
+  if (reuse_memory) return;  // key and value are not read
+  check_input(key, "key", options.kdim);
+  check_input(value, "value", options.vdim);
+  if (key.size(0) != query.size(0) || value.size(0) != query.size(0) || value.size(1) != key.size(1))
+    throw std::invalid_argument("MultiheadAttention: query " + shape_str(query.shape()) + ", key " +
+                                shape_str(key.shape()) + " and value " + shape_str(value.shape()) +
+                                " need one batch size, and key and value one length");
+}
+
+MultiheadAttention::Projections MultiheadAttention::project(const Tensor& query, const Tensor& key, const Tensor& value,
+                                                            bool reuse_memory) const {
+  // One matmul for q, k and v in self-attention, one for k and v when they share an input; the
+  // pieces are column slices of its (B, T, 3C) result, split into heads later as views.
+  const std::int64_t C = options.embed_dim, KV = num_kv_heads * head_dim;
+  const Tensor& b = in_proj_bias;
+  Projections p;
+  if (!packed()) {
+    p.q = linear(query, q_proj_weight, rows(b, 0, C));
+    if (!reuse_memory) {
+      p.k = linear(key, k_proj_weight, rows(b, C, C + KV));
+      p.v = linear(value, v_proj_weight, rows(b, C + KV, C + 2 * KV));
+    }
+    return p;
+  }
+  const Tensor& w = in_proj_weight;
+  if (!reuse_memory && query.impl() == key.impl() && key.impl() == value.impl()) {
+    const Tensor qkv = linear(query, w, b);  // (B, T, 3C)
+    p.q = slice(qkv, 2, 0, C);
+    p.k = slice(qkv, 2, C, 2 * C);
+    p.v = slice(qkv, 2, 2 * C, 3 * C);
+    return p;
+  }
+  p.q = linear(query, rows(w, 0, C), rows(b, 0, C));
+  if (reuse_memory) return p;
+  if (key.impl() == value.impl()) {
+    const Tensor kv = linear(key, rows(w, C, 3 * C), rows(b, C, 3 * C));  // (B, Tk, 2C)
+    p.k = slice(kv, 2, 0, C);
+    p.v = slice(kv, 2, C, 2 * C);
+  } else {
+    p.k = linear(key, rows(w, C, 2 * C), rows(b, C, 2 * C));
+    p.v = linear(value, rows(w, 2 * C, 3 * C), rows(b, 2 * C, 3 * C));
+  }
+  return p;
+}
+
+MultiheadAttention::Projections MultiheadAttention::split_into_heads(const Projections& p, KVCache* cache,
+                                                                     bool reuse_memory, std::int64_t batch) const {
+  Projections h;
+  h.q = split_heads(p.q, options.num_heads);  // (B, H, Tq, D)
+  if (!reuse_memory) {
+    h.k = split_heads(p.k, num_kv_heads);  // (B, Hkv, Tk, D)
+    h.v = split_heads(p.v, num_kv_heads);
+  }
+  if (!cache) return h;
+  if (!reuse_memory) cache->append(h.k, h.v);
+  if (cache->keys().size(0) != batch)
+    throw std::invalid_argument("MultiheadAttention: the cache holds batch " + std::to_string(cache->keys().size(0)) +
+                                " but the query has batch " + std::to_string(batch));
+  h.k = cache->keys();  // (B, Hkv, T cached, D)
+  h.v = cache->values();
+  return h;
+}
+
+Tensor MultiheadAttention::gate_heads(const Tensor& heads) const {
+  const bool drop = is_training() && drophead_ > 0.0;
+  if (!head_gate_.defined() && !drop) return heads;
+  const std::int64_t B = heads.size(0), Tq = heads.size(1), H = options.num_heads;
+  Tensor scale;  // (B or 1, 1, H, 1)
+  if (head_gate_.defined()) {
+    if (head_gate_.dim() == 2 && head_gate_.size(0) != B)
+      throw std::invalid_argument("MultiheadAttention: the head gate " + shape_str(head_gate_.shape()) +
+                                  " is per example, but the query has batch " + std::to_string(B));
+    const Tensor gate = head_gate_.dtype() == heads.dtype() ? head_gate_ : to_dtype(head_gate_, heads.dtype());
+    scale = reshape(gate, {head_gate_.dim() == 2 ? B : 1, 1, H, 1});
+  }
+  if (drop) {
+    // one keep/drop draw per (example, head); the kept heads of an example scaled to H in sum
+    Generator& gen = options.dropout_generator ? *options.dropout_generator : default_generator();
+    std::vector<double> row(static_cast<std::size_t>(H));
+    std::vector<double> factors;
+    factors.reserve(static_cast<std::size_t>(B * H));
+    for (std::int64_t i = 0; i < B; ++i) {
+      std::int64_t kept = 0;
+      for (double& head : row) {
+        head = gen.uniform() >= drophead_ ? 1.0 : 0.0;
+        kept += head > 0.0;
+      }
+      for (double head : row) factors.push_back(kept ? head * static_cast<double>(H) / static_cast<double>(kept) : 0.0);
+    }
+    const Tensor keep = to_dtype(from_vector(factors, {B, 1, H, 1}), heads.dtype());
+    scale = scale.defined() ? scale * keep : keep;
+  }
+  return reshape(reshape(heads, {B, Tq, H, head_dim}) * scale, {B, Tq, options.embed_dim});
 }
 
 void MultiheadAttention::set_head_gate(const Tensor& gate) {

@@ -89,6 +89,17 @@ struct MultiheadAttentionOptions {
   Generator* dropout_generator = nullptr;  // null: the default generator (dropout and DropHead)
 };
 
+// MultiheadAttention's arguments besides query, key and value, as its forward hooks see them. A
+// pre-hook that sets `weights` to per_head is PyTorch's need_weights=True,
+// average_attn_weights=False set by a kwargs pre-hook: the forward then computes the weights and
+// the forward hooks see them as the second output, (B, H, Tq, Tk). The caller gets weights only
+// when it asked for some (in the form the hooks left them).
+struct MultiheadAttentionKwargs : ForwardKwargs {
+  AttentionMask mask;
+  AttentionWeights weights = AttentionWeights::none;
+  KVCache* cache = nullptr;
+};
+
 // torch.nn.MultiheadAttention (batch_first) plus grouped-query heads and a KV cache.
 // Parameters, in PyTorch's names and order:
 //   same widths and heads: in_proj_weight (3C, C), in_proj_bias (3C)
@@ -105,17 +116,20 @@ class MultiheadAttention : public Module {
   // With a cache: a self_attention cache appends this call's keys and values and attends over
   // all of them (use mask.causal for a causal decoder; it aligns to the end of the keys); a
   // memory cache projects key/value on its first call only.
+  // Hooks: inputs (query, key, value), kwargs MultiheadAttentionKwargs, outputs (output) or
+  // (output, weights) when weights are asked for.
   AttentionResult forward(const Tensor& query, const Tensor& key, const Tensor& value,
                           const AttentionMask& mask = {}, AttentionWeights weights = AttentionWeights::none,
                           KVCache* cache = nullptr) const;
   std::string repr() const override;
 
-  // A gate per head (H), multiplying each head's output before out_proj: 0 masks a head (its
-  // output and every gradient through it are exactly zero), 1 keeps it; any value in between
-  // scales it. A gate that requires grad receives dL/dgate (head importance, Michel et al. 2019).
-  // The gate is (H), one for every example, or (B, H), one per example of the next forwards'
-  // batch (per-example importance: row b of the gradient is d loss_b / d gate when the loss is
-  // the sum of the examples' losses).
+  // A gate per head (H), an input of the layer like head_mask in common Transformer libraries,
+  // multiplying each head's output before out_proj: 0 masks a head (its output and every
+  // gradient through it are exactly zero), 1 keeps it; any value in between scales it. A gate
+  // that requires grad receives dL/dgate (head importance, Michel et al. 2019). The gate is (H),
+  // one for every example, or (B, H), one per example of the next forwards' batch (per-example
+  // importance: row b of the gradient is d loss_b / d gate when the loss is the sum of the
+  // examples' losses).
   // Undefined (the default, and after clear_head_gate): every head kept, at no cost.
   void set_head_gate(const Tensor& gate);
   void clear_head_gate() { head_gate_ = Tensor(); }
@@ -124,20 +138,26 @@ class MultiheadAttention : public Module {
   void set_drophead(double p);
   double drophead() const { return drophead_; }
 
-  // Inspection: while on, every forward also keeps its per-head weights (B, H, Tq, Tk), detached,
-  // for last_weights() (attention maps of a model whose layers call forward without asking).
-  void keep_weights(bool on) { keep_weights_ = on; }
-  const Tensor& last_weights() const { return last_weights_; }
-
   const MultiheadAttentionOptions options;
   const std::int64_t head_dim, num_kv_heads;
   Tensor in_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight, in_proj_bias;
   std::shared_ptr<Linear> out_proj;
 
  private:
+  struct Projections {
+    Tensor q, k, v;
+  };
   bool packed() const { return in_proj_weight.defined(); }
-  bool keep_weights_ = false;
-  mutable Tensor last_weights_;
+  // The forward without hooks, in the steps below.
+  AttentionResult forward_impl(const Tensor& query, const Tensor& key, const Tensor& value, const AttentionMask& mask,
+                               AttentionWeights weights, KVCache* cache) const;
+  void check_inputs(const Tensor& query, const Tensor& key, const Tensor& value, bool reuse_memory) const;
+  // q (B, Tq, C), k and v (B, Tk, Hkv D); k and v undefined when a memory cache holds them.
+  Projections project(const Tensor& query, const Tensor& key, const Tensor& value, bool reuse_memory) const;
+  // Heads: q (B, H, Tq, D), k and v (B, Hkv, Tk, D), the cache's keys and values when there is one.
+  Projections split_into_heads(const Projections& p, KVCache* cache, bool reuse_memory, std::int64_t batch) const;
+  // heads (B, Tq, C) scaled per head by the gate and DropHead's draw, when either is on.
+  Tensor gate_heads(const Tensor& heads) const;
   Tensor head_gate_;
   double drophead_ = 0.0;
 };

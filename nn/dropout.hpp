@@ -23,14 +23,18 @@ class Dropout : public Module {
 class GELU : public Module {
  public:
   explicit GELU(GeluApproximation approx = GeluApproximation::none) : approximate(approx) {}
-  Tensor forward(const Tensor& x) const { return gelu(x, approximate); }
+  Tensor forward(const Tensor& x) const {
+    return with_hooks(x, [this](const Tensor& in) { return gelu(in, approximate); });
+  }
   std::string repr() const override;
   const GeluApproximation approximate;
 };
 
 class ReLU : public Module {
  public:
-  Tensor forward(const Tensor& x) const { return relu(x); }
+  Tensor forward(const Tensor& x) const {
+    return with_hooks(x, [](const Tensor& in) { return relu(in); });
+  }
   std::string repr() const override { return "ReLU()"; }
 };
 

@@ -22,7 +22,9 @@ Embedding::Embedding(std::int64_t num, std::int64_t dim, std::optional<std::int6
   }
 }
 
-Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight, ids, padding_idx); }
+Tensor Embedding::forward(const Tensor& ids) const {
+  return with_hooks(ids, [this](const Tensor& in) { return embedding(weight, in, padding_idx); });
+}
 
 std::string Embedding::repr() const {
   return "Embedding(" + std::to_string(num_embeddings) + ", " + std::to_string(embedding_dim) +
@@ -58,7 +60,13 @@ SinusoidalPositionalEncoding::SinusoidalPositionalEncoding(std::int64_t d, std::
 }
 
 Tensor SinusoidalPositionalEncoding::forward(const Tensor& x, std::int64_t start) const {
-  return x + rows_for(pe, x, start, "SinusoidalPositionalEncoding");
+  if (!has_forward_hooks()) return x + rows_for(pe, x, start, "SinusoidalPositionalEncoding");
+  PositionKwargs kwargs;
+  kwargs.start = start;
+  ForwardCall call{*this, {x}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{c.inputs[0] + rows_for(pe, c.inputs[0], kwargs.start, "SinusoidalPositionalEncoding")};
+  })[0];
 }
 
 std::string SinusoidalPositionalEncoding::repr() const {
@@ -73,7 +81,13 @@ LearnedPositionalEmbedding::LearnedPositionalEmbedding(std::int64_t len, std::in
 }
 
 Tensor LearnedPositionalEmbedding::forward(const Tensor& x, std::int64_t start) const {
-  return x + rows_for(weight, x, start, "LearnedPositionalEmbedding");
+  if (!has_forward_hooks()) return x + rows_for(weight, x, start, "LearnedPositionalEmbedding");
+  PositionKwargs kwargs;
+  kwargs.start = start;
+  ForwardCall call{*this, {x}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{c.inputs[0] + rows_for(weight, c.inputs[0], kwargs.start, "LearnedPositionalEmbedding")};
+  })[0];
 }
 
 std::string LearnedPositionalEmbedding::repr() const {

@@ -17,6 +17,11 @@
 
 namespace rune::nn {
 
+// What a pre-hook on a positional module may change besides x: the first position.
+struct PositionKwargs : ForwardKwargs {
+  std::int64_t start = 0;
+};
+
 class Embedding : public Module {
  public:
   Embedding(std::int64_t num_embeddings, std::int64_t embedding_dim,

@@ -16,10 +16,12 @@ LayerNorm::LayerNorm(std::int64_t n, double eps_, bool elementwise_affine) : nor
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const {
-  if (x.dim() == 0 || x.size(-1) != normalized_shape)
-    throw std::invalid_argument("LayerNorm: input " + shape_str(x.shape()) + " must end in normalized_shape " +
-                                std::to_string(normalized_shape));
-  return layer_norm(x, {normalized_shape}, weight, bias, eps);
+  return with_hooks(x, [this](const Tensor& in) {
+    if (in.dim() == 0 || in.size(-1) != normalized_shape)
+      throw std::invalid_argument("LayerNorm: input " + shape_str(in.shape()) + " must end in normalized_shape " +
+                                  std::to_string(normalized_shape));
+    return layer_norm(in, {normalized_shape}, weight, bias, eps);
+  });
 }
 
 std::string LayerNorm::repr() const {

@@ -19,7 +19,9 @@ Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, Generator& gen
   }
 }
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) const {
+  return with_hooks(x, [this](const Tensor& in) { return linear(in, weight, bias); });
+}
 
 std::string Linear::repr() const {
   return "Linear(in_features=" + std::to_string(in_features) + ", out_features=" + std::to_string(out_features) +

@@ -1,4 +1,4 @@
-// The module tree: registration, traversal, modes, summary and loading by name.
+// The module tree: registration, traversal, modes, summary, loading by name, and forward hooks.
 #include "nn/module.hpp"
 
 #include <algorithm>
@@ -130,6 +130,82 @@ LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
   NoGradGuard no_grad;
   for (auto& [param, value] : copies) param.copy_(*value);
   return report;
+}
+
+// ------------------------------------------------------------------------- forward hooks
+
+namespace {
+template <class Entries>
+bool erase_id(Entries& entries, std::uint64_t id) {
+  const auto it = std::find_if(entries.begin(), entries.end(), [id](const auto& e) { return e.id == id; });
+  if (it == entries.end()) return false;
+  entries.erase(it);
+  return true;
+}
+}  // namespace
+
+HookHandle& HookHandle::operator=(HookHandle&& other) noexcept {
+  if (this != &other) {
+    remove();
+    hooks_ = std::move(other.hooks_);
+    id_ = other.id_;
+    other.hooks_.reset();
+  }
+  return *this;
+}
+
+void HookHandle::remove() {
+  if (const auto hooks = hooks_.lock())
+    if (!erase_id(hooks->pre, id_)) erase_id(hooks->post, id_);
+  hooks_.reset();
+}
+
+bool HookHandle::active() const {
+  const auto hooks = hooks_.lock();
+  if (!hooks) return false;
+  const auto has = [this](const auto& entries) {
+    return std::any_of(entries.begin(), entries.end(), [this](const auto& e) { return e.id == id_; });
+  };
+  return has(hooks->pre) || has(hooks->post);
+}
+
+HookHandle Module::register_forward_pre_hook(ForwardPreHook hook) {
+  if (!hook) throw std::invalid_argument(repr() + ": register_forward_pre_hook got an empty function");
+  if (!hooks_) hooks_ = std::make_shared<ForwardHooks>();
+  const std::uint64_t id = hooks_->next_id++;
+  hooks_->pre.push_back({id, std::make_shared<const ForwardPreHook>(std::move(hook))});
+  return HookHandle(hooks_, id);
+}
+
+HookHandle Module::register_forward_hook(ForwardHook hook) {
+  if (!hook) throw std::invalid_argument(repr() + ": register_forward_hook got an empty function");
+  if (!hooks_) hooks_ = std::make_shared<ForwardHooks>();
+  const std::uint64_t id = hooks_->next_id++;
+  hooks_->post.push_back({id, std::make_shared<const ForwardHook>(std::move(hook))});
+  return HookHandle(hooks_, id);
+}
+
+std::vector<Tensor> Module::call_with_hooks(ForwardCall& call,
+                                            const std::function<std::vector<Tensor>(const ForwardCall&)>& body) const {
+  // snapshots: a hook that registers or removes hooks changes the next call, not this one
+  const auto pre = hooks_ ? hooks_->pre : decltype(hooks_->pre){};
+  const auto post = hooks_ ? hooks_->post : decltype(hooks_->post){};
+  const std::size_t n_inputs = call.inputs.size();
+  for (const auto& e : pre) {
+    (*e.fn)(call);
+    if (call.inputs.size() != n_inputs)
+      throw std::logic_error(repr() + ": a forward pre-hook changed the number of inputs from " +
+                             std::to_string(n_inputs) + " to " + std::to_string(call.inputs.size()));
+  }
+  std::vector<Tensor> outputs = body(call);
+  const std::size_t n_outputs = outputs.size();
+  for (const auto& e : post) {
+    (*e.fn)(call, outputs);
+    if (outputs.size() != n_outputs)
+      throw std::logic_error(repr() + ": a forward hook changed the number of outputs from " +
+                             std::to_string(n_outputs) + " to " + std::to_string(outputs.size()));
+  }
+  return outputs;
 }
 
 }  // namespace rune::nn

@@ -59,8 +59,13 @@ Tensor Seq2SeqTransformer::decode(const Tensor& tgt_in, const Tensor& memory, co
 }
 
 Tensor Seq2SeqTransformer::forward(const Tensor& src, const Tensor& tgt_in) const {
-  const auto [memory, mask] = encode(src);
-  return decode(tgt_in, memory, mask);
+  const auto run = [this](const Tensor& source, const Tensor& target) {
+    const auto [memory, mask] = encode(source);
+    return decode(target, memory, mask);
+  };
+  if (!has_forward_hooks()) return run(src, tgt_in);
+  ForwardCall call{*this, {src, tgt_in}};
+  return call_with_hooks(call, [&](const ForwardCall& c) { return std::vector<Tensor>{run(c.inputs[0], c.inputs[1])}; })[0];
 }
 
 Tensor Seq2SeqTransformer::greedy(const Tensor& src, std::int64_t max_steps) const {

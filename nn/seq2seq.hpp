@@ -34,7 +34,9 @@ class Seq2SeqTransformer : public Module {
   // the new positions only, placed after cache->length() earlier ones.
   Tensor decode(const Tensor& tgt_in, const Tensor& memory, const AttentionMask& memory_mask,
                 DecoderCache* cache = nullptr) const;
-  Tensor forward(const Tensor& src, const Tensor& tgt_in) const;  // (B, T, V)
+  // (B, T, V); calls hooks with inputs (src, tgt_in). encode, decode, greedy and beam_search
+  // call none of their own (their submodules' hooks run).
+  Tensor forward(const Tensor& src, const Tensor& tgt_in) const;
   // Greedy decoding with the KV cache: (B, <= max_steps) ids after bos, eos included where
   // reached, pad after it.
   Tensor greedy(const Tensor& src, std::int64_t max_steps) const;

@@ -61,7 +61,9 @@ FeedForward::FeedForward(std::int64_t d_model, std::int64_t dim_feedforward, dou
 }
 
 Tensor FeedForward::forward(const Tensor& x) const {
-  return linear2->forward(dropout->forward(activate(linear1->forward(x), activation)));
+  return with_hooks(x, [this](const Tensor& in) {
+    return linear2->forward(dropout->forward(activate(linear1->forward(in), activation)));
+  });
 }
 
 std::string FeedForward::repr() const {
@@ -88,7 +90,17 @@ Tensor TransformerEncoderLayer::feed_forward(const Tensor& x) const {
   return dropout2->forward(linear2->forward(dropout->forward(activate(linear1->forward(x), options.activation))));
 }
 
-Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& mask) const {
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& src_mask) const {
+  if (!has_forward_hooks()) return forward_impl(src, src_mask);
+  EncoderKwargs kwargs;
+  kwargs.src_mask = src_mask;
+  ForwardCall call{*this, {src}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)};
+  })[0];
+}
+
+Tensor TransformerEncoderLayer::forward_impl(const Tensor& src, const AttentionMask& mask) const {
   const auto sa = [&](const Tensor& x) { return dropout1->forward(self_attn->forward(x, x, x, mask).output); };
   if (options.norm_first) {
     const Tensor x = src + sa(norm1->forward(src));
@@ -123,6 +135,19 @@ Tensor TransformerDecoderLayer::feed_forward(const Tensor& x) const {
 
 Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
                                         const AttentionMask& memory_mask, DecoderLayerCache* cache) const {
+  if (!has_forward_hooks()) return forward_impl(tgt, memory, tgt_mask, memory_mask, cache);
+  DecoderLayerKwargs kwargs;
+  kwargs.tgt_mask = tgt_mask;
+  kwargs.memory_mask = memory_mask;
+  kwargs.cache = cache;
+  ForwardCall call{*this, {tgt, memory}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
+  })[0];
+}
+
+Tensor TransformerDecoderLayer::forward_impl(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
+                                             const AttentionMask& memory_mask, DecoderLayerCache* cache) const {
   KVCache* self_cache = cache ? &cache->self_attn : nullptr;
   KVCache* cross_cache = cache ? &cache->cross_attn : nullptr;
   const auto sa = [&](const Tensor& x) {
@@ -155,6 +180,16 @@ TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& layer, std
 }
 
 Tensor TransformerEncoder::forward(const Tensor& src, const AttentionMask& src_mask) const {
+  if (!has_forward_hooks()) return forward_impl(src, src_mask);
+  EncoderKwargs kwargs;
+  kwargs.src_mask = src_mask;
+  ForwardCall call{*this, {src}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)};
+  })[0];
+}
+
+Tensor TransformerEncoder::forward_impl(const Tensor& src, const AttentionMask& src_mask) const {
   Tensor x = src;
   for (const auto& layer : *layers) x = layer->forward(x, src_mask);
   return norm ? norm->forward(x) : x;
@@ -174,6 +209,19 @@ TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& layer, std
 
 Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
                                    const AttentionMask& memory_mask, DecoderCache* cache) const {
+  if (!has_forward_hooks()) return forward_impl(tgt, memory, tgt_mask, memory_mask, cache);
+  DecoderKwargs kwargs;
+  kwargs.tgt_mask = tgt_mask;
+  kwargs.memory_mask = memory_mask;
+  kwargs.cache = cache;
+  ForwardCall call{*this, {tgt, memory}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
+  })[0];
+}
+
+Tensor TransformerDecoder::forward_impl(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
+                                        const AttentionMask& memory_mask, DecoderCache* cache) const {
   if (cache && cache->layers.size() != layers->size())
     throw std::invalid_argument("TransformerDecoder: the cache has " + std::to_string(cache->layers.size()) +
                                 " layers, the decoder " + std::to_string(layers->size()) + "; use make_cache()");
@@ -220,6 +268,19 @@ Transformer::Transformer(const TransformerOptions& o, Generator& gen) : options(
 
 Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask,
                             const AttentionMask& tgt_mask, const AttentionMask& memory_mask) const {
+  if (!has_forward_hooks()) return forward_impl(src, tgt, src_mask, tgt_mask, memory_mask);
+  TransformerKwargs kwargs;
+  kwargs.src_mask = src_mask;
+  kwargs.tgt_mask = tgt_mask;
+  kwargs.memory_mask = memory_mask;
+  ForwardCall call{*this, {src, tgt}, &kwargs};
+  return call_with_hooks(call, [&](const ForwardCall& c) {
+    return std::vector<Tensor>{forward_impl(c.inputs[0], c.inputs[1], kwargs.src_mask, kwargs.tgt_mask, kwargs.memory_mask)};
+  })[0];
+}
+
+Tensor Transformer::forward_impl(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask,
+                                 const AttentionMask& tgt_mask, const AttentionMask& memory_mask) const {
   if (src.dim() != 3 || tgt.dim() != 3 || src.size(0) != tgt.size(0) || src.size(2) != options.d_model ||
       tgt.size(2) != options.d_model)
     throw std::invalid_argument("Transformer: src " + shape_str(src.shape()) + " and tgt " + shape_str(tgt.shape()) +

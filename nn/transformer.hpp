@@ -8,6 +8,9 @@
 // pre-LN  (norm_first = true):                      x = x + sa(norm1(x)); x = x + ff(norm2(x))
 // The decoder adds cross-attention over the encoder output (memory) between the two, with norm2,
 // and its feed-forward moves to norm3.
+//
+// Every forward here calls forward hooks (nn/module.hpp); the kwargs a pre-hook may change are
+// the masks and caches below (EncoderKwargs, DecoderLayerKwargs, DecoderKwargs, TransformerKwargs).
 #pragma once
 
 #include <memory>
@@ -38,6 +41,11 @@ class FeedForward : public Module {
   std::shared_ptr<Dropout> dropout;
 };
 
+// The encoder layer's and the encoder's arguments besides src, as hooks see them.
+struct EncoderKwargs : ForwardKwargs {
+  AttentionMask src_mask;
+};
+
 struct TransformerLayerOptions {
   std::int64_t d_model = 512;
   std::int64_t nhead = 8;
@@ -65,6 +73,7 @@ class TransformerEncoderLayer : public Module {
   std::shared_ptr<Dropout> dropout, dropout1, dropout2;
 
  private:
+  Tensor forward_impl(const Tensor& src, const AttentionMask& src_mask) const;
   Tensor feed_forward(const Tensor& x) const;
 };
 
@@ -73,6 +82,12 @@ class TransformerEncoderLayer : public Module {
 struct DecoderLayerCache {
   KVCache self_attn{KVCache::Kind::self_attention};
   KVCache cross_attn{KVCache::Kind::memory};
+};
+
+// The decoder layer's arguments besides tgt and memory, as hooks see them.
+struct DecoderLayerKwargs : ForwardKwargs {
+  AttentionMask tgt_mask, memory_mask;
+  DecoderLayerCache* cache = nullptr;
 };
 
 class TransformerDecoderLayer : public Module {
@@ -92,6 +107,8 @@ class TransformerDecoderLayer : public Module {
   std::shared_ptr<Dropout> dropout, dropout1, dropout2, dropout3;
 
  private:
+  Tensor forward_impl(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
+                      const AttentionMask& memory_mask, DecoderLayerCache* cache) const;
   Tensor feed_forward(const Tensor& x) const;
 };
 
@@ -105,12 +122,21 @@ class TransformerEncoder : public Module {
 
   std::shared_ptr<ModuleList<TransformerEncoderLayer>> layers;
   std::shared_ptr<LayerNorm> norm;  // null without final_norm
+
+ private:
+  Tensor forward_impl(const Tensor& src, const AttentionMask& src_mask) const;
 };
 
 // One DecoderLayerCache per layer; length() positions decoded so far.
 struct DecoderCache {
   std::vector<DecoderLayerCache> layers;
   std::int64_t length() const { return layers.empty() ? 0 : layers.front().self_attn.length(); }
+};
+
+// The decoder's arguments besides tgt and memory, as hooks see them.
+struct DecoderKwargs : ForwardKwargs {
+  AttentionMask tgt_mask, memory_mask;
+  DecoderCache* cache = nullptr;
 };
 
 class TransformerDecoder : public Module {
@@ -124,6 +150,10 @@ class TransformerDecoder : public Module {
 
   std::shared_ptr<ModuleList<TransformerDecoderLayer>> layers;
   std::shared_ptr<LayerNorm> norm;
+
+ private:
+  Tensor forward_impl(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
+                      const AttentionMask& memory_mask, DecoderCache* cache) const;
 };
 
 struct TransformerOptions {
@@ -142,6 +172,11 @@ struct TransformerOptions {
   TransformerLayerOptions layer() const;
 };
 
+// The Transformer's arguments besides src and tgt, as hooks see them.
+struct TransformerKwargs : ForwardKwargs {
+  AttentionMask src_mask, tgt_mask, memory_mask;
+};
+
 // torch.nn.Transformer: an encoder and a decoder, each ending in a LayerNorm, every weight
 // matrix re-initialised xavier_uniform as PyTorch does. Embeddings and the output projection
 // belong to the model that uses it.
@@ -157,6 +192,10 @@ class Transformer : public Module {
   const TransformerOptions options;
   std::shared_ptr<TransformerEncoder> encoder;
   std::shared_ptr<TransformerDecoder> decoder;
+
+ private:
+  Tensor forward_impl(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask, const AttentionMask& tgt_mask,
+                      const AttentionMask& memory_mask) const;
 };
 
 }  // namespace rune::nn

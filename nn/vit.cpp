@@ -22,12 +22,14 @@ PatchConv2d::PatchConv2d(std::int64_t in, std::int64_t out, std::int64_t p, Gene
 }
 
 Tensor PatchConv2d::forward(const Tensor& x) const {
-  if (x.dim() != 4 || x.size(1) != in_channels)
-    throw std::invalid_argument("PatchConv2d: input " + shape_str(x.shape()) + " is not (B, " +
-                                std::to_string(in_channels) + ", H, W)");
-  const Tensor cols = patchify(x, patch_size);  // (B, N, C_in p p), features in weight order
-  const Tensor w = reshape(weight, {out_channels, in_channels * patch_size * patch_size});
-  return linear(cols, w, bias);  // (B, N, C_out)
+  return with_hooks(x, [this](const Tensor& in) {
+    if (in.dim() != 4 || in.size(1) != in_channels)
+      throw std::invalid_argument("PatchConv2d: input " + shape_str(in.shape()) + " is not (B, " +
+                                  std::to_string(in_channels) + ", H, W)");
+    const Tensor cols = patchify(in, patch_size);  // (B, N, C_in p p), features in weight order
+    const Tensor w = reshape(weight, {out_channels, in_channels * patch_size * patch_size});
+    return linear(cols, w, bias);  // (B, N, C_out)
+  });
 }
 
 std::string PatchConv2d::repr() const {
@@ -107,11 +109,13 @@ Tensor VisionTransformer::forward_features(const Tensor& images) const {
 }
 
 Tensor VisionTransformer::forward(const Tensor& images) const {
-  const Tensor x = forward_features(images);  // (B, 1+N, C)
-  const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2);
-  const Tensor pooled = options.pool == ViTPool::cls ? reshape(slice(x, 1, 0, 1), {B, C})  // (B, C)
-                                                     : mean(slice(x, 1, 1, T), {1});
-  return head->forward(pooled);
+  return with_hooks(images, [this](const Tensor& in) {
+    const Tensor x = forward_features(in);  // (B, 1+N, C)
+    const std::int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+    const Tensor pooled = options.pool == ViTPool::cls ? reshape(slice(x, 1, 0, 1), {B, C})  // (B, C)
+                                                       : mean(slice(x, 1, 1, T), {1});
+    return head->forward(pooled);
+  });
 }
 
 std::string VisionTransformer::repr() const {

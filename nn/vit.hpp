@@ -36,7 +36,9 @@ class PatchEmbedding : public Module {
  public:
   PatchEmbedding(std::int64_t in_chans, std::int64_t embed_dim, std::int64_t patch_size,
                  Generator& gen = default_generator());
-  Tensor forward(const Tensor& x) const { return proj->forward(x); }
+  Tensor forward(const Tensor& x) const {
+    return with_hooks(x, [this](const Tensor& in) { return proj->forward(in); });
+  }
   std::string repr() const override { return "PatchEmbedding(" + proj->repr() + ")"; }
   std::shared_ptr<PatchConv2d> proj;
 };
@@ -67,8 +69,10 @@ class VisionTransformer : public Module {
   // Init as timm: pos_embed ~ trunc_normal(std 0.02), cls_token ~ N(0, 1e-6), Linear weights
   // ~ trunc_normal(std 0.02) with zero biases; the patch projection keeps Conv2d's init.
   explicit VisionTransformer(const VisionTransformerOptions& options, Generator& gen = default_generator());
-  Tensor forward(const Tensor& images) const;           // (B, C_in, H, W) -> logits (B, K)
-  Tensor forward_features(const Tensor& images) const;  // the encoder's output (B, 1+N, C), normed
+  // (B, C_in, H, W) -> logits (B, K). forward calls hooks; forward_features (the encoder's
+  // output (B, 1+N, C), normed) calls none of its own, as in timm.
+  Tensor forward(const Tensor& images) const;
+  Tensor forward_features(const Tensor& images) const;
   std::string repr() const override;
 
   const VisionTransformerOptions options;

@@ -5,6 +5,7 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "analysis/attention_recorder.hpp"
 #include "analysis/seq2seq_batch.hpp"
 #include "examples/translation/bleu.hpp"
 #include "train/model_config.hpp"
@@ -226,27 +227,34 @@ analysis::TokenAttention TranslationTask::attention_maps(const std::string& sent
   maps.output = translate({sentence}).front();
   NoGradGuard no_grad;
   model_->eval();
-  std::vector<std::shared_ptr<nn::MultiheadAttention>> modules;
+  // the maps in the order they are drawn: every encoder layer's, then the decoder's self- and
+  // cross-attention
+  struct Watched {
+    std::string kind;
+    std::int64_t layer;
+    std::string path;
+  };
+  std::vector<Watched> watched;
   const auto& enc = *model_->transformer->encoder->layers;
   const auto& dec = *model_->transformer->decoder->layers;
-  for (const auto& l : enc) modules.push_back(l->self_attn);
-  for (const auto& l : dec) modules.push_back(l->self_attn);
-  for (const auto& l : dec) modules.push_back(l->multihead_attn);
-  for (const auto& m : modules) m->keep_weights(true);
+  for (std::size_t l = 0; l < enc.size(); ++l)
+    watched.push_back({"encoder self", static_cast<std::int64_t>(l), "transformer.encoder.layers." + std::to_string(l) + ".self_attn"});
+  for (std::size_t l = 0; l < dec.size(); ++l)
+    watched.push_back({"decoder self", static_cast<std::int64_t>(l), "transformer.decoder.layers." + std::to_string(l) + ".self_attn"});
+  for (std::size_t l = 0; l < dec.size(); ++l)
+    watched.push_back({"cross", static_cast<std::int64_t>(l), "transformer.decoder.layers." + std::to_string(l) + ".multihead_attn"});
   const Batch b = encode({{sentence, maps.output}});
-  model_->forward(b.src, b.tgt_in);
-  for (const auto& m : modules) m->keep_weights(false);
+  {
+    const analysis::AttentionRecorder recorder(*model_);
+    model_->forward(b.src, b.tgt_in);
+    for (const Watched& w : watched) {
+      const Tensor& weights = recorder.weights(w.path);  // (1, H, Tq, Tk)
+      maps.layers.push_back({w.kind, w.layer, reshape(weights, {weights.size(1), weights.size(2), weights.size(3)})});
+    }
+  }
   model_->train();
   for (std::int64_t i = 0; i < b.src.size(1); ++i) maps.source.push_back(src_vocab_.token(b.src.data<std::int64_t>()[i]));
   for (std::int64_t i = 0; i < b.tgt_in.size(1); ++i) maps.target.push_back(tgt_vocab_.token(b.tgt_in.data<std::int64_t>()[i]));
-  const auto n_enc = static_cast<std::int64_t>(enc.size()), n_dec = static_cast<std::int64_t>(dec.size());
-  for (std::size_t i = 0; i < modules.size(); ++i) {
-    const auto k = static_cast<std::int64_t>(i);
-    const std::string kind = k < n_enc ? "encoder self" : k < n_enc + n_dec ? "decoder self" : "cross";
-    const std::int64_t layer = k < n_enc ? k : k < n_enc + n_dec ? k - n_enc : k - n_enc - n_dec;
-    const Tensor w = modules[i]->last_weights();  // (1, H, Tq, Tk)
-    maps.layers.push_back({kind, layer, reshape(w, {w.size(1), w.size(2), w.size(3)})});
-  }
   return maps;
 }
 

@@ -9,6 +9,7 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "analysis/attention_recorder.hpp"
 #include "report/plot.hpp"
 #include "train/files.hpp"
 
@@ -303,13 +304,11 @@ analysis::ImageAttention ViTTask::image_attention(const std::string& file_or_ind
   NoGradGuard no_grad;
   model_->eval();
   const ImageBatch batch = make_batch(one, {0}, transform_, false, nullptr);
-  auto& layers = *model_->encoder->layers;
-  for (std::size_t l = 0; l < layers.size(); ++l) layers[l].self_attn->keep_weights(true);
+  const analysis::AttentionRecorder recorder(*model_);
   const Tensor logits = model_->forward(batch.images);  // (1, K)
-  for (std::size_t l = 0; l < layers.size(); ++l) {
-    const Tensor w = layers[l].self_attn->last_weights();  // (1, H, T, T)
+  for (std::size_t l = 0; l < model_->encoder->layers->size(); ++l) {
+    const Tensor& w = recorder.weights("encoder.layers." + std::to_string(l) + ".self_attn");  // (1, H, T, T)
     a.layers.push_back(reshape(w, {w.size(1), w.size(2), w.size(3)}).contiguous());
-    layers[l].self_attn->keep_weights(false);
   }
   const Tensor p = softmax(logits, -1);
   a.predicted = argmax(logits, 1).data<std::int64_t>()[0];

@@ -17,6 +17,7 @@
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "train/config.hpp"
+#include "analysis/attention_recorder.hpp"
 #include "analysis/head_analysis.hpp"
 #include "report/head_report.hpp"
 #include "report/plot.hpp"
@@ -104,9 +105,10 @@ TEST(HeadAnalysis, ImportanceIsTheMeanAbsoluteFiniteDifferenceOfEachExamplesLoss
     }
     EXPECT_NEAR(norm, 1.0, 1e-9) << "importance is normalised per module";
   }
-  // the model is as it was: training mode, no gates, no kept weights, parameters learning
+  // the model is as it was: training mode, no gates, no hooks, parameters learning
   EXPECT_TRUE(t.task.model().is_training());
   for (const auto& [path, m] : modules) EXPECT_FALSE(m->head_gate().defined()) << path;
+  for (const auto& [path, m] : modules) EXPECT_FALSE(m->has_forward_hooks()) << path;
   for (const Tensor& p : t.task.model().parameters()) EXPECT_TRUE(p.requires_grad());
 }
 
@@ -128,18 +130,17 @@ TEST(HeadAnalysis, PaddedBatchesCountOnlyValidRowsAndKeys) {
   {
     NoGradGuard no_grad;
     t.task.model().eval();
-    for (const auto& [path, m] : modules) m->keep_weights(true);
+    const AttentionRecorder recorder(t.task.model());
     const std::int64_t n = t.task.prepare_analysis("test", 1, 0);
     for (std::int64_t i = 0; i < n; ++i) {
       t.task.analysis_batch(i);
       for (std::size_t k = 0; k < modules.size(); ++k) {
-        const Tensor w = modules[k].second->last_weights().contiguous();  // (1, 2, Tq, Tk), nothing padded
+        const Tensor w = recorder.weights(k).contiguous();  // (1, 2, Tq, Tk), nothing padded
         const std::int64_t Tq = w.size(2), Tk = w.size(3);
         for (std::int64_t h = 0; h < 2; ++h) alone[k][static_cast<std::size_t>(h)].add(w.data<float>() + h * Tq * Tk, Tq, Tk, Tk);
         pairs[k].add(w.data<float>(), Tq, Tk, Tk, Tq * Tk);
       }
     }
-    for (const auto& [path, m] : modules) m->keep_weights(false);
     t.task.model().train();
   }
   for (std::size_t k = 0; k < modules.size(); ++k) {
