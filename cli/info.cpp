@@ -42,7 +42,7 @@ int info(const std::string& checkpoint) {
 Command add_info(CLI::App& app) {
   auto checkpoint = std::make_shared<std::string>();
   CLI::App* c = app.add_subcommand("info", "Print a checkpoint's step, metrics, parameters and config");
-  c->add_option("checkpoint", *checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  add_checkpoint_argument(*c, *checkpoint);
   return {c, [checkpoint] { return info(*checkpoint); }};
 }
 
