@@ -14,6 +14,7 @@
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "train/files.hpp"
+#include "train/format.hpp"
 #include "train/progress.hpp"
 #include "nn/attention.hpp"
 
@@ -56,12 +57,6 @@ std::vector<std::pair<std::string, nn::MultiheadAttention*>> attention_of(train:
   auto modules = nn::attention_modules(task.model());
   if (modules.empty()) throw std::runtime_error("the model has no attention module to analyse");
   return modules;
-}
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
 }
 
 }  // namespace
@@ -232,7 +227,7 @@ void prune_heads(train::Task& task, HeadAnalysis& analysis) {
     const auto primary = s.metrics.find(analysis.primary_metric);
     progress.line("pruned " + std::to_string(step) + "/" + std::to_string(total) +
                   (step > 0 ? " (" + head_module_label(s.path) + " head " + std::to_string(s.head) + ")" : std::string(" (whole model)")) +
-                  ": " + analysis.primary_metric + " " + (primary != s.metrics.end() ? fixed(primary->second, 4) : std::string("?")) +
+                  ": " + analysis.primary_metric + " " + (primary != s.metrics.end() ? train::fixed(primary->second, 4) : std::string("?")) +
                   ", " + train::duration(seconds_since(start)) + " spent, " +
                   train::duration(seconds_since(start) / static_cast<double>(step + 1) * static_cast<double>(total - step)) + " left");
     analysis.pruning.push_back(std::move(s));

@@ -35,7 +35,7 @@ int attention(const AttentionRequest& r) {
 Command add_attention(CLI::App& app) {
   auto r = std::make_shared<AttentionRequest>();
   CLI::App* c = app.add_subcommand("attention", "Draw every attention head of a checkpoint on a sentence or an image");
-  c->add_option("checkpoint", r->checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  add_checkpoint_argument(*c, r->checkpoint);
   auto* sentence = c->add_option("sentence", r->sentence, "The source sentence (tasks over text)");
   auto* image = c->add_option("--image", r->image, "A PNG file, or the index of a test-split image (image tasks)");
   sentence->excludes(image);

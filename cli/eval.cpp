@@ -53,7 +53,7 @@ int evaluate(const EvalRequest& request) {
 Command add_eval(CLI::App& app) {
   auto r = std::make_shared<EvalRequest>();
   CLI::App* c = app.add_subcommand("eval", "Evaluate a checkpoint on a split of its task's data");
-  c->add_option("checkpoint", r->checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  add_checkpoint_argument(*c, r->checkpoint);
   c->add_option("--split", r->split, "val or test")->check(CLI::IsMember({"val", "test"}));
   c->add_option("--set", r->sets, "Override a key of the checkpoint's config (the data or the image size, say)");
   c->add_option("--out", r->out_dir, "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");

@@ -63,7 +63,7 @@ Command add_heads(CLI::App& app) {
   auto r = std::make_shared<HeadsRequest>();
   auto quiet = std::make_shared<bool>(false);
   CLI::App* c = app.add_subcommand("heads", "Analyse every attention head of a checkpoint on a split: patterns, importance, redundancy, pruning");
-  c->add_option("checkpoint", r->checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  add_checkpoint_argument(*c, r->checkpoint);
   c->add_option("--split", r->analysis.split, "val or test")->check(CLI::IsMember({"val", "test"}));
   c->add_option("--out", r->out_dir, "Folder for heads.md, the CSVs and PNGs; default: heads-<split> in the run folder");
   c->add_flag("--prune", r->prune, "Mask heads in increasing order of importance, evaluating the task after each");

@@ -3,17 +3,12 @@
 #include <cstdio>
 
 #include "cli/command.hpp"
+#include "train/format.hpp"
 #include "train/trainer.hpp"
 
 namespace rune::cli {
 
 namespace {
-
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
 
 int info(const std::string& checkpoint) {
   const train::Checkpoint c = train::read_checkpoint(checkpoint);
@@ -25,7 +20,7 @@ int info(const std::string& checkpoint) {
   for (const auto& [k, v] : c.meta_strings) std::printf("meta %s: %zu entries\n", k.c_str(), v.size());
   for (const auto& [k, v] : c.meta_numbers) {
     std::string s;
-    for (double x : v) s += (s.empty() ? "" : ", ") + number(x);
+    for (double x : v) s += (s.empty() ? "" : ", ") + train::significant(x);
     std::printf("meta %s: [%s]\n", k.c_str(), s.c_str());
   }
   std::size_t width = 9;
@@ -47,7 +42,7 @@ int info(const std::string& checkpoint) {
 Command add_info(CLI::App& app) {
   auto checkpoint = std::make_shared<std::string>();
   CLI::App* c = app.add_subcommand("info", "Print a checkpoint's step, metrics, parameters and config");
-  c->add_option("checkpoint", *checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  add_checkpoint_argument(*c, *checkpoint);
   return {c, [checkpoint] { return info(*checkpoint); }};
 }
 

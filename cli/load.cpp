@@ -21,6 +21,10 @@ std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector
   return loaded;
 }
 
+void add_checkpoint_argument(CLI::App& command, std::string& path) {
+  command.add_option("checkpoint", path, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+}
+
 std::string run_folder_of(const std::string& checkpoint) {
   const std::filesystem::path run = std::filesystem::path(checkpoint).parent_path().parent_path();
   return std::filesystem::exists(run / "config.toml") ? run.string() : "";

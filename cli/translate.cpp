@@ -36,7 +36,7 @@ Command add_translate(CLI::App& app) {
   auto sentences = std::make_shared<std::vector<std::string>>();
   auto scores = std::make_shared<bool>(false);
   CLI::App* c = app.add_subcommand("translate", "Translate sentences with a checkpoint of a task that translates (stdin when none given)");
-  c->add_option("checkpoint", *checkpoint, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
+  add_checkpoint_argument(*c, *checkpoint);
   c->add_option("sentences", *sentences, "Sentences to translate; without them, one per line from stdin");
   c->add_flag("--scores", *scores,
               "Follow each translation by a tab and its log-probability under the model: the sum of the natural-log "

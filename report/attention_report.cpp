@@ -3,38 +3,20 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 
 #include "autograd/ops.hpp"
+#include "report/csv.hpp"
 #include "report/plot.hpp"
-#include "train/files.hpp"
-#include "train/metrics_log.hpp"
 
 namespace rune::report {
 namespace fs = std::filesystem;
-using train::write_file;
-
-namespace {
-
-std::string json_number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
-
-}  // namespace
 
 std::vector<std::string> write_token_attention(const analysis::TokenAttention& maps, const std::string& sentence,
                                                const std::string& out_dir) {
   fs::create_directories(out_dir);
   std::vector<Heatmap> heatmaps;
-  std::ostringstream csv;
-  csv << "kind,layer,head,query,query_token,key,key_token,weight\n";
-  const auto quoted = [](const std::string& s) {
-    std::string q = "\"";
-    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    return q + "\"";
-  };
+  // the kind and the tokens are quoted on every row (tokens are free text)
+  Csv csv({"kind", "layer", "head", "query", "query_token", "key", "key_token", "weight"});
   std::int64_t heads = 1;
   for (const auto& l : maps.layers) {
     const Tensor w = to_dtype(l.weights, DType::float64).contiguous();
@@ -47,15 +29,15 @@ std::vector<std::string> write_token_attention(const analysis::TokenAttention& m
       for (std::int64_t q = 0; q < Tq; ++q) {
         m.weights.emplace_back(w.data<double>() + (h * Tq + q) * Tk, w.data<double>() + (h * Tq + q + 1) * Tk);
         for (std::int64_t k = 0; k < Tk; ++k)
-          csv << quoted(l.kind) << ',' << l.layer << ',' << h << ',' << q << ',' << quoted(rows[q]) << ',' << k << ','
-              << quoted(cols[k]) << ',' << json_number(w.data<double>()[(h * Tq + q) * Tk + k]) << '\n';
+          csv.row({CsvField::quoted(l.kind), l.layer, h, q, CsvField::quoted(rows[q]), k, CsvField::quoted(cols[k]),
+                   w.data<double>()[(h * Tq + q) * Tk + k]});
       }
       heatmaps.push_back(std::move(m));
     }
   }
   const std::string png = out_dir + "/multi_head_attention_map.png";
   plot_attention(png, "\"" + sentence + "\" -> \"" + maps.output + "\"", heatmaps, static_cast<int>(heads));
-  write_file(out_dir + "/attention_weights.csv", csv.str());
+  csv.write(out_dir + "/attention_weights.csv");
   return {png, out_dir + "/attention_weights.csv"};
 }
 
@@ -68,8 +50,7 @@ std::vector<std::string> write_image_attention(const analysis::ImageAttention& a
   std::snprintf(title, sizeof title, "%s%s: predicted %s (%.1f%%)", image.c_str(),
                 a.label >= 0 ? (" (" + name(a.label) + ")").c_str() : "", name(a.predicted).c_str(), 100 * a.confidence);
   std::vector<ImageOverlay> heads;
-  std::ostringstream csv;
-  csv << "layer,head,patch,patch_row,patch_column,weight\n";
+  Csv csv({"layer", "head", "patch", "patch_row", "patch_column", "weight"});
   std::int64_t H = 1;
   for (std::size_t l = 0; l < a.layers.size(); ++l) {
     const Tensor w = to_dtype(a.layers[l], DType::float64).contiguous();  // (H, 1+N, 1+N)
@@ -78,12 +59,12 @@ std::vector<std::string> write_image_attention(const analysis::ImageAttention& a
       const double* row = w.data<double>() + h * (1 + N) * (1 + N);  // the class token's query row
       ImageOverlay o{"layer " + std::to_string(l) + ", head " + std::to_string(h), std::vector<double>(row + 1, row + 1 + N)};
       for (std::int64_t n = 0; n < N; ++n)
-        csv << l << ',' << h << ',' << n << ',' << n / a.grid << ',' << n % a.grid << ',' << json_number(row[1 + n]) << '\n';
+        csv.row({l, h, n, n / a.grid, n % a.grid, row[1 + n]});
       heads.push_back(std::move(o));
     }
   }
   for (std::int64_t n = 0; n < N; ++n)
-    csv << "rollout,," << n << ',' << n / a.grid << ',' << n % a.grid << ',' << json_number(a.rollout[static_cast<std::size_t>(n)]) << '\n';
+    csv.row({"rollout", CsvField::empty(), n, n / a.grid, n % a.grid, a.rollout[static_cast<std::size_t>(n)]});
   const std::string map_png = out_dir + "/vit_attention_map.png", rollout_png = out_dir + "/attention_rollout.png";
   plot_image_attention(map_png, std::string(title) + "; class token -> patches, each panel scaled to its maximum", a.image,
                        static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid), heads, static_cast<int>(H));
@@ -93,7 +74,7 @@ std::vector<std::string> write_image_attention(const analysis::ImageAttention& a
       last_mean[static_cast<std::size_t>(n)] += heads[heads.size() - static_cast<std::size_t>(H - h)].heat[static_cast<std::size_t>(n)] / static_cast<double>(H);
   plot_image_attention(rollout_png, title, a.image, static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid),
                        {{"image", {}}, {"last layer, mean of heads", last_mean}, {"rollout over all layers", a.rollout}}, 3);
-  write_file(out_dir + "/cls_attention.csv", csv.str());
+  csv.write(out_dir + "/cls_attention.csv");
   return {title, map_png, rollout_png, out_dir + "/cls_attention.csv"};
 }
 

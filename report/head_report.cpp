@@ -2,25 +2,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
+#include "report/csv.hpp"
 #include "report/plot.hpp"
 #include "train/files.hpp"
+#include "train/format.hpp"
 
 namespace rune::report {
 namespace fs = std::filesystem;
 using namespace analysis;
+using train::fixed;
 using train::write_file;
 
 namespace {
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
 
 // The pattern classes' colours on the map (Tableau's palette; heterogeneous is grey).
 struct Rgb {
@@ -60,24 +56,23 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   }
 
   // heads.csv and redundancy.csv
-  std::ostringstream csv;
-  csv << "module,head,pattern,pattern_score,entropy,distance,confidence,diagonal,offset,best_offset,vertical,block,importance,raw_importance,dead,rows\n";
+  const auto f6 = [](double v) { return CsvField::fixed(v, 6); };
+  Csv heads({"module", "head", "pattern", "pattern_score", "entropy", "distance", "confidence", "diagonal", "offset", "best_offset",
+             "vertical", "block", "importance", "raw_importance", "dead", "rows"});
   for (const ModuleHeads& m : a.modules)
     for (std::size_t h = 0; h < m.heads.size(); ++h) {
       const HeadResult& r = m.heads[h];
       const HeadStatistics& s = r.stats;
-      csv << m.path << ',' << h << ',' << pattern_name(s.pattern) << ',' << fixed(s.pattern_score, 6) << ',' << fixed(s.entropy, 6) << ','
-          << fixed(s.distance, 6) << ',' << fixed(s.confidence, 6) << ',' << fixed(s.diagonal, 6) << ',' << fixed(s.offset, 6) << ','
-          << s.best_offset << ',' << fixed(s.vertical, 6) << ',' << fixed(s.block, 6) << ',' << fixed(r.importance, 6) << ','
-          << r.raw_importance << ',' << (r.dead ? 1 : 0) << ',' << s.rows << '\n';
+      heads.row({m.path, h, pattern_name(s.pattern), f6(s.pattern_score), f6(s.entropy), f6(s.distance), f6(s.confidence),
+                 f6(s.diagonal), f6(s.offset), s.best_offset, f6(s.vertical), f6(s.block), f6(r.importance), r.raw_importance,
+                 r.dead ? 1 : 0, s.rows});
     }
-  write_file(path_of("heads.csv"), csv.str());
-  std::ostringstream pairs;
-  pairs << "module,head_a,head_b,js_divergence\n";
+  heads.write(path_of("heads.csv"));
+  Csv pairs({"module", "head_a", "head_b", "js_divergence"});
   for (const ModuleHeads& m : a.modules)
     for (std::size_t x = 0; x < m.js.size(); ++x)
-      for (std::size_t y = x + 1; y < m.js.size(); ++y) pairs << m.path << ',' << x << ',' << y << ',' << fixed(m.js[x][y], 6) << '\n';
-  write_file(path_of("redundancy.csv"), pairs.str());
+      for (std::size_t y = x + 1; y < m.js.size(); ++y) pairs.row({m.path, x, y, f6(m.js[x][y])});
+  pairs.write(path_of("redundancy.csv"));
 
   // the pattern-class map and the importance heatmap
   std::vector<std::string> rows, columns;
@@ -116,21 +111,21 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   // the pruning curve
   std::string pruning_png;
   if (!a.pruning.empty()) {
-    std::ostringstream p;
-    p << "pruned,module,head,importance";
-    for (const auto& [name, v] : a.pruning.front().metrics) p << ',' << name;
-    p << '\n';
+    std::vector<CsvField> header{"pruned", "module", "head", "importance"};
+    for (const auto& [name, v] : a.pruning.front().metrics) header.emplace_back(name);
+    Csv p(header);
     std::map<std::string, Series> series;
     for (const PruneStep& s : a.pruning) {
-      p << s.pruned << ',' << s.path << ',' << (s.head >= 0 ? std::to_string(s.head) : "") << ',' << (s.pruned > 0 ? fixed(s.importance, 6) : "");
+      std::vector<CsvField> row{s.pruned, s.path, s.head >= 0 ? CsvField(s.head) : CsvField::empty(),
+                                s.pruned > 0 ? CsvField::fixed(s.importance, 6) : CsvField::empty()};
       for (const auto& [name, v] : s.metrics) {
-        p << ',' << fixed(v, 6);
+        row.push_back(CsvField::fixed(v, 6));
         series[name].name = name;
         series[name].points.emplace_back(static_cast<double>(s.pruned), v);
       }
-      p << '\n';
+      p.row(row);
     }
-    write_file(path_of("pruning.csv"), p.str());
+    p.write(path_of("pruning.csv"));
     std::vector<Series> metrics;
     for (const auto& [name, s] : series)
       if (name != "loss") metrics.push_back(s);
@@ -161,12 +156,10 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     for (std::size_t h = 0; h < m.heads.size(); ++h) {
       const HeadResult& r = m.heads[h];
       const HeadStatistics& s = r.stats;
-      char raw[32];
-      std::snprintf(raw, sizeof raw, "%.3g", r.raw_importance);
       md << "| " << h << " | " << pattern_label(s) << " | " << fixed(s.pattern_score, 3) << " | " << fixed(s.entropy, 3) << " | "
          << fixed(s.distance, 2) << " | " << fixed(s.confidence, 3) << " | " << fixed(s.diagonal, 3) << " | " << fixed(s.offset, 3) << " ("
          << s.best_offset << ") | " << fixed(s.vertical, 3) << " | " << fixed(s.block, 3) << " | " << fixed(r.importance, 3) << " | "
-         << raw << " | " << (r.dead ? "yes" : "") << " |\n";
+         << train::significant(r.raw_importance, 3) << " | " << (r.dead ? "yes" : "") << " |\n";
     }
     md << '\n';
   }

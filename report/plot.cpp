@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 
@@ -119,34 +120,73 @@ void weight_colour(cairo_t* cr, double w) {
   cairo_set_source_rgb(cr, c.r, c.g, c.b);
 }
 
+// Owning handles: every path out of a function, an exception's included, frees what cairo made.
+struct SurfaceDeleter {
+  void operator()(cairo_surface_t* s) const { cairo_surface_destroy(s); }
+};
+struct ContextDeleter {
+  void operator()(cairo_t* cr) const { cairo_destroy(cr); }
+};
+using Surface = std::unique_ptr<cairo_surface_t, SurfaceDeleter>;
+using Context = std::unique_ptr<cairo_t, ContextDeleter>;
+
+// cairo never returns null: a failure (no memory, a size past its limits) is a surface or context
+// in an error state, which these turn into an exception.
+Surface image_surface(cairo_format_t format, int w, int h) {
+  Surface s(cairo_image_surface_create(format, w, h));
+  if (const cairo_status_t status = cairo_surface_status(s.get()); status != CAIRO_STATUS_SUCCESS)
+    throw std::runtime_error("cairo cannot make a " + std::to_string(w) + "x" + std::to_string(h) + " image: " +
+                             cairo_status_to_string(status));
+  return s;
+}
+
+Context context(cairo_surface_t* surface) {
+  Context cr(cairo_create(surface));
+  if (const cairo_status_t status = cairo_status(cr.get()); status != CAIRO_STATUS_SUCCESS)
+    throw std::runtime_error(std::string("cairo cannot draw: ") + cairo_status_to_string(status));
+  return cr;
+}
+
+// An image and the context drawing on it.
+struct Page {
+  Surface surface;
+  Context cr;
+};
+
 // A white W x H page with `title` centred at title_y; the context is left drawing black
-// sans-serif text. The caller destroys the context and hands the surface to write_png.
-cairo_t* start_page(cairo_surface_t*& surface, int W, int H, const std::string& title, double title_size,
-                    double title_y) {
-  surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_t* cr = cairo_create(surface);
+// sans-serif text.
+Page start_page(int W, int H, const std::string& title, double title_size, double title_y) {
+  Page page;
+  page.surface = image_surface(CAIRO_FORMAT_RGB24, W, H);
+  page.cr = context(page.surface.get());
+  cairo_t* cr = page.cr.get();
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_paint(cr);
   cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_font_size(cr, title_size);
   text(cr, W / 2.0, title_y, title, 0.5, 0.5);
-  return cr;
+  return page;
 }
 
-// Writes and frees the surface; path.tmp first, then renamed.
-void write_png(cairo_surface_t* surface, const std::string& path, const char* what) {
-  try {
-    train::write_atomically(path, [&](const std::string& tmp) {
-      const cairo_status_t status = cairo_surface_write_to_png(surface, tmp.c_str());
-      if (status != CAIRO_STATUS_SUCCESS)
-        throw std::runtime_error(std::string(what) + " " + path + ": cairo cannot write it: " + cairo_status_to_string(status));
-    }, what);
-  } catch (...) {
-    cairo_surface_destroy(surface);
-    throw;
-  }
-  cairo_surface_destroy(surface);
+// The finished page as the PNG `path`, encoded in memory and written by train::write_file
+// (atomically, every write checked, the system's reason in the message). A context that went into
+// an error state while drawing (cairo then stops drawing) fails it too.
+void write_png(Page& page, const std::string& path, const char* what) {
+  if (const cairo_status_t status = cairo_status(page.cr.get()); status != CAIRO_STATUS_SUCCESS)
+    throw std::runtime_error(std::string(what) + " " + path + ": drawing it failed: " + cairo_status_to_string(status));
+  page.cr.reset();
+  std::string png;
+  const cairo_status_t status = cairo_surface_write_to_png_stream(
+      page.surface.get(),
+      [](void* out, const unsigned char* data, unsigned int length) {
+        static_cast<std::string*>(out)->append(reinterpret_cast<const char*>(data), length);
+        return CAIRO_STATUS_SUCCESS;
+      },
+      &png);
+  if (status != CAIRO_STATUS_SUCCESS)
+    throw std::runtime_error(std::string(what) + " " + path + ": cairo cannot encode it: " + cairo_status_to_string(status));
+  train::write_file(path, png, what);
 }
 
 }  // namespace
@@ -164,8 +204,8 @@ void plot_attention(const std::string& path, const std::string& title, const std
   const double panel_h = 24 + cell * static_cast<double>(longest_rows) + label_h + gap;
   const int columns = std::max(1, per_row), rows = (static_cast<int>(maps.size()) + columns - 1) / columns;
   const int W = static_cast<int>(panel_w * columns + 100), H = static_cast<int>(panel_h * rows + 60);
-  cairo_surface_t* surface = nullptr;
-  cairo_t* cr = start_page(surface, W, H, title, 16, 20);
+  Page page = start_page(W, H, title, 16, 20);
+  cairo_t* cr = page.cr.get();
   const double font = std::clamp(cell * 0.6, 7.0, 12.0);
   for (std::size_t i = 0; i < maps.size(); ++i) {
     const Heatmap& m = maps[i];
@@ -208,15 +248,14 @@ void plot_attention(const std::string& path, const std::string& title, const std
   text(cr, sx + 20, sy, "1", 0, 0.5);
   text(cr, sx + 20, sy + sh / 2, "0.5", 0, 0.5);
   text(cr, sx + 20, sy + sh, "0", 0, 0.5);
-  cairo_destroy(cr);
-  write_png(surface, path, "attention map");
+  write_png(page, path, "attention map");
 }
 
 void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,
                  const std::vector<Series>& metrics) {
   const int W = 1200, H = 530;
-  cairo_surface_t* surface = nullptr;
-  cairo_t* cr = start_page(surface, W, H, title, 17, 20);
+  Page page = start_page(W, H, title, 17, 20);
+  cairo_t* cr = page.cr.get();
   // the loss and its centred moving average over about a twentieth of the points
   Series smooth{"smoothed", {}};
   const auto n = static_cast<std::ptrdiff_t>(loss.points.size());
@@ -233,8 +272,7 @@ void plot_curves(const std::string& path, const std::string& title, const Series
   }
   panel(cr, {80, 90, 470, 360}, "loss", {loss, smooth, val_loss}, true);
   panel(cr, {690, 90, 470, 360}, "validation", metrics, false);
-  cairo_destroy(cr);
-  write_png(surface, path, "plot");
+  write_png(page, path, "plot");
 }
 
 GridCell weight_cell(double w, std::string text) {
@@ -246,13 +284,12 @@ void plot_panels(const std::string& path, const std::string& title, const std::s
                  const std::vector<std::pair<std::string, std::vector<Series>>>& panels) {
   const int n = std::max<int>(1, static_cast<int>(panels.size()));
   const int W = 610 * n - 10, H = 530;
-  cairo_surface_t* surface = nullptr;
-  cairo_t* cr = start_page(surface, W, H, title, 17, 20);
+  Page page = start_page(W, H, title, 17, 20);
+  cairo_t* cr = page.cr.get();
   for (int i = 0; i < static_cast<int>(panels.size()); ++i)
     panel(cr, {80.0 + 610.0 * i, 90, 470, 360}, panels[static_cast<std::size_t>(i)].first,
           panels[static_cast<std::size_t>(i)].second, false, x_label);
-  cairo_destroy(cr);
-  write_png(surface, path, "plot");
+  write_png(page, path, "plot");
 }
 
 void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
@@ -266,8 +303,8 @@ void plot_grid(const std::string& path, const std::string& title, const std::vec
   const int W = static_cast<int>(std::max(left + cell_w * n_cols + 40, 640.0));
   const int legend_rows = static_cast<int>((legend.size() + 3) / 4);
   const int H = static_cast<int>(top + cell_h * n_rows + 50 + 26 * legend_rows);
-  cairo_surface_t* surface = nullptr;
-  cairo_t* cr = start_page(surface, W, H, title, 16, 24);
+  Page page = start_page(W, H, title, 16, 24);
+  cairo_t* cr = page.cr.get();
   cairo_set_font_size(cr, 12);
   for (std::size_t c = 0; c < columns.size(); ++c)
     text(cr, left + cell_w * (static_cast<double>(c) + 0.5), top - 14, columns[c], 0.5, 0);
@@ -299,8 +336,7 @@ void plot_grid(const std::string& path, const std::string& title, const std::vec
     cairo_set_source_rgb(cr, 0, 0, 0);
     text(cr, x + 26, y, legend[i].name, 0, 0.5);
   }
-  cairo_destroy(cr);
-  write_png(surface, path, "plot");
+  write_png(page, path, "plot");
 }
 
 void plot_confusion(const std::string& path, const std::string& title, const std::vector<std::string>& classes,
@@ -309,8 +345,8 @@ void plot_confusion(const std::string& path, const std::string& title, const std
   if (static_cast<int>(counts.size()) != K) throw std::invalid_argument("plot_confusion: counts and classes differ in size");
   const double cell = std::clamp(560.0 / std::max(K, 1), 18.0, 64.0), left = 150, top = 80;
   const int W = static_cast<int>(left + cell * K + 60), H = static_cast<int>(top + cell * K + 150);
-  cairo_surface_t* surface = nullptr;
-  cairo_t* cr = start_page(surface, W, H, title, 16, 20);
+  Page page = start_page(W, H, title, 16, 20);
+  cairo_t* cr = page.cr.get();
   cairo_set_font_size(cr, 13);
   text(cr, left + cell * K / 2, top - 30, "predicted", 0.5, 0.5);
   for (int y = 0; y < K; ++y) {
@@ -347,8 +383,7 @@ void plot_confusion(const std::string& path, const std::string& title, const std
   cairo_set_font_size(cr, 13);
   cairo_show_text(cr, "true label");
   cairo_restore(cr);
-  cairo_destroy(cr);
-  write_png(surface, path, "confusion matrix");
+  write_png(page, path, "confusion matrix");
 }
 
 namespace {
@@ -384,11 +419,11 @@ void plot_image_attention(const std::string& path, const std::string& title, con
     throw std::invalid_argument("plot_image_attention: image of " + std::to_string(image.size()) + " bytes is not (" +
                                 std::to_string(channels) + ", " + std::to_string(size) + ", " + std::to_string(size) + ")");
   // the image as a cairo surface
-  cairo_surface_t* picture = cairo_image_surface_create(CAIRO_FORMAT_RGB24, size, size);
-  cairo_surface_flush(picture);
+  const Surface picture = image_surface(CAIRO_FORMAT_RGB24, size, size);
+  cairo_surface_flush(picture.get());
   {
-    unsigned char* d = cairo_image_surface_get_data(picture);
-    const int stride = cairo_image_surface_get_stride(picture);
+    unsigned char* d = cairo_image_surface_get_data(picture.get());
+    const int stride = cairo_image_surface_get_stride(picture.get());
     const std::size_t plane = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
     for (int y = 0; y < size; ++y)
       for (int x = 0; x < size; ++x) {
@@ -400,13 +435,13 @@ void plot_image_attention(const std::string& path, const std::string& title, con
         px[3] = 255;
       }
   }
-  cairo_surface_mark_dirty(picture);
+  cairo_surface_mark_dirty(picture.get());
   const double box = 132, gap_x = 14, title_h = 20;
   const int columns = std::max(1, per_row), rows = (static_cast<int>(panels.size()) + columns - 1) / columns;
   const int W = static_cast<int>(20 + (box + gap_x) * columns), H = static_cast<int>(50 + (box + title_h + 12) * rows);
-  cairo_surface_t* surface = nullptr;
-  cairo_t* cr = start_page(surface, W, H, title, 15, 18);
-  cairo_surface_t* heat = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, grid, grid);
+  Page page = start_page(W, H, title, 15, 18);
+  cairo_t* cr = page.cr.get();
+  const Surface heat = image_surface(CAIRO_FORMAT_ARGB32, grid, grid);
   for (std::size_t i = 0; i < panels.size(); ++i) {
     const ImageOverlay& p = panels[i];
     const double x = 10 + (box + gap_x) * static_cast<double>(static_cast<int>(i) % columns);
@@ -414,50 +449,44 @@ void plot_image_attention(const std::string& path, const std::string& title, con
     cairo_set_source_rgb(cr, 0, 0, 0);
     cairo_set_font_size(cr, 11);
     text(cr, x + box / 2, y + 6, p.title, 0.5, 0.5);
-    paint_scaled(cr, picture, x, y + title_h, box, size, size, false);
+    paint_scaled(cr, picture.get(), x, y + title_h, box, size, size, false);
     if (!p.heat.empty()) {
       if (p.heat.size() != static_cast<std::size_t>(grid * grid))
         throw std::invalid_argument("plot_image_attention: panel '" + p.title + "' has " + std::to_string(p.heat.size()) +
                                     " weights for a " + std::to_string(grid) + "x" + std::to_string(grid) + " grid");
       const double top = std::max(*std::max_element(p.heat.begin(), p.heat.end()), 1e-12);
-      cairo_surface_flush(heat);
-      unsigned char* d = cairo_image_surface_get_data(heat);
-      const int stride = cairo_image_surface_get_stride(heat);
+      cairo_surface_flush(heat.get());
+      unsigned char* d = cairo_image_surface_get_data(heat.get());
+      const int stride = cairo_image_surface_get_stride(heat.get());
       for (int gy = 0; gy < grid; ++gy)
         for (int gx = 0; gx < grid; ++gx) heat_pixel(p.heat[static_cast<std::size_t>(gy * grid + gx)] / top, d + gy * stride + 4 * gx);
-      cairo_surface_mark_dirty(heat);
-      paint_scaled(cr, heat, x, y + title_h, box, grid, grid, true);
+      cairo_surface_mark_dirty(heat.get());
+      paint_scaled(cr, heat.get(), x, y + title_h, box, grid, grid, true);
     }
   }
-  cairo_surface_destroy(heat);
-  cairo_surface_destroy(picture);
-  cairo_destroy(cr);
-  write_png(surface, path, "image attention map");
+  write_png(page, path, "image attention map");
 }
 
 std::vector<std::uint8_t> read_png(const std::string& path, int channels, int& height, int& width) {
   if (channels != 1 && channels != 3) throw std::invalid_argument("read_png: channels must be 1 or 3");
   if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such file");
-  cairo_surface_t* s = cairo_image_surface_create_from_png(path.c_str());
-  const cairo_status_t status = cairo_surface_status(s);
-  if (status != CAIRO_STATUS_SUCCESS) {
-    cairo_surface_destroy(s);
+  const Surface s(cairo_image_surface_create_from_png(path.c_str()));
+  const cairo_status_t status = cairo_surface_status(s.get());
+  if (status != CAIRO_STATUS_SUCCESS)
     throw std::runtime_error(path + ": not a readable PNG (" + cairo_status_to_string(status) + ")");
+  const Surface rgb = image_surface(CAIRO_FORMAT_RGB24, cairo_image_surface_get_width(s.get()), cairo_image_surface_get_height(s.get()));
+  {
+    const Context cr = context(rgb.get());  // composited onto black
+    cairo_set_source_rgb(cr.get(), 0, 0, 0);
+    cairo_paint(cr.get());
+    cairo_set_source_surface(cr.get(), s.get(), 0, 0);
+    cairo_paint(cr.get());
   }
-  cairo_surface_t* rgb = cairo_image_surface_create(CAIRO_FORMAT_RGB24, cairo_image_surface_get_width(s),
-                                                    cairo_image_surface_get_height(s));
-  cairo_t* cr = cairo_create(rgb);  // composited onto black
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_paint(cr);
-  cairo_set_source_surface(cr, s, 0, 0);
-  cairo_paint(cr);
-  cairo_destroy(cr);
-  cairo_surface_destroy(s);
-  cairo_surface_flush(rgb);
-  width = cairo_image_surface_get_width(rgb);
-  height = cairo_image_surface_get_height(rgb);
-  const unsigned char* d = cairo_image_surface_get_data(rgb);
-  const int stride = cairo_image_surface_get_stride(rgb);
+  cairo_surface_flush(rgb.get());
+  width = cairo_image_surface_get_width(rgb.get());
+  height = cairo_image_surface_get_height(rgb.get());
+  const unsigned char* d = cairo_image_surface_get_data(rgb.get());
+  const int stride = cairo_image_surface_get_stride(rgb.get());
   const std::size_t plane = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
   std::vector<std::uint8_t> out(plane * static_cast<std::size_t>(channels));
   for (int y = 0; y < height; ++y)
@@ -472,7 +501,6 @@ std::vector<std::uint8_t> read_png(const std::string& path, int channels, int& h
         out[i] = static_cast<std::uint8_t>(std::lround(0.299 * px[2] + 0.587 * px[1] + 0.114 * px[0]));
       }
     }
-  cairo_surface_destroy(rgb);
   return out;
 }
 

@@ -1,6 +1,6 @@
 // Small helpers the test files share: a tensor's values as float64, the largest absolute
 // element or difference (computed in float64 from both sides), the message of a thrown
-// exception, a fresh scratch folder and a run of the rune binary.
+// exception, a file's content, a fresh scratch folder and a run of the rune binary.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,14 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "no exception";
+}
+
+// The whole content of a file ("" if it cannot be read).
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 // An empty folder of this process's own under the temp dir: rune_<name>_<pid>.

@@ -28,6 +28,12 @@ class H5 {
   H5& operator=(const H5&) = delete;
   hid_t get() const { return id_; }
   bool ok() const { return id_ >= 0; }
+  // Closes it now, for a caller that must know whether closing (a file's last writes) worked.
+  herr_t close_now() {
+    const herr_t status = id_ >= 0 ? close_(id_) : 0;
+    id_ = -1;
+    return status;
+  }
 
  private:
   hid_t id_;
@@ -51,6 +57,24 @@ class QuietErrors {
   void* data_ = nullptr;
 };
 
+// Why the last HDF5 call failed, as the innermost entry of its error stack says it: the system's
+// reason where there is one ("File too large", "Permission denied"), or "".
+std::string hdf5_cause() {
+  std::string desc;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+    auto& d = *static_cast<std::string*>(out);
+    if (d.empty() && e->desc) d = e->desc;
+    return 0;
+  }, &desc);
+  // a system call's failure reads "..., errno = 27, error message = 'File too large', ..."
+  const std::string key = "error message = '";
+  if (const std::size_t at = desc.find(key); at != std::string::npos) {
+    const std::size_t end = desc.find('\'', at + key.size());
+    return desc.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+  }
+  return desc;
+}
+
 std::string dots_to_slashes(std::string s) {
   std::replace(s.begin(), s.end(), '.', '/');
   return s;
@@ -67,7 +91,8 @@ struct Writer {
   hid_t file;
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("checkpoint " + path + ": writing " + what + " failed");
+    const std::string cause = hdf5_cause();
+    throw std::runtime_error("checkpoint " + path + ": writing " + what + " failed" + (cause.empty() ? "" : ": " + cause));
   }
 
   void string_attr(hid_t loc, const std::string& key, const std::string& value) const {
@@ -281,8 +306,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   const QuietErrors quiet;
   write_atomically(path, [&](const std::string& tmp) {
     {
-      const H5 file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-      if (!file.ok()) throw std::runtime_error("checkpoint " + path + ": cannot create " + tmp);
+      H5 file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      if (!file.ok()) {
+        const std::string cause = hdf5_cause();
+        throw std::runtime_error("checkpoint " + path + ": cannot create " + tmp + (cause.empty() ? "" : ": " + cause));
+      }
       const Writer w{path, file.get()};
       const hid_t root = file.get();
       w.string_attr(root, "format", kCheckpointFormat);
@@ -312,7 +340,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
       for (const auto& [key, list] : c.meta_numbers)
         w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
       if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file");
-    }  // closed before write_atomically syncs and renames it
+      if (file.close_now() < 0) w.fail("the file (closing it)");  // closed before write_atomically syncs and renames it
+    }
   }, "checkpoint");
 }
 

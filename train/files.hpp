@@ -3,7 +3,9 @@
 // Every file Runestone writes (checkpoints, configs, logs, reports, PNGs) goes through
 // write_atomically: the content is written to "<path>.tmp" beside the target, every write and the
 // flush are checked, the file is fsync'ed, and only then renamed over `path`. A crash, a full disk
-// or a failed write leaves the previous file at `path` as it was, and no temporary behind.
+// or a failed write leaves the previous file at `path` as it was, and no temporary behind. The one
+// file that grows instead, the metrics log, is appended to a whole line at a time
+// (train/metrics_log.hpp); it is created, and cut back on a resume, through write_file.
 #pragma once
 
 #include <functional>
@@ -18,8 +20,8 @@ namespace rune::train {
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write,
                       const std::string& what = "file");
 
-// `text` as the whole content of `path`, atomically as above.
-void write_file(const std::string& path, const std::string& text);
+// `text` (any bytes) as the whole content of `path`, atomically as above; `what` as above.
+void write_file(const std::string& path, const std::string& text, const std::string& what = "file");
 
 // "m:ss" under an hour, "h:mm:ss" from an hour; negative durations are 0:00.
 std::string duration(double seconds);

@@ -1,7 +1,13 @@
 #include "train/metrics_log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -50,15 +56,30 @@ MetricsLog::MetricsLog(std::string path, std::int64_t keep_until_step) : path_(s
       if (step != r.end() && step->second <= static_cast<double>(keep_until_step)) kept += line + "\n";
     }
   }
-  write_file(path_, kept);
-  out_.open(path_, std::ios::app);
-  if (!out_) throw std::runtime_error("cannot open " + path_ + " for appending");
+  write_file(path_, kept, "metrics log");
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) throw std::runtime_error("metrics log " + path_ + ": cannot open it for appending: " + std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void MetricsLog::append(const std::vector<std::pair<std::string, double>>& fields) {
-  out_ << metrics_json(fields);
-  out_.flush();
-  if (!out_) throw std::runtime_error("writing " + path_ + " failed");
+  const std::string line = metrics_json(fields);
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  std::size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      const bool cut = before >= 0 && ::ftruncate(fd_, before) == 0;  // no half line left behind
+      throw std::runtime_error("metrics log " + path_ + ": appending a record failed: " + std::strerror(err) +
+                               (cut ? "" : " (the file may end in part of it)"));
+    }
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 }  // namespace rune::train

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <string>
 #include <utility>
@@ -21,18 +20,24 @@ std::vector<MetricsRecord> read_metrics_log(const std::string& path);
 // One record as a JSON line (with the newline), keys in the given order.
 std::string metrics_json(const std::vector<std::pair<std::string, double>>& fields);
 
+// Records are appended (rewriting the file per record would be quadratic), each line with one
+// write(2) straight to the file, no buffer in between: a line is on disk, or the append failed.
 class MetricsLog {
  public:
   // Opens `path` for appending. With keep_until_step > 0 (a resumed run), the records past that
   // step are dropped first (atomically); with 0, the file starts empty.
   MetricsLog(std::string path, std::int64_t keep_until_step);
-  // Appends one record and flushes it; throws std::runtime_error naming the file if it fails.
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+  // Appends one record. If the write fails (a full disk, a file size limit) the file is cut back
+  // to its previous length, so it never ends in half a line, and std::runtime_error names it.
   void append(const std::vector<std::pair<std::string, double>>& fields);
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 }  // namespace rune::train

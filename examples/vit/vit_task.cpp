@@ -10,8 +10,8 @@
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "analysis/attention_recorder.hpp"
+#include "report/csv.hpp"
 #include "report/plot.hpp"
-#include "train/files.hpp"
 
 namespace rune::examples {
 namespace fs = std::filesystem;
@@ -244,17 +244,17 @@ std::vector<std::string> ViTTask::write_reports(const std::string& name, const s
   const auto K = static_cast<std::int64_t>(train_.classes.size());
   std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(K), std::vector<std::int64_t>(static_cast<std::size_t>(K), 0));
   for (std::size_t i = 0; i < labels_.size(); ++i) ++counts[static_cast<std::size_t>(labels_[i])][static_cast<std::size_t>(predictions_[i])];
-  std::ostringstream csv;
-  csv << "label\\predicted";
-  for (const std::string& cls : train_.classes) csv << ",\"" << cls << '"';
-  csv << '\n';
+  // a row per true label, a column per prediction; class names quoted on both axes
+  std::vector<report::CsvField> header{"label\\predicted"};
+  for (const std::string& cls : train_.classes) header.push_back(report::CsvField::quoted(cls));
+  report::Csv csv(header);
   for (std::int64_t y = 0; y < K; ++y) {
-    csv << '"' << train_.classes[static_cast<std::size_t>(y)] << '"';
-    for (std::int64_t p = 0; p < K; ++p) csv << ',' << counts[static_cast<std::size_t>(y)][static_cast<std::size_t>(p)];
-    csv << '\n';
+    std::vector<report::CsvField> row{report::CsvField::quoted(train_.classes[static_cast<std::size_t>(y)])};
+    for (std::int64_t c : counts[static_cast<std::size_t>(y)]) row.emplace_back(c);
+    csv.row(row);
   }
   const std::string base = (fs::path(dir) / ("confusion-" + name)).string();
-  train::write_file(base + ".csv", csv.str());
+  csv.write(base + ".csv");
   std::int64_t correct = 0;
   for (std::int64_t k = 0; k < K; ++k) correct += counts[static_cast<std::size_t>(k)][static_cast<std::size_t>(k)];
   char title[160];
@@ -266,10 +266,9 @@ std::vector<std::string> ViTTask::write_reports(const std::string& name, const s
 
 void ViTTask::write_predictions(const std::string& path) const {
   if (evaluated_.empty()) throw std::runtime_error("write_predictions: no split was evaluated");
-  std::ostringstream out;
-  out << "index,label,predicted\n";
-  for (std::size_t i = 0; i < labels_.size(); ++i) out << i << ',' << labels_[i] << ',' << predictions_[i] << '\n';
-  train::write_file(path, out.str());
+  report::Csv csv({"index", "label", "predicted"});
+  for (std::size_t i = 0; i < labels_.size(); ++i) csv.row({i, labels_[i], predictions_[i]});
+  csv.write(path);
 }
 
 analysis::ImageAttention ViTTask::image_attention(const std::string& file_or_index) {
