@@ -34,7 +34,8 @@ std::vector<double> attention_rollout(const std::vector<Tensor>& layers) {
     for (std::int64_t i = 0; i < T; ++i)
       for (std::int64_t j = 0; j < T; ++j) {
         double s = 0;
-        for (std::int64_t k = 0; k < T; ++k) s += a[static_cast<std::size_t>(i * T + k)] * rollout[static_cast<std::size_t>(k * T + j)];
+        for (std::int64_t k = 0; k < T; ++k)
+          s += a[static_cast<std::size_t>(i * T + k)] * rollout[static_cast<std::size_t>(k * T + j)];
         next[static_cast<std::size_t>(i * T + j)] = s;
       }
     rollout.swap(next);

@@ -16,9 +16,9 @@ namespace rune::analysis {
 struct TokenAttention {
   std::vector<std::string> source, target;  // tokens as the model sees them: + <eos>; <bos> +
   struct Layer {
-    std::string kind;    // "encoder self", "decoder self", "cross"
+    std::string kind;  // "encoder self", "decoder self", "cross"
     std::int64_t layer;
-    Tensor weights;      // (H, Tq, Tk)
+    Tensor weights;  // (H, Tq, Tk)
   };
   std::vector<Layer> layers;
   std::string output;  // the model's output for the sentence (a translation)
@@ -36,10 +36,10 @@ class TextAttentionSource {
 struct ImageAttention {
   std::vector<std::uint8_t> image;  // (C, S, S) bytes as the model saw them
   std::int64_t channels = 0, size = 0, grid = 0;
-  std::vector<Tensor> layers;       // per layer, (H, T, T) attention weights
-  std::vector<double> rollout;      // (N): the class token's row of the attention rollout
+  std::vector<Tensor> layers;              // per layer, (H, T, T) attention weights
+  std::vector<double> rollout;             // (N): the class token's row of the attention rollout
   std::int64_t label = -1, predicted = 0;  // label -1: unknown (a file)
-  double confidence = 0;            // the predicted class's probability
+  double confidence = 0;                   // the predicted class's probability
   std::vector<std::string> classes;
 };
 

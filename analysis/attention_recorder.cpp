@@ -23,7 +23,7 @@ AttentionRecorder::AttentionRecorder(const std::vector<std::pair<std::string, nn
     });
     e->post = m.register_forward_hook([e](const nn::ForwardCall&, std::vector<Tensor>& outputs) {
       if (outputs.size() < 2 || outputs[1].dim() != 4) return;  // a later pre-hook asked otherwise
-      e->weights = outputs[1].detach();  // (B, H, Tq, Tk)
+      e->weights = outputs[1].detach();                         // (B, H, Tq, Tk)
       // the caller's averaged weights are the mean over heads, as the module computes them
       if (e->caller_asked == nn::AttentionWeights::averaged) outputs[1] = mean(outputs[1], {1});
     });

@@ -13,10 +13,10 @@
 #include "analysis/attention_recorder.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "nn/attention.hpp"
 #include "train/files.hpp"
 #include "train/format.hpp"
 #include "train/progress.hpp"
-#include "nn/attention.hpp"
 
 namespace rune::analysis {
 namespace fs = std::filesystem;
@@ -108,8 +108,8 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
     recorder.clear();  // a module the batch does not run must not show the previous batch
     const AnalysisBatch batch = source.analysis_batch(i);
     if (batch.losses.dim() != 1 || batch.losses.size(0) != B)
-      throw std::logic_error("head analysis: batch " + std::to_string(i) + " has losses " + shape_str(batch.losses.shape()) +
-                             " for " + std::to_string(B) + " examples");
+      throw std::logic_error("head analysis: batch " + std::to_string(i) + " has losses " +
+                             shape_str(batch.losses.shape()) + " for " + std::to_string(B) + " examples");
     // the attention statistics, from the weights the recorder saw
     for (std::size_t k = 0; k < modules.size(); ++k) {
       const std::string& path = modules[k].first;
@@ -117,7 +117,8 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
       if (!seen.defined()) throw std::logic_error("head analysis: batch " + std::to_string(i) + " did not run " + path);
       const Tensor w = seen.contiguous();  // (B, H, Tq, Tk)
       if (w.dim() != 4 || w.size(0) != B)
-        throw std::logic_error("head analysis: " + path + " gave weights " + shape_str(w.shape()) + " for a batch of " + std::to_string(B));
+        throw std::logic_error("head analysis: " + path + " gave weights " + shape_str(w.shape()) + " for a batch of " +
+                               std::to_string(B));
       const std::int64_t H = w.size(1), Tq = w.size(2), Tk = w.size(3);
       const Tensor wf = w.dtype() == DType::float32 ? w : to_dtype(w, DType::float32).contiguous();
       const float* data = wf.data<float>();
@@ -133,11 +134,12 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
 #pragma omp parallel for schedule(static)
       for (std::int64_t h = 0; h < H; ++h)
         for (std::int64_t b = 0; b < B; ++b)
-          heads[static_cast<std::size_t>(h)].add(data + ((b * H + h) * Tq) * Tk, valid[static_cast<std::size_t>(b)].first,
+          heads[static_cast<std::size_t>(h)].add(data + ((b * H + h) * Tq) * Tk,
+                                                 valid[static_cast<std::size_t>(b)].first,
                                                  valid[static_cast<std::size_t>(b)].second, Tk);
       for (std::int64_t b = 0; b < B; ++b)
-        redundancy[k].add(data + b * H * Tq * Tk, valid[static_cast<std::size_t>(b)].first, valid[static_cast<std::size_t>(b)].second, Tk,
-                          Tq * Tk);
+        redundancy[k].add(data + b * H * Tq * Tk, valid[static_cast<std::size_t>(b)].first,
+                          valid[static_cast<std::size_t>(b)].second, Tk, Tq * Tk);
     }
     // importance: row b of each gate's gradient is example b's own dL/dgate
     const Tensor total = sum(batch.losses);
@@ -147,7 +149,8 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
       const Tensor g = to_dtype(gates[k].grad(), DType::float64).contiguous();
       const std::int64_t H = g.size(1);
       for (std::int64_t b = 0; b < B; ++b)
-        for (std::int64_t h = 0; h < H; ++h) importance[k][static_cast<std::size_t>(h)] += std::abs(g.data<double>()[b * H + h]);
+        for (std::int64_t h = 0; h < H; ++h)
+          importance[k][static_cast<std::size_t>(h)] += std::abs(g.data<double>()[b * H + h]);
     }
     progress.show(train::ProgressLine::status("heads: batch", i + 1, batches, start), i + 1 == batches);
   }
@@ -173,21 +176,23 @@ HeadAnalysis analyse_heads(train::Task& task, const HeadAnalysisOptions& options
     for (std::int64_t a = 0; a < H; ++a)
       for (std::int64_t b = 0; b < H; ++b) {
         mh.js[static_cast<std::size_t>(a)][static_cast<std::size_t>(b)] = redundancy[k].mean(a, b);
-        if (a < b && redundancy[k].mean(a, b) < options.redundant_js) result.redundant.push_back({k, a, b, redundancy[k].mean(a, b)});
+        if (a < b && redundancy[k].mean(a, b) < options.redundant_js)
+          result.redundant.push_back({k, a, b, redundancy[k].mean(a, b)});
       }
     result.modules.push_back(std::move(mh));
   }
   for (ModuleHeads& mh : result.modules)
     for (HeadResult& r : mh.heads) r.dead = r.raw_importance < options.dead_fraction * largest;
-  std::sort(result.redundant.begin(), result.redundant.end(), [](const RedundantPair& x, const RedundantPair& y) { return x.js < y.js; });
+  std::sort(result.redundant.begin(), result.redundant.end(),
+            [](const RedundantPair& x, const RedundantPair& y) { return x.js < y.js; });
   return result;
 }
 
 void prune_heads(train::Task& task, HeadAnalysis& analysis) {
   const auto modules = attention_of(task);
   if (modules.size() != analysis.modules.size())
-    throw std::invalid_argument("prune_heads: the analysis has " + std::to_string(analysis.modules.size()) + " modules, the model " +
-                                std::to_string(modules.size()));
+    throw std::invalid_argument("prune_heads: the analysis has " + std::to_string(analysis.modules.size()) +
+                                " modules, the model " + std::to_string(modules.size()));
   struct Head {
     std::size_t module;
     std::int64_t head;
@@ -197,10 +202,12 @@ void prune_heads(train::Task& task, HeadAnalysis& analysis) {
   std::vector<std::vector<float>> gates;
   for (std::size_t k = 0; k < modules.size(); ++k) {
     if (modules[k].first != analysis.modules[k].path)
-      throw std::invalid_argument("prune_heads: module " + modules[k].first + " is " + analysis.modules[k].path + " in the analysis");
+      throw std::invalid_argument("prune_heads: module " + modules[k].first + " is " + analysis.modules[k].path +
+                                  " in the analysis");
     gates.emplace_back(analysis.modules[k].heads.size(), 1.0f);
     for (std::size_t h = 0; h < analysis.modules[k].heads.size(); ++h)
-      order.push_back({k, static_cast<std::int64_t>(h), analysis.modules[k].heads[h].importance, analysis.modules[k].heads[h].raw_importance});
+      order.push_back({k, static_cast<std::int64_t>(h), analysis.modules[k].heads[h].importance,
+                       analysis.modules[k].heads[h].raw_importance});
   }
   std::stable_sort(order.begin(), order.end(), [](const Head& x, const Head& y) {
     return x.importance != y.importance ? x.importance < y.importance : x.raw < y.raw;
@@ -218,18 +225,23 @@ void prune_heads(train::Task& task, HeadAnalysis& analysis) {
     if (step > 0) {
       const Head& h = order[static_cast<std::size_t>(step - 1)];
       gates[h.module][static_cast<std::size_t>(h.head)] = 0.0f;
-      modules[h.module].second->set_head_gate(from_vector(gates[h.module], {static_cast<std::int64_t>(gates[h.module].size())}));
+      modules[h.module].second->set_head_gate(
+          from_vector(gates[h.module], {static_cast<std::int64_t>(gates[h.module].size())}));
       s.path = modules[h.module].first;
       s.head = h.head;
       s.importance = h.importance;
     }
     s.metrics = task.evaluate(analysis.split);
     const auto primary = s.metrics.find(analysis.primary_metric);
-    progress.line("pruned " + std::to_string(step) + "/" + std::to_string(total) +
-                  (step > 0 ? " (" + head_module_label(s.path) + " head " + std::to_string(s.head) + ")" : std::string(" (whole model)")) +
-                  ": " + analysis.primary_metric + " " + (primary != s.metrics.end() ? train::fixed(primary->second, 4) : std::string("?")) +
-                  ", " + train::duration(seconds_since(start)) + " spent, " +
-                  train::duration(seconds_since(start) / static_cast<double>(step + 1) * static_cast<double>(total - step)) + " left");
+    progress.line(
+        "pruned " + std::to_string(step) + "/" + std::to_string(total) +
+        (step > 0 ? " (" + head_module_label(s.path) + " head " + std::to_string(s.head) + ")"
+                  : std::string(" (whole model)")) +
+        ": " + analysis.primary_metric + " " +
+        (primary != s.metrics.end() ? train::fixed(primary->second, 4) : std::string("?")) + ", " +
+        train::duration(seconds_since(start)) + " spent, " +
+        train::duration(seconds_since(start) / static_cast<double>(step + 1) * static_cast<double>(total - step)) +
+        " left");
     analysis.pruning.push_back(std::move(s));
   }
   // per metric: the heads that go before it first falls by more than a point

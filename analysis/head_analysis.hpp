@@ -57,10 +57,10 @@ class HeadAnalysisSource {
 struct HeadAnalysisOptions {
   std::string split = "test";
   std::int64_t batch_size = 64;
-  std::int64_t limit = 0;          // examples analysed (0: the whole split); pruning always evaluates all
-  double redundant_js = 0.05;      // nats
-  double dead_fraction = 0.01;     // of the largest raw importance
-  bool progress = true;            // progress lines on stderr
+  std::int64_t limit = 0;       // examples analysed (0: the whole split); pruning always evaluates all
+  double redundant_js = 0.05;   // nats
+  double dead_fraction = 0.01;  // of the largest raw importance
+  bool progress = true;         // progress lines on stderr
 };
 
 struct HeadResult {
@@ -71,7 +71,7 @@ struct HeadResult {
 };
 
 struct ModuleHeads {
-  std::string path;                     // "transformer.encoder.layers.0.self_attn"
+  std::string path;  // "transformer.encoder.layers.0.self_attn"
   std::vector<HeadResult> heads;
   std::vector<std::vector<double>> js;  // (H, H) mean Jensen-Shannon divergence between heads
 };
@@ -86,7 +86,7 @@ struct PruneStep {
   std::int64_t pruned = 0;  // heads masked so far; 0: the whole model
   std::string path;         // the head masked at this step (none at step 0)
   std::int64_t head = -1;
-  double importance = 0;    // its normalised importance
+  double importance = 0;  // its normalised importance
   std::map<std::string, double> metrics;
 };
 

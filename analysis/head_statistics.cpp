@@ -11,11 +11,16 @@ namespace rune::analysis {
 
 std::string pattern_name(Pattern p) {
   switch (p) {
-    case Pattern::diagonal: return "diagonal";
-    case Pattern::offset: return "offset";
-    case Pattern::vertical: return "vertical";
-    case Pattern::block: return "block";
-    case Pattern::heterogeneous: return "heterogeneous";
+    case Pattern::diagonal:
+      return "diagonal";
+    case Pattern::offset:
+      return "offset";
+    case Pattern::vertical:
+      return "vertical";
+    case Pattern::block:
+      return "block";
+    case Pattern::heterogeneous:
+      return "heterogeneous";
   }
   return "heterogeneous";
 }
@@ -57,8 +62,10 @@ void HeadAccumulator::add(const float* weights, std::int64_t valid_q, std::int64
     double mass = p[lo];
     while (mass < 0.9 * total && (lo > 0 || hi + 1 < valid_k)) {
       const double left = lo > 0 ? p[lo - 1] : -1.0, right = hi + 1 < valid_k ? p[hi + 1] : -1.0;
-      if (left >= right) mass += p[--lo];
-      else mass += p[++hi];
+      if (left >= right)
+        mass += p[--lo];
+      else
+        mass += p[++hi];
     }
     span_lo_[static_cast<std::size_t>(i)] = lo;
     span_hi_[static_cast<std::size_t>(i)] = hi;
@@ -102,8 +109,10 @@ HeadStatistics HeadAccumulator::result() const {
   }
   s.vertical = vertical_ / n;
   s.block = block_ / n;
-  const std::pair<Pattern, double> scores[] = {
-      {Pattern::diagonal, s.diagonal}, {Pattern::offset, s.offset}, {Pattern::vertical, s.vertical}, {Pattern::block, s.block}};
+  const std::pair<Pattern, double> scores[] = {{Pattern::diagonal, s.diagonal},
+                                               {Pattern::offset, s.offset},
+                                               {Pattern::vertical, s.vertical},
+                                               {Pattern::block, s.block}};
   for (const auto& [pattern, score] : scores)
     if (score > s.pattern_score) {
       s.pattern_score = score;
@@ -128,12 +137,12 @@ RedundancyAccumulator::RedundancyAccumulator(std::int64_t heads)
   if (heads < 1) throw std::invalid_argument("RedundancyAccumulator: " + std::to_string(heads) + " heads");
 }
 
-void RedundancyAccumulator::add(const float* weights, std::int64_t valid_q, std::int64_t valid_k, std::int64_t row_stride,
-                                std::int64_t head_stride) {
+void RedundancyAccumulator::add(const float* weights, std::int64_t valid_q, std::int64_t valid_k,
+                                std::int64_t row_stride, std::int64_t head_stride) {
   if (valid_q < 0 || valid_k <= 0 || row_stride < valid_k || head_stride < valid_q * row_stride)
-    throw std::invalid_argument("RedundancyAccumulator: " + std::to_string(valid_q) + " rows of " + std::to_string(valid_k) +
-                                " keys with strides " + std::to_string(row_stride) + " and " + std::to_string(head_stride) +
-                                " do not describe one matrix per head");
+    throw std::invalid_argument("RedundancyAccumulator: " + std::to_string(valid_q) + " rows of " +
+                                std::to_string(valid_k) + " keys with strides " + std::to_string(row_stride) + " and " +
+                                std::to_string(head_stride) + " do not describe one matrix per head");
   if (valid_q == 0) return;
   const std::int64_t H = heads_;
   const auto entropy = [valid_k](const float* p, const float* q) {  // of (p + q) / 2; of p when q is null
@@ -147,7 +156,8 @@ void RedundancyAccumulator::add(const float* weights, std::int64_t valid_q, std:
   entropy_.resize(static_cast<std::size_t>(H * valid_q));
   for (std::int64_t h = 0; h < H; ++h)
     for (std::int64_t i = 0; i < valid_q; ++i)
-      entropy_[static_cast<std::size_t>(h * valid_q + i)] = entropy(weights + h * head_stride + i * row_stride, nullptr);
+      entropy_[static_cast<std::size_t>(h * valid_q + i)] =
+          entropy(weights + h * head_stride + i * row_stride, nullptr);
   const std::int64_t pairs = H * (H - 1) / 2;
 #pragma omp parallel for schedule(dynamic) if (pairs * valid_q * valid_k > 20000)
   for (std::int64_t n = 0; n < pairs; ++n) {
@@ -157,7 +167,8 @@ void RedundancyAccumulator::add(const float* weights, std::int64_t valid_q, std:
     double js = 0;
     for (std::int64_t i = 0; i < valid_q; ++i) {
       const double hm = entropy(weights + a * head_stride + i * row_stride, weights + b * head_stride + i * row_stride);
-      js += std::max(0.0, hm - 0.5 * (entropy_[static_cast<std::size_t>(a * valid_q + i)] + entropy_[static_cast<std::size_t>(b * valid_q + i)]));
+      js += std::max(0.0, hm - 0.5 * (entropy_[static_cast<std::size_t>(a * valid_q + i)] +
+                                      entropy_[static_cast<std::size_t>(b * valid_q + i)]));
     }
     sums_[static_cast<std::size_t>(a * H + b)] += js;
   }
@@ -166,7 +177,8 @@ void RedundancyAccumulator::add(const float* weights, std::int64_t valid_q, std:
 
 double RedundancyAccumulator::mean(std::int64_t a, std::int64_t b) const {
   if (a < 0 || b < 0 || a >= heads_ || b >= heads_)
-    throw std::out_of_range("RedundancyAccumulator: no head pair (" + std::to_string(a) + ", " + std::to_string(b) + ")");
+    throw std::out_of_range("RedundancyAccumulator: no head pair (" + std::to_string(a) + ", " + std::to_string(b) +
+                            ")");
   if (a == b || rows_ == 0) return 0.0;
   return sums_[static_cast<std::size_t>(std::min(a, b) * heads_ + std::max(a, b))] / static_cast<double>(rows_);
 }

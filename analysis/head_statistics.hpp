@@ -38,7 +38,7 @@ std::string pattern_name(Pattern p);  // "diagonal", "offset", "vertical", "bloc
 struct HeadStatistics {
   double entropy = 0, distance = 0, confidence = 0;
   double diagonal = 0, offset = 0, vertical = 0, block = 0;  // pattern scores
-  int best_offset = 0;  // the k behind `offset`
+  int best_offset = 0;                                       // the k behind `offset`
   Pattern pattern = Pattern::heterogeneous;
   double pattern_score = 0;  // the score that named the pattern (the highest one)
   std::int64_t rows = 0;     // rows averaged
@@ -56,7 +56,7 @@ class HeadAccumulator {
   std::int64_t rows_ = 0, diagonal_rows_ = 0;
   std::array<double, 2 * kMaxOffset + 1> offset_{};
   std::array<std::int64_t, 2 * kMaxOffset + 1> offset_rows_{};
-  std::vector<double> columns_;                   // column sums of the matrix being added
+  std::vector<double> columns_;                  // column sums of the matrix being added
   std::vector<std::int64_t> span_lo_, span_hi_;  // each row's span
   std::vector<double> span_mass_;
 };

@@ -17,7 +17,8 @@ AnalysisBatch seq2seq_analysis_batch(const nn::Seq2SeqTransformer& model, const 
     const Tensor c = ids.contiguous();
     std::vector<std::int64_t> counts(static_cast<std::size_t>(c.size(0)), 0);
     for (std::int64_t b = 0; b < c.size(0); ++b)
-      for (std::int64_t t = 0; t < c.size(1); ++t) counts[static_cast<std::size_t>(b)] += c.data<std::int64_t>()[b * c.size(1) + t] != options.pad_id;
+      for (std::int64_t t = 0; t < c.size(1); ++t)
+        counts[static_cast<std::size_t>(b)] += c.data<std::int64_t>()[b * c.size(1) + t] != options.pad_id;
     return counts;
   };
   const std::vector<std::int64_t> src_len = non_pad(src), tgt_len = non_pad(tgt_out);
@@ -25,7 +26,8 @@ AnalysisBatch seq2seq_analysis_batch(const nn::Seq2SeqTransformer& model, const 
   CrossEntropyOptions o;
   o.ignore_index = options.pad_id;
   o.reduction = Reduction::none;  // 0 on padding
-  const Tensor per_token = reshape(cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(tgt_out, {-1}), o), {B, T});
+  const Tensor per_token =
+      reshape(cross_entropy(reshape(logits, {-1, logits.size(2)}), reshape(tgt_out, {-1}), o), {B, T});
   std::vector<double> tokens(tgt_len.begin(), tgt_len.end());
   for (double& n : tokens) n = std::max(n, 1.0);
   AnalysisBatch batch;

@@ -30,9 +30,13 @@ struct BufferAllocator {
   T* allocate(std::size_t n) { return static_cast<T*>(allocate_buffer(n * sizeof(T))); }
   void deallocate(T* p, std::size_t n) noexcept { free_buffer(p, n * sizeof(T)); }
   template <class U>
-  bool operator==(const BufferAllocator<U>&) const noexcept { return true; }
+  bool operator==(const BufferAllocator<U>&) const noexcept {
+    return true;
+  }
   template <class U>
-  bool operator!=(const BufferAllocator<U>&) const noexcept { return false; }
+  bool operator!=(const BufferAllocator<U>&) const noexcept {
+    return false;
+  }
 };
 
 }  // namespace rune

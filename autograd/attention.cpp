@@ -144,9 +144,9 @@ RowMasks<T> resolve_masks(const char* op, const AttentionMask& m, const Geometry
   if (m.key_padding_mask.defined()) {
     detail::check_dtype(op, m.key_padding_mask, DType::bool_, "key_padding_mask");
     if (m.key_padding_mask.shape() != Shape{g.B, g.Tk})
-      throw std::invalid_argument(std::string(op) + ": key_padding_mask has shape " +
-                                  shape_str(m.key_padding_mask.shape()) + " but must be (B, Tk) = " +
-                                  shape_str(Shape{g.B, g.Tk}) + " (true marks a padding key)");
+      throw std::invalid_argument(
+          std::string(op) + ": key_padding_mask has shape " + shape_str(m.key_padding_mask.shape()) +
+          " but must be (B, Tk) = " + shape_str(Shape{g.B, g.Tk}) + " (true marks a padding key)");
     r.padding = m.key_padding_mask.detach();
     r.pad = r.padding.template data<bool>();
   }
@@ -157,10 +157,12 @@ RowMasks<T> resolve_masks(const char* op, const AttentionMask& m, const Geometry
   }
   if (m.bias.defined()) {
     if (!is_floating(m.bias.dtype()))
-      throw std::invalid_argument(std::string(op) + ": bias must be a floating tensor (a boolean mask goes "
+      throw std::invalid_argument(std::string(op) +
+                                  ": bias must be a floating tensor (a boolean mask goes "
                                   "in AttentionMask::blocked)");
-    r.bias = broadcast(m.bias.dtype() == detail::dtype_of<T>::value ? m.bias : to_dtype(m.bias.detach(), detail::dtype_of<T>::value),
-                       "bias");
+    r.bias = broadcast(
+        m.bias.dtype() == detail::dtype_of<T>::value ? m.bias : to_dtype(m.bias.detach(), detail::dtype_of<T>::value),
+        "bias");
     r.bia = r.bias.template data<T>();
   }
   return r;
@@ -183,8 +185,7 @@ void softmax_row(T* s, std::int64_t visible, std::int64_t Tk) {
 // P (B, H, Tq, Tk) = masked softmax(scale * Q K^T + bias). Heads run in parallel, each gemm on
 // its thread; with fewer heads than threads the gemms use the threads instead.
 template <class T>
-void probabilities(const Geometry& g, const Heads<T>& q, const Heads<T>& k, const RowMasks<T>& masks,
-                   T scale, T* p) {
+void probabilities(const Geometry& g, const Heads<T>& q, const Heads<T>& k, const RowMasks<T>& masks, T scale, T* p) {
   const std::int64_t pairs = g.B * g.H;
   const int threads = omp_get_max_threads();
   const bool per_head = pairs >= threads && g.Tq * g.Tk * g.D * pairs >= detail::kParallelGrain;
@@ -229,7 +230,8 @@ double resolve_scale(const char* op, std::optional<double> scale, std::int64_t D
 
 // ------------------------------------------------------------------------- attention_weights
 
-Tensor attention_weights(const Tensor& q_in, const Tensor& k_in, const AttentionMask& mask, std::optional<double> scale_opt) {
+Tensor attention_weights(const Tensor& q_in, const Tensor& k_in, const AttentionMask& mask,
+                         std::optional<double> scale_opt) {
   const Geometry g = check_qkv("attention_weights", q_in, k_in, nullptr);
   const double scale = resolve_scale("attention_weights", scale_opt, g.D);
   const Tensor q = gemm_ready(q_in.detach()), k = gemm_ready(k_in.detach());
@@ -278,9 +280,9 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
     throw std::invalid_argument("attention: dropout_p must be in [0, 1), got " + std::to_string(dropout_p));
   const Tensor q = gemm_ready(q_in.detach()), k = gemm_ready(k_in.detach()), v = gemm_ready(v_in.detach());
   const std::int64_t plane = g.Tq * g.Tk;
-  Tensor p = empty({g.B, g.H, g.Tq, g.Tk}, q.dtype());     // probabilities, kept for backward
+  Tensor p = empty({g.B, g.H, g.Tq, g.Tk}, q.dtype());        // probabilities, kept for backward
   Tensor storage = empty({g.B, g.Tq, g.H, g.Dv}, q.dtype());  // O in combined-heads memory order
-  Tensor keep;                                             // dropout's kept entries, or undefined
+  Tensor keep;                                                // dropout's kept entries, or undefined
   if (dropout_p > 0.0) {
     keep = empty(p.shape(), DType::bool_);
     Generator& rng = gen ? *gen : default_generator();
@@ -335,7 +337,7 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
              const bool per_group = groups >= threads && g.B * g.H * pl * g.D >= detail::kParallelGrain;
 #pragma omp parallel num_threads(threads) if (per_group)
              {
-               std::vector<T> ds(static_cast<std::size_t>(pl));       // dP, then dS
+               std::vector<T> ds(static_cast<std::size_t>(pl));  // dP, then dS
                std::vector<T> dropped(keep.defined() ? static_cast<std::size_t>(pl) : 0);
 #pragma omp for schedule(static)
                for (std::int64_t bk = 0; bk < groups; ++bk) {

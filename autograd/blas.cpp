@@ -34,8 +34,8 @@ bool splittable_library() { return openblas_get_parallel() != 1; }
 // is wide and short), or, when C is small and the reduction long, a block of k whose partial
 // product it writes to a buffer of its own, the buffers then summed into C.
 template <class T>
-void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-                std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
+                const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   constexpr std::int64_t kMinPart = 64;  // rows, columns or reduction length a thread takes at least
@@ -107,8 +107,8 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
 std::string describe() {
   const int parallel = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
   const char* mode = parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : "sequential";
-  return std::string(openblas_get_config()) + ", core " + openblas_get_corename() + ", " + mode +
-         " threading, " + std::to_string(openblas_get_num_threads()) + " threads";
+  return std::string(openblas_get_config()) + ", core " + openblas_get_corename() + ", " + mode + " threading, " +
+         std::to_string(openblas_get_num_threads()) + " threads";
 }
 
 }  // namespace rune::blas

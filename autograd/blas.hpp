@@ -9,12 +9,10 @@ namespace rune::blas {
 
 // C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, row-major; op transposes when
 // trans_* is set. Leading dimensions are those of the stored (untransposed) matrices.
-void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-          std::int64_t ldc);
-void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
-          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
-          std::int64_t ldc);
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+          std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc);
 
 // What the linked library says of itself ("OpenBLAS 0.3.21 DYNAMIC_ARCH ... OpenMP"), its core
 // type and thread count, for benchmarks that must say which BLAS they measured.

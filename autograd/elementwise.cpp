@@ -46,25 +46,24 @@ Tensor broadcast_map(const Tensor& a, const Tensor& b, DType out_dtype, const ch
   const Shape so = out.strides();
   const Shape sa = detail::broadcast_strides(a, shape);
   const Shape sb = detail::broadcast_strides(b, shape);
-  detail::for_each_row<3>(shape, {&so, &sa, &sb},
-                          [&](const std::array<std::int64_t, 3>& off, std::int64_t len,
-                              const std::array<std::int64_t, 3>& in) {
-                            TOut* ro = o + off[0];
-                            const TA* ra = pa + off[1];
-                            const TB* rb = pb + off[2];
-                            if (in[1] == 1 && in[2] == 1) {
-                              for (std::int64_t i = 0; i < len; ++i) ro[i] = f(ra[i], rb[i]);
-                            } else if (in[1] == 1 && in[2] == 0) {
-                              const TB s = *rb;
-                              for (std::int64_t i = 0; i < len; ++i) ro[i] = f(ra[i], s);
-                            } else if (in[1] == 0 && in[2] == 1) {
-                              const TA s = *ra;
-                              for (std::int64_t i = 0; i < len; ++i) ro[i] = f(s, rb[i]);
-                            } else {
-                              for (std::int64_t i = 0; i < len; ++i)
-                                ro[i] = f(ra[i * in[1]], rb[i * in[2]]);
-                            }
-                          });
+  detail::for_each_row<3>(
+      shape, {&so, &sa, &sb},
+      [&](const std::array<std::int64_t, 3>& off, std::int64_t len, const std::array<std::int64_t, 3>& in) {
+        TOut* ro = o + off[0];
+        const TA* ra = pa + off[1];
+        const TB* rb = pb + off[2];
+        if (in[1] == 1 && in[2] == 1) {
+          for (std::int64_t i = 0; i < len; ++i) ro[i] = f(ra[i], rb[i]);
+        } else if (in[1] == 1 && in[2] == 0) {
+          const TB s = *rb;
+          for (std::int64_t i = 0; i < len; ++i) ro[i] = f(ra[i], s);
+        } else if (in[1] == 0 && in[2] == 1) {
+          const TA s = *ra;
+          for (std::int64_t i = 0; i < len; ++i) ro[i] = f(s, rb[i]);
+        } else {
+          for (std::int64_t i = 0; i < len; ++i) ro[i] = f(ra[i * in[1]], rb[i * in[2]]);
+        }
+      });
   return out;
 }
 
@@ -95,8 +94,8 @@ template <class F>
 Tensor simd_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
   detail::check_same_float(op, a, b);
   if (a.shape() != b.shape())
-    throw std::logic_error(std::string(op) + ": shapes " + shape_str(a.shape()) + " and " +
-                           shape_str(b.shape()) + " differ");
+    throw std::logic_error(std::string(op) + ": shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                           " differ");
   return detail::dispatch_float(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const Tensor ca = detail::contiguous_data(a);
@@ -137,8 +136,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor y = float_binary(a, b, "mul", [](auto x, auto z) { return x * z; });
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   record(Op::mul, y, {a, b},
-         [sa = a.shape(), sb = b.shape(), a_ = gb ? a.detach() : Tensor(),
-          b_ = ga ? b.detach() : Tensor()](const Tensor& gy, Grads& g) {
+         [sa = a.shape(), sb = b.shape(), a_ = gb ? a.detach() : Tensor(), b_ = ga ? b.detach() : Tensor()](
+             const Tensor& gy, Grads& g) {
            // da = gy * b, db = gy * a
            if (g.needs(0)) g.set(0, reduce_to_shape(mul(gy, b_), sa));
            if (g.needs(1)) g.set(1, reduce_to_shape(mul(gy, a_), sb));
@@ -149,8 +148,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = float_binary(a, b, "div", [](auto x, auto z) { return x / z; });
   record(Op::div, y, {a, b},
-         [sa = a.shape(), sb = b.shape(), b_ = b.detach(),
-          y_ = b.requires_grad() ? y.detach() : Tensor()](const Tensor& gy, Grads& g) {
+         [sa = a.shape(), sb = b.shape(), b_ = b.detach(), y_ = b.requires_grad() ? y.detach() : Tensor()](
+             const Tensor& gy, Grads& g) {
            // da = gy / b, db = -gy * a / b^2 = -gy * y / b
            if (g.needs(0)) g.set(0, reduce_to_shape(div(gy, b_), sa));
            if (g.needs(1)) g.set(1, reduce_to_shape(neg(div(mul(gy, y_), b_)), sb));
@@ -185,8 +184,8 @@ Tensor pow(const Tensor& x, double p) {
 Tensor pow(const Tensor& base, const Tensor& exponent) {
   Tensor y = float_binary(base, exponent, "pow", [](auto b, auto e) { return std::pow(b, e); });
   record(Op::pow_tensor, y, {base, exponent},
-         [sa = base.shape(), sb = exponent.shape(), a_ = base.detach(), b_ = exponent.detach(),
-          y_ = y.detach()](const Tensor& gy, Grads& g) {
+         [sa = base.shape(), sb = exponent.shape(), a_ = base.detach(), b_ = exponent.detach(), y_ = y.detach()](
+             const Tensor& gy, Grads& g) {
            // da = gy * b * a^(b-1), db = gy * y * log(a)
            if (g.needs(0)) g.set(0, reduce_to_shape(mul(gy, mul(b_, pow(a_, sub(b_, 1.0)))), sa));
            if (g.needs(1)) g.set(1, reduce_to_shape(mul(gy, mul(y_, log(a_))), sb));
@@ -237,7 +236,8 @@ Tensor sigmoid(const Tensor& x) {
   });
   record(Op::sigmoid, y, {x}, [y_ = y.detach()](const Tensor& gy, Grads& g) {
     // dx = gy * y * (1 - y)
-    g.set(0, simd_binary(gy, y_, "sigmoid backward", [](auto gv, auto yv) { return gv * yv * (decltype(yv)(1) - yv); }));
+    g.set(0,
+          simd_binary(gy, y_, "sigmoid backward", [](auto gv, auto yv) { return gv * yv * (decltype(yv)(1) - yv); }));
   });
   return y;
 }
@@ -325,21 +325,19 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     const bool* pc = cond.data<bool>();
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-    detail::for_each_row<4>(shape, {&so, &sc, &sa, &sb},
-                            [&](const std::array<std::int64_t, 4>& off, std::int64_t n,
-                                const std::array<std::int64_t, 4>& in) {
-                              for (std::int64_t i = 0; i < n; ++i)
-                                o[off[0] + i] = pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]]
-                                                                       : pb[off[3] + i * in[3]];
-                            });
+    detail::for_each_row<4>(
+        shape, {&so, &sc, &sa, &sb},
+        [&](const std::array<std::int64_t, 4>& off, std::int64_t n, const std::array<std::int64_t, 4>& in) {
+          for (std::int64_t i = 0; i < n; ++i)
+            o[off[0] + i] = pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]] : pb[off[3] + i * in[3]];
+        });
   });
-  record(Op::where, y, {cond, a, b},
-         [c_ = cond.detach(), sa = a.shape(), sb = b.shape()](const Tensor& gy, Grads& g) {
-           // da = gy where cond, db = gy where not cond
-           const Tensor zero = scalar_like(gy, 0.0);
-           if (g.needs(1)) g.set(1, reduce_to_shape(where(c_, gy, zero), sa));
-           if (g.needs(2)) g.set(2, reduce_to_shape(where(c_, zero, gy), sb));
-         });
+  record(Op::where, y, {cond, a, b}, [c_ = cond.detach(), sa = a.shape(), sb = b.shape()](const Tensor& gy, Grads& g) {
+    // da = gy where cond, db = gy where not cond
+    const Tensor zero = scalar_like(gy, 0.0);
+    if (g.needs(1)) g.set(1, reduce_to_shape(where(c_, gy, zero), sa));
+    if (g.needs(2)) g.set(2, reduce_to_shape(where(c_, zero, gy), sb));
+  });
   return y;
 }
 
@@ -368,25 +366,40 @@ template <class Cmp>
 Tensor compare(const Tensor& a, const Tensor& b, const char* op, Cmp cmp) {
   if (!a.defined() || !b.defined()) throw std::invalid_argument(std::string(op) + ": undefined tensor");
   if (a.dtype() != b.dtype())
-    throw std::invalid_argument(std::string(op) + ": dtypes differ: " + dtype_name(a.dtype()) +
-                                " and " + dtype_name(b.dtype()));
+    throw std::invalid_argument(std::string(op) + ": dtypes differ: " + dtype_name(a.dtype()) + " and " +
+                                dtype_name(b.dtype()));
   switch (a.dtype()) {
-    case DType::float32: return broadcast_map<bool, float, float>(a, b, DType::bool_, op, cmp);
-    case DType::float64: return broadcast_map<bool, double, double>(a, b, DType::bool_, op, cmp);
+    case DType::float32:
+      return broadcast_map<bool, float, float>(a, b, DType::bool_, op, cmp);
+    case DType::float64:
+      return broadcast_map<bool, double, double>(a, b, DType::bool_, op, cmp);
     case DType::int64:
       return broadcast_map<bool, std::int64_t, std::int64_t>(a, b, DType::bool_, op, cmp);
-    case DType::bool_: return broadcast_map<bool, bool, bool>(a, b, DType::bool_, op, cmp);
+    case DType::bool_:
+      return broadcast_map<bool, bool, bool>(a, b, DType::bool_, op, cmp);
   }
   return Tensor();
 }
 }  // namespace
 
-Tensor eq(const Tensor& a, const Tensor& b) { return compare(a, b, "eq", [](auto x, auto y) { return x == y; }); }
-Tensor ne(const Tensor& a, const Tensor& b) { return compare(a, b, "ne", [](auto x, auto y) { return x != y; }); }
-Tensor lt(const Tensor& a, const Tensor& b) { return compare(a, b, "lt", [](auto x, auto y) { return x < y; }); }
-Tensor le(const Tensor& a, const Tensor& b) { return compare(a, b, "le", [](auto x, auto y) { return x <= y; }); }
-Tensor gt(const Tensor& a, const Tensor& b) { return compare(a, b, "gt", [](auto x, auto y) { return x > y; }); }
-Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, "ge", [](auto x, auto y) { return x >= y; }); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return compare(a, b, "eq", [](auto x, auto y) { return x == y; });
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return compare(a, b, "ne", [](auto x, auto y) { return x != y; });
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return compare(a, b, "lt", [](auto x, auto y) { return x < y; });
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return compare(a, b, "le", [](auto x, auto y) { return x <= y; });
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return compare(a, b, "gt", [](auto x, auto y) { return x > y; });
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return compare(a, b, "ge", [](auto x, auto y) { return x >= y; });
+}
 
 Tensor logical_not(const Tensor& mask) {
   detail::check_dtype("logical_not", mask, DType::bool_, "mask");
@@ -407,10 +420,18 @@ template <class From>
 void cast_from(const From* src, const Tensor& out) {
   const std::int64_t n = out.numel();
   switch (out.dtype()) {
-    case DType::float32: cast_buffer(src, out.data<float>(), n); break;
-    case DType::float64: cast_buffer(src, out.data<double>(), n); break;
-    case DType::int64: cast_buffer(src, out.data<std::int64_t>(), n); break;
-    case DType::bool_: cast_buffer(src, out.data<bool>(), n); break;
+    case DType::float32:
+      cast_buffer(src, out.data<float>(), n);
+      break;
+    case DType::float64:
+      cast_buffer(src, out.data<double>(), n);
+      break;
+    case DType::int64:
+      cast_buffer(src, out.data<std::int64_t>(), n);
+      break;
+    case DType::bool_:
+      cast_buffer(src, out.data<bool>(), n);
+      break;
   }
 }
 }  // namespace
@@ -421,10 +442,18 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   const Tensor c = detail::contiguous_data(x);
   Tensor y = empty(x.shape(), dtype);
   switch (x.dtype()) {
-    case DType::float32: cast_from(c.data<float>(), y); break;
-    case DType::float64: cast_from(c.data<double>(), y); break;
-    case DType::int64: cast_from(c.data<std::int64_t>(), y); break;
-    case DType::bool_: cast_from(c.data<bool>(), y); break;
+    case DType::float32:
+      cast_from(c.data<float>(), y);
+      break;
+    case DType::float64:
+      cast_from(c.data<double>(), y);
+      break;
+    case DType::int64:
+      cast_from(c.data<std::int64_t>(), y);
+      break;
+    case DType::bool_:
+      cast_from(c.data<bool>(), y);
+      break;
   }
   if (is_floating(dtype))
     record(Op::cast, y, {x}, [from = x.dtype()](const Tensor& gy, Grads& g) {

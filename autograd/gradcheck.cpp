@@ -27,8 +27,10 @@ double get(const Tensor& t, std::int64_t off) {
 }
 
 void put(const Tensor& t, std::int64_t off, double v) {
-  if (t.dtype() == DType::float64) t.data<double>()[off] = v;
-  else t.data<float>()[off] = static_cast<float>(v);
+  if (t.dtype() == DType::float64)
+    t.data<double>()[off] = v;
+  else
+    t.data<float>()[off] = static_cast<float>(v);
 }
 
 std::vector<double> as_doubles(const Tensor& t) { return to_dtype(t.detach(), DType::float64).to_vector<double>(); }
@@ -122,9 +124,9 @@ std::string GradcheckResult::message() const {
     if (!r.checked) continue;
     os << "input " << r.input << ": max abs error " << r.max_abs_error << ", max rel error " << r.max_rel_error;
     if (r.failures > 0)
-      os << "; " << r.failures << " Jacobian entries out of tolerance, worst at input element "
-         << r.worst_input_element << " / output element " << r.worst_output_element << " (analytic "
-         << r.analytic << ", numeric " << r.numeric << ")";
+      os << "; " << r.failures << " Jacobian entries out of tolerance, worst at input element " << r.worst_input_element
+         << " / output element " << r.worst_output_element << " (analytic " << r.analytic << ", numeric " << r.numeric
+         << ")";
     os << '\n';
   }
   return os.str();

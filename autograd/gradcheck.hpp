@@ -28,9 +28,9 @@ struct GradcheckOptions {
 
 struct GradcheckInputReport {
   std::size_t input = 0;
-  bool checked = false;           // false for inputs that do not require grad
-  double max_abs_error = 0.0;     // max over the Jacobian of |analytic - numeric|
-  double max_rel_error = 0.0;     // max of |analytic - numeric| / max(|numeric|, atol)
+  bool checked = false;                    // false for inputs that do not require grad
+  double max_abs_error = 0.0;              // max over the Jacobian of |analytic - numeric|
+  double max_rel_error = 0.0;              // max of |analytic - numeric| / max(|numeric|, atol)
   std::int64_t worst_input_element = -1;   // flat (row-major) index into the input
   std::int64_t worst_output_element = -1;  // flat index into the output
   double analytic = 0.0, numeric = 0.0;    // the Jacobian entries at the worst place

@@ -41,10 +41,14 @@ template <class T>
 void copy_run(T* dst, const T* src, std::size_t bytes) {
   char* d = reinterpret_cast<char*>(dst);
   const char* s = reinterpret_cast<const char*>(src);
-  if (bytes >= 32) std::memcpy(d, s, bytes);
-  else if (bytes >= 16) copy_short<16>(d, s, bytes);
-  else if (bytes >= 8) copy_short<8>(d, s, bytes);
-  else copy_short<4>(d, s, bytes);
+  if (bytes >= 32)
+    std::memcpy(d, s, bytes);
+  else if (bytes >= 16)
+    copy_short<16>(d, s, bytes);
+  else if (bytes >= 8)
+    copy_short<8>(d, s, bytes);
+  else
+    copy_short<4>(d, s, bytes);
 }
 
 // One row of the patch grid: image rows [r p, r p + p) of every channel <-> the gw patches of grid
@@ -70,8 +74,7 @@ void copy_band(const T* from, T* to, std::int64_t C, std::int64_t HW, std::int64
 // Image (B, C, H, W) <-> patch matrix (B, N, C p p), patch n = (r, q) of the grid in row-major
 // order. Patches do not overlap: a pure permutation, parallel over (b, r) bands.
 template <class T, bool ToPatches>
-void patch_copy(const T* from, T* to, std::int64_t B, std::int64_t C, std::int64_t H, std::int64_t W,
-                std::int64_t p) {
+void patch_copy(const T* from, T* to, std::int64_t B, std::int64_t C, std::int64_t H, std::int64_t W, std::int64_t p) {
   const std::int64_t gh = H / p, gw = W / p, F = C * p * p;
   const int threads = detail::num_threads_for(B * C * H * W);
 #pragma omp parallel for collapse(2) num_threads(threads) if (threads > 1)

@@ -21,15 +21,26 @@ namespace rune::detail {
 // Loops shorter than this run on one thread: forking costs more than it saves.
 constexpr std::int64_t kParallelGrain = 1 << 15;
 
-inline int num_threads_for(std::int64_t work) {
-  return work < kParallelGrain ? 1 : omp_get_max_threads();
-}
+inline int num_threads_for(std::int64_t work) { return work < kParallelGrain ? 1 : omp_get_max_threads(); }
 
-template <class T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::float32; };
-template <> struct dtype_of<double> { static constexpr DType value = DType::float64; };
-template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::int64; };
-template <> struct dtype_of<bool> { static constexpr DType value = DType::bool_; };
+template <class T>
+struct dtype_of;
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = DType::float32;
+};
+template <>
+struct dtype_of<double> {
+  static constexpr DType value = DType::float64;
+};
+template <>
+struct dtype_of<std::int64_t> {
+  static constexpr DType value = DType::int64;
+};
+template <>
+struct dtype_of<bool> {
+  static constexpr DType value = DType::bool_;
+};
 
 [[noreturn]] void throw_dtype(const char* op, DType dtype, const char* wanted);
 
@@ -37,9 +48,12 @@ template <> struct dtype_of<bool> { static constexpr DType value = DType::bool_;
 template <class F>
 decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::float32: return f(float{});
-    case DType::float64: return f(double{});
-    default: throw_dtype(op, dtype, "a floating dtype (float32 or float64)");
+    case DType::float32:
+      return f(float{});
+    case DType::float64:
+      return f(double{});
+    default:
+      throw_dtype(op, dtype, "a floating dtype (float32 or float64)");
   }
 }
 
@@ -47,9 +61,12 @@ decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
 template <class F>
 decltype(auto) dispatch_bits(DType dtype, F&& f) {
   switch (dtype_size(dtype)) {
-    case 1: return f(std::uint8_t{});
-    case 4: return f(std::uint32_t{});
-    default: return f(std::uint64_t{});
+    case 1:
+      return f(std::uint8_t{});
+    case 4:
+      return f(std::uint32_t{});
+    default:
+      return f(std::uint64_t{});
   }
 }
 
@@ -91,31 +108,30 @@ void for_each_row(const Shape& shape, const std::array<const Shape*, K>& strides
 template <class T>
 void strided_gather(T* dst, const T* src, const Shape& shape, const Shape& src_strides) {
   const Shape dst_strides = contiguous_strides(shape);
-  for_each_row<2>(shape, {&dst_strides, &src_strides},
-                  [&](const std::array<std::int64_t, 2>& off, std::int64_t n,
-                      const std::array<std::int64_t, 2>& inner) {
-                    T* d = dst + off[0];
-                    const T* s = src + off[1];
-                    const std::int64_t ss = inner[1];
-                    if (ss == 1) {
-                      for (std::int64_t i = 0; i < n; ++i) d[i] = s[i];
-                    } else {
-                      for (std::int64_t i = 0; i < n; ++i) d[i] = s[i * ss];
-                    }
-                  });
+  for_each_row<2>(
+      shape, {&dst_strides, &src_strides},
+      [&](const std::array<std::int64_t, 2>& off, std::int64_t n, const std::array<std::int64_t, 2>& inner) {
+        T* d = dst + off[0];
+        const T* s = src + off[1];
+        const std::int64_t ss = inner[1];
+        if (ss == 1) {
+          for (std::int64_t i = 0; i < n; ++i) d[i] = s[i];
+        } else {
+          for (std::int64_t i = 0; i < n; ++i) d[i] = s[i * ss];
+        }
+      });
 }
 
 // dst read through dst_strides <- src read through src_strides (both of shape `shape`).
 template <class T>
-void strided_copy(T* dst, const Shape& dst_strides, const T* src, const Shape& src_strides,
-                  const Shape& shape) {
-  for_each_row<2>(shape, {&dst_strides, &src_strides},
-                  [&](const std::array<std::int64_t, 2>& off, std::int64_t n,
-                      const std::array<std::int64_t, 2>& inner) {
-                    T* d = dst + off[0];
-                    const T* s = src + off[1];
-                    for (std::int64_t i = 0; i < n; ++i) d[i * inner[0]] = s[i * inner[1]];
-                  });
+void strided_copy(T* dst, const Shape& dst_strides, const T* src, const Shape& src_strides, const Shape& shape) {
+  for_each_row<2>(
+      shape, {&dst_strides, &src_strides},
+      [&](const std::array<std::int64_t, 2>& off, std::int64_t n, const std::array<std::int64_t, 2>& inner) {
+        T* d = dst + off[0];
+        const T* s = src + off[1];
+        for (std::int64_t i = 0; i < n; ++i) d[i * inner[0]] = s[i * inner[1]];
+      });
 }
 
 // x itself when contiguous, else a contiguous copy (no autograd: for kernels' inputs).

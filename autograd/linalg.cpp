@@ -58,8 +58,7 @@ void matmul_into(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   auto batch_strides = [&](const Tensor& t) {
     Shape s(batch.size(), 0);
     const std::size_t lead = batch.size() - (t.shape().size() - 2);
-    for (std::size_t i = lead; i < batch.size(); ++i)
-      s[i] = t.shape()[i - lead] == 1 ? 0 : t.strides()[i - lead];
+    for (std::size_t i = lead; i < batch.size(); ++i) s[i] = t.shape()[i - lead] == 1 ? 0 : t.strides()[i - lead];
     return s;
   };
   const Shape sa = batch_strides(a), sb = batch_strides(b);
@@ -90,8 +89,8 @@ void matmul_into(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::check_same_float("matmul", a, b);
   if (a.dim() == 0 || b.dim() == 0)
-    throw std::invalid_argument("matmul: both operands need at least 1 dim, got " + shape_str(a.shape()) +
-                                " @ " + shape_str(b.shape()));
+    throw std::invalid_argument("matmul: both operands need at least 1 dim, got " + shape_str(a.shape()) + " @ " +
+                                shape_str(b.shape()));
   // 1-D operands are promoted to matrices and the added dim removed again (torch.matmul).
   if (a.dim() == 1 && b.dim() == 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), {});
   if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
@@ -100,8 +99,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const std::int64_t M = a.size(-2), K = a.size(-1), K2 = b.size(-2), N = b.size(-1);
   if (K != K2)
     throw std::invalid_argument("matmul: " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) +
-                                ": inner dimensions " + std::to_string(K) + " and " + std::to_string(K2) +
-                                " differ");
+                                ": inner dimensions " + std::to_string(K) + " and " + std::to_string(K2) + " differ");
   const Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
   Shape shape = detail::broadcast_shapes(ba, bb, "matmul (batch dims)");
   shape.push_back(M);
@@ -111,8 +109,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   record(Op::matmul, y, {a, b},
-         [as = a.shape(), bs = b.shape(), a_ = gb ? a.detach() : Tensor(),
-          b_ = ga ? b.detach() : Tensor()](const Tensor& gy, Grads& g) {
+         [as = a.shape(), bs = b.shape(), a_ = gb ? a.detach() : Tensor(), b_ = ga ? b.detach() : Tensor()](
+             const Tensor& gy, Grads& g) {
            // da = gy @ b^T, db = a^T @ gy, each summed over broadcast batch dims
            if (g.needs(0)) g.set(0, reduce_to_shape(matmul(gy, transpose(b_, -1, -2)), as));
            if (g.needs(1)) {
@@ -131,12 +129,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   detail::check_same_float("linear", x, w);
   if (x.dim() == 0 || w.dim() != 2 || x.size(-1) != w.size(1))
-    throw std::invalid_argument("linear: input " + shape_str(x.shape()) + " does not fit weight " + shape_str(w.shape()) +
-                                " (out, in): the input's last dim must be in");
+    throw std::invalid_argument("linear: input " + shape_str(x.shape()) + " does not fit weight " +
+                                shape_str(w.shape()) + " (out, in): the input's last dim must be in");
   if (b.defined()) {
     detail::check_same_float("linear", x, b);
     if (b.dim() != 1 || b.size(0) != w.size(0))
-      throw std::invalid_argument("linear: bias " + shape_str(b.shape()) + " does not fit weight " + shape_str(w.shape()));
+      throw std::invalid_argument("linear: bias " + shape_str(b.shape()) + " does not fit weight " +
+                                  shape_str(w.shape()));
   }
   const std::int64_t N = w.size(0), K = w.size(1);
   const Tensor xc = x.is_contiguous() ? x : detail::contiguous_data(x);
@@ -165,8 +164,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   std::vector<Tensor> inputs{x, w};
   if (b.defined()) inputs.push_back(b);
   record(Op::linear, y, inputs,
-         [N, K, has_bias = b.defined(), x_ = w.requires_grad() ? xc.detach() : Tensor(), w_ = x.requires_grad() ? wc.detach() : Tensor()](
-             const Tensor& gy, Grads& g) {
+         [N, K, has_bias = b.defined(), x_ = w.requires_grad() ? xc.detach() : Tensor(),
+          w_ = x.requires_grad() ? wc.detach() : Tensor()](const Tensor& gy, Grads& g) {
            // dx = gy @ w, dw = gy^T @ x over all rows, db = the column sums of gy
            const Tensor rows = reshape(gy, {-1, N});  // (M, N)
            if (g.needs(0)) g.set(0, matmul(gy, w_));

@@ -106,8 +106,10 @@ Tensor softmax_impl(const Tensor& x, std::int64_t dim_in, bool log, const char* 
   detail::dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     if (s.n == 0) return;
-    if (s.inner == 1) softmax_rows<T>(c.data<T>(), y.data<T>(), s.outer, s.n, log);
-    else softmax_strided<T>(c.data<T>(), y.data<T>(), s, log);
+    if (s.inner == 1)
+      softmax_rows<T>(c.data<T>(), y.data<T>(), s.outer, s.n, log);
+    else
+      softmax_strided<T>(c.data<T>(), y.data<T>(), s, log);
   });
   record(log ? Op::log_softmax : Op::softmax, y, {x}, [y_ = y.detach(), s, log](const Tensor& gy, Grads& g) {
     const Tensor gc = detail::contiguous_data(gy);
@@ -155,8 +157,7 @@ void normalize_row(const T* x, T* y, std::int64_t n, T mu, T rstd, const T* w, c
 // One row of layer_norm's backward (math in layer_norm's closure). dx may be null; dw and db
 // accumulate this row's share.
 template <class T>
-void layer_norm_backward_row(const T* x, const T* g, const T* w, T mu, T rstd, std::int64_t n, T* dx,
-                             T* dw, T* db) {
+void layer_norm_backward_row(const T* x, const T* g, const T* w, T mu, T rstd, std::int64_t n, T* dx, T* dw, T* db) {
   constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
   const Batch<T> m(mu), r(rstd);
   std::int64_t i = 0;
@@ -255,8 +256,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     }
   });
   record(Op::layer_norm, y, {x, weight, bias},
-         [c_ = c.detach(), w_ = w.defined() ? w.detach() : Tensor(), mean_t, rstd_t, rows, n,
-          normalized_shape](const Tensor& gy, Grads& g) {
+         [c_ = c.detach(), w_ = w.defined() ? w.detach() : Tensor(), mean_t, rstd_t, rows, n, normalized_shape](
+             const Tensor& gy, Grads& g) {
            // xhat = (x - mean) * rstd;  gxhat = gy * w
            // dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))
            // dw = sum over rows of gy * xhat;  db = sum over rows of gy
@@ -419,9 +420,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   {
     NoGradGuard no_grad;
     const Shape out_shape = logits.dim() == 2 ? Shape{s.rows} : Shape{};
-    if (options.reduction == Reduction::none) y = reshape(per_row, out_shape);
-    else if (options.reduction == Reduction::sum) y = sum(per_row);
-    else y = div(sum(per_row), static_cast<double>(count));  // 0/0 = NaN when all are ignored, as torch
+    if (options.reduction == Reduction::none)
+      y = reshape(per_row, out_shape);
+    else if (options.reduction == Reduction::sum)
+      y = sum(per_row);
+    else
+      y = div(sum(per_row), static_cast<double>(count));  // 0/0 = NaN when all are ignored, as torch
   }
   record(Op::cross_entropy, y, {logits},
          [x_ = x.detach(), t, lse_t, s, eps, count, options](const Tensor& gy, Grads& g) {
@@ -444,7 +448,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
                  std::fill(dr, dr + s.classes, T(0));
                  continue;
                }
-               const T scale = options.reduction == Reduction::none ? pg[i]
+               const T scale = options.reduction == Reduction::none  ? pg[i]
                                : options.reduction == Reduction::sum ? pg[0]
                                                                      : pg[0] / static_cast<T>(count);
                const T* xr = px + i * s.classes;
@@ -518,10 +522,10 @@ Tensor log_softmax(const Tensor& x) {
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
-  const std::vector<double> w = weight.defined() ? to_dtype(weight.detach(), DType::float64).to_vector<double>()
-                                                 : std::vector<double>();
-  const std::vector<double> b = bias.defined() ? to_dtype(bias.detach(), DType::float64).to_vector<double>()
-                                               : std::vector<double>();
+  const std::vector<double> w =
+      weight.defined() ? to_dtype(weight.detach(), DType::float64).to_vector<double>() : std::vector<double>();
+  const std::vector<double> b =
+      bias.defined() ? to_dtype(bias.detach(), DType::float64).to_vector<double>() : std::vector<double>();
   return per_row_double(x, [&](const double* in, double* out, std::int64_t n, std::int64_t) {
     double mu = 0, var = 0;
     for (std::int64_t i = 0; i < n; ++i) mu += in[i] / static_cast<double>(n);

@@ -126,8 +126,8 @@ Tensor softmax(const Tensor& x, std::int64_t dim = -1);
 Tensor log_softmax(const Tensor& x, std::int64_t dim = -1);
 // Normalises over the trailing `normalized_shape` dims; weight and bias (that shape) may be
 // undefined tensors. Biased variance, as torch.nn.functional.layer_norm.
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
-                  const Tensor& bias, double eps = 1e-5);
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps = 1e-5);
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity when not
 // training or p == 0.
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);

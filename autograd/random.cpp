@@ -68,8 +68,8 @@ std::uint64_t Generator::below(std::uint64_t n) {
 std::string Generator::state() const {
   std::ostringstream os;
   os.precision(17);
-  os << "xoshiro256** " << s_[0] << ' ' << s_[1] << ' ' << s_[2] << ' ' << s_[3] << ' '
-     << (has_spare_ ? 1 : 0) << ' ' << std::hexfloat << spare_;
+  os << "xoshiro256** " << s_[0] << ' ' << s_[1] << ' ' << s_[2] << ' ' << s_[3] << ' ' << (has_spare_ ? 1 : 0) << ' '
+     << std::hexfloat << spare_;
   return os.str();
 }
 
@@ -80,8 +80,7 @@ void Generator::set_state(const std::string& state) {
   std::uint64_t s[4] = {0, 0, 0, 0};
   int spare_flag = -1;
   is >> tag >> s[0] >> s[1] >> s[2] >> s[3] >> spare_flag >> spare_text;
-  const bool parsed = !is.fail() && tag == "xoshiro256**" && (spare_flag == 0 || spare_flag == 1) &&
-                      !(is >> rest);
+  const bool parsed = !is.fail() && tag == "xoshiro256**" && (spare_flag == 0 || spare_flag == 1) && !(is >> rest);
   char* end = nullptr;
   const double spare = parsed ? std::strtod(spare_text.c_str(), &end) : 0.0;
   if (!parsed || end == spare_text.c_str() || *end != '\0')

@@ -13,9 +13,9 @@ class Generator {
   explicit Generator(std::uint64_t seed = 0) { manual_seed(seed); }
 
   void manual_seed(std::uint64_t seed);
-  std::uint64_t next_u64();          // xoshiro256** step
-  double uniform();                  // [0, 1) with 53 random bits
-  double normal();                   // standard normal (Box-Muller, caching the second value)
+  std::uint64_t next_u64();              // xoshiro256** step
+  double uniform();                      // [0, 1) with 53 random bits
+  double normal();                       // standard normal (Box-Muller, caching the second value)
   std::uint64_t below(std::uint64_t n);  // uniform on [0, n), unbiased
 
   // Opaque text form of the full state, for checkpoints.

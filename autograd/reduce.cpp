@@ -5,11 +5,11 @@
 // (outer, n, inner) to (outer, inner). inner == 1 (reducing the last dims) sums rows; inner > 1
 // (e.g. a bias gradient, reducing the leading dims) adds whole rows of length inner.
 #include <algorithm>
-#include <vector>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <vector>
 
 #include "autograd/kernels.hpp"
 #include "autograd/ops.hpp"
@@ -20,8 +20,7 @@ namespace {
 using detail::OuterInner;
 
 // Sorted, de-duplicated, wrapped dims; an empty list means all dims.
-std::vector<std::int64_t> normalize_dims(const std::vector<std::int64_t>& dims, std::int64_t rank,
-                                         const char* op) {
+std::vector<std::int64_t> normalize_dims(const std::vector<std::int64_t>& dims, std::int64_t rank, const char* op) {
   std::vector<std::int64_t> out;
   if (dims.empty()) {
     out.resize(rank);
@@ -39,8 +38,10 @@ Shape reduced_shape(const Shape& shape, const std::vector<std::int64_t>& dims, b
   Shape out;
   for (std::int64_t d = 0; d < static_cast<std::int64_t>(shape.size()); ++d) {
     const bool reduced = std::binary_search(dims.begin(), dims.end(), d);
-    if (!reduced) out.push_back(shape[d]);
-    else if (keepdim) out.push_back(1);
+    if (!reduced)
+      out.push_back(shape[d]);
+    else if (keepdim)
+      out.push_back(1);
   }
   return out;
 }
@@ -112,8 +113,10 @@ Tensor sum_keepdim(const Tensor& x, const std::vector<std::int64_t>& dims) {
     Tensor out = empty(out_shape, cur.dtype());
     detail::dispatch_float(cur.dtype(), "sum", [&](auto tag) {
       using T = decltype(tag);
-      if (oi.n == 0) std::fill(out.data<T>(), out.data<T>() + out.numel(), T(0));
-      else sum_kernel<T>(cur.data<T>(), out.data<T>(), oi);
+      if (oi.n == 0)
+        std::fill(out.data<T>(), out.data<T>() + out.numel(), T(0));
+      else
+        sum_kernel<T>(cur.data<T>(), out.data<T>(), oi);
     });
     cur = out;
     hi = lo;
@@ -150,8 +153,8 @@ struct MaxResult {
 
 MaxResult max_one_dim(const Tensor& x, std::int64_t dim, const char* op) {
   if (x.dim() > 0 && x.size(dim) == 0)
-    throw std::invalid_argument(std::string(op) + ": cannot reduce an empty dim " + std::to_string(dim) +
-                                " of shape " + shape_str(x.shape()));
+    throw std::invalid_argument(std::string(op) + ": cannot reduce an empty dim " + std::to_string(dim) + " of shape " +
+                                shape_str(x.shape()));
   const Tensor c = detail::contiguous_data(x);
   Shape out_shape = x.shape();
   if (!out_shape.empty()) out_shape[dim] = 1;
@@ -224,25 +227,24 @@ Tensor max(const Tensor& x, std::int64_t dim_in, bool keepdim) {
     impl->strides = contiguous_strides(impl->shape);
     y = Tensor(std::move(impl));
   }
-  record(Op::max, y, {x},
-         [xs = x.shape(), ks = r.values.shape(), idx = r.indices, dim](const Tensor& gy, Grads& g) {
-           // dx = gy at the argmax position of each reduced row, 0 elsewhere
-           Tensor gx = zeros(xs, gy.dtype());
-           const Tensor gc = detail::contiguous_data(gy);
-           const OuterInner oi = detail::split_at(xs, xs.empty() ? 0 : dim);
-           const std::int64_t* ip = idx.data<std::int64_t>();
-           detail::dispatch_float(gy.dtype(), "max backward", [&](auto tag) {
-             using T = decltype(tag);
-             T* dst = gx.data<T>();
-             const T* src = gc.data<T>();
-             for (std::int64_t o = 0; o < oi.outer; ++o)
-               for (std::int64_t j = 0; j < oi.inner; ++j) {
-                 const std::int64_t k = o * oi.inner + j;
-                 dst[(o * oi.n + ip[k]) * oi.inner + j] = src[k];
-               }
-           });
-           g.set(0, gx);
-         });
+  record(Op::max, y, {x}, [xs = x.shape(), ks = r.values.shape(), idx = r.indices, dim](const Tensor& gy, Grads& g) {
+    // dx = gy at the argmax position of each reduced row, 0 elsewhere
+    Tensor gx = zeros(xs, gy.dtype());
+    const Tensor gc = detail::contiguous_data(gy);
+    const OuterInner oi = detail::split_at(xs, xs.empty() ? 0 : dim);
+    const std::int64_t* ip = idx.data<std::int64_t>();
+    detail::dispatch_float(gy.dtype(), "max backward", [&](auto tag) {
+      using T = decltype(tag);
+      T* dst = gx.data<T>();
+      const T* src = gc.data<T>();
+      for (std::int64_t o = 0; o < oi.outer; ++o)
+        for (std::int64_t j = 0; j < oi.inner; ++j) {
+          const std::int64_t k = o * oi.inner + j;
+          dst[(o * oi.n + ip[k]) * oi.inner + j] = src[k];
+        }
+    });
+    g.set(0, gx);
+  });
   return y;
 }
 
@@ -279,8 +281,10 @@ Tensor reduce_to_shape(const Tensor& g, const Shape& shape) {
   const std::size_t lead = gs.size() - shape.size();
   std::vector<std::int64_t> dims;
   for (std::size_t d = 0; d < gs.size(); ++d) {
-    if (d < lead) dims.push_back(static_cast<std::int64_t>(d));
-    else if (shape[d - lead] == 1 && gs[d] != 1) dims.push_back(static_cast<std::int64_t>(d));
+    if (d < lead)
+      dims.push_back(static_cast<std::int64_t>(d));
+    else if (shape[d - lead] == 1 && gs[d] != 1)
+      dims.push_back(static_cast<std::int64_t>(d));
     else if (shape[d - lead] != gs[d])
       throw std::logic_error("reduce_to_shape: " + shape_str(gs) + " does not reduce to " + shape_str(shape));
   }

@@ -48,9 +48,8 @@ Shape infer_shape(const Shape& shape, std::int64_t numel, const Shape& from, con
                                   std::to_string(numel) + " elements) to " + shape_str(shape));
     out[infer] = numel / known;
   } else if (known != numel) {
-    throw std::invalid_argument(std::string(op) + ": cannot reshape " + shape_str(from) + " (" +
-                                std::to_string(numel) + " elements) to " + shape_str(shape) + " (" +
-                                std::to_string(known) + " elements)");
+    throw std::invalid_argument(std::string(op) + ": cannot reshape " + shape_str(from) + " (" + std::to_string(numel) +
+                                " elements) to " + shape_str(shape) + " (" + std::to_string(known) + " elements)");
   }
   return out;
 }
@@ -98,10 +97,9 @@ Tensor reshape_impl(const Tensor& x, const Shape& shape_in, bool allow_copy, con
     const Tensor c = detail::contiguous_data(x);
     y = make_view(c, shape, contiguous_strides(shape), c.offset());
   } else {
-    throw std::invalid_argument(std::string(op) + ": the tensor of shape " + shape_str(x.shape()) +
-                                " and strides " + shape_str(x.strides()) +
-                                " is not contiguous, so it has no view of shape " + shape_str(shape) +
-                                "; use reshape() (which copies) or contiguous() first");
+    throw std::invalid_argument(std::string(op) + ": the tensor of shape " + shape_str(x.shape()) + " and strides " +
+                                shape_str(x.strides()) + " is not contiguous, so it has no view of shape " +
+                                shape_str(shape) + "; use reshape() (which copies) or contiguous() first");
   }
   record(Op::reshape, y, {x}, [xs = x.shape()](const Tensor& gy, Grads& g) {
     g.set(0, reshape(gy, xs));  // dx = gy in the input's shape
@@ -186,7 +184,8 @@ Tensor transpose(const Tensor& x, std::int64_t dim0, std::int64_t dim1) {
 Tensor expand(const Tensor& x, const Shape& shape_in) {
   check_defined(x, "expand");
   if (shape_in.size() < x.shape().size())
-    throw std::invalid_argument("expand: cannot expand " + shape_str(x.shape()) + " to fewer dims " + shape_str(shape_in));
+    throw std::invalid_argument("expand: cannot expand " + shape_str(x.shape()) + " to fewer dims " +
+                                shape_str(shape_in));
   Shape shape = shape_in;
   const std::size_t lead = shape.size() - x.shape().size();
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -257,8 +256,8 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t dim_in) {
     for (std::int64_t d = 0; ok && d < t.dim(); ++d) ok = d == dim || t.size(d) == first.size(d);
     if (!ok)
       throw std::invalid_argument("concat: tensor " + std::to_string(k) + " has shape " + shape_str(t.shape()) +
-                                  ", which does not match tensor 0's " + shape_str(first.shape()) +
-                                  " outside dim " + std::to_string(dim));
+                                  ", which does not match tensor 0's " + shape_str(first.shape()) + " outside dim " +
+                                  std::to_string(dim));
     sizes.push_back(t.size(dim));
     shape[dim] += t.size(dim);
   }
@@ -288,9 +287,8 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& size
   const std::int64_t dim = wrap_dim(dim_in, x.dim(), "split");
   const std::int64_t total = std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0});
   if (total != x.size(dim))
-    throw std::invalid_argument("split: sizes add up to " + std::to_string(total) + " but dim " +
-                                std::to_string(dim) + " of " + shape_str(x.shape()) + " has " +
-                                std::to_string(x.size(dim)));
+    throw std::invalid_argument("split: sizes add up to " + std::to_string(total) + " but dim " + std::to_string(dim) +
+                                " of " + shape_str(x.shape()) + " has " + std::to_string(x.size(dim)));
   std::vector<Tensor> out;
   std::int64_t at = 0;
   for (auto s : sizes) {
@@ -307,21 +305,19 @@ std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t
   if (split_size <= 0) throw std::invalid_argument("split: split_size must be positive");
   const std::int64_t dim = wrap_dim(dim_in, x.dim(), "split");
   std::vector<std::int64_t> sizes;
-  for (std::int64_t at = 0; at < x.size(dim); at += split_size)
-    sizes.push_back(std::min(split_size, x.size(dim) - at));
+  for (std::int64_t at = 0; at < x.size(dim); at += split_size) sizes.push_back(std::min(split_size, x.size(dim) - at));
   return split(x, sizes, dim);
 }
 
 // ------------------------------------------------------------------------- indexing
 
 namespace {
-void check_index_range(const std::int64_t* idx, std::int64_t n, std::int64_t size, const char* op,
-                       std::int64_t dim) {
+void check_index_range(const std::int64_t* idx, std::int64_t n, std::int64_t size, const char* op, std::int64_t dim) {
   for (std::int64_t i = 0; i < n; ++i)
     if (idx[i] < 0 || idx[i] >= size)
       throw std::out_of_range(std::string(op) + ": index " + std::to_string(idx[i]) + " (at position " +
-                              std::to_string(i) + ") is out of range for dim " + std::to_string(dim) +
-                              " of size " + std::to_string(size));
+                              std::to_string(i) + ") is out of range for dim " + std::to_string(dim) + " of size " +
+                              std::to_string(size));
 }
 }  // namespace
 

@@ -111,8 +111,7 @@ template <class T, class F>
 void row_map2(const T* a, const T* b, T* y, std::int64_t n, F f) {
   constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
   std::int64_t i = 0;
-  for (; i + W <= n; i += W)
-    f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
+  for (; i + W <= n; i += W) f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
   for (; i < n; ++i) y[i] = f(Batch<T>(a[i]), Batch<T>(b[i])).get(0);
 }
 

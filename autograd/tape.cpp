@@ -30,8 +30,8 @@ void accumulate(Tensor& into, Tensor g) {
     into = std::move(g);
     return;
   }
-  const bool exclusive = into.impl_ptr().use_count() == 1 &&
-                         into.impl()->storage.use_count() == 1 && into.is_contiguous();
+  const bool exclusive =
+      into.impl_ptr().use_count() == 1 && into.impl()->storage.use_count() == 1 && into.is_contiguous();
   if (exclusive && detail::broadcast_shapes(into.shape(), g.shape(), "accumulate") == into.shape())
     into.add_(g);
   else
@@ -85,8 +85,8 @@ void Grads::set(std::size_t input, Tensor grad) {
 
 // ------------------------------------------------------------------------- Node
 
-Node::Node(Op op, std::vector<Edge> edges, std::vector<Shape> input_shapes, Shape output_shape,
-           DType output_dtype, BackwardFn fn)
+Node::Node(Op op, std::vector<Edge> edges, std::vector<Shape> input_shapes, Shape output_shape, DType output_dtype,
+           BackwardFn fn)
     : op_(op),
       sequence_(g_sequence.fetch_add(1)),
       edges_(std::move(edges)),
@@ -141,11 +141,13 @@ void record(Op op, Tensor& output, const std::vector<Tensor>& inputs, BackwardFn
     if (!in.defined()) continue;
     shapes[i] = in.shape();
     if (!in.requires_grad()) continue;
-    if (in.grad_fn()) edges[i].node = in.grad_fn();
-    else edges[i].leaf = in.impl()->meta;
+    if (in.grad_fn())
+      edges[i].node = in.grad_fn();
+    else
+      edges[i].leaf = in.impl()->meta;
   }
-  auto node = std::make_shared<Node>(op, std::move(edges), std::move(shapes), output.shape(),
-                                     output.dtype(), std::move(fn));
+  auto node =
+      std::make_shared<Node>(op, std::move(edges), std::move(shapes), output.shape(), output.dtype(), std::move(fn));
   // The output must be a fresh handle: give it its own metadata.
   auto meta = std::make_shared<AutogradMeta>();
   meta->requires_grad = true;
@@ -157,8 +159,9 @@ void record(Op op, Tensor& output, const std::vector<Tensor>& inputs, BackwardFn
 
 void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
   if (!root.requires_grad())
-    throw std::logic_error("backward: the tensor does not require grad and has no grad_fn "
-                           "(no input of the computation called requires_grad_())");
+    throw std::logic_error(
+        "backward: the tensor does not require grad and has no grad_fn "
+        "(no input of the computation called requires_grad_())");
   Tensor seed = seed_in;
   if (!seed.defined()) {
     if (root.numel() != 1)
@@ -168,8 +171,8 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     seed = ones(root.shape(), root.dtype());
   } else if (seed.shape() != root.shape() || seed.dtype() != root.dtype()) {
     throw std::invalid_argument("backward: gradient of shape " + shape_str(seed.shape()) + " (" +
-                                dtype_name(seed.dtype()) + ") given for an output of shape " +
-                                shape_str(root.shape()) + " (" + dtype_name(root.dtype()) + ")");
+                                dtype_name(seed.dtype()) + ") given for an output of shape " + shape_str(root.shape()) +
+                                " (" + dtype_name(root.dtype()) + ")");
   }
 
   NoGradGuard no_grad;  // backward closures compute with ops but record nothing
@@ -193,8 +196,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         stack.push_back(e.node.get());
       }
   }
-  std::sort(order.begin(), order.end(),
-            [](const Node* a, const Node* b) { return a->sequence_ > b->sequence_; });
+  std::sort(order.begin(), order.end(), [](const Node* a, const Node* b) { return a->sequence_ > b->sequence_; });
 
   // A backward that throws part-way (a freed graph, a failing closure) must leave no gradient
   // pending on the nodes it did not reach: a later backward through them would add it in.

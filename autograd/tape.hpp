@@ -26,12 +26,13 @@ namespace rune {
 
 // Every differentiable op, by the name its nodes carry. tests/test_gradcheck.cpp runs a gradient
 // check per entry and fails when an entry has none, so a new op cannot go unchecked.
-#define RUNE_DIFFERENTIABLE_OPS(X)                                                           \
-  X(add) X(sub) X(mul) X(div) X(neg) X(pow) X(pow_tensor) X(exp) X(log) X(sqrt) X(tanh)     \
-  X(sigmoid) X(relu) X(gelu) X(erf) X(where) X(masked_fill) X(sum) X(mean) X(max)           \
-  X(reshape) X(transpose) X(permute) X(expand) X(contiguous) X(slice) X(concat)             \
-  X(index_select) X(gather) X(cast) X(matmul) X(linear) X(softmax) X(log_softmax) X(layer_norm)       \
-  X(dropout) X(cross_entropy) X(mse_loss) X(attention) X(attention_weights) X(embedding) X(patchify) X(interpolate_bicubic)
+#define RUNE_DIFFERENTIABLE_OPS(X)                                                                                 \
+  X(add)                                                                                                           \
+  X(sub) X(mul) X(div) X(neg) X(pow) X(pow_tensor) X(exp) X(log) X(sqrt) X(tanh) X(sigmoid) X(relu) X(gelu) X(erf) \
+      X(where) X(masked_fill) X(sum) X(mean) X(max) X(reshape) X(transpose) X(permute) X(expand) X(contiguous)     \
+          X(slice) X(concat) X(index_select) X(gather) X(cast) X(matmul) X(linear) X(softmax) X(log_softmax)       \
+              X(layer_norm) X(dropout) X(cross_entropy) X(mse_loss) X(attention) X(attention_weights) X(embedding) \
+                  X(patchify) X(interpolate_bicubic)
 
 enum class Op : std::uint8_t {
 #define RUNE_OP_ENUM(name) name,
@@ -64,8 +65,8 @@ class NoGradGuard {
 
 struct AutogradMeta {
   bool requires_grad = false;
-  std::shared_ptr<Node> grad_fn;      // null for leaves
-  std::shared_ptr<TensorImpl> grad;   // leaves only: the accumulated gradient
+  std::shared_ptr<Node> grad_fn;     // null for leaves
+  std::shared_ptr<TensorImpl> grad;  // leaves only: the accumulated gradient
 };
 
 // What a backward closure receives: which inputs want a gradient, and where to put it.
@@ -87,13 +88,13 @@ using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
 class Node {
  public:
   struct Edge {
-    std::shared_ptr<Node> node;         // the input's producer, or
+    std::shared_ptr<Node> node;          // the input's producer, or
     std::shared_ptr<AutogradMeta> leaf;  // the input itself when it is a leaf needing a grad
     bool needs_grad() const { return node || leaf; }
   };
 
-  Node(Op op, std::vector<Edge> edges, std::vector<Shape> input_shapes, Shape output_shape,
-       DType output_dtype, BackwardFn fn);
+  Node(Op op, std::vector<Edge> edges, std::vector<Shape> input_shapes, Shape output_shape, DType output_dtype,
+       BackwardFn fn);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;

@@ -24,20 +24,28 @@ namespace rune {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::float32: return "float32";
-    case DType::float64: return "float64";
-    case DType::int64: return "int64";
-    case DType::bool_: return "bool";
+    case DType::float32:
+      return "float32";
+    case DType::float64:
+      return "float64";
+    case DType::int64:
+      return "int64";
+    case DType::bool_:
+      return "bool";
   }
   return "?";
 }
 
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::float32: return 4;
-    case DType::float64: return 8;
-    case DType::int64: return 8;
-    case DType::bool_: return 1;
+    case DType::float32:
+      return 4;
+    case DType::float64:
+      return 8;
+    case DType::int64:
+      return 8;
+    case DType::bool_:
+      return 1;
   }
   return 0;
 }
@@ -93,10 +101,18 @@ class Storage {
   Storage(DType dtype, std::int64_t n) : nbytes_(n * static_cast<std::int64_t>(dtype_size(dtype))) {
     const auto count = static_cast<std::size_t>(n);
     switch (dtype) {
-      case DType::float32: buf_.emplace<Buffer<float>>(count); break;
-      case DType::float64: buf_.emplace<Buffer<double>>(count); break;
-      case DType::int64: buf_.emplace<Buffer<std::int64_t>>(count); break;
-      case DType::bool_: buf_.emplace<Buffer<std::uint8_t>>(count); break;
+      case DType::float32:
+        buf_.emplace<Buffer<float>>(count);
+        break;
+      case DType::float64:
+        buf_.emplace<Buffer<double>>(count);
+        break;
+      case DType::int64:
+        buf_.emplace<Buffer<std::int64_t>>(count);
+        break;
+      case DType::bool_:
+        buf_.emplace<Buffer<std::uint8_t>>(count);
+        break;
     }
     g_live_bytes += nbytes_;
     ++g_live_buffers;
@@ -114,8 +130,7 @@ class Storage {
 
  private:
   std::int64_t nbytes_;
-  std::variant<Buffer<float>, Buffer<double>, Buffer<std::int64_t>, Buffer<std::uint8_t>>
-      buf_;
+  std::variant<Buffer<float>, Buffer<double>, Buffer<std::int64_t>, Buffer<std::uint8_t>> buf_;
 };
 
 std::int64_t live_tensor_bytes() { return g_live_bytes.load(); }
@@ -143,8 +158,7 @@ std::int64_t Tensor::dim() const { return static_cast<std::int64_t>(shape().size
 namespace {
 // Like wrap_dim, but a 0-d tensor has no dim to ask about (wrap_dim lets reductions name dim 0 there).
 std::int64_t existing_dim(std::int64_t d, std::int64_t rank, const char* op) {
-  if (rank == 0)
-    throw std::out_of_range(std::string(op) + ": a 0-d tensor has no dim " + std::to_string(d));
+  if (rank == 0) throw std::out_of_range(std::string(op) + ": a 0-d tensor has no dim " + std::to_string(d));
   return wrap_dim(d, rank, op);
 }
 }  // namespace
@@ -202,13 +216,17 @@ template std::vector<std::int64_t> Tensor::to_vector<std::int64_t>() const;
 
 double Tensor::item() const {
   if (numel() != 1)
-    throw std::invalid_argument("item: tensor of shape " + shape_str(shape()) +
-                                " has " + std::to_string(numel()) + " elements, not 1");
+    throw std::invalid_argument("item: tensor of shape " + shape_str(shape()) + " has " + std::to_string(numel()) +
+                                " elements, not 1");
   switch (dtype()) {
-    case DType::float32: return *data<float>();
-    case DType::float64: return *data<double>();
-    case DType::int64: return static_cast<double>(*data<std::int64_t>());
-    case DType::bool_: return *data<bool>() ? 1.0 : 0.0;
+    case DType::float32:
+      return *data<float>();
+    case DType::float64:
+      return *data<double>();
+    case DType::int64:
+      return static_cast<double>(*data<std::int64_t>());
+    case DType::bool_:
+      return *data<bool>() ? 1.0 : 0.0;
   }
   return 0.0;
 }
@@ -226,7 +244,8 @@ Tensor& Tensor::requires_grad_(bool requires) {
                            std::string(impl_->meta->grad_fn->name()) + "'); use detach() first");
   if (requires && !is_floating(impl_->dtype))
     throw std::invalid_argument(std::string("requires_grad_: only floating tensors can require "
-                                            "gradients, this one is ") + dtype_name(impl_->dtype));
+                                            "gradients, this one is ") +
+                                dtype_name(impl_->dtype));
   if (!impl_->meta) impl_->meta = std::make_shared<AutogradMeta>();
   impl_->meta->requires_grad = requires;
   return *this;
@@ -284,8 +303,8 @@ void check_no_internal_overlap(const Tensor& t, const char* op) {
   for (std::int64_t d = 0; d < t.dim(); ++d)
     if (t.stride(d) == 0 && t.size(d) > 1)
       throw std::invalid_argument(std::string(op) + ": the tensor of shape " + shape_str(t.shape()) +
-                                  " has several elements at one memory location (stride 0 in dim " +
-                                  std::to_string(d) + ", an expand); call contiguous() first");
+                                  " has several elements at one memory location (stride 0 in dim " + std::to_string(d) +
+                                  ", an expand); call contiguous() first");
 }
 
 template <class T>
@@ -298,11 +317,11 @@ void fill_strided(const Tensor& t, T value) {
     for (std::int64_t i = 0; i < n; ++i) p[i] = value;
     return;
   }
-  detail::for_each_row<1>(t.shape(), {&t.strides()},
-                          [&](const std::array<std::int64_t, 1>& off, std::int64_t n,
-                              const std::array<std::int64_t, 1>& inner) {
-                            for (std::int64_t i = 0; i < n; ++i) p[off[0] + i * inner[0]] = value;
-                          });
+  detail::for_each_row<1>(
+      t.shape(), {&t.strides()},
+      [&](const std::array<std::int64_t, 1>& off, std::int64_t n, const std::array<std::int64_t, 1>& inner) {
+        for (std::int64_t i = 0; i < n; ++i) p[off[0] + i * inner[0]] = value;
+      });
 }
 }  // namespace
 
@@ -310,10 +329,18 @@ Tensor& Tensor::fill_(double value) {
   check_defined("fill_");
   check_inplace(*this, "fill_");
   switch (dtype()) {
-    case DType::float32: fill_strided<float>(*this, static_cast<float>(value)); break;
-    case DType::float64: fill_strided<double>(*this, value); break;
-    case DType::int64: fill_strided<std::int64_t>(*this, static_cast<std::int64_t>(value)); break;
-    case DType::bool_: fill_strided<bool>(*this, value != 0.0); break;
+    case DType::float32:
+      fill_strided<float>(*this, static_cast<float>(value));
+      break;
+    case DType::float64:
+      fill_strided<double>(*this, value);
+      break;
+    case DType::int64:
+      fill_strided<std::int64_t>(*this, static_cast<std::int64_t>(value));
+      break;
+    case DType::bool_:
+      fill_strided<bool>(*this, value != 0.0);
+      break;
   }
   return *this;
 }
@@ -331,8 +358,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
   }
   detail::dispatch_bits(dtype(), [&](auto tag) {
     using U = decltype(tag);
-    detail::strided_copy<U>(static_cast<U*>(raw_data()), strides(),
-                            static_cast<const U*>(s.raw_data()), s.strides(), shape());
+    detail::strided_copy<U>(static_cast<U*>(raw_data()), strides(), static_cast<const U*>(s.raw_data()), s.strides(),
+                            shape());
   });
   return *this;
 }
@@ -344,8 +371,8 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   detail::check_same_float("add_", *this, other);
   const Shape out = detail::broadcast_shapes(shape(), other.shape(), "add_");
   if (out != shape())
-    throw std::invalid_argument("add_: cannot broadcast " + shape_str(other.shape()) +
-                                " into the destination's " + shape_str(shape()));
+    throw std::invalid_argument("add_: cannot broadcast " + shape_str(other.shape()) + " into the destination's " +
+                                shape_str(shape()));
   const Shape os = detail::broadcast_strides(other, shape());
   detail::dispatch_float(dtype(), "add_", [&](auto tag) {
     using T = decltype(tag);
@@ -359,12 +386,11 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
       for (std::int64_t i = 0; i < n; ++i) d[i] += a * o[i];
       return;
     }
-    detail::for_each_row<2>(shape(), {&strides(), &os},
-                            [&](const std::array<std::int64_t, 2>& off, std::int64_t n,
-                                const std::array<std::int64_t, 2>& inner) {
-                              for (std::int64_t i = 0; i < n; ++i)
-                                d[off[0] + i * inner[0]] += a * o[off[1] + i * inner[1]];
-                            });
+    detail::for_each_row<2>(
+        shape(), {&strides(), &os},
+        [&](const std::array<std::int64_t, 2>& off, std::int64_t n, const std::array<std::int64_t, 2>& inner) {
+          for (std::int64_t i = 0; i < n; ++i) d[off[0] + i * inner[0]] += a * o[off[1] + i * inner[1]];
+        });
   });
   return *this;
 }
@@ -377,11 +403,11 @@ Tensor& Tensor::mul_(double factor) {
     using T = decltype(tag);
     T* d = data<T>();
     const T f = static_cast<T>(factor);
-    detail::for_each_row<1>(shape(), {&strides()},
-                            [&](const std::array<std::int64_t, 1>& off, std::int64_t n,
-                                const std::array<std::int64_t, 1>& inner) {
-                              for (std::int64_t i = 0; i < n; ++i) d[off[0] + i * inner[0]] *= f;
-                            });
+    detail::for_each_row<1>(
+        shape(), {&strides()},
+        [&](const std::array<std::int64_t, 1>& off, std::int64_t n, const std::array<std::int64_t, 1>& inner) {
+          for (std::int64_t i = 0; i < n; ++i) d[off[0] + i * inner[0]] *= f;
+        });
   });
   return *this;
 }
@@ -426,8 +452,7 @@ Tensor Tensor::clone() const {
 
 namespace {
 template <class T>
-void print_values(std::ostream& os, const Tensor& c, std::int64_t dim, std::int64_t offset,
-                  int indent) {
+void print_values(std::ostream& os, const Tensor& c, std::int64_t dim, std::int64_t offset, int indent) {
   const Shape& s = c.shape();
   const T* p = c.data<T>();
   if (s.empty()) {
@@ -446,8 +471,10 @@ void print_values(std::ostream& os, const Tensor& c, std::int64_t dim, std::int6
       continue;
     }
     if (last) {
-      if constexpr (std::is_same_v<T, bool>) os << (p[offset + i * stride] ? "true" : "false");
-      else os << p[offset + i * stride];
+      if constexpr (std::is_same_v<T, bool>)
+        os << (p[offset + i * stride] ? "true" : "false");
+      else
+        os << p[offset + i * stride];
     } else {
       print_values<T>(os, c, dim + 1, offset + i * stride, indent + 1);
     }
@@ -469,13 +496,20 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   std::ostringstream body;
   body << std::setprecision(6);
   switch (c.dtype()) {
-    case DType::float32: print_values<float>(body, c, 0, 0, 7); break;
-    case DType::float64: print_values<double>(body, c, 0, 0, 7); break;
-    case DType::int64: print_values<std::int64_t>(body, c, 0, 0, 7); break;
-    case DType::bool_: print_values<bool>(body, c, 0, 0, 7); break;
+    case DType::float32:
+      print_values<float>(body, c, 0, 0, 7);
+      break;
+    case DType::float64:
+      print_values<double>(body, c, 0, 0, 7);
+      break;
+    case DType::int64:
+      print_values<std::int64_t>(body, c, 0, 0, 7);
+      break;
+    case DType::bool_:
+      print_values<bool>(body, c, 0, 0, 7);
+      break;
   }
-  os << "tensor(" << body.str() << ", shape=" << shape_str(t.shape())
-     << ", dtype=" << dtype_name(t.dtype());
+  os << "tensor(" << body.str() << ", shape=" << shape_str(t.shape()) << ", dtype=" << dtype_name(t.dtype());
   if (t.requires_grad()) os << (t.is_leaf() ? ", requires_grad" : std::string(", grad_fn=") + t.grad_fn()->name());
   return os << ')';
 }
@@ -515,10 +549,18 @@ Tensor arange(double start, double end, double step, DType dtype) {
   for (std::int64_t i = 0; i < n; ++i) {
     const double v = start + static_cast<double>(i) * step;
     switch (dtype) {
-      case DType::float32: t.data<float>()[i] = static_cast<float>(v); break;
-      case DType::float64: t.data<double>()[i] = v; break;
-      case DType::int64: t.data<std::int64_t>()[i] = static_cast<std::int64_t>(v); break;
-      case DType::bool_: t.data<bool>()[i] = v != 0.0; break;
+      case DType::float32:
+        t.data<float>()[i] = static_cast<float>(v);
+        break;
+      case DType::float64:
+        t.data<double>()[i] = v;
+        break;
+      case DType::int64:
+        t.data<std::int64_t>()[i] = static_cast<std::int64_t>(v);
+        break;
+      case DType::bool_:
+        t.data<bool>()[i] = v != 0.0;
+        break;
     }
   }
   return t;
@@ -534,8 +576,8 @@ Tensor copy_in(const T* data, const Shape& shape) {
 template <class T>
 Tensor from_values(const std::vector<T>& values, const Shape& shape) {
   if (static_cast<std::int64_t>(values.size()) != shape_numel(shape))
-    throw std::invalid_argument("from_vector: " + std::to_string(values.size()) +
-                                " values do not fill shape " + shape_str(shape));
+    throw std::invalid_argument("from_vector: " + std::to_string(values.size()) + " values do not fill shape " +
+                                shape_str(shape));
   return copy_in(values.data(), shape);
 }
 }  // namespace
@@ -559,8 +601,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType d
   const std::int64_t n_cols = n_rows ? static_cast<std::int64_t>(rows.begin()->size()) : 0;
   for (const auto& row : rows) {
     if (static_cast<std::int64_t>(row.size()) != n_cols)
-      throw std::invalid_argument("tensor: rows of a 2-D literal must have equal lengths (" +
-                                  std::to_string(n_cols) + " and " + std::to_string(row.size()) + ")");
+      throw std::invalid_argument("tensor: rows of a 2-D literal must have equal lengths (" + std::to_string(n_cols) +
+                                  " and " + std::to_string(row.size()) + ")");
     v.insert(v.end(), row.begin(), row.end());
   }
   return to_dtype(from_vector(v, {n_rows, n_cols}), dtype);
@@ -608,8 +650,7 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generato
   Tensor t = empty(shape, DType::int64);
   auto* p = t.data<std::int64_t>();
   const auto span = static_cast<std::uint64_t>(high - low);
-  for (std::int64_t i = 0, n = t.numel(); i < n; ++i)
-    p[i] = low + static_cast<std::int64_t>(gen.below(span));
+  for (std::int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = low + static_cast<std::int64_t>(gen.below(span));
   return t;
 }
 Tensor randn(const Shape& shape, DType dtype) { return randn(shape, default_generator(), dtype); }
@@ -627,15 +668,15 @@ void check_same_float(const char* op, const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined()) throw std::invalid_argument(std::string(op) + ": undefined tensor");
   if (!is_floating(a.dtype())) throw_dtype(op, a.dtype(), "a floating dtype (float32 or float64)");
   if (a.dtype() != b.dtype())
-    throw std::invalid_argument(std::string(op) + ": dtypes differ: " + dtype_name(a.dtype()) +
-                                " and " + dtype_name(b.dtype()) + " (convert one with to())");
+    throw std::invalid_argument(std::string(op) + ": dtypes differ: " + dtype_name(a.dtype()) + " and " +
+                                dtype_name(b.dtype()) + " (convert one with to())");
 }
 
 void check_dtype(const char* op, const Tensor& t, DType dtype, const char* role) {
   if (!t.defined()) throw std::invalid_argument(std::string(op) + ": " + role + " is undefined");
   if (t.dtype() != dtype)
-    throw std::invalid_argument(std::string(op) + ": " + role + " must be " + dtype_name(dtype) +
-                                ", got " + dtype_name(t.dtype()));
+    throw std::invalid_argument(std::string(op) + ": " + role + " must be " + dtype_name(dtype) + ", got " +
+                                dtype_name(t.dtype()));
 }
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
@@ -645,9 +686,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     const std::int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     const std::int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (da != db && da != 1 && db != 1)
-      throw std::invalid_argument(std::string(op) + ": cannot broadcast " + shape_str(a) + " with " +
-                                  shape_str(b) + " (dim " + std::to_string(i) + ": " +
-                                  std::to_string(da) + " vs " + std::to_string(db) + ")");
+      throw std::invalid_argument(std::string(op) + ": cannot broadcast " + shape_str(a) + " with " + shape_str(b) +
+                                  " (dim " + std::to_string(i) + ": " + std::to_string(da) + " vs " +
+                                  std::to_string(db) + ")");
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -667,8 +708,7 @@ Tensor contiguous_data(const Tensor& x) {
   Tensor out = empty(x.shape(), x.dtype());
   dispatch_bits(x.dtype(), [&](auto tag) {
     using U = decltype(tag);
-    strided_gather<U>(static_cast<U*>(out.raw_data()), static_cast<const U*>(x.raw_data()),
-                      x.shape(), x.strides());
+    strided_gather<U>(static_cast<U*>(out.raw_data()), static_cast<const U*>(x.raw_data()), x.shape(), x.strides());
   });
   return out;
 }

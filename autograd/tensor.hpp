@@ -71,10 +71,12 @@ class Tensor {
   bool shares_storage(const Tensor& other) const;
 
   // ---- data. data<T>() points at the first element (offset applied) and checks the dtype.
-  template <class T> T* data() const;
+  template <class T>
+  T* data() const;
   void* raw_data() const;
   double item() const;  // the single element as a double; throws unless numel() == 1
-  template <class T> std::vector<T> to_vector() const;  // elements in logical (row-major) order
+  template <class T>
+  std::vector<T> to_vector() const;  // elements in logical (row-major) order
 
   // ---- autograd
   bool requires_grad() const;
@@ -98,7 +100,7 @@ class Tensor {
   // grad while grad mode is on (the tape would silently see changed values).
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
-  Tensor& copy_(const Tensor& src);                  // src broadcast to this shape, cast to dtype
+  Tensor& copy_(const Tensor& src);                       // src broadcast to this shape, cast to dtype
   Tensor& add_(const Tensor& other, double alpha = 1.0);  // this += alpha * other
   Tensor& mul_(double factor);
 
@@ -159,7 +161,7 @@ Tensor randn(const Shape& shape, DType dtype = DType::float32);
 Tensor rand(const Shape& shape, DType dtype = DType::float32);
 
 // ---- bookkeeping, for leak tests and diagnostics
-std::int64_t live_tensor_bytes();   // bytes held by all live buffers
+std::int64_t live_tensor_bytes();  // bytes held by all live buffers
 std::int64_t live_tensor_buffers();
 
 }  // namespace rune

@@ -14,7 +14,7 @@
 namespace rune::testing {
 
 inline ::testing::AssertionResult gradients_ok(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                                                const GradcheckOptions& options = {}) {
+                                               const GradcheckOptions& options = {}) {
   const GradcheckResult r = gradcheck(f, inputs, options);
   if (r.ok) return ::testing::AssertionSuccess() << r.message();
   return ::testing::AssertionFailure() << "gradient check failed:\n" << r.message();

@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
-#include "bench/timing.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
+#include "bench/timing.hpp"
 #include "nn/attention.hpp"
 
 using namespace rune;
@@ -59,8 +59,8 @@ void bench_training(bool causal, bool backward) {
     NoGradGuard no_grad;
     s = median_seconds([&] { (void)mha.forward(x, x, x, mask); });
   }
-  const std::string name = std::string("mha ") + (causal ? "causal" : "self") + (backward ? " fwd+bwd" : " fwd") +
-                           " (32,64,128) h8";
+  const std::string name =
+      std::string("mha ") + (causal ? "causal" : "self") + (backward ? " fwd+bwd" : " fwd") + " (32,64,128) h8";
   report(name, s, flops / s * 1e-9, "GFLOP/s");
 }
 

@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
-#include "bench/timing.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
+#include "bench/timing.hpp"
 
 using namespace rune;
 using bench::median_seconds;

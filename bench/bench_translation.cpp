@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
-#include "bench/timing.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
+#include "bench/timing.hpp"
 #include "nn/seq2seq.hpp"
 #include "optim/adam.hpp"
 

@@ -19,7 +19,8 @@ int attention(const AttentionRequest& r) {
   const std::string what = "checkpoint " + r.checkpoint;
   if (!r.image.empty()) {
     auto& source = train::capability<analysis::ImageAttentionSource>(*loaded->task, what);
-    const std::vector<std::string> out = report::write_image_attention(source.image_attention(r.image), r.image, r.out_dir);
+    const std::vector<std::string> out =
+        report::write_image_attention(source.image_attention(r.image), r.image, r.out_dir);
     std::printf("%s\nwrote %s, %s and %s\n", out[0].c_str(), out[1].c_str(), out[2].c_str(), out[3].c_str());
     return 0;
   }

@@ -37,7 +37,8 @@ int evaluate(const EvalRequest& request) {
   const std::string out = !request.out_dir.empty() ? request.out_dir : !run.empty() ? run : ".";
   std::filesystem::create_directories(out);
   if (!request.out_dir.empty() || !run.empty())
-    train::write_file((std::filesystem::path(out) / ("eval-" + request.split + ".json")).string(), train::metrics_json(record));
+    train::write_file((std::filesystem::path(out) / ("eval-" + request.split + ".json")).string(),
+                      train::metrics_json(record));
   if (reports) {
     for (const std::string& file : reports->write_reports(request.split, out)) std::printf("wrote %s\n", file.c_str());
     if (!request.predictions.empty()) {
@@ -56,7 +57,8 @@ Command add_eval(CLI::App& app) {
   add_checkpoint_argument(*c, r->checkpoint);
   c->add_option("--split", r->split, "val or test")->check(CLI::IsMember({"val", "test"}));
   c->add_option("--set", r->sets, "Override a key of the checkpoint's config (the data or the image size, say)");
-  c->add_option("--out", r->out_dir, "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");
+  c->add_option("--out", r->out_dir,
+                "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");
   c->add_option("--predictions", r->predictions, "Write one line per example (index, label, predicted) to this file");
   return {c, [r] { return evaluate(*r); }};
 }

@@ -32,7 +32,8 @@ int heads(const HeadsRequest& request) {
   const std::string out = !request.out_dir.empty() ? request.out_dir
                           : !run.empty()           ? (fs::path(run) / ("heads-" + split)).string()
                                                    : "heads-" + split;
-  const std::string title = fs::path(request.checkpoint).filename().string() + " (step " + std::to_string(loaded->checkpoint.step) + ")";
+  const std::string title =
+      fs::path(request.checkpoint).filename().string() + " (step " + std::to_string(loaded->checkpoint.step) + ")";
 
   std::printf("%s, %s split, %lld examples, mean loss %.4f\n", request.checkpoint.c_str(), split.c_str(),
               static_cast<long long>(analysis.examples), analysis.loss);
@@ -51,9 +52,10 @@ int heads(const HeadsRequest& request) {
     for (const HeadResult& r : m.heads) dead += r.dead;
   std::printf("%lld\n", static_cast<long long>(dead));
   for (const auto& [name, can] : analysis.prunable)
-    std::printf("pruning: %lld heads can go before %s drops by more than one point (%.4f at first)\n", static_cast<long long>(can),
-                name.c_str(), analysis.pruning.front().metrics.at(name));
-  for (const std::string& file : report::write_head_report(analysis, out, title)) std::printf("wrote %s\n", file.c_str());
+    std::printf("pruning: %lld heads can go before %s drops by more than one point (%.4f at first)\n",
+                static_cast<long long>(can), name.c_str(), analysis.pruning.front().metrics.at(name));
+  for (const std::string& file : report::write_head_report(analysis, out, title))
+    std::printf("wrote %s\n", file.c_str());
   return 0;
 }
 
@@ -62,22 +64,28 @@ int heads(const HeadsRequest& request) {
 Command add_heads(CLI::App& app) {
   auto r = std::make_shared<HeadsRequest>();
   auto quiet = std::make_shared<bool>(false);
-  CLI::App* c = app.add_subcommand("heads", "Analyse every attention head of a checkpoint on a split: patterns, importance, redundancy, pruning");
+  CLI::App* c = app.add_subcommand(
+      "heads", "Analyse every attention head of a checkpoint on a split: patterns, importance, redundancy, pruning");
   add_checkpoint_argument(*c, r->checkpoint);
   c->add_option("--split", r->analysis.split, "val or test")->check(CLI::IsMember({"val", "test"}));
-  c->add_option("--out", r->out_dir, "Folder for heads.md, the CSVs and PNGs; default: heads-<split> in the run folder");
+  c->add_option("--out", r->out_dir,
+                "Folder for heads.md, the CSVs and PNGs; default: heads-<split> in the run folder");
   c->add_flag("--prune", r->prune, "Mask heads in increasing order of importance, evaluating the task after each");
-  c->add_option("--limit", r->analysis.limit, "Analyse only the split's first N examples (0: all; pruning evaluates all)")->check(CLI::NonNegativeNumber);
+  c->add_option("--limit", r->analysis.limit,
+                "Analyse only the split's first N examples (0: all; pruning evaluates all)")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--batch-size", r->analysis.batch_size, "Examples per analysis batch")->check(CLI::PositiveNumber);
-  c->add_option("--redundant-js", r->analysis.redundant_js, "Head pairs of a module below this mean Jensen-Shannon divergence (nats) are redundant")
+  c->add_option("--redundant-js", r->analysis.redundant_js,
+                "Head pairs of a module below this mean Jensen-Shannon divergence (nats) are redundant")
       ->check(CLI::Range(0.0, 1.0));
-  c->add_option("--dead", r->analysis.dead_fraction, "Heads below this fraction of the largest raw importance are dead")->check(CLI::Range(0.0, 1.0));
+  c->add_option("--dead", r->analysis.dead_fraction, "Heads below this fraction of the largest raw importance are dead")
+      ->check(CLI::Range(0.0, 1.0));
   c->add_option("--set", r->sets, "Override a key of the checkpoint's config");
   c->add_flag("--no-progress", *quiet, "No progress lines on stderr");
   return {c, [r, quiet] {
-    r->analysis.progress = !*quiet;
-    return heads(*r);
-  }};
+            r->analysis.progress = !*quiet;
+            return heads(*r);
+          }};
 }
 
 }  // namespace rune::cli

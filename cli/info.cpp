@@ -12,7 +12,8 @@ namespace {
 
 int info(const std::string& checkpoint) {
   const train::Checkpoint c = train::read_checkpoint(checkpoint);
-  std::printf("%s: %s version %lld\n", checkpoint.c_str(), train::kCheckpointFormat, static_cast<long long>(train::kCheckpointVersion));
+  std::printf("%s: %s version %lld\n", checkpoint.c_str(), train::kCheckpointFormat,
+              static_cast<long long>(train::kCheckpointVersion));
   std::printf("step %lld, epoch %lld, optimizer %s (%lld steps)\n", static_cast<long long>(c.step),
               static_cast<long long>(c.epoch), c.optimizer.empty() ? "none" : c.optimizer.c_str(),
               static_cast<long long>(c.optimizer_steps));

@@ -15,13 +15,13 @@ Command add_train(CLI::App& app) {
       ->check(CLI::ExistingFile);
   c->add_flag("--no-progress", *no_progress, "A log line every train.log_every steps instead of the live line");
   return {c, [request, no_progress] {
-    request->progress = !*no_progress;
-    // the curves are redrawn from the metrics log after every validation
-    request->after_validation = [](const std::string& folder, const std::string& name) {
-      report::draw_run_curves(folder, name);
-    };
-    return train::train(*request);
-  }};
+            request->progress = !*no_progress;
+            // the curves are redrawn from the metrics log after every validation
+            request->after_validation = [](const std::string& folder, const std::string& name) {
+              report::draw_run_curves(folder, name);
+            };
+            return train::train(*request);
+          }};
 }
 
 }  // namespace rune::cli

@@ -35,7 +35,8 @@ Command add_translate(CLI::App& app) {
   auto checkpoint = std::make_shared<std::string>();
   auto sentences = std::make_shared<std::vector<std::string>>();
   auto scores = std::make_shared<bool>(false);
-  CLI::App* c = app.add_subcommand("translate", "Translate sentences with a checkpoint of a task that translates (stdin when none given)");
+  CLI::App* c = app.add_subcommand(
+      "translate", "Translate sentences with a checkpoint of a task that translates (stdin when none given)");
   add_checkpoint_argument(*c, *checkpoint);
   c->add_option("sentences", *sentences, "Sentences to translate; without them, one per line from stdin");
   c->add_flag("--scores", *scores,

@@ -20,26 +20,27 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
   // The composed path: the weights are a result of their own, so they can take a gradient.
   const Tensor p = attention_weights(q, k, mask, scale);  // (B, H, Tq, Tk)
   if (v.dim() != 4 || v.size(1) == 0 || p.size(1) % v.size(1) != 0 || v.size(2) != p.size(3))
-    throw std::invalid_argument("scaled_dot_product_attention: v " + shape_str(v.shape()) +
-                                " does not fit weights " + shape_str(p.shape()));
+    throw std::invalid_argument("scaled_dot_product_attention: v " + shape_str(v.shape()) + " does not fit weights " +
+                                shape_str(p.shape()));
   const Tensor pd = dropout_p > 0 ? dropout(p, dropout_p, true, gen ? *gen : default_generator()) : p;
   const std::int64_t B = p.size(0), H = p.size(1), Tq = p.size(2), Tk = p.size(3), Hkv = v.size(1);
   // Query heads of one group are adjacent, so (B, H, Tq, Tk) is (B, Hkv, G*Tq, Tk) in memory.
-  const Tensor out = Hkv == H ? matmul(pd, v)
-                              : reshape(matmul(reshape(pd, {B, Hkv, (H / Hkv) * Tq, Tk}), v), {B, H, Tq, v.size(3)});
+  const Tensor out =
+      Hkv == H ? matmul(pd, v) : reshape(matmul(reshape(pd, {B, Hkv, (H / Hkv) * Tq, Tk}), v), {B, H, Tq, v.size(3)});
   return {out, weights == AttentionWeights::averaged ? mean(p, {1}) : p};
 }
 
 Tensor split_heads(const Tensor& x, std::int64_t heads) {
   if (x.dim() != 3 || heads <= 0 || x.size(2) % heads != 0)
-    throw std::invalid_argument("split_heads: input " + shape_str(x.shape()) + " is not (B, T, H * D) for H = " +
-                                std::to_string(heads));
+    throw std::invalid_argument("split_heads: input " + shape_str(x.shape()) +
+                                " is not (B, T, H * D) for H = " + std::to_string(heads));
   // (B, T, H, D) -> (B, H, T, D); a view, also of a column slice of a fused projection
   return permute(reshape(x, {x.size(0), x.size(1), heads, x.size(2) / heads}), {0, 2, 1, 3});
 }
 
 Tensor combine_heads(const Tensor& x) {
-  if (x.dim() != 4) throw std::invalid_argument("combine_heads: input " + shape_str(x.shape()) + " is not (B, H, T, D)");
+  if (x.dim() != 4)
+    throw std::invalid_argument("combine_heads: input " + shape_str(x.shape()) + " is not (B, H, T, D)");
   return reshape(permute(x, {0, 2, 1, 3}), {x.size(0), x.size(2), x.size(1) * x.size(3)});  // (B, T, H * D)
 }
 
@@ -50,8 +51,8 @@ void KVCache::append(const Tensor& k, const Tensor& v) {
     throw std::invalid_argument("KVCache::append: keys " + shape_str(k.shape()) + " and values " +
                                 shape_str(v.shape()) + " must be (B, Hkv, T, D) with equal B, Hkv and T");
   if (!empty()) {
-    const bool fits = k.size(0) == k_.size(0) && k.size(1) == k_.size(1) && k.size(3) == k_.size(3) &&
-                      v.size(3) == v_.size(3);
+    const bool fits =
+        k.size(0) == k_.size(0) && k.size(1) == k_.size(1) && k.size(3) == k_.size(3) && v.size(3) == v_.size(3);
     if (!fits)
       throw std::invalid_argument("KVCache::append: new keys " + shape_str(k.shape()) + " do not continue the cached " +
                                   shape_str(k_.shape()));
@@ -178,8 +179,7 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o, Gener
 }
 
 AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                                            const AttentionMask& mask, AttentionWeights weights,
-                                            KVCache* cache) const {
+                                            const AttentionMask& mask, AttentionWeights weights, KVCache* cache) const {
   if (!has_forward_hooks()) return forward_impl(query, key, value, mask, weights, cache);
   MultiheadAttentionKwargs kwargs;
   kwargs.mask = mask;
@@ -200,15 +200,15 @@ AttentionResult MultiheadAttention::forward_impl(const Tensor& query, const Tens
                                                  KVCache* cache) const {
   const bool reuse_memory = cache && cache->kind() == KVCache::Kind::memory && !cache->empty();
   check_inputs(query, key, value, reuse_memory);
-  const Projections heads_in = split_into_heads(project(query, key, value, reuse_memory), cache, reuse_memory,
-                                                query.size(0));
+  const Projections heads_in =
+      split_into_heads(project(query, key, value, reuse_memory), cache, reuse_memory, query.size(0));
   const double p = is_training() ? options.dropout : 0.0;
   // averaged weights are the mean of the per-head ones, taken after the output (below)
   const AttentionWeights asked = weights == AttentionWeights::none ? weights : AttentionWeights::per_head;
   AttentionResult r = scaled_dot_product_attention(heads_in.q, heads_in.k, heads_in.v, mask, p, asked, std::nullopt,
                                                    options.dropout_generator);
   const Tensor heads = gate_heads(combine_heads(r.output));  // (B, Tq, C), head h in columns h D .. (h + 1) D
-  r.output = out_proj->forward(heads);                      // (B, Tq, C)
+  r.output = out_proj->forward(heads);                       // (B, Tq, C)
   if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)
   return r;
 }
@@ -318,14 +318,16 @@ void MultiheadAttention::set_head_gate(const Tensor& gate) {
   }
   const std::int64_t H = options.num_heads;
   if (gate.dim() < 1 || gate.dim() > 2 || gate.size(gate.dim() - 1) != H || !is_floating(gate.dtype()))
-    throw std::invalid_argument("MultiheadAttention: a head gate must be float, (" + std::to_string(H) + ") for every example or (B, " +
-                                std::to_string(H) + ") per example, got " + shape_str(gate.shape()));
+    throw std::invalid_argument("MultiheadAttention: a head gate must be float, (" + std::to_string(H) +
+                                ") for every example or (B, " + std::to_string(H) + ") per example, got " +
+                                shape_str(gate.shape()));
   head_gate_ = gate;
 }
 
 void MultiheadAttention::set_drophead(double p) {
   if (!(p >= 0.0 && p < 1.0))
-    throw std::invalid_argument("MultiheadAttention: the DropHead probability must be in [0, 1), got " + std::to_string(p));
+    throw std::invalid_argument("MultiheadAttention: the DropHead probability must be in [0, 1), got " +
+                                std::to_string(p));
   drophead_ = p;
 }
 

@@ -81,7 +81,7 @@ struct MultiheadAttentionOptions {
   std::int64_t num_heads = 1;
   std::int64_t num_kv_heads = 0;  // 0: num_heads. 1: multi-query; in between: grouped-query
   bool bias = true;
-  double dropout = 0.0;           // on the attention weights, in training mode
+  double dropout = 0.0;             // on the attention weights, in training mode
   std::int64_t kdim = 0, vdim = 0;  // widths of key and value inputs; 0: embed_dim
   // DropHead (Zhou et al. 2020): in training mode each head of each example is dropped whole with
   // this probability and the example's kept heads are scaled by H / (heads kept).
@@ -118,9 +118,8 @@ class MultiheadAttention : public Module {
   // memory cache projects key/value on its first call only.
   // Hooks: inputs (query, key, value), kwargs MultiheadAttentionKwargs, outputs (output) or
   // (output, weights) when weights are asked for.
-  AttentionResult forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                          const AttentionMask& mask = {}, AttentionWeights weights = AttentionWeights::none,
-                          KVCache* cache = nullptr) const;
+  AttentionResult forward(const Tensor& query, const Tensor& key, const Tensor& value, const AttentionMask& mask = {},
+                          AttentionWeights weights = AttentionWeights::none, KVCache* cache = nullptr) const;
   std::string repr() const override;
 
   // A gate per head (H), an input of the layer like head_mask in common Transformer libraries,

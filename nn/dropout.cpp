@@ -9,7 +9,8 @@ Dropout::Dropout(double p_, Generator* gen) : p(p_), gen_(gen) {
 }
 
 Tensor Dropout::forward(const Tensor& x) const {
-  return with_hooks(x, [this](const Tensor& in) { return dropout(in, p, is_training(), gen_ ? *gen_ : default_generator()); });
+  return with_hooks(
+      x, [this](const Tensor& in) { return dropout(in, p, is_training(), gen_ ? *gen_ : default_generator()); });
 }
 
 std::string Dropout::repr() const {

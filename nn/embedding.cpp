@@ -48,12 +48,14 @@ Tensor rows_for(const Tensor& table, const Tensor& x, std::int64_t start, const 
 
 SinusoidalPositionalEncoding::SinusoidalPositionalEncoding(std::int64_t d, std::int64_t len)
     : d_model(d), max_len(len) {
-  if (d <= 0 || len <= 0) throw std::invalid_argument("SinusoidalPositionalEncoding: d_model and max_len must be positive");
+  if (d <= 0 || len <= 0)
+    throw std::invalid_argument("SinusoidalPositionalEncoding: d_model and max_len must be positive");
   std::vector<double> v(static_cast<std::size_t>(len * d));
   for (std::int64_t t = 0; t < len; ++t)
     for (std::int64_t i = 0; i < d; ++i) {
       // angle = t / 10000^(2 floor(i/2) / C): even features take its sine, odd ones its cosine
-      const double angle = static_cast<double>(t) * std::exp(-std::log(10000.0) * static_cast<double>(i - i % 2) / static_cast<double>(d));
+      const double angle = static_cast<double>(t) *
+                           std::exp(-std::log(10000.0) * static_cast<double>(i - i % 2) / static_cast<double>(d));
       v[static_cast<std::size_t>(t * d + i)] = i % 2 == 0 ? std::sin(angle) : std::cos(angle);
     }
   pe = to_dtype(from_vector(v, {len, d}), DType::float32);
@@ -70,12 +72,14 @@ Tensor SinusoidalPositionalEncoding::forward(const Tensor& x, std::int64_t start
 }
 
 std::string SinusoidalPositionalEncoding::repr() const {
-  return "SinusoidalPositionalEncoding(d_model=" + std::to_string(d_model) + ", max_len=" + std::to_string(max_len) + ")";
+  return "SinusoidalPositionalEncoding(d_model=" + std::to_string(d_model) + ", max_len=" + std::to_string(max_len) +
+         ")";
 }
 
 LearnedPositionalEmbedding::LearnedPositionalEmbedding(std::int64_t len, std::int64_t d, Generator& gen)
     : max_len(len), d_model(d) {
-  if (d <= 0 || len <= 0) throw std::invalid_argument("LearnedPositionalEmbedding: max_len and d_model must be positive");
+  if (d <= 0 || len <= 0)
+    throw std::invalid_argument("LearnedPositionalEmbedding: max_len and d_model must be positive");
   weight = register_parameter("weight", empty({len, d}));
   init::normal_(weight, 0.0, 1.0, gen);
 }

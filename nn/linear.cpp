@@ -7,8 +7,7 @@
 
 namespace rune::nn {
 
-Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, Generator& gen)
-    : in_features(in), out_features(out) {
+Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, Generator& gen) : in_features(in), out_features(out) {
   if (in <= 0 || out <= 0) throw std::invalid_argument("Linear: in_features and out_features must be positive");
   weight = register_parameter("weight", empty({out, in}));
   init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::fan_in, init::Nonlinearity::leaky_relu, gen);

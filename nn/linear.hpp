@@ -9,8 +9,7 @@ namespace rune::nn {
 class Linear : public Module {
  public:
   // PyTorch's init: W ~ kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); b likewise.
-  Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true,
-         Generator& gen = default_generator());
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
   std::string repr() const override;
 

@@ -118,15 +118,14 @@ LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
       continue;
     }
     if (it->second->shape() != param.shape())
-      report.mismatched.push_back(name + ": " + shape_str(it->second->shape()) + " given, " +
-                                  shape_str(param.shape()) + " expected");
+      report.mismatched.push_back(name + ": " + shape_str(it->second->shape()) + " given, " + shape_str(param.shape()) +
+                                  " expected");
     else
       copies.emplace_back(param, it->second);
     given.erase(it);
   }
   for (const auto& [name, t] : given) report.unexpected.push_back(name);
-  if (strict && !report.ok())
-    throw std::invalid_argument("load_state_dict into " + repr() + ":\n" + report.message());
+  if (strict && !report.ok()) throw std::invalid_argument("load_state_dict into " + repr() + ":\n" + report.message());
   NoGradGuard no_grad;
   for (auto& [param, value] : copies) param.copy_(*value);
   return report;

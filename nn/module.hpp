@@ -67,11 +67,13 @@ struct ForwardKwargs {
 // One forward call as hooks see it.
 struct ForwardCall {
   const Module& module;
-  std::vector<Tensor> inputs;        // the forward's tensor arguments, in order
-  ForwardKwargs* kwargs = nullptr;   // null for a module without other arguments
+  std::vector<Tensor> inputs;       // the forward's tensor arguments, in order
+  ForwardKwargs* kwargs = nullptr;  // null for a module without other arguments
   // The kwargs as the module's own type, or null for another type (a hook on many modules).
   template <class K>
-  K* kwargs_as() const { return dynamic_cast<K*>(kwargs); }
+  K* kwargs_as() const {
+    return dynamic_cast<K*>(kwargs);
+  }
 };
 
 // May change call.inputs (same count) and *call.kwargs before the forward runs.
@@ -105,9 +107,9 @@ class HookHandle {
   HookHandle& operator=(HookHandle&& other) noexcept;
   ~HookHandle() { remove(); }
 
-  void remove();                   // unregisters the hook; nothing if already removed or detached
+  void remove();                     // unregisters the hook; nothing if already removed or detached
   void detach() { hooks_.reset(); }  // the hook stays; this handle no longer owns it
-  bool active() const;             // the hook is registered and owned by this handle
+  bool active() const;               // the hook is registered and owned by this handle
 
  private:
   friend class Module;
@@ -142,7 +144,7 @@ class Module {
   // Resets every parameter's gradient: dropped (set_to_none, PyTorch's default, so the next
   // backward writes it afresh) or filled with zeros in place.
   void zero_grad(bool set_to_none = true);
-  std::int64_t num_parameters() const;   // total element count
+  std::int64_t num_parameters() const;  // total element count
   // A table: one row per parameter (name, shape, count) and the total.
   std::string summary() const;
 

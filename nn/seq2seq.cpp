@@ -65,7 +65,8 @@ Tensor Seq2SeqTransformer::forward(const Tensor& src, const Tensor& tgt_in) cons
   };
   if (!has_forward_hooks()) return run(src, tgt_in);
   ForwardCall call{*this, {src, tgt_in}};
-  return call_with_hooks(call, [&](const ForwardCall& c) { return std::vector<Tensor>{run(c.inputs[0], c.inputs[1])}; })[0];
+  return call_with_hooks(call,
+                         [&](const ForwardCall& c) { return std::vector<Tensor>{run(c.inputs[0], c.inputs[1])}; })[0];
 }
 
 Tensor Seq2SeqTransformer::greedy(const Tensor& src, std::int64_t max_steps) const {
@@ -91,8 +92,8 @@ Tensor Seq2SeqTransformer::greedy(const Tensor& src, std::int64_t max_steps) con
   return from_vector(out, {B, max_steps});
 }
 
-Tensor Seq2SeqTransformer::beam_search(const Tensor& src, std::int64_t beam, std::int64_t max_steps, double length_penalty,
-                                       bool use_cache) const {
+Tensor Seq2SeqTransformer::beam_search(const Tensor& src, std::int64_t beam, std::int64_t max_steps,
+                                       double length_penalty, bool use_cache) const {
   if (beam < 1) throw std::invalid_argument("beam_search: beam must be at least 1");
   NoGradGuard no_grad;
   const std::int64_t B = src.size(0), K = beam, N = B * K;
@@ -107,15 +108,17 @@ Tensor Seq2SeqTransformer::beam_search(const Tensor& src, std::int64_t beam, std
   DecoderCache cache = transformer->decoder->make_cache();
 
   const double ninf = -std::numeric_limits<double>::infinity();
-  std::vector<std::vector<std::int64_t>> seqs(static_cast<std::size_t>(N));  // tokens after bos
-  std::vector<double> score(static_cast<std::size_t>(N), ninf);               // log-probability so far
+  std::vector<std::vector<std::int64_t>> seqs(static_cast<std::size_t>(N));         // tokens after bos
+  std::vector<double> score(static_cast<std::size_t>(N), ninf);                     // log-probability so far
   for (std::int64_t b = 0; b < B; ++b) score[static_cast<std::size_t>(b * K)] = 0;  // one live beam at first
   struct Done {
     double key;
     std::vector<std::int64_t> tokens;
   };
   std::vector<std::vector<Done>> done(static_cast<std::size_t>(B));
-  const auto penalty = [&](std::size_t len) { return std::pow((5.0 + static_cast<double>(len)) / 6.0, length_penalty); };
+  const auto penalty = [&](std::size_t len) {
+    return std::pow((5.0 + static_cast<double>(len)) / 6.0, length_penalty);
+  };
   for (std::int64_t t = 0; t < max_steps; ++t) {
     Tensor logp;  // (N, V)
     if (use_cache) {
@@ -146,7 +149,9 @@ Tensor Seq2SeqTransformer::beam_search(const Tensor& src, std::int64_t beam, std
       }
       const std::size_t keep = std::min<std::size_t>(cand.size(), static_cast<std::size_t>(2 * K));
       std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(),
-                        [](const auto& x, const auto& y) { return x.first > y.first || (x.first == y.first && x.second < y.second); });
+                        [](const auto& x, const auto& y) {
+                          return x.first > y.first || (x.first == y.first && x.second < y.second);
+                        });
       std::int64_t filled = 0;
       for (std::size_t c = 0; c < keep && filled < K; ++c) {
         const std::int64_t k = cand[c].second / V, v = cand[c].second % V, from = b * K + k;
@@ -186,7 +191,8 @@ Tensor Seq2SeqTransformer::beam_search(const Tensor& src, std::int64_t beam, std
   }
   std::vector<std::int64_t> out(static_cast<std::size_t>(B * max_steps), options.pad_id);
   for (std::int64_t b = 0; b < B; ++b) {
-    const auto best = std::max_element(done[b].begin(), done[b].end(), [](const Done& x, const Done& y) { return x.key < y.key; });
+    const auto best =
+        std::max_element(done[b].begin(), done[b].end(), [](const Done& x, const Done& y) { return x.key < y.key; });
     if (best == done[b].end()) continue;
     std::copy(best->tokens.begin(), best->tokens.end(), out.begin() + b * max_steps);
   }

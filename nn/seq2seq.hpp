@@ -19,7 +19,7 @@ namespace rune::nn {
 struct Seq2SeqOptions {
   std::int64_t src_vocab = 0, tgt_vocab = 0;
   std::int64_t pad_id = 0, bos_id = 1, eos_id = 2;
-  std::int64_t max_len = 256;  // positions available
+  std::int64_t max_len = 256;      // positions available
   bool learned_positions = false;  // a trained (max_len, C) table instead of the sinusoids
   bool tie_output = false;         // logits = x tgt_embed.weight^T + output_bias (Press and Wolf, 2017)
   TransformerOptions transformer;
@@ -54,7 +54,7 @@ class Seq2SeqTransformer : public Module {
   std::shared_ptr<LearnedPositionalEmbedding> positions;
   std::shared_ptr<Transformer> transformer;
   std::shared_ptr<Linear> generator;  // null when tied
-  Tensor output_bias;                     // (V), when tied
+  Tensor output_bias;                 // (V), when tied
 
  private:
   Tensor embed(const Embedding& e, const Tensor& ids, std::int64_t start) const;

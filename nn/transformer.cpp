@@ -36,7 +36,8 @@ const TransformerLayerOptions& checked(const TransformerLayerOptions& o, const c
   if (o.d_model % o.nhead != 0)
     throw std::invalid_argument(std::string(who) + ": d_model " + std::to_string(o.d_model) +
                                 " is not divisible by nhead " + std::to_string(o.nhead));
-  if (!(o.dropout >= 0.0 && o.dropout < 1.0)) throw std::invalid_argument(std::string(who) + ": dropout must be in [0, 1)");
+  if (!(o.dropout >= 0.0 && o.dropout < 1.0))
+    throw std::invalid_argument(std::string(who) + ": dropout must be in [0, 1)");
   return o;
 }
 
@@ -95,9 +96,8 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& 
   EncoderKwargs kwargs;
   kwargs.src_mask = src_mask;
   ForwardCall call{*this, {src}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)};
-  })[0];
+  return call_with_hooks(
+      call, [&](const ForwardCall& c) { return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)}; })[0];
 }
 
 Tensor TransformerEncoderLayer::forward_impl(const Tensor& src, const AttentionMask& mask) const {
@@ -142,7 +142,8 @@ Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
   kwargs.cache = cache;
   ForwardCall call{*this, {tgt, memory}, &kwargs};
   return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
+    return std::vector<Tensor>{
+        forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
   })[0];
 }
 
@@ -171,11 +172,12 @@ std::string TransformerDecoderLayer::repr() const { return layer_repr("Transform
 
 // ------------------------------------------------------------------------- stacks
 
-TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& layer, std::int64_t num_layers,
-                                       bool final_norm, Generator& gen) {
+TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& layer, std::int64_t num_layers, bool final_norm,
+                                       Generator& gen) {
   if (num_layers < 0) throw std::invalid_argument("TransformerEncoder: num_layers must not be negative");
   layers = register_module("layers", std::make_shared<ModuleList<TransformerEncoderLayer>>());
-  for (std::int64_t i = 0; i < num_layers; ++i) layers->push_back(std::make_shared<TransformerEncoderLayer>(layer, gen));
+  for (std::int64_t i = 0; i < num_layers; ++i)
+    layers->push_back(std::make_shared<TransformerEncoderLayer>(layer, gen));
   if (final_norm) norm = register_module("norm", std::make_shared<LayerNorm>(layer.d_model, layer.layer_norm_eps));
 }
 
@@ -184,9 +186,8 @@ Tensor TransformerEncoder::forward(const Tensor& src, const AttentionMask& src_m
   EncoderKwargs kwargs;
   kwargs.src_mask = src_mask;
   ForwardCall call{*this, {src}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)};
-  })[0];
+  return call_with_hooks(
+      call, [&](const ForwardCall& c) { return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)}; })[0];
 }
 
 Tensor TransformerEncoder::forward_impl(const Tensor& src, const AttentionMask& src_mask) const {
@@ -199,11 +200,12 @@ std::string TransformerEncoder::repr() const {
   return "TransformerEncoder(num_layers=" + std::to_string(layers->size()) + (norm ? ", norm" : "") + ")";
 }
 
-TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& layer, std::int64_t num_layers,
-                                       bool final_norm, Generator& gen) {
+TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& layer, std::int64_t num_layers, bool final_norm,
+                                       Generator& gen) {
   if (num_layers < 0) throw std::invalid_argument("TransformerDecoder: num_layers must not be negative");
   layers = register_module("layers", std::make_shared<ModuleList<TransformerDecoderLayer>>());
-  for (std::int64_t i = 0; i < num_layers; ++i) layers->push_back(std::make_shared<TransformerDecoderLayer>(layer, gen));
+  for (std::int64_t i = 0; i < num_layers; ++i)
+    layers->push_back(std::make_shared<TransformerDecoderLayer>(layer, gen));
   if (final_norm) norm = register_module("norm", std::make_shared<LayerNorm>(layer.d_model, layer.layer_norm_eps));
 }
 
@@ -216,7 +218,8 @@ Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, cons
   kwargs.cache = cache;
   ForwardCall call{*this, {tgt, memory}, &kwargs};
   return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
+    return std::vector<Tensor>{
+        forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
   })[0];
 }
 
@@ -259,8 +262,10 @@ TransformerLayerOptions TransformerOptions::layer() const {
 }
 
 Transformer::Transformer(const TransformerOptions& o, Generator& gen) : options(o) {
-  encoder = register_module("encoder", std::make_shared<TransformerEncoder>(o.layer(), o.num_encoder_layers, true, gen));
-  decoder = register_module("decoder", std::make_shared<TransformerDecoder>(o.layer(), o.num_decoder_layers, true, gen));
+  encoder =
+      register_module("encoder", std::make_shared<TransformerEncoder>(o.layer(), o.num_encoder_layers, true, gen));
+  decoder =
+      register_module("decoder", std::make_shared<TransformerDecoder>(o.layer(), o.num_decoder_layers, true, gen));
   // torch.nn.Transformer._reset_parameters: every parameter of more than one dim, xavier_uniform
   for (auto& [name, p] : named_parameters())
     if (p.dim() > 1) init::xavier_uniform_(p, 1.0, gen);
@@ -275,7 +280,8 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Attentio
   kwargs.memory_mask = memory_mask;
   ForwardCall call{*this, {src, tgt}, &kwargs};
   return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{forward_impl(c.inputs[0], c.inputs[1], kwargs.src_mask, kwargs.tgt_mask, kwargs.memory_mask)};
+    return std::vector<Tensor>{
+        forward_impl(c.inputs[0], c.inputs[1], kwargs.src_mask, kwargs.tgt_mask, kwargs.memory_mask)};
   })[0];
 }
 

@@ -194,8 +194,8 @@ class Transformer : public Module {
   std::shared_ptr<TransformerDecoder> decoder;
 
  private:
-  Tensor forward_impl(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask, const AttentionMask& tgt_mask,
-                      const AttentionMask& memory_mask) const;
+  Tensor forward_impl(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask,
+                      const AttentionMask& tgt_mask, const AttentionMask& memory_mask) const;
 };
 
 }  // namespace rune::nn

@@ -12,7 +12,8 @@ namespace rune::nn {
 
 PatchConv2d::PatchConv2d(std::int64_t in, std::int64_t out, std::int64_t p, Generator& gen)
     : in_channels(in), out_channels(out), patch_size(p) {
-  if (in <= 0 || out <= 0 || p <= 0) throw std::invalid_argument("PatchConv2d: channels and patch_size must be positive");
+  if (in <= 0 || out <= 0 || p <= 0)
+    throw std::invalid_argument("PatchConv2d: channels and patch_size must be positive");
   weight = register_parameter("weight", empty({out, in, p, p}));
   bias = register_parameter("bias", empty({out}));
   // torch.nn.Conv2d's init: kaiming_uniform(a = sqrt(5)) and U(+-1/sqrt(fan_in)) for the bias
@@ -58,7 +59,8 @@ const VisionTransformerOptions& checked(const VisionTransformerOptions& o) {
       o.depth < 0 || o.num_heads <= 0 || o.mlp_dim <= 0)
     fail("sizes must be positive");
   if (o.image_size % o.patch_size != 0)
-    fail("image_size " + std::to_string(o.image_size) + " is not divisible by patch_size " + std::to_string(o.patch_size));
+    fail("image_size " + std::to_string(o.image_size) + " is not divisible by patch_size " +
+         std::to_string(o.patch_size));
   if (o.embed_dim % o.num_heads != 0)
     fail("embed_dim " + std::to_string(o.embed_dim) + " is not divisible by num_heads " + std::to_string(o.num_heads));
   return o;
@@ -103,7 +105,7 @@ Tensor VisionTransformer::forward_features(const Tensor& images) const {
                                 std::to_string(options.in_chans) + ", " + std::to_string(S) + ", " + std::to_string(S) +
                                 ")");
   const std::int64_t B = images.size(0), C = options.embed_dim;
-  const Tensor patches = patch_embed->forward(images);                   // (B, N, C)
+  const Tensor patches = patch_embed->forward(images);                                   // (B, N, C)
   const Tensor tokens = concat({expand(cls_token, {B, 1, C}), patches}, 1) + pos_embed;  // (B, 1+N, C)
   return encoder->forward(pos_drop->forward(tokens));
 }
@@ -122,8 +124,8 @@ std::string VisionTransformer::repr() const {
   std::ostringstream os;
   os << "VisionTransformer(image_size=" << options.image_size << ", patch_size=" << options.patch_size
      << ", embed_dim=" << options.embed_dim << ", depth=" << options.depth << ", num_heads=" << options.num_heads
-     << ", mlp_dim=" << options.mlp_dim << ", num_classes=" << options.num_classes << ", pool=" << pool_name(options.pool)
-     << ")";
+     << ", mlp_dim=" << options.mlp_dim << ", num_classes=" << options.num_classes
+     << ", pool=" << pool_name(options.pool) << ")";
   return os.str();
 }
 
@@ -136,7 +138,7 @@ Tensor resize_pos_embed(const Tensor& pos_embed, std::int64_t old_h, std::int64_
   const std::int64_t C = pos_embed.size(2);
   const Tensor cls = slice(pos_embed, 1, 0, 1);  // (1, 1, C), kept as it is
   const Tensor grid = permute(reshape(slice(pos_embed, 1, 1, 1 + old_h * old_w), {1, old_h, old_w, C}),
-                              {0, 3, 1, 2});  // (1, C, old_h, old_w)
+                              {0, 3, 1, 2});                              // (1, C, old_h, old_w)
   const Tensor resized = interpolate_bicubic(grid, new_h, new_w, false);  // (1, C, new_h, new_w)
   return concat({cls, reshape(permute(resized, {0, 2, 3, 1}), {1, new_h * new_w, C})}, 1);
 }

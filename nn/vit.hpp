@@ -56,8 +56,8 @@ struct VisionTransformerOptions {
   std::int64_t depth = 6;
   std::int64_t num_heads = 3;
   std::int64_t mlp_dim = 768;
-  double dropout = 0.0;        // in the encoder layers (attention weights and residual branches)
-  double pos_dropout = 0.0;    // on the embedded tokens
+  double dropout = 0.0;      // in the encoder layers (attention weights and residual branches)
+  double pos_dropout = 0.0;  // on the embedded tokens
   double layer_norm_eps = 1e-5;
   ViTPool pool = ViTPool::cls;
   Generator* dropout_generator = nullptr;

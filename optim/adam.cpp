@@ -25,8 +25,8 @@ std::vector<std::string> Adam::slot_names() const {
 namespace {
 // The arithmetic in torch's order, in T, so that float32 trajectories agree to rounding.
 template <class T>
-void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, std::int64_t n, double lr, double wd, bool decoupled,
-                 double b1, double b2, double eps, std::int64_t step) {
+void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, std::int64_t n, double lr, double wd, bool decoupled, double b1,
+                 double b2, double eps, std::int64_t step) {
   const double bc1 = 1 - std::pow(b1, static_cast<double>(step));
   const double bc2_sqrt = std::sqrt(1 - std::pow(b2, static_cast<double>(step)));
   const T step_size = static_cast<T>(lr / bc1), c2 = static_cast<T>(bc2_sqrt), eps_ = static_cast<T>(eps);

@@ -25,7 +25,8 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, bool 
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     const Tensor c = g.contiguous();
-    total_sq += c.dtype() == DType::float32 ? sum_squares(c.data<float>(), c.numel()) : sum_squares(c.data<double>(), c.numel());
+    total_sq += c.dtype() == DType::float32 ? sum_squares(c.data<float>(), c.numel())
+                                            : sum_squares(c.data<double>(), c.numel());
   }
   const double total = std::sqrt(total_sq);
   if (!std::isfinite(total)) {

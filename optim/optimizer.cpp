@@ -53,7 +53,8 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
     for (const auto& [name, t] : g.params) {
       if (!t.defined() || !is_floating(t.dtype()))
         throw std::invalid_argument("optimizer: parameter '" + name + "' is not a floating tensor");
-      if (!seen.insert(name).second) throw std::invalid_argument("optimizer: parameter '" + name + "' is in two groups");
+      if (!seen.insert(name).second)
+        throw std::invalid_argument("optimizer: parameter '" + name + "' is in two groups");
     }
   }
 }
@@ -77,8 +78,8 @@ void Optimizer::step() {
       if (!t.is_contiguous()) throw std::invalid_argument("optimizer: parameter '" + name + "' is not contiguous");
       Tensor param = t;
       ParamState& st = state_for(name, t);
-      update(g, param, grad.dtype() == t.dtype() ? grad.contiguous() : to_dtype(grad, t.dtype()).contiguous(),
-             st.slots, ++st.step);
+      update(g, param, grad.dtype() == t.dtype() ? grad.contiguous() : to_dtype(grad, t.dtype()).contiguous(), st.slots,
+             ++st.step);
     }
 }
 
@@ -134,8 +135,8 @@ void Optimizer::load_state(const NamedTensors& state, std::int64_t steps) {
       continue;
     }
     if (t.shape() != p->second.shape()) {
-      problems += "  shape mismatch: " + key + ": " + shape_str(t.shape()) + " given, " +
-                  shape_str(p->second.shape()) + " expected\n";
+      problems += "  shape mismatch: " + key + ": " + shape_str(t.shape()) + " given, " + shape_str(p->second.shape()) +
+                  " expected\n";
       continue;
     }
     st.slots[static_cast<std::size_t>(s - slots.begin())] = to_dtype(t, p->second.dtype()).contiguous().clone();

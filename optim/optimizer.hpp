@@ -20,10 +20,10 @@ namespace rune::optim {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct ParamGroup {
-  std::string name;      // for logs and checkpoints: "decay", "no_decay", ...
+  std::string name;  // for logs and checkpoints: "decay", "no_decay", ...
   NamedTensors params;
-  double lr = 1e-3;      // the current learning rate (a schedule changes it)
-  double base_lr = 1e-3; // the schedule's reference; set_lr_factor(f) sets lr = f * base_lr
+  double lr = 1e-3;       // the current learning rate (a schedule changes it)
+  double base_lr = 1e-3;  // the schedule's reference; set_lr_factor(f) sets lr = f * base_lr
   double weight_decay = 0.0;
 };
 

@@ -13,7 +13,9 @@ double linear_warmup(const Schedule& sc, std::int64_t step) {
   return static_cast<double>(step + 1) / static_cast<double>(sc.warmup_steps);
 }
 
-double constant(const Schedule& sc, std::int64_t step) { return step < sc.warmup_steps ? linear_warmup(sc, step) : 1.0; }
+double constant(const Schedule& sc, std::int64_t step) {
+  return step < sc.warmup_steps ? linear_warmup(sc, step) : 1.0;
+}
 
 double warmup_cosine(const Schedule& sc, std::int64_t step) {
   if (step < sc.warmup_steps) return linear_warmup(sc, step);
@@ -75,10 +77,11 @@ void Schedule::validate() const {
 double Schedule::factor(std::int64_t step) const { return find(name).factor(*this, step); }
 
 void DropHeadSchedule::validate() const {
-  if (!(p >= 0.0 && p < 1.0)) throw std::invalid_argument("drophead: the rate must be in [0, 1), got " + std::to_string(p));
+  if (!(p >= 0.0 && p < 1.0))
+    throw std::invalid_argument("drophead: the rate must be in [0, 1), got " + std::to_string(p));
   if (scheduled && (warmup_steps < 0 || total_steps <= warmup_steps))
-    throw std::invalid_argument("drophead: the scheduled rate needs 0 <= warmup_steps (" + std::to_string(warmup_steps) +
-                                ") < total_steps (" + std::to_string(total_steps) + ")");
+    throw std::invalid_argument("drophead: the scheduled rate needs 0 <= warmup_steps (" +
+                                std::to_string(warmup_steps) + ") < total_steps (" + std::to_string(total_steps) + ")");
 }
 
 double DropHeadSchedule::rate(std::int64_t step) const {

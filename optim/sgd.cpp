@@ -52,7 +52,8 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, std
 
 std::unique_ptr<Optimizer> make_sgd(std::vector<ParamGroup> groups, OptimizerSettings& settings) {
   SGDOptions o;
-  o.momentum = settings.number("momentum", 0.9, 0.0, 1.0, true, "SGD's momentum: the decay of its velocity (0: plain SGD)");
+  o.momentum =
+      settings.number("momentum", 0.9, 0.0, 1.0, true, "SGD's momentum: the decay of its velocity (0: plain SGD)");
   o.nesterov = settings.boolean("nesterov", false, "Nesterov's momentum: the step looks ahead along the velocity");
   return std::make_unique<SGD>(std::move(groups), o);
 }

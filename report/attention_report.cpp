@@ -48,7 +48,8 @@ std::vector<std::string> write_image_attention(const analysis::ImageAttention& a
   const auto name = [&](std::int64_t k) { return a.classes[static_cast<std::size_t>(k)]; };
   char title[256];
   std::snprintf(title, sizeof title, "%s%s: predicted %s (%.1f%%)", image.c_str(),
-                a.label >= 0 ? (" (" + name(a.label) + ")").c_str() : "", name(a.predicted).c_str(), 100 * a.confidence);
+                a.label >= 0 ? (" (" + name(a.label) + ")").c_str() : "", name(a.predicted).c_str(),
+                100 * a.confidence);
   std::vector<ImageOverlay> heads;
   Csv csv({"layer", "head", "patch", "patch_row", "patch_column", "weight"});
   std::int64_t H = 1;
@@ -57,23 +58,27 @@ std::vector<std::string> write_image_attention(const analysis::ImageAttention& a
     H = w.size(0);
     for (std::int64_t h = 0; h < H; ++h) {
       const double* row = w.data<double>() + h * (1 + N) * (1 + N);  // the class token's query row
-      ImageOverlay o{"layer " + std::to_string(l) + ", head " + std::to_string(h), std::vector<double>(row + 1, row + 1 + N)};
-      for (std::int64_t n = 0; n < N; ++n)
-        csv.row({l, h, n, n / a.grid, n % a.grid, row[1 + n]});
+      ImageOverlay o{"layer " + std::to_string(l) + ", head " + std::to_string(h),
+                     std::vector<double>(row + 1, row + 1 + N)};
+      for (std::int64_t n = 0; n < N; ++n) csv.row({l, h, n, n / a.grid, n % a.grid, row[1 + n]});
       heads.push_back(std::move(o));
     }
   }
   for (std::int64_t n = 0; n < N; ++n)
     csv.row({"rollout", CsvField::empty(), n, n / a.grid, n % a.grid, a.rollout[static_cast<std::size_t>(n)]});
   const std::string map_png = out_dir + "/vit_attention_map.png", rollout_png = out_dir + "/attention_rollout.png";
-  plot_image_attention(map_png, std::string(title) + "; class token -> patches, each panel scaled to its maximum", a.image,
-                       static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid), heads, static_cast<int>(H));
+  plot_image_attention(map_png, std::string(title) + "; class token -> patches, each panel scaled to its maximum",
+                       a.image, static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid), heads,
+                       static_cast<int>(H));
   std::vector<double> last_mean(static_cast<std::size_t>(N), 0.0);
   for (std::int64_t h = 0; h < H; ++h)
     for (std::int64_t n = 0; n < N; ++n)
-      last_mean[static_cast<std::size_t>(n)] += heads[heads.size() - static_cast<std::size_t>(H - h)].heat[static_cast<std::size_t>(n)] / static_cast<double>(H);
-  plot_image_attention(rollout_png, title, a.image, static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid),
-                       {{"image", {}}, {"last layer, mean of heads", last_mean}, {"rollout over all layers", a.rollout}}, 3);
+      last_mean[static_cast<std::size_t>(n)] +=
+          heads[heads.size() - static_cast<std::size_t>(H - h)].heat[static_cast<std::size_t>(n)] /
+          static_cast<double>(H);
+  plot_image_attention(
+      rollout_png, title, a.image, static_cast<int>(a.channels), static_cast<int>(a.size), static_cast<int>(a.grid),
+      {{"image", {}}, {"last layer, mean of heads", last_mean}, {"rollout over all layers", a.rollout}}, 3);
   csv.write(out_dir + "/cls_attention.csv");
   return {title, map_png, rollout_png, out_dir + "/cls_attention.csv"};
 }

@@ -27,8 +27,8 @@ class CsvField {
   CsvField(bool) = delete;  // say 1 / 0 or "yes" / "no"
   CsvField(double v);       // nine significant digits
 
-  static CsvField quoted(const std::string& text);   // always in quotes
-  static CsvField fixed(double v, int decimals);     // printf's %.*f
+  static CsvField quoted(const std::string& text);  // always in quotes
+  static CsvField fixed(double v, int decimals);    // printf's %.*f
   static CsvField empty() { return CsvField(std::string()); }
 
   // The field as it stands in the file.

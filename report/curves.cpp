@@ -14,9 +14,12 @@ std::string draw_run_curves(const std::string& folder, const std::string& title)
     const auto step = r.find("step");
     if (step == r.end()) continue;
     for (const auto& [k, v] : r) {
-      if (k == "loss") loss.points.emplace_back(step->second, v);
-      else if (k == "val_loss") val_loss.points.emplace_back(step->second, v);
-      else if (k.rfind("val_", 0) == 0) val[k].points.emplace_back(step->second, v);
+      if (k == "loss")
+        loss.points.emplace_back(step->second, v);
+      else if (k == "val_loss")
+        val_loss.points.emplace_back(step->second, v);
+      else if (k.rfind("val_", 0) == 0)
+        val[k].points.emplace_back(step->second, v);
     }
   }
   std::vector<Series> metrics;

@@ -24,18 +24,24 @@ struct Rgb {
 };
 Rgb pattern_colour(Pattern p) {
   switch (p) {
-    case Pattern::diagonal: return {0.12, 0.47, 0.71};
-    case Pattern::offset: return {1.0, 0.5, 0.05};
-    case Pattern::vertical: return {0.17, 0.63, 0.17};
-    case Pattern::block: return {0.58, 0.4, 0.74};
-    case Pattern::heterogeneous: return {0.8, 0.8, 0.8};
+    case Pattern::diagonal:
+      return {0.12, 0.47, 0.71};
+    case Pattern::offset:
+      return {1.0, 0.5, 0.05};
+    case Pattern::vertical:
+      return {0.17, 0.63, 0.17};
+    case Pattern::block:
+      return {0.58, 0.4, 0.74};
+    case Pattern::heterogeneous:
+      return {0.8, 0.8, 0.8};
   }
   return {0.8, 0.8, 0.8};
 }
 
 std::string pattern_label(const HeadStatistics& s) {
   std::string name = pattern_name(s.pattern);
-  if (s.pattern == Pattern::offset) name += " " + std::string(s.best_offset > 0 ? "+" : "") + std::to_string(s.best_offset);
+  if (s.pattern == Pattern::offset)
+    name += " " + std::string(s.best_offset > 0 ? "+" : "") + std::to_string(s.best_offset);
   return name;
 }
 
@@ -57,15 +63,15 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
 
   // heads.csv and redundancy.csv
   const auto f6 = [](double v) { return CsvField::fixed(v, 6); };
-  Csv heads({"module", "head", "pattern", "pattern_score", "entropy", "distance", "confidence", "diagonal", "offset", "best_offset",
-             "vertical", "block", "importance", "raw_importance", "dead", "rows"});
+  Csv heads({"module", "head", "pattern", "pattern_score", "entropy", "distance", "confidence", "diagonal", "offset",
+             "best_offset", "vertical", "block", "importance", "raw_importance", "dead", "rows"});
   for (const ModuleHeads& m : a.modules)
     for (std::size_t h = 0; h < m.heads.size(); ++h) {
       const HeadResult& r = m.heads[h];
       const HeadStatistics& s = r.stats;
-      heads.row({m.path, h, pattern_name(s.pattern), f6(s.pattern_score), f6(s.entropy), f6(s.distance), f6(s.confidence),
-                 f6(s.diagonal), f6(s.offset), s.best_offset, f6(s.vertical), f6(s.block), f6(r.importance), r.raw_importance,
-                 r.dead ? 1 : 0, s.rows});
+      heads.row({m.path, h, pattern_name(s.pattern), f6(s.pattern_score), f6(s.entropy), f6(s.distance),
+                 f6(s.confidence), f6(s.diagonal), f6(s.offset), s.best_offset, f6(s.vertical), f6(s.block),
+                 f6(r.importance), r.raw_importance, r.dead ? 1 : 0, s.rows});
     }
   heads.write(path_of("heads.csv"));
   Csv pairs({"module", "head_a", "head_b", "js_divergence"});
@@ -85,7 +91,8 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     for (const HeadResult& r : m.heads) {
       const Rgb c = pattern_colour(r.stats.pattern);
       std::string text = fixed(r.stats.pattern_score, 2);
-      if (r.stats.pattern == Pattern::offset) text += " (" + std::string(r.stats.best_offset > 0 ? "+" : "") + std::to_string(r.stats.best_offset) + ")";
+      if (r.stats.pattern == Pattern::offset)
+        text += " (" + std::string(r.stats.best_offset > 0 ? "+" : "") + std::to_string(r.stats.best_offset) + ")";
       patterns.back().push_back({c.r, c.g, c.b, text});
       importance.back().push_back(weight_cell(r.importance, fixed(r.importance, 2) + (r.dead ? " dead" : "")));
     }
@@ -98,15 +105,14 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   const std::string patterns_png = path_of("head_patterns.png");
   plot_grid(patterns_png, title + ": pattern class per head (score in the cell)", rows, columns, patterns, legend);
   const std::string importance_png = path_of("head_importance.png");
-  plot_grid(importance_png, title + ": head importance, normalised per module (l2)", rows, columns, importance,
-            [] {
-              std::vector<GridLegend> scale;
-              for (double w : {0.0, 0.5, 1.0}) {
-                const GridCell c = weight_cell(w, "");
-                scale.push_back({fixed(w, 1), c.r, c.g, c.b});
-              }
-              return scale;
-            }());
+  plot_grid(importance_png, title + ": head importance, normalised per module (l2)", rows, columns, importance, [] {
+    std::vector<GridLegend> scale;
+    for (double w : {0.0, 0.5, 1.0}) {
+      const GridCell c = weight_cell(w, "");
+      scale.push_back({fixed(w, 1), c.r, c.g, c.b});
+    }
+    return scale;
+  }());
 
   // the pruning curve
   std::string pruning_png;
@@ -133,7 +139,8 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     if (series.count("loss")) panels.push_back({"loss", {series["loss"]}});
     panels.push_back({"metrics", metrics});
     pruning_png = path_of("pruning.png");
-    plot_panels(pruning_png, title + ": heads masked in increasing order of importance (" + a.split + " split)", "heads masked", panels);
+    plot_panels(pruning_png, title + ": heads masked in increasing order of importance (" + a.split + " split)",
+                "heads masked", panels);
   }
 
   // heads.md
@@ -141,9 +148,12 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   md << "# Head analysis: " << title << "\n\n";
   md << "Split `" << a.split << "`, " << a.examples << " examples";
   if (a.options.limit > 0) md << " (the first " << a.options.limit << ")";
-  md << "; mean example loss " << fixed(a.loss, 4) << ". " << a.modules.size() << " attention modules, " << total_heads << " heads.\n\n";
-  md << "- **entropy** (nats), **distance** (positions) and **confidence** (the row maximum) are means over every valid attention row.\n"
-        "- **pattern**: the highest of the diagonal, offset (best k in -3..3), vertical (two keys) and block scores, if it reaches 0.5; "
+  md << "; mean example loss " << fixed(a.loss, 4) << ". " << a.modules.size() << " attention modules, " << total_heads
+     << " heads.\n\n";
+  md << "- **entropy** (nats), **distance** (positions) and **confidence** (the row maximum) are means over every "
+        "valid attention row.\n"
+        "- **pattern**: the highest of the diagonal, offset (best k in -3..3), vertical (two keys) and block scores, "
+        "if it reaches 0.5; "
         "otherwise heterogeneous. Each score is a share of attention mass (see analysis/head_statistics.hpp).\n"
         "- **importance**: E|dL/dgate| per example (Michel et al. 2019), divided by the module's l2 norm; "
         "**raw** is the unnormalised value. A head is **dead** when its raw importance is below "
@@ -151,21 +161,25 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   md << "![pattern classes](head_patterns.png)\n\n![importance](head_importance.png)\n\n";
   for (const ModuleHeads& m : a.modules) {
     md << "## " << m.path << "\n\n";
-    md << "| head | pattern | score | entropy | distance | confidence | diagonal | offset (k) | vertical | block | importance | raw | dead |\n";
+    md << "| head | pattern | score | entropy | distance | confidence | diagonal | offset (k) | vertical | block | "
+          "importance | raw | dead |\n";
     md << "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (std::size_t h = 0; h < m.heads.size(); ++h) {
       const HeadResult& r = m.heads[h];
       const HeadStatistics& s = r.stats;
-      md << "| " << h << " | " << pattern_label(s) << " | " << fixed(s.pattern_score, 3) << " | " << fixed(s.entropy, 3) << " | "
-         << fixed(s.distance, 2) << " | " << fixed(s.confidence, 3) << " | " << fixed(s.diagonal, 3) << " | " << fixed(s.offset, 3) << " ("
-         << s.best_offset << ") | " << fixed(s.vertical, 3) << " | " << fixed(s.block, 3) << " | " << fixed(r.importance, 3) << " | "
-         << train::significant(r.raw_importance, 3) << " | " << (r.dead ? "yes" : "") << " |\n";
+      md << "| " << h << " | " << pattern_label(s) << " | " << fixed(s.pattern_score, 3) << " | " << fixed(s.entropy, 3)
+         << " | " << fixed(s.distance, 2) << " | " << fixed(s.confidence, 3) << " | " << fixed(s.diagonal, 3) << " | "
+         << fixed(s.offset, 3) << " (" << s.best_offset << ") | " << fixed(s.vertical, 3) << " | " << fixed(s.block, 3)
+         << " | " << fixed(r.importance, 3) << " | " << train::significant(r.raw_importance, 3) << " | "
+         << (r.dead ? "yes" : "") << " |\n";
     }
     md << '\n';
   }
-  md << "## Redundancy\n\nPairs of heads in one module whose attention rows have a mean Jensen-Shannon divergence below "
+  md << "## Redundancy\n\nPairs of heads in one module whose attention rows have a mean Jensen-Shannon divergence "
+        "below "
      << a.options.redundant_js << " nats (every pair is in redundancy.csv):\n\n";
-  if (a.redundant.empty()) md << "none.\n\n";
+  if (a.redundant.empty())
+    md << "none.\n\n";
   else {
     md << "| module | heads | JS divergence |\n|---|---|---:|\n";
     for (const RedundantPair& r : a.redundant)
@@ -173,7 +187,8 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     md << '\n';
   }
   md << "## Dead heads\n\n";
-  if (dead == 0) md << "none.\n\n";
+  if (dead == 0)
+    md << "none.\n\n";
   else {
     for (const ModuleHeads& m : a.modules)
       for (std::size_t h = 0; h < m.heads.size(); ++h)
@@ -181,11 +196,14 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     md << '\n';
   }
   if (!a.pruning.empty()) {
-    md << "## Pruning\n\nHeads masked one at a time in increasing order of importance, the task evaluated on the whole `" << a.split
-       << "` split after each (pruning.csv).\n\n";
+    md << "## Pruning\n\nHeads masked one at a time in increasing order of importance, the task evaluated on the whole "
+          "`"
+       << a.split << "` split after each (pruning.csv).\n\n";
     for (const auto& [name, can] : a.prunable)
-      md << "- **" << name << "**: " << can << " of " << total_heads << " heads can go before it drops by more than one point (from "
-         << fixed(a.pruning.front().metrics.at(name), 4) << ")" << (name == a.primary_metric ? ", the task's primary metric" : "") << ".\n";
+      md << "- **" << name << "**: " << can << " of " << total_heads
+         << " heads can go before it drops by more than one point (from "
+         << fixed(a.pruning.front().metrics.at(name), 4) << ")"
+         << (name == a.primary_metric ? ", the task's primary metric" : "") << ".\n";
     md << "\n![pruning curve](pruning.png)\n\n";
     md << "| masked | head |";
     for (const auto& [name, v] : a.pruning.front().metrics) md << ' ' << name << " |";
@@ -193,7 +211,8 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     for (std::size_t i = 0; i < a.pruning.front().metrics.size(); ++i) md << "---:|";
     md << '\n';
     for (const PruneStep& s : a.pruning) {
-      md << "| " << s.pruned << " | " << (s.pruned > 0 ? head_module_label(s.path) + " " + std::to_string(s.head) : "(none)") << " |";
+      md << "| " << s.pruned << " | "
+         << (s.pruned > 0 ? head_module_label(s.path) + " " + std::to_string(s.head) : "(none)") << " |";
       for (const auto& [name, v] : s.metrics) md << ' ' << fixed(v, 4) << " |";
       md << '\n';
     }

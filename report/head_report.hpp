@@ -11,7 +11,7 @@ namespace rune::report {
 // Into `dir`: heads.md (the report), heads.csv (a row per head), redundancy.csv (every pair),
 // head_patterns.png (the pattern-class map), head_importance.png (the importance heatmap) and,
 // after prune_heads, pruning.csv and pruning.png. Returns the paths written.
-std::vector<std::string> write_head_report(const analysis::HeadAnalysis& analysis, const std::string& dir, const std::string& title);
-
+std::vector<std::string> write_head_report(const analysis::HeadAnalysis& analysis, const std::string& dir,
+                                           const std::string& title);
 
 }  // namespace rune::report

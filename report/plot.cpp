@@ -40,7 +40,8 @@ void text(cairo_t* cr, double x, double y, const std::string& s, double align_x,
   cairo_show_text(cr, s.c_str());
 }
 
-const double kColours[][3] = {{0.12, 0.47, 0.71}, {1.0, 0.5, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16}, {0.58, 0.4, 0.74}};
+const double kColours[][3] = {
+    {0.12, 0.47, 0.71}, {1.0, 0.5, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16}, {0.58, 0.4, 0.74}};
 
 void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vector<Series>& series, bool faint_first,
            const std::string& x_label = "step") {
@@ -135,8 +136,8 @@ using Context = std::unique_ptr<cairo_t, ContextDeleter>;
 Surface image_surface(cairo_format_t format, int w, int h) {
   Surface s(cairo_image_surface_create(format, w, h));
   if (const cairo_status_t status = cairo_surface_status(s.get()); status != CAIRO_STATUS_SUCCESS)
-    throw std::runtime_error("cairo cannot make a " + std::to_string(w) + "x" + std::to_string(h) + " image: " +
-                             cairo_status_to_string(status));
+    throw std::runtime_error("cairo cannot make a " + std::to_string(w) + "x" + std::to_string(h) +
+                             " image: " + cairo_status_to_string(status));
   return s;
 }
 
@@ -185,7 +186,8 @@ void write_png(Page& page, const std::string& path, const char* what) {
       },
       &png);
   if (status != CAIRO_STATUS_SUCCESS)
-    throw std::runtime_error(std::string(what) + " " + path + ": cairo cannot encode it: " + cairo_status_to_string(status));
+    throw std::runtime_error(std::string(what) + " " + path +
+                             ": cairo cannot encode it: " + cairo_status_to_string(status));
   train::write_file(path, png, what);
 }
 
@@ -222,7 +224,8 @@ void plot_attention(const std::string& path, const std::string& title, const std
       }
     cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
     cairo_set_line_width(cr, 1);
-    cairo_rectangle(cr, x0, y0, cell * static_cast<double>(m.columns.size()), cell * static_cast<double>(m.rows.size()));
+    cairo_rectangle(cr, x0, y0, cell * static_cast<double>(m.columns.size()),
+                    cell * static_cast<double>(m.rows.size()));
     cairo_stroke(cr);
     cairo_set_source_rgb(cr, 0, 0, 0);
     cairo_set_font_size(cr, font);
@@ -230,7 +233,8 @@ void plot_attention(const std::string& path, const std::string& title, const std
       text(cr, x0 - 4, y0 + cell * (static_cast<double>(q) + 0.5), m.rows[q], 1.0, 0.5);
     for (std::size_t k = 0; k < m.columns.size(); ++k) {  // key tokens, turned down under the columns
       cairo_save(cr);
-      cairo_move_to(cr, x0 + cell * (static_cast<double>(k) + 0.5) + font / 3, y0 + cell * static_cast<double>(m.rows.size()) + 4);
+      cairo_move_to(cr, x0 + cell * (static_cast<double>(k) + 0.5) + font / 3,
+                    y0 + cell * static_cast<double>(m.rows.size()) + 4);
       cairo_rotate(cr, M_PI / 2);
       cairo_show_text(cr, m.columns[k].c_str());
       cairo_restore(cr);
@@ -295,9 +299,13 @@ void plot_panels(const std::string& path, const std::string& title, const std::s
 void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
                const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
                const std::vector<GridLegend>& legend) {
-  if (cells.size() != rows.size()) throw std::invalid_argument("plot_grid: " + std::to_string(cells.size()) + " rows of cells for " + std::to_string(rows.size()) + " row labels");
+  if (cells.size() != rows.size())
+    throw std::invalid_argument("plot_grid: " + std::to_string(cells.size()) + " rows of cells for " +
+                                std::to_string(rows.size()) + " row labels");
   for (const auto& r : cells)
-    if (r.size() > columns.size()) throw std::invalid_argument("plot_grid: a row of " + std::to_string(r.size()) + " cells for " + std::to_string(columns.size()) + " columns");
+    if (r.size() > columns.size())
+      throw std::invalid_argument("plot_grid: a row of " + std::to_string(r.size()) + " cells for " +
+                                  std::to_string(columns.size()) + " columns");
   const double cell_w = 72, cell_h = 34, left = 260, top = 80;
   const auto n_rows = static_cast<double>(rows.size()), n_cols = static_cast<double>(columns.size());
   const int W = static_cast<int>(std::max(left + cell_w * n_cols + 40, 640.0));
@@ -329,7 +337,8 @@ void plot_grid(const std::string& path, const std::string& title, const std::vec
     }
   }
   for (std::size_t i = 0; i < legend.size(); ++i) {
-    const double x = 20 + 220.0 * static_cast<double>(i % 4), y = top + cell_h * n_rows + 30 + 26.0 * static_cast<double>(i / 4);
+    const double x = 20 + 220.0 * static_cast<double>(i % 4),
+                 y = top + cell_h * n_rows + 30 + 26.0 * static_cast<double>(i / 4);
     cairo_set_source_rgb(cr, legend[i].r, legend[i].g, legend[i].b);
     cairo_rectangle(cr, x, y - 8, 18, 16);
     cairo_fill(cr);
@@ -342,7 +351,8 @@ void plot_grid(const std::string& path, const std::string& title, const std::vec
 void plot_confusion(const std::string& path, const std::string& title, const std::vector<std::string>& classes,
                     const std::vector<std::vector<std::int64_t>>& counts) {
   const auto K = static_cast<int>(classes.size());
-  if (static_cast<int>(counts.size()) != K) throw std::invalid_argument("plot_confusion: counts and classes differ in size");
+  if (static_cast<int>(counts.size()) != K)
+    throw std::invalid_argument("plot_confusion: counts and classes differ in size");
   const double cell = std::clamp(560.0 / std::max(K, 1), 18.0, 64.0), left = 150, top = 80;
   const int W = static_cast<int>(left + cell * K + 60), H = static_cast<int>(top + cell * K + 150);
   Page page = start_page(W, H, title, 16, 20);
@@ -391,7 +401,8 @@ namespace {
 // A heat colour for t in [0, 1]: transparent dark red through red and yellow to opaque white-yellow.
 void heat_pixel(double t, unsigned char* px) {
   t = std::clamp(t, 0.0, 1.0);
-  const double r = std::min(1.0, 2.0 * t + 0.2), g = std::clamp(2.0 * t - 0.6, 0.0, 1.0), b = std::clamp(4.0 * t - 3.0, 0.0, 1.0);
+  const double r = std::min(1.0, 2.0 * t + 0.2), g = std::clamp(2.0 * t - 0.6, 0.0, 1.0),
+               b = std::clamp(4.0 * t - 3.0, 0.0, 1.0);
   const double a = 0.15 + 0.7 * t;  // premultiplied ARGB32, little-endian B G R A
   px[0] = static_cast<unsigned char>(std::lround(255 * b * a));
   px[1] = static_cast<unsigned char>(std::lround(255 * g * a));
@@ -417,7 +428,8 @@ void plot_image_attention(const std::string& path, const std::string& title, con
                           int channels, int size, int grid, const std::vector<ImageOverlay>& panels, int per_row) {
   if ((channels != 1 && channels != 3) || image.size() != static_cast<std::size_t>(channels * size * size))
     throw std::invalid_argument("plot_image_attention: image of " + std::to_string(image.size()) + " bytes is not (" +
-                                std::to_string(channels) + ", " + std::to_string(size) + ", " + std::to_string(size) + ")");
+                                std::to_string(channels) + ", " + std::to_string(size) + ", " + std::to_string(size) +
+                                ")");
   // the image as a cairo surface
   const Surface picture = image_surface(CAIRO_FORMAT_RGB24, size, size);
   cairo_surface_flush(picture.get());
@@ -427,7 +439,8 @@ void plot_image_attention(const std::string& path, const std::string& title, con
     const std::size_t plane = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
     for (int y = 0; y < size; ++y)
       for (int x = 0; x < size; ++x) {
-        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(size) + static_cast<std::size_t>(x);
+        const std::size_t i =
+            static_cast<std::size_t>(y) * static_cast<std::size_t>(size) + static_cast<std::size_t>(x);
         unsigned char* px = d + y * stride + 4 * x;
         px[2] = image[i];
         px[1] = image[channels == 3 ? plane + i : i];
@@ -452,14 +465,16 @@ void plot_image_attention(const std::string& path, const std::string& title, con
     paint_scaled(cr, picture.get(), x, y + title_h, box, size, size, false);
     if (!p.heat.empty()) {
       if (p.heat.size() != static_cast<std::size_t>(grid * grid))
-        throw std::invalid_argument("plot_image_attention: panel '" + p.title + "' has " + std::to_string(p.heat.size()) +
-                                    " weights for a " + std::to_string(grid) + "x" + std::to_string(grid) + " grid");
+        throw std::invalid_argument("plot_image_attention: panel '" + p.title + "' has " +
+                                    std::to_string(p.heat.size()) + " weights for a " + std::to_string(grid) + "x" +
+                                    std::to_string(grid) + " grid");
       const double top = std::max(*std::max_element(p.heat.begin(), p.heat.end()), 1e-12);
       cairo_surface_flush(heat.get());
       unsigned char* d = cairo_image_surface_get_data(heat.get());
       const int stride = cairo_image_surface_get_stride(heat.get());
       for (int gy = 0; gy < grid; ++gy)
-        for (int gx = 0; gx < grid; ++gx) heat_pixel(p.heat[static_cast<std::size_t>(gy * grid + gx)] / top, d + gy * stride + 4 * gx);
+        for (int gx = 0; gx < grid; ++gx)
+          heat_pixel(p.heat[static_cast<std::size_t>(gy * grid + gx)] / top, d + gy * stride + 4 * gx);
       cairo_surface_mark_dirty(heat.get());
       paint_scaled(cr, heat.get(), x, y + title_h, box, grid, grid, true);
     }
@@ -474,7 +489,8 @@ std::vector<std::uint8_t> read_png(const std::string& path, int channels, int& h
   const cairo_status_t status = cairo_surface_status(s.get());
   if (status != CAIRO_STATUS_SUCCESS)
     throw std::runtime_error(path + ": not a readable PNG (" + cairo_status_to_string(status) + ")");
-  const Surface rgb = image_surface(CAIRO_FORMAT_RGB24, cairo_image_surface_get_width(s.get()), cairo_image_surface_get_height(s.get()));
+  const Surface rgb = image_surface(CAIRO_FORMAT_RGB24, cairo_image_surface_get_width(s.get()),
+                                    cairo_image_surface_get_height(s.get()));
   {
     const Context cr = context(rgb.get());  // composited onto black
     cairo_set_source_rgb(cr.get(), 0, 0, 0);

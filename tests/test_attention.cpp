@@ -50,7 +50,8 @@ Tensor reference_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
       for (std::int64_t i = 0; i < Tq; ++i)
         for (std::int64_t j = 0; j < Tk; ++j) {
           bool x = m.causal && j > i + Tk - Tq;
-          if (m.key_padding_mask.defined()) x = x || to_dtype(m.key_padding_mask, DType::int64).data<std::int64_t>()[b * Tk + j];
+          if (m.key_padding_mask.defined())
+            x = x || to_dtype(m.key_padding_mask, DType::int64).data<std::int64_t>()[b * Tk + j];
           if (m.blocked.defined()) {
             const Tensor e = expand(m.blocked, {B, H, Tq, Tk}).contiguous();
             x = x || e.data<bool>()[((b * H + h) * Tq + i) * Tk + j];
@@ -79,8 +80,14 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 std::vector<Case> cases() {
   return {
       {"plain", 2, 4, 4, 5, 7, 8, [](auto, auto, auto, auto) { return AttentionMask{}; }},
-      {"causal", 2, 3, 3, 6, 6, 4, [](auto, auto, auto, auto) { return AttentionMask{true, {}, {}, {}}; }},
-      {"causal_offset", 2, 2, 2, 3, 7, 4, [](auto, auto, auto, auto) { return AttentionMask{true, {}, {}, {}}; }},
+      {"causal", 2, 3, 3, 6, 6, 4,
+       [](auto, auto, auto, auto) {
+         return AttentionMask{true, {}, {}, {}};
+       }},
+      {"causal_offset", 2, 2, 2, 3, 7, 4,
+       [](auto, auto, auto, auto) {
+         return AttentionMask{true, {}, {}, {}};
+       }},
       {"key_padding", 2, 2, 2, 4, 6, 4,
        [](auto, auto, auto, auto) {
          return AttentionMask{false, bool_mask({0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1}, {2, 6}), {}, {}};
@@ -156,7 +163,8 @@ TEST(Attention, Float32FusedKernelMatchesFloat64OnLargeShapes) {
                v = randn({8, 8, 64, 32}, g, DType::float64);
   const AttentionMask m{true, {}, {}, {}};
   const Tensor want = attention(q, k, v, m);
-  const Tensor got = attention(to_dtype(q, DType::float32), to_dtype(k, DType::float32), to_dtype(v, DType::float32), m);
+  const Tensor got =
+      attention(to_dtype(q, DType::float32), to_dtype(k, DType::float32), to_dtype(v, DType::float32), m);
   EXPECT_LT(max_abs_diff(got, want), 2e-5);
 }
 
@@ -173,8 +181,11 @@ TEST(Attention, StridedHeadsAreReadInPlaceWithTheSameResult) {
   sum(out * w).backward();
   const Tensor grad_views = qkv.grad().clone();
   qkv.zero_grad();
-  const auto contiguous_head = [&](std::int64_t begin) { return nn::split_heads(slice(qkv, 2, begin, begin + 12), 3).contiguous(); };
-  const Tensor out2 = attention(contiguous_head(0), contiguous_head(12), contiguous_head(24), AttentionMask{true, {}, {}, {}});
+  const auto contiguous_head = [&](std::int64_t begin) {
+    return nn::split_heads(slice(qkv, 2, begin, begin + 12), 3).contiguous();
+  };
+  const Tensor out2 =
+      attention(contiguous_head(0), contiguous_head(12), contiguous_head(24), AttentionMask{true, {}, {}, {}});
   sum(out2 * w).backward();
   EXPECT_LT(max_abs_diff(out, out2), 1e-15);
   EXPECT_LT(max_abs_diff(qkv.grad(), grad_views), 1e-15);
@@ -234,8 +245,8 @@ TEST(Attention, DropoutDropsTheSameWeightsInTheFusedAndComposedPaths) {
   q.zero_grad();
   k.zero_grad();
   v.zero_grad();
-  const nn::AttentionResult composed = nn::scaled_dot_product_attention(q, k, v, m, 0.3, AttentionWeights::per_head,
-                                                                        std::nullopt, &d2);
+  const nn::AttentionResult composed =
+      nn::scaled_dot_product_attention(q, k, v, m, 0.3, AttentionWeights::per_head, std::nullopt, &d2);
   sum(composed.output * w).backward();
   EXPECT_LT(max_abs_diff(fused, composed.output), 1e-12);
   EXPECT_LT(max_abs_diff(gq, q.grad()), 1e-12);
@@ -256,14 +267,17 @@ TEST(Attention, BadShapesAndMasksAreRefusedByName) {
     }
     return std::string("no exception");
   };
-  EXPECT_NE(message([&] { attention(q, zeros({2, 3, 5, 8}), zeros({2, 3, 5, 8})); }).find("multiple of the key/value heads"),
+  EXPECT_NE(message([&] {
+              attention(q, zeros({2, 3, 5, 8}), zeros({2, 3, 5, 8}));
+            }).find("multiple of the key/value heads"),
             std::string::npos);
   EXPECT_NE(message([&] { attention(q, zeros({2, 2, 5, 4}), v); }).find("q [2,4,3,8], k [2,2,5,4]"), std::string::npos);
   EXPECT_NE(message([&] { attention(zeros({4, 3, 8}), k, v); }).find("(B, H, T, D)"), std::string::npos);
   AttentionMask pad;
   pad.key_padding_mask = zeros({2, 4}, DType::bool_);
-  EXPECT_NE(message([&] { attention(q, k, v, pad); }).find("key_padding_mask has shape [2,4] but must be (B, Tk) = [2,5]"),
-            std::string::npos);
+  EXPECT_NE(
+      message([&] { attention(q, k, v, pad); }).find("key_padding_mask has shape [2,4] but must be (B, Tk) = [2,5]"),
+      std::string::npos);
   AttentionMask blocked;
   blocked.blocked = zeros({3, 4}, DType::bool_);
   EXPECT_NE(message([&] { attention(q, k, v, blocked); }).find("blocked mask of shape [3,4] does not broadcast"),
@@ -384,7 +398,8 @@ void expect_cached_decoding_matches(std::int64_t H, std::int64_t Hkv) {
   nn::KVCache cache;
   for (std::int64_t t = 0; t < 7; ++t) {
     const Tensor step = slice(x, 1, t, t + 1);
-    const Tensor out = mha.forward(step, step, step, AttentionMask{true, {}, {}, {}}, AttentionWeights::none, &cache).output;
+    const Tensor out =
+        mha.forward(step, step, step, AttentionMask{true, {}, {}, {}}, AttentionWeights::none, &cache).output;
     EXPECT_LT(max_abs_diff(out, slice(full_out, 1, t, t + 1)), 1e-5) << "H " << H << " Hkv " << Hkv << " step " << t;
   }
   EXPECT_EQ(cache.length(), 7);
@@ -479,7 +494,8 @@ TEST(HeadGate, AMaskedHeadContributesNothingAndReceivesNoGradient) {
   for (int part = 0; part < 3; ++part) {
     const std::int64_t r0 = part * C;
     EXPECT_TRUE(all_zero(rows_of(mha.in_proj_weight.grad(), r0 + masked * D, r0 + (masked + 1) * D))) << part;
-    EXPECT_TRUE(all_zero(rows_of(reshape(mha.in_proj_bias.grad(), {3 * C, 1}), r0 + masked * D, r0 + (masked + 1) * D)));
+    EXPECT_TRUE(
+        all_zero(rows_of(reshape(mha.in_proj_bias.grad(), {3 * C, 1}), r0 + masked * D, r0 + (masked + 1) * D)));
     EXPECT_FALSE(all_zero(rows_of(mha.in_proj_weight.grad(), r0, r0 + D))) << "head 0 must still learn";
   }
   EXPECT_TRUE(all_zero(cols_of(mha.out_proj->weight.grad(), masked * D, (masked + 1) * D)));
@@ -556,7 +572,8 @@ TEST(HeadGate, PerExampleGatesActOnTheirOwnExample) {
     sum(yb * yb).backward();
     const std::vector<double> alone = values(yb), grad_b = values(gate_b.grad());
     for (std::int64_t i = 0; i < T * C; ++i) ASSERT_NEAR(together[b * T * C + i], alone[i], 1e-5) << b;
-    for (std::int64_t h = 0; h < H; ++h) EXPECT_NEAR(grad[b * H + h], grad_b[h], 1e-4 * (1 + std::abs(grad_b[h]))) << b << " " << h;
+    for (std::int64_t h = 0; h < H; ++h)
+      EXPECT_NEAR(grad[b * H + h], grad_b[h], 1e-4 * (1 + std::abs(grad_b[h]))) << b << " " << h;
   }
   EXPECT_NE(grad[0 * H + 1], 0.0);  // a closed gate still has a gradient: the loss's slope at 0
 }

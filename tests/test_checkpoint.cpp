@@ -15,11 +15,11 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
-#include "train/checkpoint.hpp"
 #include "nn/transformer.hpp"
 #include "nn/vit.hpp"
 #include "optim/adam.hpp"
 #include "tests/helpers.hpp"
+#include "train/checkpoint.hpp"
 
 namespace rune {
 namespace {
@@ -134,7 +134,8 @@ TEST(Checkpoint, AWriteFailingHalfWayLeavesThePreviousFile) {
   const std::vector<double> before = values(train::read_checkpoint(path).params.front().second);
   train::Checkpoint bad = sample_checkpoint(t.model, t.opt);
   bad.step = 999;
-  bad.optimizer_state.emplace_back("layers.0.linear1.weight/flags", zeros({3}, DType::bool_));  // fails after the params
+  bad.optimizer_state.emplace_back("layers.0.linear1.weight/flags",
+                                   zeros({3}, DType::bool_));  // fails after the params
   const std::string e = error_of([&] { train::save_checkpoint(path, bad); });
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(path + ".tmp")) << "the half-written file is removed";
@@ -175,8 +176,8 @@ TEST(Checkpoint, AWriterKilledHalfWayLeavesAReadableCheckpoint) {
   if (r.step > 1) {
     EXPECT_EQ(params.at("big").numel(), 4'000'000);
   }
-  std::printf("killed %s; the checkpoint on disk is from step %lld\n", mid_write ? "while a write was under way" : "between writes",
-              static_cast<long long>(r.step));
+  std::printf("killed %s; the checkpoint on disk is from step %lld\n",
+              mid_write ? "while a write was under way" : "between writes", static_cast<long long>(r.step));
   fs::remove_all(dir);
 }
 
@@ -277,7 +278,9 @@ TEST(Checkpoint, ResumeIsExactWithDropout) {
     nn::TransformerEncoder model;
     optim::AdamW opt;
     explicit Run(std::uint64_t seed)
-        : init(seed), dropout(seed + 1), model(with_generator(&dropout), 2, true, init),
+        : init(seed),
+          dropout(seed + 1),
+          model(with_generator(&dropout), 2, true, init),
           opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-3, 0.01, {"*.bias"})) {}
     static nn::TransformerLayerOptions with_generator(Generator* g) {
       nn::TransformerLayerOptions o = layer_options(0.2);

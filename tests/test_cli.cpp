@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "autograd/ops.hpp"
-#include "train/checkpoint.hpp"
 #include "tests/helpers.hpp"
+#include "train/checkpoint.hpp"
 #include "train/metrics_log.hpp"
 
 namespace rune {
@@ -126,10 +126,12 @@ TEST(Cli, ResumeInAFreshProcessIsBitIdentical) {
   const std::string dir = workspace("resume");
   ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=straight", dir).status, 0);
   ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=split --set train.epochs=1", dir).status, 0);
-  const RunResult r = run_rune("train tiny.toml --no-progress --set run.name=split --resume runs/split/checkpoints/last.h5", dir);
+  const RunResult r =
+      run_rune("train tiny.toml --no-progress --set run.name=split --resume runs/split/checkpoints/last.h5", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resuming at step 4"), std::string::npos) << r.output;
-  EXPECT_EQ(parameters(dir + "/runs/straight/checkpoints/last.h5"), parameters(dir + "/runs/split/checkpoints/last.h5"));
+  EXPECT_EQ(parameters(dir + "/runs/straight/checkpoints/last.h5"),
+            parameters(dir + "/runs/split/checkpoints/last.h5"));
   // the resumed log continues the first part's: steps 1..8, once each
   std::map<int, int> training_records;  // step -> count
   for (const train::MetricsRecord& rec : train::read_metrics_log(dir + "/runs/split/metrics.jsonl"))
@@ -161,8 +163,8 @@ TEST(Cli, CtrlCSavesACheckpointThatResumes) {
   const train::Checkpoint c = train::read_checkpoint(dir + "/runs/tiny/checkpoints/last.h5");
   EXPECT_GE(c.step, 4);
   const RunResult r = run_rune("train tiny.toml --no-progress --set train.epochs=" + std::to_string(c.step / 4 + 1) +
-                            " --resume runs/tiny/checkpoints/last.h5",
-                        dir);
+                                   " --resume runs/tiny/checkpoints/last.h5",
+                               dir);
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resuming at step " + std::to_string(c.step)), std::string::npos) << r.output;
   fs::remove_all(dir);
@@ -170,12 +172,14 @@ TEST(Cli, CtrlCSavesACheckpointThatResumes) {
 
 TEST(Cli, ANonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   const std::string dir = workspace("nan");
-  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);  // a good checkpoint at step 4
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status,
+            0);  // a good checkpoint at step 4
   const auto good = parameters(dir + "/runs/tiny/checkpoints/last.h5");
   // then a learning rate that blows the weights up within a step or two
-  const RunResult r = run_rune("train tiny.toml --no-progress --set train.lr=1e30 --set train.clip_norm=0 "
-                        "--resume runs/tiny/checkpoints/last.h5",
-                        dir);
+  const RunResult r = run_rune(
+      "train tiny.toml --no-progress --set train.lr=1e30 --set train.clip_norm=0 "
+      "--resume runs/tiny/checkpoints/last.h5",
+      dir);
   EXPECT_EQ(r.status, 3) << r.output;
   EXPECT_NE(r.output.find("stopping. The last good checkpoint is runs/tiny/checkpoints/last.h5"), std::string::npos)
       << r.output;
@@ -224,10 +228,12 @@ epochs = 1
   // head analysis: a report in the run folder, a summary with every module, pruning counts
   r = run_rune("heads " + ckpt + " --prune --no-progress --split val", dir);
   ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* s : {"val split, 16 examples", "encoder.0.self_attn", "decoder.1.self_attn", "decoder.1.multihead_attn",
-                        "heads can go before exact_match drops", "heads can go before bleu drops"})
+  for (const char* s :
+       {"val split, 16 examples", "encoder.0.self_attn", "decoder.1.self_attn", "decoder.1.multihead_attn",
+        "heads can go before exact_match drops", "heads can go before bleu drops"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
-  for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png", "pruning.csv", "pruning.png"})
+  for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png",
+                        "pruning.csv", "pruning.png"})
     EXPECT_TRUE(fs::exists(dir + "/runs/numbers/heads-val/" + f)) << f;
   r = run_rune("heads " + ckpt + " --split train", dir);
   EXPECT_NE(r.status, 0);
@@ -243,18 +249,21 @@ epochs = 1
 TEST(Cli, DropHeadIsAConfigOption) {
   const std::string dir = workspace("drophead");
   ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=plain", dir).status, 0);
-  const RunResult r = run_rune("train tiny.toml --no-progress --set run.name=drophead --set train.drophead=0.3 "
-                        "--set train.drophead_schedule=scheduled --set train.drophead_warmup_steps=3",
-                        dir);
+  const RunResult r = run_rune(
+      "train tiny.toml --no-progress --set run.name=drophead --set train.drophead=0.3 "
+      "--set train.drophead_schedule=scheduled --set train.drophead_warmup_steps=3",
+      dir);
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(parameters(dir + "/runs/plain/checkpoints/last.h5"), parameters(dir + "/runs/drophead/checkpoints/last.h5"));
+  EXPECT_NE(parameters(dir + "/runs/plain/checkpoints/last.h5"),
+            parameters(dir + "/runs/drophead/checkpoints/last.h5"));
   EXPECT_NE(read(dir + "/runs/drophead/config.toml").find("drophead_schedule = 'scheduled'"), std::string::npos);
   RunResult e = run_rune("train tiny.toml --set train.drophead=1", dir);
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.output.find("train.drophead: 1 is outside [0, 1)"), std::string::npos) << e.output;
-  e = run_rune("train tiny.toml --set train.drophead=0.1 --set train.drophead_schedule=scheduled "
-           "--set train.drophead_warmup_steps=8",
-           dir);
+  e = run_rune(
+      "train tiny.toml --set train.drophead=0.1 --set train.drophead_schedule=scheduled "
+      "--set train.drophead_warmup_steps=8",
+      dir);
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.output.find("train.drophead_warmup_steps"), std::string::npos) << e.output;
   e = run_rune("train tiny.toml --set train.drophead_schedule=v", dir);

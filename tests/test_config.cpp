@@ -130,8 +130,8 @@ TEST(Config, EveryReadDeclaresItsKeyForRuneConfig) {
   EXPECT_EQ(row(d[6]), "train.no_decay|strings|[\"*.bias\"]||||patterns");
   const std::vector<std::string> given = c.given_keys();
   EXPECT_EQ(std::set<std::string>(given.begin(), given.end()),
-            (std::set<std::string>{"seed", "model.d_model", "model.nhead", "model.dropout", "model.activation", "train.lr",
-                                   "train.steps", "train.no_decay"}));
+            (std::set<std::string>{"seed", "model.d_model", "model.nhead", "model.dropout", "model.activation",
+                                   "train.lr", "train.steps", "train.no_decay"}));
 }
 
 TEST(Config, SyntaxErrorsAndMissingFiles) {

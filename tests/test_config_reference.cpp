@@ -85,12 +85,14 @@ TEST(ConfigReference, KeysOfOneValueOfAnotherKeyAreConditional) {
 
 TEST(ConfigReference, ListingReadsNoData) {
   // describe-only: the task declares its keys and stops before its data, which here does not exist
-  train::Config vit = train::Config::parse("[task]\nname = \"vit\"\n[data]\ndataset = \"cifar10\"\ndir = \"/nonexistent\"\n", "v");
+  train::Config vit =
+      train::Config::parse("[task]\nname = \"vit\"\n[data]\ndataset = \"cifar10\"\ndir = \"/nonexistent\"\n", "v");
   std::vector<std::string> task_keys;
   ASSERT_NO_THROW(task_keys = train::declare_keys(vit));
   EXPECT_NE(std::find(task_keys.begin(), task_keys.end(), "model.pool"), task_keys.end());
   EXPECT_NO_THROW(vit.check_all_used());
-  train::Config tsv = train::Config::parse("[task]\nname = \"translation\"\n[data]\nsource = \"tsv\"\npath = \"/nonexistent.tsv\"\n", "t");
+  train::Config tsv = train::Config::parse(
+      "[task]\nname = \"translation\"\n[data]\nsource = \"tsv\"\npath = \"/nonexistent.tsv\"\n", "t");
   ASSERT_NO_THROW(train::declare_keys(tsv));
   EXPECT_NO_THROW(tsv.check_all_used());
 }
@@ -120,13 +122,17 @@ TEST(ConfigReference, TinyRunsReadExactlyTheListedKeys) {
   }
   const std::string tiny_model = "[model]\nd_model = 8\nnhead = 2\nnum_encoder_layers = 1\nnum_decoder_layers = 1\n";
   const std::map<std::string, std::string> configs{
-      {"reverse", "[task]\nname = \"reverse\"\n[data]\nmax_len = 4\nbatch_size = 4\nbatches_per_epoch = 2\neval_size = 4\n" +
-                      tiny_model + "[train]\nepochs = 1\noptimizer = \"sgd\"\n"},
+      {"reverse",
+       "[task]\nname = \"reverse\"\n[data]\nmax_len = 4\nbatch_size = 4\nbatches_per_epoch = 2\neval_size = 4\n" +
+           tiny_model + "[train]\nepochs = 1\noptimizer = \"sgd\"\n"},
       {"numbers", "[task]\nname = \"translation\"\n[data]\nbatch_size = 4\nbatches_per_epoch = 2\neval_size = 4\n" +
                       tiny_model + "[train]\nepochs = 1\n"},
-      {"tsv", "[task]\nname = \"translation\"\n[data]\nsource = \"tsv\"\npath = \"pairs.tsv\"\nval_fraction = 0.2\n"
-              "test_fraction = 0.2\nbatch_size = 2\n" + tiny_model + "[train]\nepochs = 1\noptimizer = \"adam\"\n"
-              "schedule = \"constant\"\ndrophead = 0.1\ndrophead_schedule = \"scheduled\"\ndrophead_warmup_steps = 1\n"},
+      {"tsv",
+       "[task]\nname = \"translation\"\n[data]\nsource = \"tsv\"\npath = \"pairs.tsv\"\nval_fraction = 0.2\n"
+       "test_fraction = 0.2\nbatch_size = 2\n" +
+           tiny_model +
+           "[train]\nepochs = 1\noptimizer = \"adam\"\n"
+           "schedule = \"constant\"\ndrophead = 0.1\ndrophead_schedule = \"scheduled\"\ndrophead_warmup_steps = 1\n"},
   };
   for (const auto& [name, text] : configs) {
     std::ofstream(dir / (name + ".toml")) << text;
@@ -158,8 +164,8 @@ TEST(ConfigReference, DocsConfigMdIsTheCommandsOutput) {
     const bool more_w = static_cast<bool>(std::getline(want, w)), more_h = static_cast<bool>(std::getline(have, h));
     if (!more_w && !more_h) break;
     if (more_w != more_h || w != h) {
-      ADD_FAILURE() << doc.string() << " differs from `rune config --markdown` at line " << line << ":\n  file:    "
-                    << (more_h ? h : "(end)") << "\n  command: " << (more_w ? w : "(end)")
+      ADD_FAILURE() << doc.string() << " differs from `rune config --markdown` at line " << line
+                    << ":\n  file:    " << (more_h ? h : "(end)") << "\n  command: " << (more_w ? w : "(end)")
                     << "\nregenerate it with: build/rune config --markdown > docs/config.md";
       break;
     }

@@ -36,8 +36,7 @@ template <class E>
     fn();
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    if (!dynamic_cast<const E*>(&e))
-      return ::testing::AssertionFailure() << "wrong exception type; message: " << what;
+    if (!dynamic_cast<const E*>(&e)) return ::testing::AssertionFailure() << "wrong exception type; message: " << what;
     for (const auto& f : fragments)
       if (what.find(f) == std::string::npos)
         return ::testing::AssertionFailure() << "'" << f << "' is not in the message: " << what;
@@ -167,14 +166,14 @@ TEST(ErrorsShape, DimQueriesOnAZeroDimTensorThrowInsteadOfCrashing) {
   // dim 0 and -1 for rank 0 (right for reductions), so size(0), stride(0) and split then index
   // the empty shape vector. Run in a child process: today this is a segmentation fault.
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(exit_zero_if_throws<std::out_of_range>([] { (void)full({}, 1.0).size(0); }),
-              ::testing::ExitedWithCode(0), "")
+  EXPECT_EXIT(exit_zero_if_throws<std::out_of_range>([] { (void)full({}, 1.0).size(0); }), ::testing::ExitedWithCode(0),
+              "")
       << "size(0) of a 0-d tensor";
   EXPECT_EXIT(exit_zero_if_throws<std::out_of_range>([] { (void)full({}, 1.0).stride(-1); }),
               ::testing::ExitedWithCode(0), "")
       << "stride(-1) of a 0-d tensor";
-  EXPECT_EXIT(exit_zero_if_throws<std::exception>([] { (void)split(full({}, 1.0), 1); }),
-              ::testing::ExitedWithCode(0), "")
+  EXPECT_EXIT(exit_zero_if_throws<std::exception>([] { (void)split(full({}, 1.0), 1); }), ::testing::ExitedWithCode(0),
+              "")
       << "split of a 0-d tensor";
   // The same queries on a 1-D tensor, for contrast, throw in-process.
   EXPECT_OUT_OF_RANGE((void)zeros({3}).size(1), "size", "dim 1", "rank 1");

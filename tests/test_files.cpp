@@ -21,11 +21,11 @@
 #include "autograd/ops.hpp"
 #include "report/csv.hpp"
 #include "report/plot.hpp"
+#include "tests/helpers.hpp"
 #include "train/checkpoint.hpp"
 #include "train/files.hpp"
 #include "train/format.hpp"
 #include "train/metrics_log.hpp"
-#include "tests/helpers.hpp"
 
 namespace rune::train {
 namespace {
@@ -105,7 +105,8 @@ TEST(Output, WriteFileReplacesTheFileWholeAndLeavesNoTemporary) {
   s << in.rdbuf();
   EXPECT_EQ(s.str(), "second\n");
   EXPECT_FALSE(fs::exists(path + ".tmp"));
-  EXPECT_NE(error_of([&] { write_file((dir / "missing" / "b.txt").string(), "x"); }).find("missing/b.txt.tmp"), std::string::npos);
+  EXPECT_NE(error_of([&] { write_file((dir / "missing" / "b.txt").string(), "x"); }).find("missing/b.txt.tmp"),
+            std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -149,7 +150,10 @@ TEST(Files, CsvQuotesOnlyWhatMustBeQuotedAndFormatsNumbersOneWay) {
             "\"two\nlines\",1,-inf,\"always\"\n"
             "\"cr\r\",1,1e-20,\"in \"\"quotes\"\"\"\n");
   EXPECT_EQ(csv.rows(), 5u);
-  EXPECT_NE(error_of([&] { csv.row({"short", 1}); }).find("a row of 2 fields under a header of 4 columns"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              csv.row({"short", 1});
+            }).find("a row of 2 fields under a header of 4 columns"),
+            std::string::npos);
   EXPECT_EQ(csv.rows(), 5u) << "the refused row is not written";
 
   const fs::path dir = scratch_dir("csv");
@@ -184,8 +188,8 @@ TEST(Files, AFullDiskFailsAPlotByNameAndKeepsThePreviousPng) {
   const std::string before = read_file(path);
   ASSERT_EQ(before.substr(1, 3), "PNG");
   ASSERT_GT(before.size(), 4096u);
-  const std::string result =
-      in_child({4096, false}, thrown([&] { report::plot_curves(path, "after, with a longer title", loss, val, {val}); }));
+  const std::string result = in_child(
+      {4096, false}, thrown([&] { report::plot_curves(path, "after, with a longer title", loss, val, {val}); }));
   expect_failure_naming(result, path, "File too large");
   EXPECT_EQ(read_file(path), before) << "the previous plot is intact";
   EXPECT_FALSE(fs::exists(path + ".tmp"));
@@ -268,7 +272,8 @@ TEST(Files, AnUnwritableFolderFailsEveryWriterNamingThePath) {
   table.row({1, 2});
   const Fault fault{RLIM_INFINITY, true};
   expect_failure_naming(in_child(fault, thrown([&] { write_file(text, "new\n"); })), text, "Permission denied");
-  expect_failure_naming(in_child(fault, thrown([&] { report::plot_curves(png, "t", loss, {}, {}); })), png, "Permission denied");
+  expect_failure_naming(in_child(fault, thrown([&] { report::plot_curves(png, "t", loss, {}, {}); })), png,
+                        "Permission denied");
   expect_failure_naming(in_child(fault, thrown([&] { save_checkpoint(h5, c); })), h5, "Permission denied");
   expect_failure_naming(in_child(fault, thrown([&] { table.write(csv); })), csv, "Permission denied");
   expect_failure_naming(in_child(fault, thrown([&] { MetricsLog m(log, 0); })), log, "Permission denied");

@@ -139,8 +139,7 @@ TEST_P(FusedVsComposed, CrossEntropy) {
     for (double eps : {0.0, 0.1}) {
       const CrossEntropyOptions o{-100, eps, r};
       expect_same([&](auto& x) { return cross_entropy(x[0], from_vector(t, {96}), o); },
-                  [&](auto& x) { return cross_entropy_composed(x[0], t, o); }, {rnd({96, 1000}, 6, d, 2.0)},
-                  tol * 10);
+                  [&](auto& x) { return cross_entropy_composed(x[0], t, o); }, {rnd({96, 1000}, 6, d, 2.0)}, tol * 10);
     }
 }
 
@@ -225,8 +224,7 @@ TEST(FusedKernels, ResultsDoNotDependOnTheThreadCount) {
   omp_set_num_threads(2);
   const auto two = run();
   omp_set_num_threads(saved);
-  for (std::size_t i = 0; i < one.size(); ++i)
-    EXPECT_LT(max_rel_diff(one[i], two[i]), 1e-6) << "result " << i;
+  for (std::size_t i = 0; i < one.size(); ++i) EXPECT_LT(max_rel_diff(one[i], two[i]), 1e-6) << "result " << i;
 }
 
 }  // namespace

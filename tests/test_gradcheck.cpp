@@ -71,171 +71,472 @@ const GradcheckOptions kFloat32{1e-3, 2e-3, 2e-2};
 
 std::vector<GradCase> all_cases() {
   std::vector<GradCase> c;
-  auto add_case = [&](std::string name, Op op, std::function<Inputs()> in, GradcheckFn fn,
-                      GradcheckOptions o = {}) { c.push_back({std::move(name), op, std::move(in), std::move(fn), o}); };
+  auto add_case = [&](std::string name, Op op, std::function<Inputs()> in, GradcheckFn fn, GradcheckOptions o = {}) {
+    c.push_back({std::move(name), op, std::move(in), std::move(fn), o});
+  };
 
   // ---- arithmetic, with broadcasting and non-contiguous operands
-  add_case("add_broadcast", Op::add, [] { return Inputs{leaf({2, 3}, 1), leaf({3}, 2)}; },
-           [](const Inputs& x) { return add(x[0], x[1]); });
-  add_case("add_transposed", Op::add, [] { return Inputs{transposed_leaf({3, 4}, 3), leaf({3, 1}, 4)}; },
-           [](const Inputs& x) { return x[0] + x[1]; });
-  add_case("sub_broadcast", Op::sub, [] { return Inputs{leaf({2, 1, 3}, 5), leaf({4, 3}, 6)}; },
-           [](const Inputs& x) { return sub(x[0], x[1]); });
-  add_case("mul_broadcast", Op::mul, [] { return Inputs{transposed_leaf({3, 4}, 7), leaf({4}, 8)}; },
-           [](const Inputs& x) { return mul(x[0], x[1]); });
-  add_case("mul_scalar", Op::mul, [] { return Inputs{leaf({2, 3}, 9)}; },
-           [](const Inputs& x) { return 3.0 * x[0] * 0.5; });
-  add_case("div_broadcast", Op::div, [] { return Inputs{leaf({2, 3}, 10), positive_leaf({2, 1}, 11)}; },
-           [](const Inputs& x) { return div(x[0], x[1]); });
-  add_case("neg", Op::neg, [] { return Inputs{transposed_leaf({2, 3}, 12)}; },
-           [](const Inputs& x) { return -x[0]; });
-  add_case("pow_scalar", Op::pow, [] { return Inputs{positive_leaf({2, 3}, 13)}; },
-           [](const Inputs& x) { return pow(x[0], 2.5) + pow(x[0], 3.0); });
-  add_case("pow_tensor", Op::pow_tensor, [] { return Inputs{positive_leaf({2, 3}, 14), leaf({3}, 15)}; },
-           [](const Inputs& x) { return pow(x[0], x[1]); });
+  add_case(
+      "add_broadcast", Op::add,
+      [] {
+        return Inputs{leaf({2, 3}, 1), leaf({3}, 2)};
+      },
+      [](const Inputs& x) { return add(x[0], x[1]); });
+  add_case(
+      "add_transposed", Op::add,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 3), leaf({3, 1}, 4)};
+      },
+      [](const Inputs& x) { return x[0] + x[1]; });
+  add_case(
+      "sub_broadcast", Op::sub,
+      [] {
+        return Inputs{leaf({2, 1, 3}, 5), leaf({4, 3}, 6)};
+      },
+      [](const Inputs& x) { return sub(x[0], x[1]); });
+  add_case(
+      "mul_broadcast", Op::mul,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 7), leaf({4}, 8)};
+      },
+      [](const Inputs& x) { return mul(x[0], x[1]); });
+  add_case(
+      "mul_scalar", Op::mul,
+      [] {
+        return Inputs{leaf({2, 3}, 9)};
+      },
+      [](const Inputs& x) { return 3.0 * x[0] * 0.5; });
+  add_case(
+      "div_broadcast", Op::div,
+      [] {
+        return Inputs{leaf({2, 3}, 10), positive_leaf({2, 1}, 11)};
+      },
+      [](const Inputs& x) { return div(x[0], x[1]); });
+  add_case(
+      "neg", Op::neg,
+      [] {
+        return Inputs{transposed_leaf({2, 3}, 12)};
+      },
+      [](const Inputs& x) { return -x[0]; });
+  add_case(
+      "pow_scalar", Op::pow,
+      [] {
+        return Inputs{positive_leaf({2, 3}, 13)};
+      },
+      [](const Inputs& x) { return pow(x[0], 2.5) + pow(x[0], 3.0); });
+  add_case(
+      "pow_tensor", Op::pow_tensor,
+      [] {
+        return Inputs{positive_leaf({2, 3}, 14), leaf({3}, 15)};
+      },
+      [](const Inputs& x) { return pow(x[0], x[1]); });
 
   // ---- unary math and activations
-  add_case("exp", Op::exp, [] { return Inputs{transposed_leaf({3, 2}, 16)}; },
-           [](const Inputs& x) { return exp(x[0]); });
-  add_case("log", Op::log, [] { return Inputs{positive_leaf({2, 5}, 17)}; },
-           [](const Inputs& x) { return log(x[0]); });
-  add_case("sqrt", Op::sqrt, [] { return Inputs{positive_leaf({2, 5}, 18)}; },
-           [](const Inputs& x) { return sqrt(x[0]); });
-  add_case("tanh", Op::tanh, [] { return Inputs{leaf({3, 11}, 19)}; },  // 11: a SIMD body and a tail
-           [](const Inputs& x) { return tanh(x[0]); });
-  add_case("sigmoid", Op::sigmoid, [] { return Inputs{leaf({3, 7}, 20)}; },
-           [](const Inputs& x) { return sigmoid(x[0]); });
-  add_case("relu", Op::relu, [] { return Inputs{away_from_zero({3, 7}, 21)}; },
-           [](const Inputs& x) { return relu(x[0]); });
-  add_case("erf", Op::erf, [] { return Inputs{leaf({2, 9}, 22)}; },
-           [](const Inputs& x) { return erf(x[0]); });
-  add_case("gelu_exact", Op::gelu, [] { return Inputs{transposed_leaf({5, 3}, 23)}; },
-           [](const Inputs& x) { return gelu(x[0]); });
-  add_case("gelu_tanh", Op::gelu, [] { return Inputs{leaf({3, 9}, 24)}; },
-           [](const Inputs& x) { return gelu(x[0], GeluApproximation::tanh); });
-  add_case("gelu_float32", Op::gelu, [] { return Inputs{leaf({3, 19}, 25, DType::float32)}; },
-           [](const Inputs& x) { return gelu(x[0]); }, kFloat32);
+  add_case(
+      "exp", Op::exp,
+      [] {
+        return Inputs{transposed_leaf({3, 2}, 16)};
+      },
+      [](const Inputs& x) { return exp(x[0]); });
+  add_case(
+      "log", Op::log,
+      [] {
+        return Inputs{positive_leaf({2, 5}, 17)};
+      },
+      [](const Inputs& x) { return log(x[0]); });
+  add_case(
+      "sqrt", Op::sqrt,
+      [] {
+        return Inputs{positive_leaf({2, 5}, 18)};
+      },
+      [](const Inputs& x) { return sqrt(x[0]); });
+  add_case(
+      "tanh", Op::tanh,
+      [] {
+        return Inputs{leaf({3, 11}, 19)};
+      },  // 11: a SIMD body and a tail
+      [](const Inputs& x) { return tanh(x[0]); });
+  add_case(
+      "sigmoid", Op::sigmoid,
+      [] {
+        return Inputs{leaf({3, 7}, 20)};
+      },
+      [](const Inputs& x) { return sigmoid(x[0]); });
+  add_case(
+      "relu", Op::relu,
+      [] {
+        return Inputs{away_from_zero({3, 7}, 21)};
+      },
+      [](const Inputs& x) { return relu(x[0]); });
+  add_case(
+      "erf", Op::erf,
+      [] {
+        return Inputs{leaf({2, 9}, 22)};
+      },
+      [](const Inputs& x) { return erf(x[0]); });
+  add_case(
+      "gelu_exact", Op::gelu,
+      [] {
+        return Inputs{transposed_leaf({5, 3}, 23)};
+      },
+      [](const Inputs& x) { return gelu(x[0]); });
+  add_case(
+      "gelu_tanh", Op::gelu,
+      [] {
+        return Inputs{leaf({3, 9}, 24)};
+      },
+      [](const Inputs& x) { return gelu(x[0], GeluApproximation::tanh); });
+  add_case(
+      "gelu_float32", Op::gelu,
+      [] {
+        return Inputs{leaf({3, 19}, 25, DType::float32)};
+      },
+      [](const Inputs& x) { return gelu(x[0]); }, kFloat32);
 
   // ---- selection
-  add_case("where", Op::where, [] { return Inputs{bool_mask({2, 3}, 26), leaf({2, 3}, 27), leaf({3}, 28)}; },
-           [](const Inputs& x) { return where(x[0], x[1], x[2]); });
-  add_case("masked_fill", Op::masked_fill, [] { return Inputs{transposed_leaf({2, 3}, 29), bool_mask({1, 3}, 30)}; },
-           [](const Inputs& x) { return masked_fill(x[0], x[1], -5.0); });
+  add_case(
+      "where", Op::where,
+      [] {
+        return Inputs{bool_mask({2, 3}, 26), leaf({2, 3}, 27), leaf({3}, 28)};
+      },
+      [](const Inputs& x) { return where(x[0], x[1], x[2]); });
+  add_case(
+      "masked_fill", Op::masked_fill,
+      [] {
+        return Inputs{transposed_leaf({2, 3}, 29), bool_mask({1, 3}, 30)};
+      },
+      [](const Inputs& x) { return masked_fill(x[0], x[1], -5.0); });
 
   // ---- reductions
-  add_case("sum_all", Op::sum, [] { return Inputs{transposed_leaf({3, 4}, 31)}; },
-           [](const Inputs& x) { return sum(x[0]); });
-  add_case("sum_dims_keepdim", Op::sum, [] { return Inputs{leaf({2, 3, 4}, 32)}; },
-           [](const Inputs& x) { return sum(x[0], {0, 2}, true); });
-  add_case("sum_last", Op::sum, [] { return Inputs{leaf({2, 3, 4}, 33)}; },
-           [](const Inputs& x) { return x[0].sum({-1}); });
-  add_case("mean_dims", Op::mean, [] { return Inputs{transposed_leaf({2, 4, 3}, 34)}; },
-           [](const Inputs& x) { return mean(x[0], {1}, false); });
-  add_case("mean_all", Op::mean, [] { return Inputs{leaf({3, 2}, 35)}; },
-           [](const Inputs& x) { return mean(x[0]); });
-  add_case("max_dim", Op::max, [] { return Inputs{leaf({3, 5}, 36)}; },
-           [](const Inputs& x) { return max(x[0], 1, false); });
-  add_case("max_dims_keepdim", Op::max, [] { return Inputs{transposed_leaf({2, 3, 4}, 37)}; },
-           [](const Inputs& x) { return max(x[0], std::vector<std::int64_t>{0, 2}, true); });
-  add_case("max_all", Op::max, [] { return Inputs{leaf({2, 3}, 38)}; },
-           [](const Inputs& x) { return max(x[0]); });
+  add_case(
+      "sum_all", Op::sum,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 31)};
+      },
+      [](const Inputs& x) { return sum(x[0]); });
+  add_case(
+      "sum_dims_keepdim", Op::sum,
+      [] {
+        return Inputs{leaf({2, 3, 4}, 32)};
+      },
+      [](const Inputs& x) {
+        return sum(x[0], {0, 2}, true);
+      });
+  add_case(
+      "sum_last", Op::sum,
+      [] {
+        return Inputs{leaf({2, 3, 4}, 33)};
+      },
+      [](const Inputs& x) { return x[0].sum({-1}); });
+  add_case(
+      "mean_dims", Op::mean,
+      [] {
+        return Inputs{transposed_leaf({2, 4, 3}, 34)};
+      },
+      [](const Inputs& x) { return mean(x[0], {1}, false); });
+  add_case(
+      "mean_all", Op::mean,
+      [] {
+        return Inputs{leaf({3, 2}, 35)};
+      },
+      [](const Inputs& x) { return mean(x[0]); });
+  add_case(
+      "max_dim", Op::max,
+      [] {
+        return Inputs{leaf({3, 5}, 36)};
+      },
+      [](const Inputs& x) { return max(x[0], 1, false); });
+  add_case(
+      "max_dims_keepdim", Op::max,
+      [] {
+        return Inputs{transposed_leaf({2, 3, 4}, 37)};
+      },
+      [](const Inputs& x) {
+        return max(x[0], std::vector<std::int64_t>{0, 2}, true);
+      });
+  add_case(
+      "max_all", Op::max,
+      [] {
+        return Inputs{leaf({2, 3}, 38)};
+      },
+      [](const Inputs& x) { return max(x[0]); });
 
   // ---- shape
-  add_case("reshape", Op::reshape, [] { return Inputs{transposed_leaf({3, 4}, 39)}; },
-           [](const Inputs& x) { return reshape(x[0], {2, -1}) * leaf({2, 6}, 40).detach(); });
-  add_case("transpose", Op::transpose, [] { return Inputs{leaf({2, 3, 4}, 41)}; },
-           [](const Inputs& x) { return transpose(x[0], 0, 2) * leaf({4, 3, 2}, 42).detach(); });
-  add_case("permute", Op::permute, [] { return Inputs{leaf({2, 3, 4}, 43)}; },
-           [](const Inputs& x) { return permute(x[0], {1, 2, 0}) * leaf({3, 4, 2}, 44).detach(); });
-  add_case("expand", Op::expand, [] { return Inputs{leaf({3, 1}, 45)}; },
-           [](const Inputs& x) { return expand(x[0], {2, 3, 4}) * leaf({2, 3, 4}, 46).detach(); });
-  add_case("contiguous", Op::contiguous, [] { return Inputs{transposed_leaf({3, 4}, 47)}; },
-           [](const Inputs& x) { return contiguous(x[0]) * leaf({3, 4}, 48).detach(); });
-  add_case("slice", Op::slice, [] { return Inputs{leaf({4, 7}, 49)}; },
-           [](const Inputs& x) { return slice(x[0], 1, -6, 7, 2) + slice(x[0], 0, 1, 3).sum({0}, true).slice(1, 0, 3); });
-  add_case("split", Op::slice, [] { return Inputs{leaf({5, 3}, 50)}; },
-           [](const Inputs& x) {
-             auto parts = split(x[0], 2, 0);
-             return parts[0].sum() * parts[1].sum() + parts[2].sum();
-           });
-  add_case("concat", Op::concat, [] { return Inputs{leaf({2, 3}, 51), transposed_leaf({2, 1}, 52), leaf({2, 2}, 53)}; },
-           [](const Inputs& x) { return concat({x[0], x[1], x[2]}, 1) * leaf({2, 6}, 54).detach(); });
-  add_case("index_select_dim0", Op::index_select, [] { return Inputs{leaf({5, 3}, 55)}; },
-           [](const Inputs& x) { return index_select(x[0], 0, ids({4, 0, 4, 2}, {4})) * leaf({4, 3}, 56).detach(); });
-  add_case("index_select_dim1", Op::index_select, [] { return Inputs{transposed_leaf({2, 4}, 57)}; },
-           [](const Inputs& x) { return index_select(x[0], 1, ids({3, 3, 1}, {3})); });
-  add_case("gather", Op::gather, [] { return Inputs{leaf({3, 4}, 58)}; },
-           [](const Inputs& x) { return gather(x[0], 1, ids({0, 0, 3, 1, 2, 1}, {3, 2})) * leaf({3, 2}, 59).detach(); });
-  add_case("cast", Op::cast, [] { return Inputs{leaf({2, 3}, 60, DType::float32)}; },
-           // linear after the cast, so a float32 step of any size differences exactly
-           [](const Inputs& x) { return to_dtype(x[0], DType::float64) * leaf({2, 3}, 61).detach(); },
-           GradcheckOptions{1e-2, 1e-6, 1e-5});
+  add_case(
+      "reshape", Op::reshape,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 39)};
+      },
+      [](const Inputs& x) {
+        return reshape(x[0], {2, -1}) * leaf({2, 6}, 40).detach();
+      });
+  add_case(
+      "transpose", Op::transpose,
+      [] {
+        return Inputs{leaf({2, 3, 4}, 41)};
+      },
+      [](const Inputs& x) {
+        return transpose(x[0], 0, 2) * leaf({4, 3, 2}, 42).detach();
+      });
+  add_case(
+      "permute", Op::permute,
+      [] {
+        return Inputs{leaf({2, 3, 4}, 43)};
+      },
+      [](const Inputs& x) {
+        return permute(x[0], {1, 2, 0}) * leaf({3, 4, 2}, 44).detach();
+      });
+  add_case(
+      "expand", Op::expand,
+      [] {
+        return Inputs{leaf({3, 1}, 45)};
+      },
+      [](const Inputs& x) {
+        return expand(x[0], {2, 3, 4}) * leaf({2, 3, 4}, 46).detach();
+      });
+  add_case(
+      "contiguous", Op::contiguous,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 47)};
+      },
+      [](const Inputs& x) {
+        return contiguous(x[0]) * leaf({3, 4}, 48).detach();
+      });
+  add_case(
+      "slice", Op::slice,
+      [] {
+        return Inputs{leaf({4, 7}, 49)};
+      },
+      [](const Inputs& x) { return slice(x[0], 1, -6, 7, 2) + slice(x[0], 0, 1, 3).sum({0}, true).slice(1, 0, 3); });
+  add_case(
+      "split", Op::slice,
+      [] {
+        return Inputs{leaf({5, 3}, 50)};
+      },
+      [](const Inputs& x) {
+        auto parts = split(x[0], 2, 0);
+        return parts[0].sum() * parts[1].sum() + parts[2].sum();
+      });
+  add_case(
+      "concat", Op::concat,
+      [] {
+        return Inputs{leaf({2, 3}, 51), transposed_leaf({2, 1}, 52), leaf({2, 2}, 53)};
+      },
+      [](const Inputs& x) {
+        return concat({x[0], x[1], x[2]}, 1) * leaf({2, 6}, 54).detach();
+      });
+  add_case(
+      "index_select_dim0", Op::index_select,
+      [] {
+        return Inputs{leaf({5, 3}, 55)};
+      },
+      [](const Inputs& x) {
+        return index_select(x[0], 0, ids({4, 0, 4, 2}, {4})) * leaf({4, 3}, 56).detach();
+      });
+  add_case(
+      "index_select_dim1", Op::index_select,
+      [] {
+        return Inputs{transposed_leaf({2, 4}, 57)};
+      },
+      [](const Inputs& x) {
+        return index_select(x[0], 1, ids({3, 3, 1}, {3}));
+      });
+  add_case(
+      "gather", Op::gather,
+      [] {
+        return Inputs{leaf({3, 4}, 58)};
+      },
+      [](const Inputs& x) {
+        return gather(x[0], 1, ids({0, 0, 3, 1, 2, 1}, {3, 2})) * leaf({3, 2}, 59).detach();
+      });
+  add_case(
+      "cast", Op::cast,
+      [] {
+        return Inputs{leaf({2, 3}, 60, DType::float32)};
+      },
+      // linear after the cast, so a float32 step of any size differences exactly
+      [](const Inputs& x) {
+        return to_dtype(x[0], DType::float64) * leaf({2, 3}, 61).detach();
+      },
+      GradcheckOptions{1e-2, 1e-6, 1e-5});
 
   // ---- matmul: 2-D, batched with broadcasting, 3-D @ 2-D (folded), transposed operands, 1-D
   // ---- linear: with and without bias, 3-D rows, a transposed input and a transposed weight
-  add_case("linear_bias_3d", Op::linear, [] { return Inputs{leaf({2, 3, 4}, 90), leaf({5, 4}, 91), leaf({5}, 92)}; },
-           [](const Inputs& x) { return linear(x[0], x[1], x[2]); });
-  add_case("linear_no_bias", Op::linear, [] { return Inputs{leaf({3, 4}, 93), leaf({2, 4}, 94)}; },
-           [](const Inputs& x) { return linear(x[0], x[1]); });
-  add_case("linear_transposed", Op::linear, [] { return Inputs{transposed_leaf({3, 4}, 95), transposed_leaf({5, 4}, 96), leaf({5}, 97)}; },
-           [](const Inputs& x) { return linear(x[0], x[1], x[2]); });
-  add_case("matmul_2d", Op::matmul, [] { return Inputs{leaf({3, 4}, 62), leaf({4, 2}, 63)}; },
-           [](const Inputs& x) { return matmul(x[0], x[1]); });
-  add_case("matmul_transposed", Op::matmul, [] { return Inputs{transposed_leaf({3, 4}, 64), transposed_leaf({4, 2}, 65)}; },
-           [](const Inputs& x) { return matmul(x[0], x[1]); });
-  add_case("matmul_batched_broadcast", Op::matmul, [] { return Inputs{leaf({2, 1, 3, 4}, 66), leaf({3, 4, 2}, 67)}; },
-           [](const Inputs& x) { return matmul(x[0], x[1]); });
-  add_case("matmul_3d_2d", Op::matmul, [] { return Inputs{leaf({2, 3, 4}, 68), leaf({4, 5}, 69)}; },
-           [](const Inputs& x) { return matmul(x[0], x[1]); });
-  add_case("matmul_2d_3d", Op::matmul, [] { return Inputs{leaf({3, 4}, 70), transposed_leaf({2, 4, 2}, 71)}; },
-           [](const Inputs& x) { return matmul(x[0], x[1]); });
-  add_case("matmul_vectors", Op::matmul, [] { return Inputs{leaf({4}, 72), leaf({4, 3}, 73), leaf({3}, 74)}; },
-           [](const Inputs& x) { return matmul(matmul(x[0], x[1]), x[2]) + matmul(x[1], x[2]).sum(); });
-  add_case("matmul_float32", Op::matmul, [] { return Inputs{leaf({2, 5, 6}, 75, DType::float32), leaf({6, 3}, 76, DType::float32)}; },
-           [](const Inputs& x) { return matmul(x[0], x[1]); }, kFloat32);
+  add_case(
+      "linear_bias_3d", Op::linear,
+      [] {
+        return Inputs{leaf({2, 3, 4}, 90), leaf({5, 4}, 91), leaf({5}, 92)};
+      },
+      [](const Inputs& x) { return linear(x[0], x[1], x[2]); });
+  add_case(
+      "linear_no_bias", Op::linear,
+      [] {
+        return Inputs{leaf({3, 4}, 93), leaf({2, 4}, 94)};
+      },
+      [](const Inputs& x) { return linear(x[0], x[1]); });
+  add_case(
+      "linear_transposed", Op::linear,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 95), transposed_leaf({5, 4}, 96), leaf({5}, 97)};
+      },
+      [](const Inputs& x) { return linear(x[0], x[1], x[2]); });
+  add_case(
+      "matmul_2d", Op::matmul,
+      [] {
+        return Inputs{leaf({3, 4}, 62), leaf({4, 2}, 63)};
+      },
+      [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case(
+      "matmul_transposed", Op::matmul,
+      [] {
+        return Inputs{transposed_leaf({3, 4}, 64), transposed_leaf({4, 2}, 65)};
+      },
+      [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case(
+      "matmul_batched_broadcast", Op::matmul,
+      [] {
+        return Inputs{leaf({2, 1, 3, 4}, 66), leaf({3, 4, 2}, 67)};
+      },
+      [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case(
+      "matmul_3d_2d", Op::matmul,
+      [] {
+        return Inputs{leaf({2, 3, 4}, 68), leaf({4, 5}, 69)};
+      },
+      [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case(
+      "matmul_2d_3d", Op::matmul,
+      [] {
+        return Inputs{leaf({3, 4}, 70), transposed_leaf({2, 4, 2}, 71)};
+      },
+      [](const Inputs& x) { return matmul(x[0], x[1]); });
+  add_case(
+      "matmul_vectors", Op::matmul,
+      [] {
+        return Inputs{leaf({4}, 72), leaf({4, 3}, 73), leaf({3}, 74)};
+      },
+      [](const Inputs& x) { return matmul(matmul(x[0], x[1]), x[2]) + matmul(x[1], x[2]).sum(); });
+  add_case(
+      "matmul_float32", Op::matmul,
+      [] {
+        return Inputs{leaf({2, 5, 6}, 75, DType::float32), leaf({6, 3}, 76, DType::float32)};
+      },
+      [](const Inputs& x) { return matmul(x[0], x[1]); }, kFloat32);
 
   // ---- fused nn ops
-  add_case("softmax_last", Op::softmax, [] { return Inputs{leaf({3, 9}, 77)}; },
-           [](const Inputs& x) { return softmax(x[0], -1); });
-  add_case("softmax_middle", Op::softmax, [] { return Inputs{transposed_leaf({2, 4, 3}, 78)}; },
-           [](const Inputs& x) { return softmax(x[0], 1); });
-  add_case("softmax_float32", Op::softmax, [] { return Inputs{leaf({2, 19}, 79, DType::float32)}; },
-           [](const Inputs& x) { return softmax(x[0], -1); }, kFloat32);
-  add_case("log_softmax_last", Op::log_softmax, [] { return Inputs{leaf({3, 10}, 80)}; },
-           [](const Inputs& x) { return log_softmax(x[0], -1); });
-  add_case("log_softmax_first", Op::log_softmax, [] { return Inputs{leaf({4, 3}, 81)}; },
-           [](const Inputs& x) { return log_softmax(x[0], 0); });
-  add_case("layer_norm_affine", Op::layer_norm, [] { return Inputs{leaf({2, 3, 5}, 82), leaf({5}, 83), leaf({5}, 84)}; },
-           [](const Inputs& x) { return layer_norm(x[0], {5}, x[1], x[2]); });
-  add_case("layer_norm_two_dims", Op::layer_norm, [] { return Inputs{transposed_leaf({2, 4, 3}, 85), leaf({4, 3}, 86), leaf({4, 3}, 87)}; },
-           [](const Inputs& x) { return layer_norm(x[0], {4, 3}, x[1], x[2], 1e-3); });
-  add_case("layer_norm_plain", Op::layer_norm, [] { return Inputs{leaf({3, 6}, 88)}; },
-           [](const Inputs& x) { return layer_norm(x[0], {6}, Tensor(), Tensor()); });
-  add_case("layer_norm_float32", Op::layer_norm,
-           [] { return Inputs{leaf({3, 8}, 89, DType::float32), leaf({8}, 90, DType::float32), leaf({8}, 91, DType::float32)}; },
-           [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, kFloat32);
-  add_case("dropout", Op::dropout, [] { return Inputs{leaf({4, 6}, 92)}; },
-           [](const Inputs& x) {
-             Generator g(7);  // the same mask on every call
-             return dropout(x[0], 0.3, true, g);
-           });
-  add_case("cross_entropy_mean_smoothing_ignore", Op::cross_entropy, [] { return Inputs{leaf({5, 4}, 93)}; },
-           [](const Inputs& x) {
-             return cross_entropy(x[0], ids({1, 3, -100, 0, 2}, {5}), {-100, 0.1, Reduction::mean});
-           });
-  add_case("cross_entropy_sum", Op::cross_entropy, [] { return Inputs{transposed_leaf({3, 6}, 94)}; },
-           [](const Inputs& x) { return cross_entropy(x[0], ids({5, 0, 2}, {3}), {-100, 0.0, Reduction::sum}); });
-  add_case("cross_entropy_none", Op::cross_entropy, [] { return Inputs{leaf({4, 3}, 95)}; },
-           [](const Inputs& x) { return cross_entropy(x[0], ids({2, 1, 0, 1}, {4}), {1, 0.2, Reduction::none}); });
-  add_case("cross_entropy_1d", Op::cross_entropy, [] { return Inputs{leaf({7}, 96)}; },
-           [](const Inputs& x) { return cross_entropy(x[0], ids({4}, {})); });
-  add_case("cross_entropy_float32", Op::cross_entropy, [] { return Inputs{leaf({4, 13}, 97, DType::float32)}; },
-           [](const Inputs& x) { return cross_entropy(x[0], ids({12, 0, 5, 7}, {4}), {-100, 0.1, Reduction::mean}); },
-           kFloat32);
-  add_case("mse_loss_mean", Op::mse_loss, [] { return Inputs{leaf({3, 4}, 98), transposed_leaf({3, 4}, 99)}; },
-           [](const Inputs& x) { return mse_loss(x[0], x[1]); });
-  add_case("mse_loss_sum_none", Op::mse_loss, [] { return Inputs{leaf({2, 3}, 100), leaf({2, 3}, 101)}; },
-           [](const Inputs& x) { return mse_loss(x[0], x[1], Reduction::sum) + mse_loss(x[0], x[1], Reduction::none); });
+  add_case(
+      "softmax_last", Op::softmax,
+      [] {
+        return Inputs{leaf({3, 9}, 77)};
+      },
+      [](const Inputs& x) { return softmax(x[0], -1); });
+  add_case(
+      "softmax_middle", Op::softmax,
+      [] {
+        return Inputs{transposed_leaf({2, 4, 3}, 78)};
+      },
+      [](const Inputs& x) { return softmax(x[0], 1); });
+  add_case(
+      "softmax_float32", Op::softmax,
+      [] {
+        return Inputs{leaf({2, 19}, 79, DType::float32)};
+      },
+      [](const Inputs& x) { return softmax(x[0], -1); }, kFloat32);
+  add_case(
+      "log_softmax_last", Op::log_softmax,
+      [] {
+        return Inputs{leaf({3, 10}, 80)};
+      },
+      [](const Inputs& x) { return log_softmax(x[0], -1); });
+  add_case(
+      "log_softmax_first", Op::log_softmax,
+      [] {
+        return Inputs{leaf({4, 3}, 81)};
+      },
+      [](const Inputs& x) { return log_softmax(x[0], 0); });
+  add_case(
+      "layer_norm_affine", Op::layer_norm,
+      [] {
+        return Inputs{leaf({2, 3, 5}, 82), leaf({5}, 83), leaf({5}, 84)};
+      },
+      [](const Inputs& x) { return layer_norm(x[0], {5}, x[1], x[2]); });
+  add_case(
+      "layer_norm_two_dims", Op::layer_norm,
+      [] {
+        return Inputs{transposed_leaf({2, 4, 3}, 85), leaf({4, 3}, 86), leaf({4, 3}, 87)};
+      },
+      [](const Inputs& x) {
+        return layer_norm(x[0], {4, 3}, x[1], x[2], 1e-3);
+      });
+  add_case(
+      "layer_norm_plain", Op::layer_norm,
+      [] {
+        return Inputs{leaf({3, 6}, 88)};
+      },
+      [](const Inputs& x) { return layer_norm(x[0], {6}, Tensor(), Tensor()); });
+  add_case(
+      "layer_norm_float32", Op::layer_norm,
+      [] {
+        return Inputs{leaf({3, 8}, 89, DType::float32), leaf({8}, 90, DType::float32), leaf({8}, 91, DType::float32)};
+      },
+      [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, kFloat32);
+  add_case(
+      "dropout", Op::dropout,
+      [] {
+        return Inputs{leaf({4, 6}, 92)};
+      },
+      [](const Inputs& x) {
+        Generator g(7);  // the same mask on every call
+        return dropout(x[0], 0.3, true, g);
+      });
+  add_case(
+      "cross_entropy_mean_smoothing_ignore", Op::cross_entropy,
+      [] {
+        return Inputs{leaf({5, 4}, 93)};
+      },
+      [](const Inputs& x) {
+        return cross_entropy(x[0], ids({1, 3, -100, 0, 2}, {5}), {-100, 0.1, Reduction::mean});
+      });
+  add_case(
+      "cross_entropy_sum", Op::cross_entropy,
+      [] {
+        return Inputs{transposed_leaf({3, 6}, 94)};
+      },
+      [](const Inputs& x) {
+        return cross_entropy(x[0], ids({5, 0, 2}, {3}), {-100, 0.0, Reduction::sum});
+      });
+  add_case(
+      "cross_entropy_none", Op::cross_entropy,
+      [] {
+        return Inputs{leaf({4, 3}, 95)};
+      },
+      [](const Inputs& x) {
+        return cross_entropy(x[0], ids({2, 1, 0, 1}, {4}), {1, 0.2, Reduction::none});
+      });
+  add_case(
+      "cross_entropy_1d", Op::cross_entropy, [] { return Inputs{leaf({7}, 96)}; },
+      [](const Inputs& x) { return cross_entropy(x[0], ids({4}, {})); });
+  add_case(
+      "cross_entropy_float32", Op::cross_entropy,
+      [] {
+        return Inputs{leaf({4, 13}, 97, DType::float32)};
+      },
+      [](const Inputs& x) {
+        return cross_entropy(x[0], ids({12, 0, 5, 7}, {4}), {-100, 0.1, Reduction::mean});
+      },
+      kFloat32);
+  add_case(
+      "mse_loss_mean", Op::mse_loss,
+      [] {
+        return Inputs{leaf({3, 4}, 98), transposed_leaf({3, 4}, 99)};
+      },
+      [](const Inputs& x) { return mse_loss(x[0], x[1]); });
+  add_case(
+      "mse_loss_sum_none", Op::mse_loss,
+      [] {
+        return Inputs{leaf({2, 3}, 100), leaf({2, 3}, 101)};
+      },
+      [](const Inputs& x) { return mse_loss(x[0], x[1], Reduction::sum) + mse_loss(x[0], x[1], Reduction::none); });
 
   // ---- attention: grouped heads, every mask kind, a query with no key left, strided heads
   const auto masks = [] {
@@ -245,63 +546,118 @@ std::vector<GradCase> all_cases() {
     m.bias = leaf({3, 4}, 102).detach();
     return m;
   };
-  add_case("attention_gqa_masks", Op::attention,
-           [] { return Inputs{leaf({2, 4, 3, 5}, 103), leaf({2, 2, 4, 5}, 104), leaf({2, 2, 4, 3}, 105)}; },
-           [masks](const Inputs& x) { return attention(x[0], x[1], x[2], masks()); });
-  add_case("attention_blocked_row_and_strided_q", Op::attention,
-           [] { return Inputs{transposed_leaf({1, 2, 3, 4}, 106), leaf({1, 1, 5, 4}, 107), leaf({1, 1, 5, 2}, 108)}; },
-           [](const Inputs& x) {
-             AttentionMask m;  // query 1 sees no key: its output and gradient are zero
-             m.blocked = gt(ids({0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0}, {3, 5}), ids({0}, {1}));
-             return attention(x[0], x[1], x[2], m, 0.7);
-           });
-  add_case("attention_dropout", Op::attention,
-           [] { return Inputs{leaf({1, 2, 3, 4}, 109), leaf({1, 2, 5, 4}, 110), leaf({1, 2, 5, 4}, 111)}; },
-           [](const Inputs& x) {
-             Generator g(11);  // the same dropped weights on every call
-             return attention(x[0], x[1], x[2], {}, std::nullopt, 0.4, &g);
-           });
-  add_case("attention_float32", Op::attention,
-           [] {
-             return Inputs{leaf({2, 2, 4, 8}, 112, DType::float32), leaf({2, 2, 4, 8}, 113, DType::float32),
-                           leaf({2, 2, 4, 8}, 114, DType::float32)};
-           },
-           [](const Inputs& x) { return attention(x[0], x[1], x[2], AttentionMask{true, {}, {}, {}}); }, kFloat32);
-  add_case("attention_weights_mqa_masks", Op::attention_weights,
-           [] { return Inputs{leaf({2, 3, 3, 4}, 115), leaf({2, 1, 4, 4}, 116)}; },
-           [masks](const Inputs& x) { return attention_weights(x[0], x[1], masks()); });
-  add_case("attention_weights_strided_k", Op::attention_weights,
-           [] { return Inputs{leaf({1, 2, 2, 3}, 117), transposed_leaf({1, 2, 4, 3}, 118)}; },
-           [](const Inputs& x) { return attention_weights(x[0], x[1], {}, 0.5); });
+  add_case(
+      "attention_gqa_masks", Op::attention,
+      [] {
+        return Inputs{leaf({2, 4, 3, 5}, 103), leaf({2, 2, 4, 5}, 104), leaf({2, 2, 4, 3}, 105)};
+      },
+      [masks](const Inputs& x) { return attention(x[0], x[1], x[2], masks()); });
+  add_case(
+      "attention_blocked_row_and_strided_q", Op::attention,
+      [] {
+        return Inputs{transposed_leaf({1, 2, 3, 4}, 106), leaf({1, 1, 5, 4}, 107), leaf({1, 1, 5, 2}, 108)};
+      },
+      [](const Inputs& x) {
+        AttentionMask m;  // query 1 sees no key: its output and gradient are zero
+        m.blocked = gt(ids({0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0}, {3, 5}), ids({0}, {1}));
+        return attention(x[0], x[1], x[2], m, 0.7);
+      });
+  add_case(
+      "attention_dropout", Op::attention,
+      [] {
+        return Inputs{leaf({1, 2, 3, 4}, 109), leaf({1, 2, 5, 4}, 110), leaf({1, 2, 5, 4}, 111)};
+      },
+      [](const Inputs& x) {
+        Generator g(11);  // the same dropped weights on every call
+        return attention(x[0], x[1], x[2], {}, std::nullopt, 0.4, &g);
+      });
+  add_case(
+      "attention_float32", Op::attention,
+      [] {
+        return Inputs{leaf({2, 2, 4, 8}, 112, DType::float32), leaf({2, 2, 4, 8}, 113, DType::float32),
+                      leaf({2, 2, 4, 8}, 114, DType::float32)};
+      },
+      [](const Inputs& x) {
+        return attention(x[0], x[1], x[2], AttentionMask{true, {}, {}, {}});
+      },
+      kFloat32);
+  add_case(
+      "attention_weights_mqa_masks", Op::attention_weights,
+      [] {
+        return Inputs{leaf({2, 3, 3, 4}, 115), leaf({2, 1, 4, 4}, 116)};
+      },
+      [masks](const Inputs& x) { return attention_weights(x[0], x[1], masks()); });
+  add_case(
+      "attention_weights_strided_k", Op::attention_weights,
+      [] {
+        return Inputs{leaf({1, 2, 2, 3}, 117), transposed_leaf({1, 2, 4, 3}, 118)};
+      },
+      [](const Inputs& x) { return attention_weights(x[0], x[1], {}, 0.5); });
 
   // ---- image ops: patches of a permuted (non-contiguous) image; bicubic up, down, non-square
-  add_case("patchify", Op::patchify, [] { return Inputs{leaf({2, 4, 6, 3}, 121).permute({0, 3, 1, 2}).detach().requires_grad_()}; },
-           [](const Inputs& x) { return patchify(x[0], 2); });
-  add_case("interpolate_bicubic_up", Op::interpolate_bicubic, [] { return Inputs{leaf({1, 2, 3, 4}, 122)}; },
-           [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 7); });
-  add_case("interpolate_bicubic_down_nonsquare", Op::interpolate_bicubic,
-           [] { return Inputs{transposed_leaf({2, 1, 5, 6}, 123)}; },
-           [](const Inputs& x) { return interpolate_bicubic(x[0], 2, 3); });
-  add_case("interpolate_bicubic_align_corners", Op::interpolate_bicubic, [] { return Inputs{leaf({1, 1, 4, 3}, 124)}; },
-           [](const Inputs& x) { return interpolate_bicubic(x[0], 6, 1, true); });
-  add_case("patchify_odd_nonsquare", Op::patchify, [] { return Inputs{leaf({1, 2, 6, 9}, 125)}; },
-           [](const Inputs& x) { return patchify(x[0], 3); });
-  add_case("interpolate_bicubic_align_corners_down_permuted", Op::interpolate_bicubic,
-           [] { return Inputs{leaf({1, 6, 5, 2}, 126).permute({0, 3, 1, 2}).detach().requires_grad_()}; },
-           [](const Inputs& x) { return interpolate_bicubic(x[0], 4, 3, true); });
-  add_case("interpolate_bicubic_up_align_corners", Op::interpolate_bicubic, [] { return Inputs{leaf({2, 1, 3, 3}, 127)}; },
-           [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 6, true); });
+  add_case(
+      "patchify", Op::patchify,
+      [] {
+        return Inputs{leaf({2, 4, 6, 3}, 121).permute({0, 3, 1, 2}).detach().requires_grad_()};
+      },
+      [](const Inputs& x) { return patchify(x[0], 2); });
+  add_case(
+      "interpolate_bicubic_up", Op::interpolate_bicubic,
+      [] {
+        return Inputs{leaf({1, 2, 3, 4}, 122)};
+      },
+      [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 7); });
+  add_case(
+      "interpolate_bicubic_down_nonsquare", Op::interpolate_bicubic,
+      [] {
+        return Inputs{transposed_leaf({2, 1, 5, 6}, 123)};
+      },
+      [](const Inputs& x) { return interpolate_bicubic(x[0], 2, 3); });
+  add_case(
+      "interpolate_bicubic_align_corners", Op::interpolate_bicubic,
+      [] {
+        return Inputs{leaf({1, 1, 4, 3}, 124)};
+      },
+      [](const Inputs& x) { return interpolate_bicubic(x[0], 6, 1, true); });
+  add_case(
+      "patchify_odd_nonsquare", Op::patchify,
+      [] {
+        return Inputs{leaf({1, 2, 6, 9}, 125)};
+      },
+      [](const Inputs& x) { return patchify(x[0], 3); });
+  add_case(
+      "interpolate_bicubic_align_corners_down_permuted", Op::interpolate_bicubic,
+      [] {
+        return Inputs{leaf({1, 6, 5, 2}, 126).permute({0, 3, 1, 2}).detach().requires_grad_()};
+      },
+      [](const Inputs& x) { return interpolate_bicubic(x[0], 4, 3, true); });
+  add_case(
+      "interpolate_bicubic_up_align_corners", Op::interpolate_bicubic,
+      [] {
+        return Inputs{leaf({2, 1, 3, 3}, 127)};
+      },
+      [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 6, true); });
 
   // ---- embedding: repeated ids add up. padding_idx's row gets no gradient by definition, though
   // the output reads it, so its positions are zeroed here for the finite differences to agree.
-  add_case("embedding", Op::embedding, [] { return Inputs{transposed_leaf({6, 3}, 119)}; },
-           [](const Inputs& x) { return embedding(x[0], ids({1, 2, 4, 1, 5, 3}, {2, 3})); });
-  add_case("embedding_padding", Op::embedding, [] { return Inputs{leaf({6, 3}, 120)}; },
-           [](const Inputs& x) {
-             const Tensor tokens = ids({1, 0, 4, 1, 5, 0}, {2, 3});
-             const Tensor real = to_dtype(unsqueeze(ne(tokens, ids({0}, {1})), -1), DType::float64);
-             return embedding(x[0], tokens, 0) * real;
-           });
+  add_case(
+      "embedding", Op::embedding,
+      [] {
+        return Inputs{transposed_leaf({6, 3}, 119)};
+      },
+      [](const Inputs& x) {
+        return embedding(x[0], ids({1, 2, 4, 1, 5, 3}, {2, 3}));
+      });
+  add_case(
+      "embedding_padding", Op::embedding,
+      [] {
+        return Inputs{leaf({6, 3}, 120)};
+      },
+      [](const Inputs& x) {
+        const Tensor tokens = ids({1, 0, 4, 1, 5, 0}, {2, 3});
+        const Tensor real = to_dtype(unsqueeze(ne(tokens, ids({0}, {1})), -1), DType::float64);
+        return embedding(x[0], tokens, 0) * real;
+      });
   return c;
 }
 
@@ -342,8 +698,8 @@ TEST(GradCheckCoverage, EveryDifferentiableOpHasACheckThatRecordsIt) {
       e = std::max(e, in.max_rel_error);
     }
   }
-  std::printf("%-14s %5s %12s %12s %12s %12s\n", "op", "cases", "f64 abs err", "f64 rel err",
-              "f32 abs err", "f32 rel err");
+  std::printf("%-14s %5s %12s %12s %12s %12s\n", "op", "cases", "f64 abs err", "f64 rel err", "f32 abs err",
+              "f32 rel err");
   for (std::size_t i = 0; i < kOpCount; ++i) {
     const Op op = static_cast<Op>(i);
     const Worst& w = verified[op];

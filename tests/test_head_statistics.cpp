@@ -168,7 +168,8 @@ TEST(HeadRedundancy, PairMeansAreTheRowsJensenShannonDivergences) {
     acc.add(w.data(), vq, vk, T, T * T);
     for (std::int64_t a = 0; a < H; ++a)
       for (std::int64_t b = 0; b < H; ++b)
-        for (std::int64_t i = 0; i < vq; ++i) want[a * H + b] += js_divergence(&w[(a * T + i) * T], &w[(b * T + i) * T], vk);
+        for (std::int64_t i = 0; i < vq; ++i)
+          want[a * H + b] += js_divergence(&w[(a * T + i) * T], &w[(b * T + i) * T], vk);
     rows += vq;
   }
   for (std::int64_t a = 0; a < H; ++a)

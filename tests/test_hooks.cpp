@@ -106,8 +106,8 @@ TEST(ForwardHooks, AForwardHookReplacesTheOutput) {
   nn::Linear lin(3, 2, true, g);
   const Tensor x = randn({4, 3}, g);
   const Tensor plain = lin.forward(x);
-  nn::HookHandle first = lin.register_forward_hook(
-      [](const nn::ForwardCall&, std::vector<Tensor>& out) { out[0] = out[0] * 3.0; });
+  nn::HookHandle first =
+      lin.register_forward_hook([](const nn::ForwardCall&, std::vector<Tensor>& out) { out[0] = out[0] * 3.0; });
   std::vector<double> seen_by_second;
   nn::HookHandle second = lin.register_forward_hook(
       [&](const nn::ForwardCall&, std::vector<Tensor>& out) { seen_by_second = values(out[0]); });
@@ -140,7 +140,8 @@ TEST(HookHandle, RemoveDestructionAndDetach) {
   int pre_calls = 0, post_calls = 0;
   nn::HookHandle pre = lin.register_forward_pre_hook([&](nn::ForwardCall&) { ++pre_calls; });
   {
-    nn::HookHandle post = lin.register_forward_hook([&](const nn::ForwardCall&, std::vector<Tensor>&) { ++post_calls; });
+    nn::HookHandle post =
+        lin.register_forward_hook([&](const nn::ForwardCall&, std::vector<Tensor>&) { ++post_calls; });
     EXPECT_TRUE(post.active());
     lin.forward(x);
     EXPECT_EQ(pre_calls, 1);
@@ -360,7 +361,8 @@ TEST(AttentionRecorder, RecordsEveryModulesPerHeadWeightsAndGivesCallersWhatThey
     for (const Tensor& w : recorded) EXPECT_FALSE(w.requires_grad());
     // a caller asking for averaged weights still gets them, and the recorder the heads
     const nn::MultiheadAttention& cross = *modules[3].second;
-    const Tensor avg = cross.forward(inputs[3][0], inputs[3][1], inputs[3][2], masks[3], nn::AttentionWeights::averaged).weights;
+    const Tensor avg =
+        cross.forward(inputs[3][0], inputs[3][1], inputs[3][2], masks[3], nn::AttentionWeights::averaged).weights;
     EXPECT_EQ(avg.shape(), (Shape{2, 3, 5}));
     EXPECT_EQ(values(avg), values(mean(recorder.weights(3), {1})));
     recorder.clear();
@@ -371,8 +373,10 @@ TEST(AttentionRecorder, RecordsEveryModulesPerHeadWeightsAndGivesCallersWhatThey
   for (const auto& [path, m] : modules) EXPECT_FALSE(m->has_forward_hooks()) << path;
   // the recorded weights are each module's own, asked for directly on the same call
   for (std::size_t i = 0; i < 4; ++i) {
-    const Tensor want = modules[i].second->forward(inputs[i][0], inputs[i][1], inputs[i][2], masks[i],
-                                                   nn::AttentionWeights::per_head).weights;
+    const Tensor want =
+        modules[i]
+            .second->forward(inputs[i][0], inputs[i][1], inputs[i][2], masks[i], nn::AttentionWeights::per_head)
+            .weights;
     EXPECT_EQ(values(recorded[i]), values(want)) << modules[i].first;
   }
   // causal self-attention in the decoder: nothing above the diagonal

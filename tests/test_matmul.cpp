@@ -44,8 +44,8 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
 Tensor reference_matmul(const Tensor& a, const Tensor& b) {
   NoGradGuard no_grad;
   if (a.dim() == 2 && b.dim() == 2) return reference::matmul(a, b);
-  Shape batch = a.dim() > b.dim() ? Shape(a.shape().begin(), a.shape().end() - 2)
-                                  : Shape(b.shape().begin(), b.shape().end() - 2);
+  Shape batch =
+      a.dim() > b.dim() ? Shape(a.shape().begin(), a.shape().end() - 2) : Shape(b.shape().begin(), b.shape().end() - 2);
   for (std::size_t i = 0; i + 2 < std::min(a.shape().size(), b.shape().size()); ++i) {
     const std::size_t ia = a.dim() - 3 - i, ib = b.dim() - 3 - i, ob = batch.size() - 1 - i;
     batch[ob] = std::max(a.shape()[ia], b.shape()[ib]);
@@ -97,22 +97,21 @@ TEST_P(MatmulLayouts, MatchesTheReferenceForwardAndBackward) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, MatmulLayouts,
-    ::testing::Values(Case{"square", {64, 64}, {64, 64}, false, false},
-                      Case{"odd_sizes", {37, 19}, {19, 53}, false, false},
-                      Case{"a_transposed", {37, 19}, {19, 53}, true, false},
-                      Case{"b_transposed", {37, 19}, {19, 53}, false, true},
-                      Case{"both_transposed", {8, 300}, {300, 9}, true, true},
-                      Case{"batched", {6, 17, 8}, {6, 8, 12}, false, false},
-                      Case{"batched_transposed_keys", {12, 16, 8}, {12, 8, 16}, false, true},
-                      Case{"batch_broadcast", {2, 1, 5, 4}, {3, 4, 6}, false, false},
-                      Case{"linear_fold", {4, 33, 24}, {24, 40}, false, false},
-                      Case{"linear_fold_weight_transposed", {4, 33, 24}, {24, 40}, false, true},
-                      Case{"shared_lhs", {5, 6}, {3, 6, 7}, false, false},
-                      Case{"attention_many_small", {64, 16, 8}, {64, 8, 16}, false, true},
-                      Case{"row_vector_like", {1, 7}, {7, 1}, false, false}),
-    [](const ::testing::TestParamInfo<Case>& p) { return std::string(p.param.name); });
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulLayouts,
+                         ::testing::Values(Case{"square", {64, 64}, {64, 64}, false, false},
+                                           Case{"odd_sizes", {37, 19}, {19, 53}, false, false},
+                                           Case{"a_transposed", {37, 19}, {19, 53}, true, false},
+                                           Case{"b_transposed", {37, 19}, {19, 53}, false, true},
+                                           Case{"both_transposed", {8, 300}, {300, 9}, true, true},
+                                           Case{"batched", {6, 17, 8}, {6, 8, 12}, false, false},
+                                           Case{"batched_transposed_keys", {12, 16, 8}, {12, 8, 16}, false, true},
+                                           Case{"batch_broadcast", {2, 1, 5, 4}, {3, 4, 6}, false, false},
+                                           Case{"linear_fold", {4, 33, 24}, {24, 40}, false, false},
+                                           Case{"linear_fold_weight_transposed", {4, 33, 24}, {24, 40}, false, true},
+                                           Case{"shared_lhs", {5, 6}, {3, 6, 7}, false, false},
+                                           Case{"attention_many_small", {64, 16, 8}, {64, 8, 16}, false, true},
+                                           Case{"row_vector_like", {1, 7}, {7, 1}, false, false}),
+                         [](const ::testing::TestParamInfo<Case>& p) { return std::string(p.param.name); });
 
 TEST(Matmul, AgreesWithXtensorBlas) {
   const Tensor a = rnd({70, 45}, 4, DType::float64), b = rnd({45, 31}, 5, DType::float64);
@@ -159,13 +158,14 @@ TEST(Matmul, ThreadCountDoesNotChangeResults) {
   EXPECT_EQ(one.to_vector<float>(), two.to_vector<float>());
 }
 
-
 // blas::gemm shares large products out between threads itself: by rows of C when it is tall, by
 // columns when it is wide, by the reduction when C is small and k long (partial products summed).
 // Each regime, every transpose combination, beta 0 and 1 and padded leading dimensions, at 1, 2
 // and 3 threads, against a loop accumulating in double.
 TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
-  struct Dims { std::int64_t m, n, k; };
+  struct Dims {
+    std::int64_t m, n, k;
+  };
   const Dims cases[] = {{1040, 96, 72}, {40, 1030, 136}, {72, 56, 3000}};
   const int saved = omp_get_max_threads();
   std::uint64_t seed = 20;
@@ -196,8 +196,8 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
             }
           for (std::int64_t i = 0; i < c.m; ++i)  // the padding of C is left alone
             for (std::int64_t j = c.n; j < ldc; ++j) ASSERT_EQ(out[i * ldc + j], c0[i * ldc + j]);
-          EXPECT_LT(worst, 1e-4) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb << " beta "
-                                 << beta << " threads " << threads;
+          EXPECT_LT(worst, 1e-4) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb << " beta " << beta
+                                 << " threads " << threads;
         }
 }
 

@@ -145,7 +145,8 @@ TEST(Module, LoadStateDictIsStrictAndReportsEveryProblem) {
 // ------------------------------------------------------------------------- init
 
 TEST(Init, FansGainsAndBoundsFollowTorch) {
-  EXPECT_EQ(nn::init::calculate_fan_in_and_fan_out(zeros({8, 3, 4, 4})), (std::pair<std::int64_t, std::int64_t>{48, 128}));
+  EXPECT_EQ(nn::init::calculate_fan_in_and_fan_out(zeros({8, 3, 4, 4})),
+            (std::pair<std::int64_t, std::int64_t>{48, 128}));
   EXPECT_THROW(nn::init::calculate_fan_in_and_fan_out(zeros({5})), std::invalid_argument);
   EXPECT_DOUBLE_EQ(nn::init::calculate_gain(nn::init::Nonlinearity::relu), std::sqrt(2.0));
   EXPECT_DOUBLE_EQ(nn::init::calculate_gain(nn::init::Nonlinearity::leaky_relu, std::sqrt(5.0)), std::sqrt(1.0 / 3.0));

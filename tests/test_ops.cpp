@@ -95,9 +95,9 @@ TEST(OpsArithmetic, HandComputedBroadcasts) {
 }
 
 TEST(OpsArithmetic, BroadcastingMatchesXtensor) {
-  const std::vector<std::pair<Shape, Shape>> cases = {
-      {{2, 3}, {3}}, {{2, 1}, {1, 3}}, {{2, 3}, {}}, {{}, {2, 3}}, {{4, 1, 3}, {2, 1}},
-      {{3}, {2, 3}}, {{2, 3}, {2, 3}}, {{1}, {5}},   {{2, 1, 4}, {1, 3, 1}}};
+  const std::vector<std::pair<Shape, Shape>> cases = {{{2, 3}, {3}},    {{2, 1}, {1, 3}},    {{2, 3}, {}},
+                                                      {{}, {2, 3}},     {{4, 1, 3}, {2, 1}}, {{3}, {2, 3}},
+                                                      {{2, 3}, {2, 3}}, {{1}, {5}},          {{2, 1, 4}, {1, 3, 1}}};
   std::uint64_t seed = 100;
   for (const auto& [sa, sb] : cases) {
     const Tensor a = rnd(sa, ++seed), b = rnd(sb, ++seed);
@@ -124,8 +124,7 @@ TEST(OpsArithmetic, NonContiguousInputs) {
   expect_equals_xt(div(row, a), xr / xa, "row / t");
   expect_equals_xt(sub(a, rnd({2, 3}, 4)), xa - to_xarray<double>(rnd({2, 3}, 4)), "t - contiguous");
   // hand-checked: the transpose of [[1, 2], [3, 4], [5, 6]] plus a row
-  EXPECT_EQ(vals(d2({{1, 2}, {3, 4}, {5, 6}}).transpose(0, 1) + d({100, 200, 300})),
-            (V{101, 203, 305, 102, 204, 306}));
+  EXPECT_EQ(vals(d2({{1, 2}, {3, 4}, {5, 6}}).transpose(0, 1) + d({100, 200, 300})), (V{101, 203, 305, 102, 204, 306}));
   // strided slices and expanded operands
   const Tensor every_other = slice(d({0, 1, 2, 3, 4, 5}), 0, 0, 6, 2);
   EXPECT_EQ(vals(every_other * 3.0), (V{0, 6, 12}));
@@ -150,21 +149,36 @@ TEST(OpsArithmetic, ScalarOverloadsAndOperators) {
     const V g = vals(got);
     for (std::size_t i = 0; i < av.size(); ++i) EXPECT_DOUBLE_EQ(g[i], f(av[i])) << what << " element " << i;
   };
-  check(add(a, s), [&](double v) { return v + s; }, "add(a, s)");
-  check(sub(a, s), [&](double v) { return v - s; }, "sub(a, s)");
-  check(mul(a, s), [&](double v) { return v * s; }, "mul(a, s)");
-  check(div(a, s), [&](double v) { return v / s; }, "div(a, s)");
-  check(a + s, [&](double v) { return v + s; }, "a + s");
-  check(s + a, [&](double v) { return s + v; }, "s + a");
-  check(a - s, [&](double v) { return v - s; }, "a - s");
-  check(s - a, [&](double v) { return s - v; }, "s - a");
-  check(a * s, [&](double v) { return v * s; }, "a * s");
-  check(s * a, [&](double v) { return s * v; }, "s * a");
-  check(a / s, [&](double v) { return v / s; }, "a / s");
-  check(s / a, [&](double v) { return s / v; }, "s / a");
-  check(-a, [](double v) { return -v; }, "-a");
-  check(neg(a), [](double v) { return -v; }, "neg(a)");
-  check(2.0 * a + 1.0, [](double v) { return 2.0 * v + 1.0; }, "2 a + 1");
+  check(
+      add(a, s), [&](double v) { return v + s; }, "add(a, s)");
+  check(
+      sub(a, s), [&](double v) { return v - s; }, "sub(a, s)");
+  check(
+      mul(a, s), [&](double v) { return v * s; }, "mul(a, s)");
+  check(
+      div(a, s), [&](double v) { return v / s; }, "div(a, s)");
+  check(
+      a + s, [&](double v) { return v + s; }, "a + s");
+  check(
+      s + a, [&](double v) { return s + v; }, "s + a");
+  check(
+      a - s, [&](double v) { return v - s; }, "a - s");
+  check(
+      s - a, [&](double v) { return s - v; }, "s - a");
+  check(
+      a * s, [&](double v) { return v * s; }, "a * s");
+  check(
+      s * a, [&](double v) { return s * v; }, "s * a");
+  check(
+      a / s, [&](double v) { return v / s; }, "a / s");
+  check(
+      s / a, [&](double v) { return s / v; }, "s / a");
+  check(
+      -a, [](double v) { return -v; }, "-a");
+  check(
+      neg(a), [](double v) { return -v; }, "neg(a)");
+  check(
+      2.0 * a + 1.0, [](double v) { return 2.0 * v + 1.0; }, "2 a + 1");
   // the scalar takes the tensor's dtype
   EXPECT_EQ((tensor({1, 2}) * 0.1).dtype(), DType::float32);
   EXPECT_EQ((tensor({1, 2}) * 0.1).to_vector<float>(), (std::vector<float>{0.1f, 0.2f}));
@@ -208,10 +222,10 @@ TEST(OpsUnary, MatchStdMathInFloat64) {
   expect_close(vals(gelu(x)), map(x, [](double v) { return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); }), tol,
                "gelu exact");
   expect_close(vals(gelu(x, GeluApproximation::none)), vals(gelu(x)), 0, "gelu default is exact");
-  expect_close(vals(gelu(x, GeluApproximation::tanh)), map(x, [](double v) {
-                 return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
-               }),
-               tol, "gelu tanh");
+  expect_close(
+      vals(gelu(x, GeluApproximation::tanh)),
+      map(x, [](double v) { return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))); }),
+      tol, "gelu tanh");
   for (const Tensor& t : {neg(x), exp(x), log(p), sqrt(p), tanh(x), sigmoid(x), relu(x), erf(x), gelu(x)}) {
     EXPECT_EQ(t.shape(), (Shape{5, 13}));
     EXPECT_EQ(t.dtype(), DType::float64);
@@ -247,7 +261,9 @@ TEST(OpsUnary, PowWithScalarAndTensorExponents) {
   const Tensor e = rnd({7}, 17);
   const V pv = vals(p), ev = vals(e), got = vals(pow(p, e));
   for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 7; ++j) EXPECT_NEAR(got[i * 7 + j], std::pow(pv[i * 7 + j], ev[j]), 1e-14 * std::max(1.0, std::pow(pv[i * 7 + j], ev[j])));
+    for (int j = 0; j < 7; ++j)
+      EXPECT_NEAR(got[i * 7 + j], std::pow(pv[i * 7 + j], ev[j]),
+                  1e-14 * std::max(1.0, std::pow(pv[i * 7 + j], ev[j])));
   expect_close(vals(pow(d({2, 3}), d({3, 0.5}))), V{8, std::sqrt(3.0)}, 1e-15, "hand");
   EXPECT_EQ(pow(d2({{2}, {3}}), d({1, 2, 3})).shape(), (Shape{2, 3}));
   EXPECT_EQ(vals(pow(d2({{2}, {3}}), d({1, 2, 3}))), (V{2, 4, 8, 3, 9, 27}));
@@ -325,8 +341,7 @@ TEST(OpsSelection, WhereBroadcastsAllThree) {
   EXPECT_EQ(y.shape(), (Shape{2, 3}));
   EXPECT_EQ(vals(y), (V{1, 20, 1, 2, 20, 2}));
   // a 0-d b
-  EXPECT_EQ(vals(where(c, a, full({}, -1.0, DType::float64))),
-            (V{av[0], -1, av[2], -1, -1, av[5]}));
+  EXPECT_EQ(vals(where(c, a, full({}, -1.0, DType::float64))), (V{av[0], -1, av[2], -1, -1, av[5]}));
   // a non-contiguous cond: the transpose of a (3, 2) mask
   const Tensor ct = mask({true, false, false, false, true, true}, {3, 2}).transpose(0, 1);  // [[1,0,1],[0,0,1]]
   EXPECT_EQ(vals(where(ct, a, b)), vals(where(c, a, b)));
@@ -358,7 +373,8 @@ TEST(OpsSelection, ComparisonsAndLogicalNot) {
   const Tensor a = d2({{1, 2, 3}, {4, 5, nan}});
   const Tensor b = d({3, 2, 7});
   const V av = vals(a), bv = vals(b);
-  const std::vector<std::tuple<const char*, Tensor (*)(const Tensor&, const Tensor&), std::function<bool(double, double)>>>
+  const std::vector<
+      std::tuple<const char*, Tensor (*)(const Tensor&, const Tensor&), std::function<bool(double, double)>>>
       ops = {{"eq", &eq, std::equal_to<double>()}, {"ne", &ne, std::not_equal_to<double>()},
              {"lt", &lt, std::less<double>()},     {"le", &le, std::less_equal<double>()},
              {"gt", &gt, std::greater<double>()},  {"ge", &ge, std::greater_equal<double>()}};
@@ -484,8 +500,7 @@ TEST(OpsReduce, SeveralDimsKeepdimAndNonContiguous) {
     s12.push_back(s);
   }
   expect_close(vals(sum(x, {1, 2})), s12, 1e-14, "sum {1,2}");
-  expect_close(vals(mean(x, {1, 2}, true)), map(sum(x, {1, 2}), [](double v) { return v / 12; }), 1e-15,
-               "mean {1,2}");
+  expect_close(vals(mean(x, {1, 2}, true)), map(sum(x, {1, 2}), [](double v) { return v / 12; }), 1e-15, "mean {1,2}");
   // every dim listed = all
   EXPECT_NEAR(sum(x, {0, 1, 2}).item(), sum(x).item(), 1e-14);
   EXPECT_EQ(sum(x, {0, 1, 2}, true).shape(), (Shape{1, 1, 1}));
@@ -669,7 +684,7 @@ TEST(OpsShape, SliceNegativeBoundsAndSteps) {
   EXPECT_EQ(vals(slice(x, 0, 1, -1, 3)), (V{1, 4, 7}));
   EXPECT_EQ(vals(slice(x, 0, 0, 10, 2)), (V{0, 2, 4, 6, 8}));
   EXPECT_EQ(vals(slice(x, 0, 1, 10, 2)), (V{1, 3, 5, 7, 9}));
-  EXPECT_EQ(vals(slice(x, 0, 8, 100)), (V{8, 9}));        // clamped, as Python slicing
+  EXPECT_EQ(vals(slice(x, 0, 8, 100)), (V{8, 9}));  // clamped, as Python slicing
   EXPECT_EQ(vals(slice(x, 0, -100, 2)), (V{0, 1}));
   EXPECT_EQ(slice(x, 0, 5, 2).numel(), 0);
   EXPECT_EQ(slice(x, 0, 5, 2).shape(), (Shape{0}));
@@ -774,8 +789,7 @@ TEST(OpsIndex, GatherDim0AndDim1) {
   const V got = vals(gather(x, 2, idx));
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 3; ++j)
-      for (int k = 0; k < 5; ++k)
-        EXPECT_EQ(got[(i * 3 + j) * 5 + k], xv[(i * 3 + j) * 4 + iv[(i * 3 + j) * 5 + k]]);
+      for (int k = 0; k < 5; ++k) EXPECT_EQ(got[(i * 3 + j) * 5 + k], xv[(i * 3 + j) * 4 + iv[(i * 3 + j) * 5 + k]]);
 }
 
 TEST(OpsShape, ToDtype) {
@@ -854,8 +868,8 @@ TEST(OpsNN, SoftmaxAndLogSoftmaxAlongTheLastDim) {
   // torch.softmax(torch.tensor([1., 2., 3.], dtype=torch.float64), 0)
   expect_close(vals(softmax(d({1, 2, 3}))), V{0.09003057317038046, 0.24472847105479764, 0.6652409557748219}, 1e-15,
                "softmax [1,2,3]");
-  expect_close(vals(log_softmax(d({1, 2, 3}))), V{-2.4076059644443806, -1.4076059644443806, -0.4076059644443806},
-               1e-15, "log_softmax [1,2,3]");
+  expect_close(vals(log_softmax(d({1, 2, 3}))), V{-2.4076059644443806, -1.4076059644443806, -0.4076059644443806}, 1e-15,
+               "log_softmax [1,2,3]");
   // -inf entries get probability 0 (masked attention)
   const V masked = vals(softmax(d({0, -kInf, 0})));
   EXPECT_EQ(masked, (V{0.5, 0, 0.5}));
@@ -914,8 +928,8 @@ TEST(OpsNN, LayerNormWithAndWithoutWeightAndBias) {
   expect_close(vals(layer_norm(x, {5}, Tensor(), Tensor(), 0.5)), layer_norm_rows(xv, 5, {}, {}, 0.5), 1e-14, "eps");
   // hand-computed: [1, 2, 3, 4] has mean 2.5 and biased variance 1.25
   const double s = std::sqrt(1.25 + 1e-5);
-  expect_close(vals(layer_norm(d({1, 2, 3, 4}), {4}, Tensor(), Tensor())),
-               V{-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s}, 1e-15, "hand");
+  expect_close(vals(layer_norm(d({1, 2, 3, 4}), {4}, Tensor(), Tensor())), V{-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s},
+               1e-15, "hand");
   // without affine, each row has mean 0 and variance var / (var + eps)
   const V plain = vals(layer_norm(x, {5}, Tensor(), Tensor(), 0.0));
   for (int r = 0; r < 3; ++r) {
@@ -933,7 +947,8 @@ TEST(OpsNN, LayerNormWithAndWithoutWeightAndBias) {
   const Tensor xt_ = rnd({5, 3}, 76).transpose(0, 1);
   expect_close(vals(layer_norm(xt_, {5}, w, b)), layer_norm_rows(vals(xt_), 5, wv, bv, 1e-5), 1e-14, "transposed");
   // float32, 37 wide (SIMD body and tail)
-  const Tensor xf = rnd({4, 37}, 77, DType::float32), wf = rnd({37}, 78, DType::float32), bf = rnd({37}, 79, DType::float32);
+  const Tensor xf = rnd({4, 37}, 77, DType::float32), wf = rnd({37}, 78, DType::float32),
+               bf = rnd({37}, 79, DType::float32);
   expect_close(vals(layer_norm(xf, {37}, wf, bf)), layer_norm_rows(vals(xf), 37, vals(wf), vals(bf), 1e-5), 2e-6,
                "float32");
   EXPECT_EQ(layer_norm(xf, {37}, wf, bf).dtype(), DType::float32);
@@ -978,7 +993,8 @@ TEST(OpsNN, DropoutEvalModeAndTrainModeStatistics) {
   // float32: kept values are x * (1 / (1 - p)) in float
   Generator g4(7);
   const Tensor xf = ones({1000});
-  for (float v : dropout(xf, 0.25, true, g4).to_vector<float>()) EXPECT_TRUE(v == 0.f || v == static_cast<float>(1.0 / 0.75)) << v;
+  for (float v : dropout(xf, 0.25, true, g4).to_vector<float>())
+    EXPECT_TRUE(v == 0.f || v == static_cast<float>(1.0 / 0.75)) << v;
   // the default generator is reproducible through manual_seed
   manual_seed(77);
   const V a = vals(dropout(x.slice(0, 0, 100), 0.5, true));

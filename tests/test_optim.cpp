@@ -35,10 +35,14 @@ TEST(Optim, GlobMatchesNamesByPattern) {
 }
 
 TEST(Optim, WeightDecaySplitsByName) {
-  const optim::NamedTensors params{{"embed.weight", ones({3})},   {"layers.0.linear1.weight", ones({3})},
-                                   {"layers.0.linear1.bias", ones({3})}, {"layers.0.norm1.weight", ones({3})},
-                                   {"pos_embed", ones({3})},      {"head.weight", ones({3})}};
-  const auto groups = optim::param_groups_by_weight_decay(params, 0.1, 0.05, {"*.bias", "*norm*", "embed.*", "pos_embed"});
+  const optim::NamedTensors params{{"embed.weight", ones({3})},
+                                   {"layers.0.linear1.weight", ones({3})},
+                                   {"layers.0.linear1.bias", ones({3})},
+                                   {"layers.0.norm1.weight", ones({3})},
+                                   {"pos_embed", ones({3})},
+                                   {"head.weight", ones({3})}};
+  const auto groups =
+      optim::param_groups_by_weight_decay(params, 0.1, 0.05, {"*.bias", "*norm*", "embed.*", "pos_embed"});
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].name, "decay");
   EXPECT_EQ(groups[0].weight_decay, 0.05);
@@ -46,7 +50,8 @@ TEST(Optim, WeightDecaySplitsByName) {
   for (const auto& [n, t] : groups[0].params) decayed.push_back(n);
   for (const auto& [n, t] : groups[1].params) kept.push_back(n);
   EXPECT_EQ(decayed, (std::vector<std::string>{"layers.0.linear1.weight", "head.weight"}));
-  EXPECT_EQ(kept, (std::vector<std::string>{"embed.weight", "layers.0.linear1.bias", "layers.0.norm1.weight", "pos_embed"}));
+  EXPECT_EQ(kept,
+            (std::vector<std::string>{"embed.weight", "layers.0.linear1.bias", "layers.0.norm1.weight", "pos_embed"}));
   EXPECT_EQ(groups[1].weight_decay, 0.0);
   EXPECT_THROW(optim::SGD({{"a", {{"x", ones({1})}}, 0.1, 0.1, 0}, {"b", {{"x", ones({1})}}, 0.1, 0.1, 0}}),
                std::invalid_argument);
@@ -166,9 +171,9 @@ TEST(Optim, SchedulesAtKnownPoints) {
   EXPECT_EQ(constant.factor(12345), 1.0);
   optim::Schedule cos{"warmup_cosine", 10, 110, 0.1};
   cos.validate();
-  EXPECT_DOUBLE_EQ(cos.factor(0), 0.1);   // 1/10 of the way up
+  EXPECT_DOUBLE_EQ(cos.factor(0), 0.1);  // 1/10 of the way up
   EXPECT_DOUBLE_EQ(cos.factor(4), 0.5);
-  EXPECT_DOUBLE_EQ(cos.factor(9), 1.0);   // the peak after warmup
+  EXPECT_DOUBLE_EQ(cos.factor(9), 1.0);                 // the peak after warmup
   EXPECT_NEAR(cos.factor(59), 0.1 + 0.9 * 0.5, 1e-12);  // half way down: p = 1/2
   EXPECT_NEAR(cos.factor(109), 0.1, 1e-12);             // the end
   EXPECT_NEAR(cos.factor(500), 0.1, 1e-12);             // and after

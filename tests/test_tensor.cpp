@@ -226,8 +226,8 @@ TEST(TensorRandom, RandAndUniformStayInRangeWithTheRightMoments) {
     umean += x / u.size();
   }
   for (double x : u) uvar += (x - umean) * (x - umean) / u.size();
-  EXPECT_NEAR(umean, 0.5, 0.03);          // standard error 0.0046
-  EXPECT_NEAR(uvar, 25.0 / 12.0, 0.05);   // (b - a)^2 / 12
+  EXPECT_NEAR(umean, 0.5, 0.03);         // standard error 0.0046
+  EXPECT_NEAR(uvar, 25.0 / 12.0, 0.05);  // (b - a)^2 / 12
   for (float x : rand({10000}, g).to_vector<float>()) EXPECT_TRUE(x >= 0.f && x < 1.f) << x;
   EXPECT_EQ(vals(uniform({4}, 2.0, 2.0, g)), V(4, 2.0));  // an empty interval gives its one point
 }
@@ -348,7 +348,7 @@ TEST(TensorMeta, IsContiguousForContiguousTransposedSlicedAndExpanded) {
   const Tensor cols = x.slice(2, 1, 3);            // inner columns: gaps between rows
   EXPECT_FALSE(cols.is_contiguous());
   EXPECT_EQ(cols.offset(), 1);
-  const Tensor rows = x.slice(0, 1, 2);            // a whole block: contiguous, offset
+  const Tensor rows = x.slice(0, 1, 2);  // a whole block: contiguous, offset
   EXPECT_TRUE(rows.is_contiguous());
   EXPECT_EQ(rows.offset(), 12);
   const Tensor every_other = arange(10).slice(0, 0, 10, 2);
@@ -365,10 +365,12 @@ TEST(TensorMeta, IsContiguousForContiguousTransposedSlicedAndExpanded) {
 
 TEST(TensorViews, ViewsShareStorageCopiesDoNot) {
   const Tensor x = arange(12).reshape({3, 4});
-  const std::vector<Tensor> views = {
-      x.reshape({4, 3}), x.view({12}),      x.transpose(0, 1), x.permute({1, 0}),
-      x.slice(1, 1, 3),  expand(x.slice(0, 0, 1), {5, 4}), x.unsqueeze(0), x.unsqueeze(0).squeeze(0),
-      flatten(x),        x.detach(),        split(x, 2, 0)[1]};
+  const std::vector<Tensor> views = {x.reshape({4, 3}), x.view({12}),
+                                     x.transpose(0, 1), x.permute({1, 0}),
+                                     x.slice(1, 1, 3),  expand(x.slice(0, 0, 1), {5, 4}),
+                                     x.unsqueeze(0),    x.unsqueeze(0).squeeze(0),
+                                     flatten(x),        x.detach(),
+                                     split(x, 2, 0)[1]};
   for (std::size_t i = 0; i < views.size(); ++i) EXPECT_TRUE(views[i].shares_storage(x)) << "view " << i;
   EXPECT_FALSE(x.clone().shares_storage(x));
   EXPECT_FALSE(x.transpose(0, 1).contiguous().shares_storage(x));
@@ -464,8 +466,7 @@ TEST(TensorDtypes, ConversionsWithTo) {
   // float64 -> float32 rounds to nearest
   const Tensor narrow = tensor({0.1, 1.0 / 3.0}, DType::float64).to(DType::float32);
   EXPECT_EQ(narrow.to_vector<float>(), (std::vector<float>{0.1f, static_cast<float>(1.0 / 3.0)}));
-  EXPECT_EQ(from_vector(I{-3, 1LL << 40}, {2}).to(DType::float64).to_vector<double>(),
-            (V{-3, std::ldexp(1.0, 40)}));
+  EXPECT_EQ(from_vector(I{-3, 1LL << 40}, {2}).to(DType::float64).to_vector<double>(), (V{-3, std::ldexp(1.0, 40)}));
   // same dtype: the tensor itself
   EXPECT_TRUE(f.to(DType::float32).shares_storage(f));
   // a non-contiguous tensor converts in logical order

@@ -37,12 +37,18 @@ TEST(Transformer, NamesAreTorchNn) {
   const nn::Transformer t(o, g);
   std::vector<std::string> names;
   for (const auto& [n, p] : t.named_parameters()) names.push_back(n);
-  const std::vector<std::string> want = {
-      "encoder.layers.0.self_attn.in_proj_weight", "encoder.layers.0.self_attn.in_proj_bias",
-      "encoder.layers.0.self_attn.out_proj.weight", "encoder.layers.0.self_attn.out_proj.bias",
-      "encoder.layers.0.linear1.weight", "encoder.layers.0.linear1.bias", "encoder.layers.0.linear2.weight",
-      "encoder.layers.0.linear2.bias", "encoder.layers.0.norm1.weight", "encoder.layers.0.norm1.bias",
-      "encoder.layers.0.norm2.weight", "encoder.layers.0.norm2.bias"};
+  const std::vector<std::string> want = {"encoder.layers.0.self_attn.in_proj_weight",
+                                         "encoder.layers.0.self_attn.in_proj_bias",
+                                         "encoder.layers.0.self_attn.out_proj.weight",
+                                         "encoder.layers.0.self_attn.out_proj.bias",
+                                         "encoder.layers.0.linear1.weight",
+                                         "encoder.layers.0.linear1.bias",
+                                         "encoder.layers.0.linear2.weight",
+                                         "encoder.layers.0.linear2.bias",
+                                         "encoder.layers.0.norm1.weight",
+                                         "encoder.layers.0.norm1.bias",
+                                         "encoder.layers.0.norm2.weight",
+                                         "encoder.layers.0.norm2.bias"};
   ASSERT_GE(names.size(), want.size());
   EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 12), want);
   EXPECT_EQ(names[12], "encoder.layers.1.self_attn.in_proj_weight");
@@ -77,8 +83,8 @@ TEST(Transformer, KeyPaddingChangesNothingForUnpaddedSequences) {
   const nn::TransformerEncoderLayer layer(small(false), g);
   const Tensor x = randn({2, 6, 16}, g);
   AttentionMask pad;
-  pad.key_padding_mask = to_dtype(from_vector(std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, {2, 6}),
-                                  DType::bool_);
+  pad.key_padding_mask =
+      to_dtype(from_vector(std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, {2, 6}), DType::bool_);
   const Tensor masked = layer.forward(x, pad), plain = layer.forward(x);
   EXPECT_LT(max_abs_diff(slice(masked, 0, 0, 1), slice(plain, 0, 0, 1)), 1e-6);
   EXPECT_GT(max_abs_diff(slice(masked, 0, 1, 2), slice(plain, 0, 1, 2)), 1e-4);

@@ -61,11 +61,14 @@ class QuietErrors {
 // reason where there is one ("File too large", "Permission denied"), or "".
 std::string hdf5_cause() {
   std::string desc;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
-    auto& d = *static_cast<std::string*>(out);
-    if (d.empty() && e->desc) d = e->desc;
-    return 0;
-  }, &desc);
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        auto& d = *static_cast<std::string*>(out);
+        if (d.empty() && e->desc) d = e->desc;
+        return 0;
+      },
+      &desc);
   // a system call's failure reads "..., errno = 27, error message = 'File too large', ..."
   const std::string key = "error message = '";
   if (const std::size_t at = desc.find(key); at != std::string::npos) {
@@ -92,7 +95,8 @@ struct Writer {
 
   [[noreturn]] void fail(const std::string& what) const {
     const std::string cause = hdf5_cause();
-    throw std::runtime_error("checkpoint " + path + ": writing " + what + " failed" + (cause.empty() ? "" : ": " + cause));
+    throw std::runtime_error("checkpoint " + path + ": writing " + what + " failed" +
+                             (cause.empty() ? "" : ": " + cause));
   }
 
   void string_attr(hid_t loc, const std::string& key, const std::string& value) const {
@@ -126,10 +130,17 @@ struct Writer {
     t = t.contiguous();
     hid_t mem_type;
     switch (t.dtype()) {
-      case DType::float32: mem_type = H5T_NATIVE_FLOAT; break;
-      case DType::float64: mem_type = H5T_NATIVE_DOUBLE; break;
-      case DType::int64: mem_type = H5T_NATIVE_INT64; break;
-      default: throw std::runtime_error("checkpoint " + path + ": '" + name + "' has a dtype checkpoints do not store");
+      case DType::float32:
+        mem_type = H5T_NATIVE_FLOAT;
+        break;
+      case DType::float64:
+        mem_type = H5T_NATIVE_DOUBLE;
+        break;
+      case DType::int64:
+        mem_type = H5T_NATIVE_INT64;
+        break;
+      default:
+        throw std::runtime_error("checkpoint " + path + ": '" + name + "' has a dtype checkpoints do not store");
     }
     const bool rank0 = t.dim() == 0;
     std::vector<hsize_t> dims(rank0 ? 1 : t.shape().size(), 1);
@@ -262,10 +273,14 @@ struct Reader {
     const std::size_t size = H5Tget_size(type.get());
     DType dtype;
     hid_t mem_type;
-    if (cls == H5T_FLOAT && size == 4) dtype = DType::float32, mem_type = H5T_NATIVE_FLOAT;
-    else if (cls == H5T_FLOAT && size == 8) dtype = DType::float64, mem_type = H5T_NATIVE_DOUBLE;
-    else if (cls == H5T_INTEGER && size == 8) dtype = DType::int64, mem_type = H5T_NATIVE_INT64;
-    else fail("dataset '" + name + "' has an unsupported type");
+    if (cls == H5T_FLOAT && size == 4)
+      dtype = DType::float32, mem_type = H5T_NATIVE_FLOAT;
+    else if (cls == H5T_FLOAT && size == 8)
+      dtype = DType::float64, mem_type = H5T_NATIVE_DOUBLE;
+    else if (cls == H5T_INTEGER && size == 8)
+      dtype = DType::int64, mem_type = H5T_NATIVE_INT64;
+    else
+      fail("dataset '" + name + "' has an unsupported type");
     Tensor t = empty(shape, dtype);
     // Fletcher-32 is verified here: a corrupt chunk makes the read fail
     if (t.numel() > 0 && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) < 0)
@@ -304,45 +319,50 @@ struct Reader {
 
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
   const QuietErrors quiet;
-  write_atomically(path, [&](const std::string& tmp) {
-    {
-      H5 file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-      if (!file.ok()) {
-        const std::string cause = hdf5_cause();
-        throw std::runtime_error("checkpoint " + path + ": cannot create " + tmp + (cause.empty() ? "" : ": " + cause));
-      }
-      const Writer w{path, file.get()};
-      const hid_t root = file.get();
-      w.string_attr(root, "format", kCheckpointFormat);
-      w.number_attr<std::int64_t>(root, "format_version", kCheckpointVersion, H5T_NATIVE_INT64);
-      w.string_attr(root, "config", c.config);
-      w.number_attr<std::int64_t>(root, "epoch", c.epoch, H5T_NATIVE_INT64);
-      w.number_attr<std::int64_t>(root, "step", c.step, H5T_NATIVE_INT64);
-      w.string_attr(root, "optimizer", c.optimizer);
-      w.number_attr<std::int64_t>(root, "optimizer_steps", c.optimizer_steps, H5T_NATIVE_INT64);
-      H5Gclose(w.group("params"));
-      for (const auto& [name, t] : c.params) w.tensor("params/" + dots_to_slashes(name), t, /*as_float32=*/true);
-      H5Gclose(w.group("optimizer"));
-      for (const auto& [key, t] : c.optimizer_state) {
-        const std::size_t cut = key.rfind('/');
-        if (cut == std::string::npos) throw std::runtime_error("checkpoint " + path + ": optimizer entry '" + key +
-                                                               "' is not <param>/<slot>");
-        w.tensor("optimizer/" + dots_to_slashes(key.substr(0, cut)) + key.substr(cut), t, false);
-      }
-      {
-        const H5 rng(w.group("rng"), H5Gclose);
-        for (const auto& [name, state] : c.rng) w.string_attr(rng.get(), name, state);
-        const H5 metrics(w.group("metrics"), H5Gclose);
-        for (const auto& [name, v] : c.metrics) w.number_attr<double>(metrics.get(), name, v, H5T_NATIVE_DOUBLE);
-      }
-      H5Gclose(w.group("meta"));
-      for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
-      for (const auto& [key, list] : c.meta_numbers)
-        w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
-      if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file");
-      if (file.close_now() < 0) w.fail("the file (closing it)");  // closed before write_atomically syncs and renames it
-    }
-  }, "checkpoint");
+  write_atomically(
+      path,
+      [&](const std::string& tmp) {
+        {
+          H5 file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+          if (!file.ok()) {
+            const std::string cause = hdf5_cause();
+            throw std::runtime_error("checkpoint " + path + ": cannot create " + tmp +
+                                     (cause.empty() ? "" : ": " + cause));
+          }
+          const Writer w{path, file.get()};
+          const hid_t root = file.get();
+          w.string_attr(root, "format", kCheckpointFormat);
+          w.number_attr<std::int64_t>(root, "format_version", kCheckpointVersion, H5T_NATIVE_INT64);
+          w.string_attr(root, "config", c.config);
+          w.number_attr<std::int64_t>(root, "epoch", c.epoch, H5T_NATIVE_INT64);
+          w.number_attr<std::int64_t>(root, "step", c.step, H5T_NATIVE_INT64);
+          w.string_attr(root, "optimizer", c.optimizer);
+          w.number_attr<std::int64_t>(root, "optimizer_steps", c.optimizer_steps, H5T_NATIVE_INT64);
+          H5Gclose(w.group("params"));
+          for (const auto& [name, t] : c.params) w.tensor("params/" + dots_to_slashes(name), t, /*as_float32=*/true);
+          H5Gclose(w.group("optimizer"));
+          for (const auto& [key, t] : c.optimizer_state) {
+            const std::size_t cut = key.rfind('/');
+            if (cut == std::string::npos)
+              throw std::runtime_error("checkpoint " + path + ": optimizer entry '" + key + "' is not <param>/<slot>");
+            w.tensor("optimizer/" + dots_to_slashes(key.substr(0, cut)) + key.substr(cut), t, false);
+          }
+          {
+            const H5 rng(w.group("rng"), H5Gclose);
+            for (const auto& [name, state] : c.rng) w.string_attr(rng.get(), name, state);
+            const H5 metrics(w.group("metrics"), H5Gclose);
+            for (const auto& [name, v] : c.metrics) w.number_attr<double>(metrics.get(), name, v, H5T_NATIVE_DOUBLE);
+          }
+          H5Gclose(w.group("meta"));
+          for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
+          for (const auto& [key, list] : c.meta_numbers)
+            w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
+          if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file");
+          if (file.close_now() < 0)
+            w.fail("the file (closing it)");  // closed before write_atomically syncs and renames it
+        }
+      },
+      "checkpoint");
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
@@ -409,7 +429,10 @@ nn::LoadReport load_parameters(nn::Module& module, const Checkpoint& c, const st
 // ------------------------------------------------------------------------- CheckpointManager
 
 CheckpointManager::CheckpointManager(std::string folder, int keep_last, std::string metric, bool higher_is_better)
-    : folder_(std::move(folder)), metric_(std::move(metric)), keep_last_(keep_last), higher_is_better_(higher_is_better) {
+    : folder_(std::move(folder)),
+      metric_(std::move(metric)),
+      keep_last_(keep_last),
+      higher_is_better_(higher_is_better) {
   if (keep_last < 1) throw std::invalid_argument("CheckpointManager: keep_last must be at least 1");
   std::filesystem::create_directories(folder_);
   // a resumed run continues the bookkeeping of the files already there

@@ -33,12 +33,12 @@ inline constexpr std::int64_t kCheckpointVersion = 1;
 struct Checkpoint {
   nn::NamedTensors params;           // by parameter name (dots)
   nn::NamedTensors optimizer_state;  // "<param name>/<slot>", as Optimizer::state() gives it
-  std::string optimizer;         // the optimizer's name ("AdamW"), empty without state
+  std::string optimizer;             // the optimizer's name ("AdamW"), empty without state
   std::int64_t optimizer_steps = 0;
   std::int64_t epoch = 0, step = 0;
-  std::map<std::string, std::string> rng;     // generator states (Generator::state())
-  std::map<std::string, double> metrics;      // validation metrics at save time
-  std::string config;                         // the resolved config, as text
+  std::map<std::string, std::string> rng;                        // generator states (Generator::state())
+  std::map<std::string, double> metrics;                         // validation metrics at save time
+  std::string config;                                            // the resolved config, as text
   std::map<std::string, std::vector<std::string>> meta_strings;  // vocabulary, class names, ...
   std::map<std::string, std::vector<double>> meta_numbers;       // image size, mean, std, ...
 };

@@ -16,7 +16,7 @@ struct Config::Impl {
   toml::table table;     // what was given (file, then set())
   toml::table resolved;  // what was read, with the values used
   std::string origin;
-  std::set<std::string> declared;  // every key read, given or not
+  std::set<std::string> declared;     // every key read, given or not
   std::vector<KeyInfo> declarations;  // the same, in the order first read, as rune config shows them
 };
 
@@ -92,13 +92,20 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date or time";
   }
 }
 
@@ -217,16 +224,22 @@ std::int64_t Config::integer(const std::string& key, const Default<std::int64_t>
   const bool has_min = min != std::numeric_limits<std::int64_t>::min();
   const bool has_max = max != std::numeric_limits<std::int64_t>::max();
   declare(impl_->declared, impl_->declarations,
-          {key, "integer", std::to_string(fallback.value), fallback.rule,
-           range_text(std::to_string(min), std::to_string(max), has_min, has_max, false), {}, description});
+          {key,
+           "integer",
+           std::to_string(fallback.value),
+           fallback.rule,
+           range_text(std::to_string(min), std::to_string(max), has_min, has_max, false),
+           {},
+           description});
   std::int64_t v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
     if (!n->is_integer()) fail(key, "expected an integer, got " + type_name(*n));
     v = n->as_integer()->get();
   }
   if (v < min || v > max)
-    fail(key, std::to_string(v) + " is outside [" + (min == std::numeric_limits<std::int64_t>::min() ? "-inf" : std::to_string(min)) +
-                  ", " + (max == std::numeric_limits<std::int64_t>::max() ? "inf" : std::to_string(max)) + "]");
+    fail(key, std::to_string(v) + " is outside [" +
+                  (min == std::numeric_limits<std::int64_t>::min() ? "-inf" : std::to_string(min)) + ", " +
+                  (max == std::numeric_limits<std::int64_t>::max() ? "inf" : std::to_string(max)) + "]");
   record(impl_->resolved, key, v);
   return v;
 }
@@ -236,8 +249,12 @@ double Config::number(const std::string& key, const Default<double>& fallback, N
   const double min = range.min, max = range.max;
   const bool max_open = range.max_open;
   declare(impl_->declared, impl_->declarations,
-          {key, "float", toml_float(fallback.value), fallback.rule,
-           range_text(format_number(min), format_number(max), std::isfinite(min), std::isfinite(max), max_open), {},
+          {key,
+           "float",
+           toml_float(fallback.value),
+           fallback.rule,
+           range_text(format_number(min), format_number(max), std::isfinite(min), std::isfinite(max), max_open),
+           {},
            description});
   double v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
@@ -249,7 +266,8 @@ double Config::number(const std::string& key, const Default<double>& fallback, N
       fail(key, "expected a number, got " + type_name(*n));
   }
   if (!std::isfinite(v) || v < min || v > max || (max_open && v >= max))
-    fail(key, format_number(v) + " is outside [" + format_number(min) + ", " + format_number(max) + (max_open ? ")" : "]"));
+    fail(key,
+         format_number(v) + " is outside [" + format_number(min) + ", " + format_number(max) + (max_open ? ")" : "]"));
   record(impl_->resolved, key, v);
   return v;
 }
@@ -266,7 +284,8 @@ bool Config::boolean(const std::string& key, const Default<bool>& fallback, cons
   return v;
 }
 
-std::string Config::string(const std::string& key, const Default<std::string>& fallback, const std::string& description) {
+std::string Config::string(const std::string& key, const Default<std::string>& fallback,
+                           const std::string& description) {
   return string(key, fallback, {}, description);
 }
 
@@ -324,7 +343,8 @@ void Config::check_all_used() const {
     problems += "\n  " + impl_->origin + (line > 0 ? ":" + std::to_string(line) : " (--set)") + ": unknown key " + key +
                 (best.empty() ? "" : " (did you mean " + best + "?)");
   }
-  if (!problems.empty()) throw ConfigError("config " + impl_->origin + " has keys this program does not know:" + problems);
+  if (!problems.empty())
+    throw ConfigError("config " + impl_->origin + " has keys this program does not know:" + problems);
 }
 
 std::vector<std::string> Config::given_keys() const {

@@ -87,14 +87,15 @@ class Config {
   std::int64_t integer(const std::string& key, const Default<std::int64_t>& fallback, IntRange range,
                        const std::string& description);
   // A float; an integer in the file is accepted.
-  double number(const std::string& key, const Default<double>& fallback, NumberRange range, const std::string& description);
+  double number(const std::string& key, const Default<double>& fallback, NumberRange range,
+                const std::string& description);
   bool boolean(const std::string& key, const Default<bool>& fallback, const std::string& description);
   std::string string(const std::string& key, const Default<std::string>& fallback, const std::string& description);
-  std::string string(const std::string& key, const Default<std::string>& fallback, const std::vector<std::string>& choices,
-                     const std::string& description);
+  std::string string(const std::string& key, const Default<std::string>& fallback,
+                     const std::vector<std::string>& choices, const std::string& description);
   std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback,
                                    const std::string& description);
-  bool has(const std::string& key) const;  // given in the file or by set()
+  bool has(const std::string& key) const;       // given in the file or by set()
   std::vector<std::string> given_keys() const;  // every key given (file or set()), dotted
   // Every key read so far, in the order first read (a key read twice keeps its first declaration).
   const std::vector<KeyInfo>& declarations() const;

@@ -48,16 +48,19 @@ void write_atomically(const std::string& path, const std::function<void(const st
 }
 
 void write_file(const std::string& path, const std::string& text, const std::string& what) {
-  write_atomically(path, [&](const std::string& tmp) {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw failure(what, path, "cannot create " + tmp + ": " + std::strerror(errno));
-    const std::size_t wrote = std::fwrite(text.data(), 1, text.size(), f);
-    const int err = errno;
-    const bool flushed = std::fflush(f) == 0;
-    const bool closed = std::fclose(f) == 0;
-    if (wrote != text.size() || !flushed || !closed)
-      throw failure(what, path, "writing " + tmp + " failed: " + std::strerror(wrote != text.size() ? err : errno));
-  }, what);
+  write_atomically(
+      path,
+      [&](const std::string& tmp) {
+        std::FILE* f = std::fopen(tmp.c_str(), "wb");
+        if (!f) throw failure(what, path, "cannot create " + tmp + ": " + std::strerror(errno));
+        const std::size_t wrote = std::fwrite(text.data(), 1, text.size(), f);
+        const int err = errno;
+        const bool flushed = std::fflush(f) == 0;
+        const bool closed = std::fclose(f) == 0;
+        if (wrote != text.size() || !flushed || !closed)
+          throw failure(what, path, "writing " + tmp + " failed: " + std::strerror(wrote != text.size() ? err : errno));
+      },
+      what);
 }
 
 std::string duration(double seconds) {

@@ -28,9 +28,12 @@ std::vector<MetricsRecord> read_metrics_log(const std::string& path) {
     if (!j.is_object()) throw std::runtime_error(path + ":" + std::to_string(number) + ": not a JSON object");
     MetricsRecord r;
     for (const auto& [key, value] : j.items()) {
-      if (value.is_null()) r[key] = std::numeric_limits<double>::quiet_NaN();
-      else if (value.is_number()) r[key] = value.get<double>();
-      else throw std::runtime_error(path + ":" + std::to_string(number) + ": '" + key + "' is not a number");
+      if (value.is_null())
+        r[key] = std::numeric_limits<double>::quiet_NaN();
+      else if (value.is_number())
+        r[key] = value.get<double>();
+      else
+        throw std::runtime_error(path + ":" + std::to_string(number) + ": '" + key + "' is not a number");
     }
     records.push_back(std::move(r));
   }
@@ -39,7 +42,8 @@ std::vector<MetricsRecord> read_metrics_log(const std::string& path) {
 
 std::string metrics_json(const std::vector<std::pair<std::string, double>>& fields) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
-  for (const auto& [k, v] : fields) j[k] = std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
+  for (const auto& [k, v] : fields)
+    j[k] = std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
   return j.dump() + "\n";
 }
 
@@ -58,7 +62,8 @@ MetricsLog::MetricsLog(std::string path, std::int64_t keep_until_step) : path_(s
   }
   write_file(path_, kept, "metrics log");
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd_ < 0) throw std::runtime_error("metrics log " + path_ + ": cannot open it for appending: " + std::strerror(errno));
+  if (fd_ < 0)
+    throw std::runtime_error("metrics log " + path_ + ": cannot open it for appending: " + std::strerror(errno));
 }
 
 MetricsLog::~MetricsLog() {

@@ -27,7 +27,8 @@ void ProgressLine::line(const std::string& text) {
   std::fflush(stderr);
 }
 
-std::string ProgressLine::status(const std::string& what, std::int64_t done, std::int64_t total, Clock::time_point start) {
+std::string ProgressLine::status(const std::string& what, std::int64_t done, std::int64_t total,
+                                 Clock::time_point start) {
   const double spent = std::chrono::duration<double>(Clock::now() - start).count();
   const double left = done > 0 ? spent * static_cast<double>(total - done) / static_cast<double>(done) : 0.0;
   return what + " " + std::to_string(done) + "/" + std::to_string(total) + ", " + duration(spent) + " spent, " +

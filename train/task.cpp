@@ -52,7 +52,8 @@ std::string tasks_with(const std::string& capability) {
 std::unique_ptr<Task> make_task(Config& config, const TaskContext& context) {
   const std::vector<std::string> names = task_names();
   if (names.empty()) throw std::logic_error("make_task: no task is registered (is examples/ linked in?)");
-  const std::string fallback = std::find(names.begin(), names.end(), "reverse") != names.end() ? "reverse" : names.front();
+  const std::string fallback =
+      std::find(names.begin(), names.end(), "reverse") != names.end() ? "reverse" : names.front();
   const std::string name = config.string("task.name", fallback, names, "the task to train (rune tasks describes each)");
   for (const TaskInfo& t : registry())
     if (t.name == name) {

@@ -122,10 +122,10 @@ template <class T, class... Capabilities>
 bool register_task(const std::string& name, const std::string& description) {
   static_assert(std::is_base_of_v<Task, T>, "a task derives from train::Task");
   static_assert((std::is_base_of_v<Capabilities, T> && ...), "a task derives from every capability it lists");
-  return register_task(TaskInfo{name, description, {Capabilities::capability...},
-                                [](Config& c, const TaskContext& ctx) -> std::unique_ptr<Task> {
-                                  return std::make_unique<T>(c, ctx);
-                                }});
+  return register_task(TaskInfo{
+      name, description, {Capabilities::capability...}, [](Config& c, const TaskContext& ctx) -> std::unique_ptr<Task> {
+        return std::make_unique<T>(c, ctx);
+      }});
 }
 
 // Every registered task, by name.
@@ -143,8 +143,8 @@ template <class C>
 C& capability(Task& task, const std::string& what) {
   if (auto* c = dynamic_cast<C*>(&task)) return *c;
   const std::string holds = task.name().empty() ? "a task" : "a '" + task.name() + "' task";
-  throw std::runtime_error(what + " holds " + holds + ", which cannot " + C::capability + " (tasks that can: " +
-                           tasks_with(C::capability) + ")");
+  throw std::runtime_error(what + " holds " + holds + ", which cannot " + C::capability +
+                           " (tasks that can: " + tasks_with(C::capability) + ")");
 }
 
 }  // namespace rune::train

@@ -81,7 +81,8 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.lr = c.number("train.lr", 1e-3, {0.0}, "the peak learning rate (the schedule scales it step by step)");
   o.weight_decay = c.number("train.weight_decay", 0.01, {0.0},
                             "weight decay, except on the task's no-decay parameters (biases, norms, embeddings)");
-  o.clip_norm = c.number("train.clip_norm", 1.0, {0.0}, "the gradients' global norm is clipped to this (0: no clipping)");
+  o.clip_norm =
+      c.number("train.clip_norm", 1.0, {0.0}, "the gradients' global norm is clipped to this (0: no clipping)");
   o.schedule.name = c.string("train.schedule", "warmup_cosine", optim::schedule_names(),
                              "the learning rate's schedule: " + schedule_list());
   o.schedule.warmup_steps =
@@ -102,8 +103,8 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
       c.string("train.drophead_schedule", "constant", {"constant", "scheduled"},
                "constant: train.drophead throughout; scheduled: falls linearly to 0 over train.drophead_warmup_steps, "
                "then rises linearly back to train.drophead at the last step") == "scheduled";
-  o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", {o.schedule.warmup_steps, "train.warmup_steps"}, {0},
-                                      "the scheduled DropHead rate's falling phase, in steps");
+  o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", {o.schedule.warmup_steps, "train.warmup_steps"},
+                                      {0}, "the scheduled DropHead rate's falling phase, in steps");
   o.drophead.total_steps = total;
   if (o.drophead.scheduled && o.drophead.warmup_steps >= total)
     c.fail("train.drophead_warmup_steps", "must be below the run's " + std::to_string(total) + " steps");
@@ -130,7 +131,8 @@ struct Setup {
 };
 
 // describe_only: the task loads no data and builds no model, and the optimizer gets no parameters.
-Setup read_setup(Config& config, const std::string& config_path, Generator& init, Generator& dropout, bool describe_only) {
+Setup read_setup(Config& config, const std::string& config_path, Generator& init, Generator& dropout,
+                 bool describe_only) {
   Setup s;
   const std::uint64_t seed = read_seed(config);
   init.manual_seed(seed);
@@ -142,13 +144,14 @@ Setup read_setup(Config& config, const std::string& config_path, Generator& init
   // a described task has no data, hence no batches: one stands in (the defaults that depend on
   // them have rules that say so)
   s.options = read_train_options(config, config_path, describe_only ? 1 : s.task->batches_per_epoch());
-  s.init_from = config.string("train.init_from", "",
-                              "fine-tuning: a checkpoint whose parameters (only) start the run; the task may adapt them "
-                              "(a ViT resizes its position embedding)");
+  s.init_from =
+      config.string("train.init_from", "",
+                    "fine-tuning: a checkpoint whose parameters (only) start the run; the task may adapt them "
+                    "(a ViT resizes its position embedding)");
   std::vector<optim::ParamGroup> groups;
   if (!describe_only)
-    groups = optim::param_groups_by_weight_decay(s.task->model().named_parameters(), s.options.lr, s.options.weight_decay,
-                                                 s.task->no_decay_patterns());
+    groups = optim::param_groups_by_weight_decay(s.task->model().named_parameters(), s.options.lr,
+                                                 s.options.weight_decay, s.task->no_decay_patterns());
   ConfigSettings settings(config);
   s.optimizer = optim::make_optimizer(s.options.optimizer, std::move(groups), settings);
   return s;
@@ -166,13 +169,15 @@ std::string new_run_folder(const std::string& dir, const std::string& name) {
 std::string status_text(std::int64_t step, std::int64_t total, std::int64_t per_epoch, double loss, double lr,
                         double items_per_s, const std::string& items, double left_s) {
   const int width = 24;
-  const int filled = static_cast<int>(static_cast<double>(width) * static_cast<double>(step) / static_cast<double>(total));
+  const int filled =
+      static_cast<int>(static_cast<double>(width) * static_cast<double>(step) / static_cast<double>(total));
   std::string bar(static_cast<std::size_t>(filled), '=');
   if (filled < width) bar += '>' + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
   char buf[512];
   std::snprintf(buf, sizeof buf, "epoch %lld/%lld step %lld/%lld [%s] loss %.4f lr %.2e %.0f %s/s left %s",
-                static_cast<long long>((step - 1) / per_epoch + 1), static_cast<long long>((total + per_epoch - 1) / per_epoch),
-                static_cast<long long>(step), static_cast<long long>(total), bar.c_str(), loss, lr, items_per_s, items.c_str(),
+                static_cast<long long>((step - 1) / per_epoch + 1),
+                static_cast<long long>((total + per_epoch - 1) / per_epoch), static_cast<long long>(step),
+                static_cast<long long>(total), bar.c_str(), loss, lr, items_per_s, items.c_str(),
                 duration(left_s).c_str());
   return buf;
 }
@@ -230,9 +235,10 @@ int train(const TrainRequest& request) {
     load_parameters(model, c, request.resume);
     opt->load_state(c.optimizer_state, c.optimizer_steps);
     if (c.optimizer != opt->name())
-      throw std::runtime_error("checkpoint " + request.resume + " holds " + c.optimizer + " state but the config asks for " +
-                               opt->name());
-    if (!c.rng.count("dropout")) throw std::runtime_error("checkpoint " + request.resume + " has no dropout generator state");
+      throw std::runtime_error("checkpoint " + request.resume + " holds " + c.optimizer +
+                               " state but the config asks for " + opt->name());
+    if (!c.rng.count("dropout"))
+      throw std::runtime_error("checkpoint " + request.resume + " has no dropout generator state");
     dropout.set_state(c.rng.at("dropout"));
     start = c.step;
     folder = fs::path(request.resume).parent_path().parent_path().string();  // <run>/checkpoints/x.h5
@@ -243,7 +249,7 @@ int train(const TrainRequest& request) {
   }
   write_file(folder + "/config.toml", config.resolved());
   CheckpointManager checkpoints(folder + "/checkpoints", static_cast<int>(o.keep_last), "val_" + task->primary_metric(),
-                                    task->higher_is_better());
+                                task->higher_is_better());
 
   // the log so far (a resumed run drops the records past its checkpoint)
   MetricsLog log(folder + "/metrics.jsonl", start);
@@ -292,8 +298,7 @@ int train(const TrainRequest& request) {
       break;
     }
     bl.loss.backward();
-    const double grad_norm =
-        optim::clip_grad_norm_(model.parameters(), o.clip_norm > 0 ? o.clip_norm : INFINITY);
+    const double grad_norm = optim::clip_grad_norm_(model.parameters(), o.clip_norm > 0 ? o.clip_norm : INFINITY);
     opt->step();
     opt->zero_grad();
     items_since += bl.items;
@@ -308,8 +313,13 @@ int train(const TrainRequest& request) {
     const double per_step = elapsed / static_cast<double>(step + 1 - start);
     const double lr = o.lr * factor;
     if ((step + 1) % o.log_every == 0 || step + 1 == total) {
-      log.append({{"step", static_cast<double>(step + 1)}, {"epoch", static_cast<double>(epoch)}, {"loss", loss},
-                  {"lr", lr}, {"grad_norm", grad_norm}, {"items_per_s", rate}, {"elapsed_s", elapsed}});
+      log.append({{"step", static_cast<double>(step + 1)},
+                  {"epoch", static_cast<double>(epoch)},
+                  {"loss", loss},
+                  {"lr", lr},
+                  {"grad_norm", grad_norm},
+                  {"items_per_s", rate},
+                  {"elapsed_s", elapsed}});
     }
     progress.show(status_text(step + 1, total, per_epoch, loss, lr, rate, task->items_name(),
                               per_step * static_cast<double>(total - step - 1)),
@@ -320,8 +330,9 @@ int train(const TrainRequest& request) {
       model.train();
       if (!std::all_of(metrics.begin(), metrics.end(), [](const auto& m) { return std::isfinite(m.second); })) {
         // the parameters have gone bad without the training loss showing it yet: no checkpoint of them
-        progress.line("validation at step " + std::to_string(step + 1) + " is not finite (" + format_metrics(metrics, "val ") +
-                      "): stopping. The last good checkpoint is " + folder + "/checkpoints/last.h5");
+        progress.line("validation at step " + std::to_string(step + 1) + " is not finite (" +
+                      format_metrics(metrics, "val ") + "): stopping. The last good checkpoint is " + folder +
+                      "/checkpoints/last.h5");
         status = kExitNonFinite;
         break;
       }

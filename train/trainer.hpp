@@ -23,10 +23,10 @@ class Config;
 inline constexpr int kExitOk = 0, kExitError = 1, kExitNonFinite = 3, kExitInterrupted = 130;
 
 struct TrainRequest {
-  std::string config;               // path of the TOML config
-  std::vector<std::string> sets;    // "key=value" overrides, in order
-  std::string resume;               // a checkpoint to continue from, or empty
-  bool progress = true;             // the live progress line (otherwise a line every log_every)
+  std::string config;             // path of the TOML config
+  std::vector<std::string> sets;  // "key=value" overrides, in order
+  std::string resume;             // a checkpoint to continue from, or empty
+  bool progress = true;           // the live progress line (otherwise a line every log_every)
   // Called with the run folder and the run's name after every validation's record and checkpoint
   // are written, and when the run stops.
   std::function<void(const std::string& folder, const std::string& name)> after_validation;

@@ -9,7 +9,7 @@ using namespace rune;
 int main() {
   Generator gen(42);
   const Tensor x = tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}});  // (4, 2)
-  const Tensor y = tensor({0, 1, 1, 0}).reshape({4, 1});     // (4, 1)
+  const Tensor y = tensor({0, 1, 1, 0}).reshape({4, 1});      // (4, 1)
   Tensor w1 = randn({2, 8}, gen).requires_grad_(), b1 = zeros({8}).requires_grad_();
   Tensor w2 = randn({8, 1}, gen).requires_grad_(), b2 = zeros({1}).requires_grad_();
   for (int step = 0; step <= 2000; ++step) {

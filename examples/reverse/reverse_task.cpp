@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "analysis/seq2seq_batch.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
-#include "analysis/seq2seq_batch.hpp"
 #include "train/model_config.hpp"
 
 namespace rune::examples {
@@ -21,9 +21,11 @@ ReverseTask::ReverseTask(train::Config& c, const train::TaskContext& context) : 
   min_len_ = c.integer("data.min_len", 2, {1, 512}, "the shortest sequence");
   max_len_ = c.integer("data.max_len", 8, {min_len_, 512}, "the longest sequence (at least data.min_len)");
   batch_size_ = c.integer("data.batch_size", 32, {1}, "sequences per training batch");
-  batches_per_epoch_ = c.integer("data.batches_per_epoch", 50, {1}, "training batches per epoch, each drawn from the seed");
+  batches_per_epoch_ =
+      c.integer("data.batches_per_epoch", 50, {1}, "training batches per epoch, each drawn from the seed");
   eval_size_ = c.integer("data.eval_size", 256, {1}, "sequences in the validation set, and as many in the test set");
-  label_smoothing_ = c.number("train.label_smoothing", 0.0, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
+  label_smoothing_ =
+      c.number("train.label_smoothing", 0.0, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
   nn::Seq2SeqOptions o;
   o.src_vocab = o.tgt_vocab = kFirstDigit + digits_;
   o.max_len = max_len_ + 2;
@@ -35,10 +37,11 @@ ReverseTask::ReverseTask(train::Config& c, const train::TaskContext& context) : 
 
 ReverseTask::Batch ReverseTask::make_batch(Generator& g, std::int64_t size) const {
   const std::int64_t S = max_len_, T = max_len_ + 1;
-  std::vector<std::int64_t> src(static_cast<std::size_t>(size * S), kPad), tin(static_cast<std::size_t>(size * T), kPad),
-      tout(static_cast<std::size_t>(size * T), kPad);
+  std::vector<std::int64_t> src(static_cast<std::size_t>(size * S), kPad),
+      tin(static_cast<std::size_t>(size * T), kPad), tout(static_cast<std::size_t>(size * T), kPad);
   for (std::int64_t b = 0; b < size; ++b) {
-    const std::int64_t n = min_len_ + static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(max_len_ - min_len_ + 1)));
+    const std::int64_t n =
+        min_len_ + static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(max_len_ - min_len_ + 1)));
     for (std::int64_t i = 0; i < n; ++i) src[b * S + i] = kFirstDigit + static_cast<std::int64_t>(g.below(digits_));
     tin[b * T] = kBos;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -79,9 +82,11 @@ std::int64_t ReverseTask::prepare_analysis(const std::string& split, std::int64_
 
 analysis::AnalysisBatch ReverseTask::analysis_batch(std::int64_t index) {
   const std::int64_t start = index * analysis_batch_size_, end = std::min(analysis_size_, start + analysis_batch_size_);
-  if (index < 0 || start >= end) throw std::out_of_range("ReverseTask::analysis_batch: no batch " + std::to_string(index));
+  if (index < 0 || start >= end)
+    throw std::out_of_range("ReverseTask::analysis_batch: no batch " + std::to_string(index));
   const auto rows = [&](const Tensor& t) { return slice(t, 0, start, end).contiguous(); };
-  return analysis::seq2seq_analysis_batch(*model_, rows(analysis_.src), rows(analysis_.tgt_in), rows(analysis_.tgt_out));
+  return analysis::seq2seq_analysis_batch(*model_, rows(analysis_.src), rows(analysis_.tgt_in),
+                                          rows(analysis_.tgt_out));
 }
 
 std::map<std::string, double> ReverseTask::evaluate(const std::string& split) {
@@ -93,7 +98,7 @@ std::map<std::string, double> ReverseTask::evaluate(const std::string& split) {
   CrossEntropyOptions o;
   o.ignore_index = kPad;
   const double loss = cross_entropy(reshape(logits, {-1, V}), reshape(b.tgt_out, {-1}), o).item();
-  const Tensor predicted = argmax(logits, -1).contiguous();   // teacher-forced
+  const Tensor predicted = argmax(logits, -1).contiguous();      // teacher-forced
   const Tensor decoded = model_->greedy(b.src, T).contiguous();  // free-running, with the KV cache
   const std::int64_t* want = b.tgt_out.data<std::int64_t>();
   std::int64_t tokens = 0, right_tokens = 0, exact = 0;

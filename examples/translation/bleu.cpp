@@ -22,8 +22,8 @@ using Counts = std::map<Tokens, long>;
 
 Counts ngrams(const Tokens& t, std::size_t n) {
   Counts c;
-  for (std::size_t i = 0; i + n <= t.size(); ++i) ++c[Tokens(t.begin() + static_cast<std::ptrdiff_t>(i),
-                                                           t.begin() + static_cast<std::ptrdiff_t>(i + n))];
+  for (std::size_t i = 0; i + n <= t.size(); ++i)
+    ++c[Tokens(t.begin() + static_cast<std::ptrdiff_t>(i), t.begin() + static_cast<std::ptrdiff_t>(i + n))];
   return c;
 }
 }  // namespace
@@ -57,7 +57,8 @@ double corpus_bleu(const std::vector<std::vector<Tokens>>& references, const std
     long closest = static_cast<long>(refs.front().size());
     for (const Tokens& r : refs) {
       const long len = static_cast<long>(r.size());
-      if (std::labs(len - h) < std::labs(closest - h) || (std::labs(len - h) == std::labs(closest - h) && len < closest))
+      if (std::labs(len - h) < std::labs(closest - h) ||
+          (std::labs(len - h) == std::labs(closest - h) && len < closest))
         closest = len;
     }
     hyp_length += h;
@@ -65,11 +66,13 @@ double corpus_bleu(const std::vector<std::vector<Tokens>>& references, const std
   }
   if (numerator[1] == 0) return 0.0;
   const double bp = hyp_length > ref_length ? 1.0
-                    : hyp_length == 0       ? 0.0
-                                            : std::exp(1.0 - static_cast<double>(ref_length) / static_cast<double>(hyp_length));
+                    : hyp_length == 0
+                        ? 0.0
+                        : std::exp(1.0 - static_cast<double>(ref_length) / static_cast<double>(hyp_length));
   double log_sum = 0;
   for (int n = 1; n <= 4; ++n) {
-    const double p = numerator[n] == 0 ? DBL_MIN : static_cast<double>(numerator[n]) / static_cast<double>(denominator[n]);
+    const double p =
+        numerator[n] == 0 ? DBL_MIN : static_cast<double>(numerator[n]) / static_cast<double>(denominator[n]);
     log_sum += 0.25 * std::log(p);
   }
   return bp * std::exp(log_sum);

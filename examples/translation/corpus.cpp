@@ -41,7 +41,8 @@ std::string join(const std::vector<std::string>& tokens, Tokenization t) {
 Vocabulary::Vocabulary() : Vocabulary(std::vector<std::string>{"<pad>", "<bos>", "<eos>", "<unk>"}) {}
 
 Vocabulary::Vocabulary(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {
-  if (tokens_.size() < 4 || tokens_[0] != "<pad>" || tokens_[1] != "<bos>" || tokens_[2] != "<eos>" || tokens_[3] != "<unk>")
+  if (tokens_.size() < 4 || tokens_[0] != "<pad>" || tokens_[1] != "<bos>" || tokens_[2] != "<eos>" ||
+      tokens_[3] != "<unk>")
     throw std::invalid_argument("Vocabulary: the first tokens must be <pad> <bos> <eos> <unk>");
   for (std::size_t i = 0; i < tokens_.size(); ++i)
     if (!ids_.emplace(tokens_[i], static_cast<std::int64_t>(i)).second)
@@ -84,7 +85,8 @@ std::vector<Pair> read_tsv_pairs(const std::string& path) {
     const std::size_t tab = line.find('\t');
     const std::size_t end = tab == std::string::npos ? tab : line.find('\t', tab + 1);
     const std::string src = tab == std::string::npos ? "" : line.substr(0, tab);
-    const std::string tgt = tab == std::string::npos ? "" : line.substr(tab + 1, end == std::string::npos ? end : end - tab - 1);
+    const std::string tgt =
+        tab == std::string::npos ? "" : line.substr(tab + 1, end == std::string::npos ? end : end - tab - 1);
     if (src.find_first_not_of(' ') == std::string::npos || tgt.find_first_not_of(' ') == std::string::npos)
       throw std::runtime_error("corpus " + path + ":" + std::to_string(line_no) +
                                ": expected source<TAB>target with both sides non-empty");

@@ -12,9 +12,9 @@ void check(std::int64_t n) {
 
 // ------------------------------------------------------------------------- English
 
-const char* const kEnUnits[] = {"zero",    "one",     "two",       "three",    "four",     "five",    "six",
-                                "seven",   "eight",   "nine",      "ten",      "eleven",   "twelve",  "thirteen",
-                                "fourteen", "fifteen", "sixteen",  "seventeen", "eighteen", "nineteen"};
+const char* const kEnUnits[] = {"zero",     "one",     "two",     "three",     "four",     "five",    "six",
+                                "seven",    "eight",   "nine",    "ten",       "eleven",   "twelve",  "thirteen",
+                                "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
 const char* const kEnTens[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"};
 
 std::string en_below_100(std::int64_t n) {  // 1..99: "twenty-one"
@@ -30,9 +30,9 @@ std::string en_below_1000(std::int64_t n) {  // 1..999: "one hundred and one"
 
 // ------------------------------------------------------------------------- French
 
-const char* const kFrUnits[] = {"zéro",   "un",       "deux",     "trois",    "quatre",   "cinq",     "six",
-                                "sept",   "huit",     "neuf",     "dix",      "onze",     "douze",    "treize",
-                                "quatorze", "quinze", "seize",    "dix-sept", "dix-huit", "dix-neuf"};
+const char* const kFrUnits[] = {"zéro",     "un",     "deux",  "trois",    "quatre",   "cinq",    "six",
+                                "sept",     "huit",   "neuf",  "dix",      "onze",     "douze",   "treize",
+                                "quatorze", "quinze", "seize", "dix-sept", "dix-huit", "dix-neuf"};
 const char* const kFrTens[] = {"", "", "vingt", "trente", "quarante", "cinquante", "soixante"};
 
 // 1..99. `final`: nothing follows in the number, so eighty takes its plural s (quatre-vingts).

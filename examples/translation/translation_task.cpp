@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <numeric>
 
-#include "autograd/ops.hpp"
-#include "autograd/tape.hpp"
 #include "analysis/attention_recorder.hpp"
 #include "analysis/seq2seq_batch.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
 #include "examples/translation/bleu.hpp"
 #include "train/model_config.hpp"
 
@@ -32,16 +32,19 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   const std::int64_t min_freq = c.integer("data.min_freq", 1, {1}, "tokens seen fewer times in training become <unk>");
   max_len_ = c.integer("data.max_len", 64, {2}, "tokens kept of each sentence, <eos> included (longer ones are cut)");
   batch_size_ = c.integer("data.batch_size", 64, {1}, "sentence pairs per training batch");
-  label_smoothing_ = c.number("train.label_smoothing", 0.1, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
+  label_smoothing_ =
+      c.number("train.label_smoothing", 0.1, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
   beam_ = c.integer("decode.beam", 1, {1, 64}, "beam width of decoding in evaluation and rune translate (1: greedy)");
-  length_penalty_ = c.number("decode.length_penalty", 0.6, {0.0, 5.0},
-                             "beam search's length penalty alpha: scores are divided by ((5 + length) / 6)^alpha (GNMT)");
+  length_penalty_ =
+      c.number("decode.length_penalty", 0.6, {0.0, 5.0},
+               "beam search's length penalty alpha: scores are divided by ((5 + length) / 6)^alpha (GNMT)");
   std::string path;
   double val_fraction = 0, test_fraction = 0;
   if (source_ == "numbers") {
     batches_per_epoch_ =
         c.integer("data.batches_per_epoch", 200, {1}, "training batches per epoch, each drawn from the seed");
-    eval_size_ = c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
+    eval_size_ =
+        c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
     permille_ = c.integer("data.split_permille", 10, {1, 333},
                           "per mille of all numbers held out for test, and as many for validation (never trained on)");
   } else {
@@ -72,7 +75,8 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
     const auto n_test = static_cast<std::size_t>(test_fraction * static_cast<double>(pairs.size()));
     const auto n_val = static_cast<std::size_t>(val_fraction * static_cast<double>(pairs.size()));
     test_.assign(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(n_test));
-    val_.assign(pairs.begin() + static_cast<std::ptrdiff_t>(n_test), pairs.begin() + static_cast<std::ptrdiff_t>(n_test + n_val));
+    val_.assign(pairs.begin() + static_cast<std::ptrdiff_t>(n_test),
+                pairs.begin() + static_cast<std::ptrdiff_t>(n_test + n_val));
     train_.assign(pairs.begin() + static_cast<std::ptrdiff_t>(n_test + n_val), pairs.end());
     if (train_.empty() || val_.empty()) c.fail("data.path", path + " is too small for its splits");
     batches_per_epoch_ = static_cast<std::int64_t>((train_.size() + static_cast<std::size_t>(batch_size_) - 1) /
@@ -125,7 +129,8 @@ TranslationTask::Batch TranslationTask::encode(const std::vector<Pair>& pairs) c
     tgt.push_back(std::move(t));
   }
   const auto B = static_cast<std::int64_t>(pairs.size());
-  std::vector<std::int64_t> s_ids(static_cast<std::size_t>(B) * S, Vocabulary::pad), in_ids(static_cast<std::size_t>(B) * T, Vocabulary::pad),
+  std::vector<std::int64_t> s_ids(static_cast<std::size_t>(B) * S, Vocabulary::pad),
+      in_ids(static_cast<std::size_t>(B) * T, Vocabulary::pad),
       out_ids(static_cast<std::size_t>(B) * T, Vocabulary::pad);
   for (std::size_t b = 0; b < pairs.size(); ++b) {
     std::copy(src[b].begin(), src[b].end(), s_ids.begin() + static_cast<std::ptrdiff_t>(b * S));
@@ -162,7 +167,8 @@ void TranslationTask::prepare_epoch(std::int64_t epoch) {
   epoch_batches_.clear();
   for (std::size_t at = 0; at < pairs.size(); at += static_cast<std::size_t>(batch_size_))
     epoch_batches_.emplace_back(pairs.begin() + static_cast<std::ptrdiff_t>(at),
-                                pairs.begin() + static_cast<std::ptrdiff_t>(std::min(pairs.size(), at + static_cast<std::size_t>(batch_size_))));
+                                pairs.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                    pairs.size(), at + static_cast<std::size_t>(batch_size_))));
   shuffle(epoch_batches_, g);
   prepared_epoch_ = epoch;
 }
@@ -186,7 +192,9 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   for (const auto& s : sources) pairs.push_back({s, ""});
   const Batch b = encode(pairs);
   const std::int64_t steps = max_len_;
-  const Tensor ids = (beam_ > 1 ? model_->beam_search(b.src, beam_, steps, length_penalty_) : model_->greedy(b.src, steps)).contiguous();
+  const Tensor ids =
+      (beam_ > 1 ? model_->beam_search(b.src, beam_, steps, length_penalty_) : model_->greedy(b.src, steps))
+          .contiguous();
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < ids.size(0); ++i) {
     std::vector<std::string> tokens;
@@ -207,7 +215,8 @@ std::vector<double> TranslationTask::log_probability(const std::vector<std::pair
   std::vector<Pair> pairs;
   for (const auto& [source, target] : texts) pairs.push_back({source, target});
   const Batch b = encode(pairs);
-  const Tensor lp = to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
+  const Tensor lp =
+      to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
   const std::int64_t T = lp.size(1), V = lp.size(2);
   std::vector<double> out;
   for (std::int64_t i = 0; i < lp.size(0); ++i) {
@@ -238,11 +247,14 @@ analysis::TokenAttention TranslationTask::attention_maps(const std::string& sent
   const auto& enc = *model_->transformer->encoder->layers;
   const auto& dec = *model_->transformer->decoder->layers;
   for (std::size_t l = 0; l < enc.size(); ++l)
-    watched.push_back({"encoder self", static_cast<std::int64_t>(l), "transformer.encoder.layers." + std::to_string(l) + ".self_attn"});
+    watched.push_back({"encoder self", static_cast<std::int64_t>(l),
+                       "transformer.encoder.layers." + std::to_string(l) + ".self_attn"});
   for (std::size_t l = 0; l < dec.size(); ++l)
-    watched.push_back({"decoder self", static_cast<std::int64_t>(l), "transformer.decoder.layers." + std::to_string(l) + ".self_attn"});
+    watched.push_back({"decoder self", static_cast<std::int64_t>(l),
+                       "transformer.decoder.layers." + std::to_string(l) + ".self_attn"});
   for (std::size_t l = 0; l < dec.size(); ++l)
-    watched.push_back({"cross", static_cast<std::int64_t>(l), "transformer.decoder.layers." + std::to_string(l) + ".multihead_attn"});
+    watched.push_back(
+        {"cross", static_cast<std::int64_t>(l), "transformer.decoder.layers." + std::to_string(l) + ".multihead_attn"});
   const Batch b = encode({{sentence, maps.output}});
   {
     const analysis::AttentionRecorder recorder(*model_);
@@ -253,8 +265,10 @@ analysis::TokenAttention TranslationTask::attention_maps(const std::string& sent
     }
   }
   model_->train();
-  for (std::int64_t i = 0; i < b.src.size(1); ++i) maps.source.push_back(src_vocab_.token(b.src.data<std::int64_t>()[i]));
-  for (std::int64_t i = 0; i < b.tgt_in.size(1); ++i) maps.target.push_back(tgt_vocab_.token(b.tgt_in.data<std::int64_t>()[i]));
+  for (std::int64_t i = 0; i < b.src.size(1); ++i)
+    maps.source.push_back(src_vocab_.token(b.src.data<std::int64_t>()[i]));
+  for (std::int64_t i = 0; i < b.tgt_in.size(1); ++i)
+    maps.target.push_back(tgt_vocab_.token(b.tgt_in.data<std::int64_t>()[i]));
   return maps;
 }
 
@@ -292,7 +306,9 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
   }
   model_->train();
   const auto n = static_cast<double>(data.size());
-  return {{"loss", loss_sum / tokens}, {"token_accuracy", right / tokens}, {"exact_match", exact / n},
+  return {{"loss", loss_sum / tokens},
+          {"token_accuracy", right / tokens},
+          {"exact_match", exact / n},
           {"bleu", corpus_bleu(references, hypotheses)}};
 }
 
@@ -301,8 +317,9 @@ std::int64_t TranslationTask::prepare_analysis(const std::string& split, std::in
   const std::size_t n = limit > 0 ? std::min(data.size(), static_cast<std::size_t>(limit)) : data.size();
   analysis_.clear();
   for (std::size_t at = 0; at < n; at += static_cast<std::size_t>(batch_size))
-    analysis_.emplace_back(data.begin() + static_cast<std::ptrdiff_t>(at),
-                           data.begin() + static_cast<std::ptrdiff_t>(std::min(n, at + static_cast<std::size_t>(batch_size))));
+    analysis_.emplace_back(
+        data.begin() + static_cast<std::ptrdiff_t>(at),
+        data.begin() + static_cast<std::ptrdiff_t>(std::min(n, at + static_cast<std::size_t>(batch_size))));
   return static_cast<std::int64_t>(n);
 }
 
@@ -317,9 +334,9 @@ void TranslationTask::describe(train::Checkpoint& c) const {
 }
 
 namespace {
-const bool registered =
-    train::register_task<TranslationTask, train::Translator, analysis::HeadAnalysisSource, analysis::TextAttentionSource>(
-        "translation", "an encoder-decoder Transformer translating number words or a TSV parallel corpus");
+const bool registered = train::register_task<TranslationTask, train::Translator, analysis::HeadAnalysisSource,
+                                             analysis::TextAttentionSource>(
+    "translation", "an encoder-decoder Transformer translating number words or a TSV parallel corpus");
 }  // namespace
 
 }  // namespace rune::examples

@@ -17,9 +17,9 @@
 
 #include "analysis/attention_maps.hpp"
 #include "analysis/head_analysis.hpp"
+#include "examples/translation/corpus.hpp"
 #include "nn/seq2seq.hpp"
 #include "train/task.hpp"
-#include "examples/translation/corpus.hpp"
 
 namespace rune::examples {
 

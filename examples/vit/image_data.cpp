@@ -21,7 +21,8 @@ ImageSet ImageSet::subset(const std::vector<std::int64_t>& indices) const {
   out.pixels.resize(indices.size() * static_cast<std::size_t>(image_bytes()));
   out.labels.reserve(indices.size());
   for (std::size_t i = 0; i < indices.size(); ++i) {
-    std::copy(image(indices[i]), image(indices[i]) + image_bytes(), out.pixels.begin() + static_cast<std::ptrdiff_t>(i) * image_bytes());
+    std::copy(image(indices[i]), image(indices[i]) + image_bytes(),
+              out.pixels.begin() + static_cast<std::ptrdiff_t>(i) * image_bytes());
     out.labels.push_back(labels[static_cast<std::size_t>(indices[i])]);
   }
   return out;
@@ -68,7 +69,8 @@ ImageSet read_cifar10(const std::string& folder, bool train) {
     const std::vector<std::uint8_t> bytes = read_bytes(path);
     if (bytes.empty() || bytes.size() % kCifarRecordBytes != 0)
       throw std::runtime_error(path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of " +
-                               std::to_string(kCifarRecordBytes) + "-byte CIFAR-10 records (truncated or not CIFAR-10)");
+                               std::to_string(kCifarRecordBytes) +
+                               "-byte CIFAR-10 records (truncated or not CIFAR-10)");
     const std::size_t records = bytes.size() / kCifarRecordBytes;
     for (std::size_t r = 0; r < records; ++r) {
       const std::uint8_t* rec = bytes.data() + r * kCifarRecordBytes;
@@ -112,8 +114,10 @@ std::string find_idx(const std::string& folder, const std::string& name) {
   const fs::path gz = fs::path(folder) / (name + ".gz"), plain = fs::path(folder) / name;
   if (fs::exists(gz)) return gz.string();
   if (fs::exists(plain)) return plain.string();
-  throw std::runtime_error(plain.string() + "[.gz]: missing (an IDX folder holds train-images-idx3-ubyte, "
-                           "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not)");
+  throw std::runtime_error(
+      plain.string() +
+      "[.gz]: missing (an IDX folder holds train-images-idx3-ubyte, "
+      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not)");
 }
 
 std::uint32_t big_endian(const std::uint8_t* p) {
@@ -125,7 +129,8 @@ std::uint32_t big_endian(const std::uint8_t* p) {
 std::vector<std::uint8_t> read_idx_file(const std::string& path, std::uint32_t dims, std::vector<std::int64_t>& sizes) {
   std::vector<std::uint8_t> bytes = read_maybe_gzipped(path);
   const std::size_t header = 4 + 4 * dims;
-  if (bytes.size() < header) throw std::runtime_error(path + ": " + std::to_string(bytes.size()) + " bytes, shorter than an IDX header");
+  if (bytes.size() < header)
+    throw std::runtime_error(path + ": " + std::to_string(bytes.size()) + " bytes, shorter than an IDX header");
   const std::uint32_t magic = big_endian(bytes.data()), expected = 0x0800u | dims;
   if (magic != expected) {
     char buf[96];
@@ -140,8 +145,9 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, std::uint32_t d
     body *= static_cast<std::size_t>(sizes.back());
   }
   if (bytes.size() != header + body)
-    throw std::runtime_error(path + ": " + std::to_string(bytes.size() - header) + " bytes of data where the header promises " +
-                             std::to_string(body) + (bytes.size() < header + body ? " (truncated)" : " (trailing bytes)"));
+    throw std::runtime_error(path + ": " + std::to_string(bytes.size() - header) +
+                             " bytes of data where the header promises " + std::to_string(body) +
+                             (bytes.size() < header + body ? " (truncated)" : " (trailing bytes)"));
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
   return bytes;
 }
@@ -167,8 +173,8 @@ ImageSet read_idx(const std::string& folder, bool train, const std::vector<std::
   set.width = image_sizes[2];
   for (std::size_t i = 0; i < set.labels.size(); ++i)
     if (set.labels[i] >= classes.size())
-      throw std::runtime_error(labels_path + ": label " + std::to_string(set.labels[i]) + " of item " + std::to_string(i) +
-                               " is outside the " + std::to_string(classes.size()) + " classes");
+      throw std::runtime_error(labels_path + ": label " + std::to_string(set.labels[i]) + " of item " +
+                               std::to_string(i) + " is outside the " + std::to_string(classes.size()) + " classes");
   return set;
 }
 
@@ -243,7 +249,8 @@ void crop_and_flip(const ImageSet& set, std::int64_t index, const ImageTransform
 }
 
 // (C, H, W) -> (C, S, S): centre padding with black, or bilinear as F.interpolate(align_corners=False).
-void resize_to(const float* in, std::int64_t C, std::int64_t H, std::int64_t W, std::int64_t S, Resize mode, float* out) {
+void resize_to(const float* in, std::int64_t C, std::int64_t H, std::int64_t W, std::int64_t S, Resize mode,
+               float* out) {
   if (S == H && S == W) {
     std::copy(in, in + C * H * W, out);
     return;
@@ -252,11 +259,14 @@ void resize_to(const float* in, std::int64_t C, std::int64_t H, std::int64_t W, 
     const std::int64_t top = (S - H) / 2, left = (S - W) / 2;
     std::fill(out, out + C * S * S, 0.0f);
     for (std::int64_t c = 0; c < C; ++c)
-      for (std::int64_t y = 0; y < H; ++y) std::copy(in + (c * H + y) * W, in + (c * H + y + 1) * W, out + (c * S + y + top) * S + left);
+      for (std::int64_t y = 0; y < H; ++y)
+        std::copy(in + (c * H + y) * W, in + (c * H + y + 1) * W, out + (c * S + y + top) * S + left);
     return;
   }
-  const auto source = [](std::int64_t d, std::int64_t n_in, std::int64_t n_out, std::int64_t& i0, std::int64_t& i1, float& f) {
-    const double s = std::max(0.0, (static_cast<double>(d) + 0.5) * static_cast<double>(n_in) / static_cast<double>(n_out) - 0.5);
+  const auto source = [](std::int64_t d, std::int64_t n_in, std::int64_t n_out, std::int64_t& i0, std::int64_t& i1,
+                         float& f) {
+    const double s =
+        std::max(0.0, (static_cast<double>(d) + 0.5) * static_cast<double>(n_in) / static_cast<double>(n_out) - 0.5);
     i0 = std::min<std::int64_t>(static_cast<std::int64_t>(s), n_in - 1);
     i1 = std::min<std::int64_t>(i0 + 1, n_in - 1);
     f = static_cast<float>(s - static_cast<double>(i0));
@@ -286,8 +296,9 @@ std::int64_t target_size(const ImageSet& set, const ImageTransform& t) {
     throw std::invalid_argument("image size " + std::to_string(S) + " is smaller than the data's " +
                                 std::to_string(set.height) + "x" + std::to_string(set.width) + " images");
   if (t.resize == Resize::none)
-    throw std::invalid_argument("image size " + std::to_string(S) + " differs from the data's " + std::to_string(set.height) +
-                                "x" + std::to_string(set.width) + ": choose resize = \"pad\" or \"upsample\"");
+    throw std::invalid_argument("image size " + std::to_string(S) + " differs from the data's " +
+                                std::to_string(set.height) + "x" + std::to_string(set.width) +
+                                ": choose resize = \"pad\" or \"upsample\"");
   return S;
 }
 
@@ -307,7 +318,8 @@ ImageBatch make_batch(const ImageSet& set, const std::vector<std::int64_t>& indi
   float* dst = images.data<float>();
   for (std::int64_t b = 0; b < B; ++b) {
     const std::int64_t i = indices[static_cast<std::size_t>(b)];
-    if (i < 0 || i >= set.size()) throw std::out_of_range("make_batch: image " + std::to_string(i) + " of " + std::to_string(set.size()));
+    if (i < 0 || i >= set.size())
+      throw std::out_of_range("make_batch: image " + std::to_string(i) + " of " + std::to_string(set.size()));
     crop_and_flip(set, i, t, augment, gen, native.data());
     float* img = dst + b * C * S * S;
     resize_to(native.data(), C, H, W, S, t.resize, img);
@@ -326,12 +338,14 @@ ImageSet resampled(const ImageSet& set, std::int64_t size) {
   ImageSet out = set;
   out.height = out.width = size;
   out.pixels.resize(static_cast<std::size_t>(set.size() * set.channels * size * size));
-  std::vector<float> in(static_cast<std::size_t>(set.image_bytes())), resized(static_cast<std::size_t>(set.channels * size * size));
+  std::vector<float> in(static_cast<std::size_t>(set.image_bytes())),
+      resized(static_cast<std::size_t>(set.channels * size * size));
   for (std::int64_t i = 0; i < set.size(); ++i) {
     std::copy(set.image(i), set.image(i) + set.image_bytes(), in.begin());
     resize_to(in.data(), set.channels, set.height, set.width, size, Resize::upsample, resized.data());
     for (std::size_t k = 0; k < resized.size(); ++k)
-      out.pixels[static_cast<std::size_t>(i) * resized.size() + k] = static_cast<std::uint8_t>(std::clamp(std::lround(resized[k]), 0L, 255L));
+      out.pixels[static_cast<std::size_t>(i) * resized.size() + k] =
+          static_cast<std::uint8_t>(std::clamp(std::lround(resized[k]), 0L, 255L));
   }
   return out;
 }
@@ -342,7 +356,8 @@ std::vector<std::uint8_t> resized_image(const ImageSet& set, std::int64_t index,
   crop_and_flip(set, index, t, false, nullptr, native.data());
   resize_to(native.data(), C, set.height, set.width, S, t.resize, out.data());
   std::vector<std::uint8_t> bytes(out.size());
-  for (std::size_t k = 0; k < out.size(); ++k) bytes[k] = static_cast<std::uint8_t>(std::clamp(std::lround(out[k]), 0L, 255L));
+  for (std::size_t k = 0; k < out.size(); ++k)
+    bytes[k] = static_cast<std::uint8_t>(std::clamp(std::lround(out[k]), 0L, 255L));
   return bytes;
 }
 

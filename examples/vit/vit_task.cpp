@@ -7,9 +7,9 @@
 #include <numeric>
 #include <sstream>
 
+#include "analysis/attention_recorder.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
-#include "analysis/attention_recorder.hpp"
 #include "report/csv.hpp"
 #include "report/plot.hpp"
 
@@ -32,8 +32,9 @@ std::vector<std::int64_t> iota(std::int64_t n) {
 }  // namespace
 
 ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
-  dataset_ = c.string("data.dataset", "fashion_mnist", {"fashion_mnist", "mnist", "cifar10"},
-                      "the images: Fashion-MNIST or MNIST (IDX files, gzipped or not) or CIFAR-10 (its binary version)");
+  dataset_ =
+      c.string("data.dataset", "fashion_mnist", {"fashion_mnist", "mnist", "cifar10"},
+               "the images: Fashion-MNIST or MNIST (IDX files, gzipped or not) or CIFAR-10 (its binary version)");
   const bool cifar = dataset_ == "cifar10";
   const std::string dir = c.string("data.dir",
                                    {dataset_ == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "",
@@ -45,22 +46,25 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   eval_batch_size_ = c.integer("data.eval_batch_size", 500, {1}, "images per batch in evaluation");
   transform_.size = c.integer("data.image_size", 0, {0},
                               "the model's input size in pixels (0: the data's own); larger sizes need data.resize");
-  transform_.resize = resize_from_name(c.string(
-      "data.resize", "none", {"none", "pad", "upsample"},
-      "how images grow to data.image_size: not at all, padded (centred on black) or upsampled (bilinear)"));
-  transform_.crop_padding = c.integer("data.crop_padding", {cifar ? 4 : 2, "4 for cifar10, 2 otherwise"}, {0, 64},
-                                      "training augmentation: random crops of the image padded by this many pixels (0: off)");
-  transform_.hflip =
-      c.boolean("data.hflip", {cifar, "true for cifar10, false otherwise"}, "training augmentation: random horizontal flips");
+  transform_.resize = resize_from_name(
+      c.string("data.resize", "none", {"none", "pad", "upsample"},
+               "how images grow to data.image_size: not at all, padded (centred on black) or upsampled (bilinear)"));
+  transform_.crop_padding =
+      c.integer("data.crop_padding", {cifar ? 4 : 2, "4 for cifar10, 2 otherwise"}, {0, 64},
+                "training augmentation: random crops of the image padded by this many pixels (0: off)");
+  transform_.hflip = c.boolean("data.hflip", {cifar, "true for cifar10, false otherwise"},
+                               "training augmentation: random horizontal flips");
   label_smoothing_ =
       c.number("train.label_smoothing", 0.1, {0.0, 1.0, true}, "label smoothing of the cross-entropy loss");
   nn::VisionTransformerOptions o;
-  o.patch_size = c.integer("model.patch_size", 4, {1}, "side of the square patches in pixels; must divide the image size");
+  o.patch_size =
+      c.integer("model.patch_size", 4, {1}, "side of the square patches in pixels; must divide the image size");
   o.embed_dim = c.integer("model.embed_dim", 128, {1},
                           "width of the model: the patch embedding and every layer's input and output");
   o.depth = c.integer("model.depth", 6, {1}, "encoder layers");
   o.num_heads = c.integer("model.num_heads", 8, {1}, "attention heads per layer; must divide model.embed_dim");
-  o.mlp_dim = c.integer("model.mlp_dim", {4 * o.embed_dim, "4 * model.embed_dim"}, {1}, "hidden width of each layer's MLP");
+  o.mlp_dim =
+      c.integer("model.mlp_dim", {4 * o.embed_dim, "4 * model.embed_dim"}, {1}, "hidden width of each layer's MLP");
   o.dropout = c.number("model.dropout", 0.0, {0.0, 1.0, true},
                        "dropout rate on the attention weights, the residual branches and the embedded patches");
   o.pool = nn::pool_from_name(c.string("model.pool", "cls", {"cls", "mean"},
@@ -70,14 +74,15 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
 
   ImageSet all;
   try {
-    all = cifar ? read_cifar10(dir, true) : read_idx(dir, true, dataset_ == "mnist" ? mnist_classes() : fashion_mnist_classes());
+    all = cifar ? read_cifar10(dir, true)
+                : read_idx(dir, true, dataset_ == "mnist" ? mnist_classes() : fashion_mnist_classes());
     test_ = cifar ? read_cifar10(dir, false) : read_idx(dir, false, all.classes);
   } catch (const std::runtime_error& e) {
     c.fail("data.dir", e.what());
   }
   if (val_size >= all.size())
-    c.fail("data.val_size", std::to_string(val_size) + " leaves no training images of the " + std::to_string(all.size()) +
-                                " in " + dir);
+    c.fail("data.val_size",
+           std::to_string(val_size) + " leaves no training images of the " + std::to_string(all.size()) + " in " + dir);
   // a seeded split of the training files: the last val_size of a shuffled order are validation
   std::vector<std::int64_t> order = iota(all.size());
   Generator split_gen(seed_ * 31 + 5);
@@ -89,8 +94,8 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   train_ = all.subset(train_idx);
   val_ = all.subset(val_idx);
   if (train_.size() < batch_size_)
-    c.fail("data.batch_size", std::to_string(batch_size_) + " is more than the " + std::to_string(train_.size()) +
-                                  " training images");
+    c.fail("data.batch_size",
+           std::to_string(batch_size_) + " is more than the " + std::to_string(train_.size()) + " training images");
   batches_per_epoch_ = train_.size() / batch_size_;  // the last partial batch is dropped, as drop_last
   transform_.stats = channel_stats(train_);
   if (transform_.size == 0) transform_.size = train_.height;
@@ -99,7 +104,8 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
     c.fail("data.resize", "data.image_size = " + std::to_string(transform_.size) + " differs from the data's " +
                               std::to_string(train_.height) + ": choose \"pad\" or \"upsample\"");
   if (transform_.size < train_.height)
-    c.fail("data.image_size", std::to_string(transform_.size) + " is smaller than the data's " + std::to_string(train_.height));
+    c.fail("data.image_size",
+           std::to_string(transform_.size) + " is smaller than the data's " + std::to_string(train_.height));
 
   o.image_size = transform_.size;
   o.in_chans = train_.channels;
@@ -107,9 +113,11 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   o.pos_dropout = o.dropout;
   o.dropout_generator = context.dropout;
   if (o.image_size % o.patch_size != 0)
-    c.fail("model.patch_size", std::to_string(o.patch_size) + " does not divide the image size " + std::to_string(o.image_size));
+    c.fail("model.patch_size",
+           std::to_string(o.patch_size) + " does not divide the image size " + std::to_string(o.image_size));
   if (o.embed_dim % o.num_heads != 0)
-    c.fail("model.num_heads", std::to_string(o.num_heads) + " does not divide model.embed_dim " + std::to_string(o.embed_dim));
+    c.fail("model.num_heads",
+           std::to_string(o.num_heads) + " does not divide model.embed_dim " + std::to_string(o.embed_dim));
   model_ = std::make_shared<nn::VisionTransformer>(o, *context.init);
 }
 
@@ -198,15 +206,17 @@ std::int64_t ViTTask::prepare_analysis(const std::string& name, std::int64_t bat
 
 analysis::AnalysisBatch ViTTask::analysis_batch(std::int64_t index) {
   const std::int64_t start = index * analysis_batch_size_, end = std::min(analysis_size_, start + analysis_batch_size_);
-  if (!analysis_set_ || index < 0 || start >= end) throw std::out_of_range("ViTTask::analysis_batch: no batch " + std::to_string(index));
+  if (!analysis_set_ || index < 0 || start >= end)
+    throw std::out_of_range("ViTTask::analysis_batch: no batch " + std::to_string(index));
   std::vector<std::int64_t> indices = iota(end - start);
   for (auto& i : indices) i += start;
   const ImageBatch batch = make_batch(*analysis_set_, indices, transform_, false, nullptr);
   CrossEntropyOptions none;
   none.reduction = Reduction::none;
   const std::int64_t tokens = 1 + model_->options.grid() * model_->options.grid();
-  return {cross_entropy(model_->forward(batch.images), batch.labels, none),
-          [tokens](const std::string&, std::int64_t) { return std::pair<std::int64_t, std::int64_t>{tokens, tokens}; }};
+  return {cross_entropy(model_->forward(batch.images), batch.labels, none), [tokens](const std::string&, std::int64_t) {
+            return std::pair<std::int64_t, std::int64_t>{tokens, tokens};
+          }};
 }
 
 void ViTTask::describe(train::Checkpoint& c) const {
@@ -224,7 +234,8 @@ std::vector<std::string> ViTTask::load_parameters(const train::Checkpoint& c, co
     if (name != "pos_embed" || t.shape() == model_->pos_embed.shape()) continue;
     // (1, 1 + g*g, C) from a model of another image size: resize its patch grid to ours
     const std::int64_t n = t.dim() == 3 ? t.size(1) - 1 : -1;
-    const auto old_grid = static_cast<std::int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(n, 0)))));
+    const auto old_grid =
+        static_cast<std::int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(n, 0)))));
     if (t.dim() != 3 || old_grid * old_grid != n || t.size(2) != model_->options.embed_dim)
       throw std::runtime_error(path + ": pos_embed " + shape_str(t.shape()) + " is not a square patch grid of width " +
                                std::to_string(model_->options.embed_dim));
@@ -242,8 +253,10 @@ std::vector<std::string> ViTTask::load_parameters(const train::Checkpoint& c, co
 std::vector<std::string> ViTTask::write_reports(const std::string& name, const std::string& dir) {
   if (evaluated_ != name) evaluate(name);
   const auto K = static_cast<std::int64_t>(train_.classes.size());
-  std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(K), std::vector<std::int64_t>(static_cast<std::size_t>(K), 0));
-  for (std::size_t i = 0; i < labels_.size(); ++i) ++counts[static_cast<std::size_t>(labels_[i])][static_cast<std::size_t>(predictions_[i])];
+  std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(K),
+                                                std::vector<std::int64_t>(static_cast<std::size_t>(K), 0));
+  for (std::size_t i = 0; i < labels_.size(); ++i)
+    ++counts[static_cast<std::size_t>(labels_[i])][static_cast<std::size_t>(predictions_[i])];
   // a row per true label, a column per prediction; class names quoted on both axes
   std::vector<report::CsvField> header{"label\\predicted"};
   for (const std::string& cls : train_.classes) header.push_back(report::CsvField::quoted(cls));
@@ -296,7 +309,9 @@ analysis::ImageAttention ViTTask::image_attention(const std::string& file_or_ind
     one.pixels = std::move(pixels);
     one.labels = {0};
     one.classes = train_.classes;
-    if (h != w) throw std::invalid_argument(file_or_index + ": a " + std::to_string(w) + "x" + std::to_string(h) + " image is not square");
+    if (h != w)
+      throw std::invalid_argument(file_or_index + ": a " + std::to_string(w) + "x" + std::to_string(h) +
+                                  " image is not square");
     if (h != train_.height) one = resampled(one, train_.height);
   }
   a.image = resized_image(one, 0, transform_);

@@ -23,9 +23,9 @@
 
 #include "analysis/attention_maps.hpp"
 #include "analysis/head_analysis.hpp"
-#include "train/task.hpp"
 #include "examples/vit/image_data.hpp"
 #include "nn/vit.hpp"
+#include "train/task.hpp"
 
 namespace rune::examples {
 

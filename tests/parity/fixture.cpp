@@ -148,8 +148,11 @@ Tensor Fixture::read(const std::string& name) const {
     }
   }
   throw std::runtime_error(path_ + ": dataset '" + name + "' has a type the reader does not know (" +
-                           (cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? "integer" : "class " + std::to_string(static_cast<int>(cls))) +
-                           " of " + std::to_string(size) + " bytes; the layout has float32, float64, int64 and "
+                           (cls == H5T_FLOAT     ? "float"
+                            : cls == H5T_INTEGER ? "integer"
+                                                 : "class " + std::to_string(static_cast<int>(cls))) +
+                           " of " + std::to_string(size) +
+                           " bytes; the layout has float32, float64, int64 and "
                            "uint8 tagged dtype=\"bool\")");
 }
 

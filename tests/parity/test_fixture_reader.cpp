@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "autograd/ops.hpp"
-#include "tests/parity/fixture.hpp"
 #include "tests/helpers.hpp"
+#include "tests/parity/fixture.hpp"
 
 namespace rune::parity {
 namespace {
@@ -82,8 +82,8 @@ TEST(FixtureReader, ReadsARealFixtureThatIsSelfConsistent) {
   EXPECT_EQ(f.input_grad("x").shape(), x.shape());
   EXPECT_EQ(f.param_grad("weight").dtype(), DType::float64);
   // the values were read in the order they were written: y = x W^T + b, here in float64
-  const Tensor want = matmul(to_dtype(x, DType::float64), transpose(to_dtype(w, DType::float64), 0, 1)) +
-                      to_dtype(b, DType::float64);
+  const Tensor want =
+      matmul(to_dtype(x, DType::float64), transpose(to_dtype(w, DType::float64), 0, 1)) + to_dtype(b, DType::float64);
   EXPECT_TRUE(close_to_reference(want, y, 1e-12, "y"));
 }
 
@@ -157,19 +157,19 @@ TEST(FixtureReader, ComparisonFailsOnAWrongValueAShapeOrANaN) {
   const Tensor ref = from_vector(std::vector<double>{1.0, -2.0, 4.0, 0.5, 0.0, 3.0}, {2, 3});
   const auto near = from_vector(std::vector<double>{1.0, -2.0, 4.00003, 0.5, 0.0, 3.0}, {2, 3});
   EXPECT_TRUE(close_to_reference(near, ref, 1e-5, "near"));  // 3e-5 against 1e-5 x magnitude 4
-  const auto far = close_to_reference(from_vector(std::vector<double>{1.0, -2.0, 4.0, 0.5, 0.0, 3.1}, {2, 3}), ref,
-                                      1e-5, "far");
+  const auto far =
+      close_to_reference(from_vector(std::vector<double>{1.0, -2.0, 4.0, 0.5, 0.0, 3.1}, {2, 3}), ref, 1e-5, "far");
   ASSERT_FALSE(far);
   EXPECT_TRUE(contains(far.message(), "far [2,3]: max error")) << far.message();
   EXPECT_TRUE(contains(far.message(), "at [1, 2] (3.1")) << far.message();  // full precision follows
   EXPECT_TRUE(contains(far.message(), "vs reference 3)")) << far.message();
   EXPECT_TRUE(contains(far.message(), "magnitude 4")) << far.message();
-  const auto shape = close_to_reference(from_vector(std::vector<double>{1.0, -2.0, 4.0, 0.5, 0.0, 3.0}, {3, 2}), ref,
-                                        1e-5, "shape");
+  const auto shape =
+      close_to_reference(from_vector(std::vector<double>{1.0, -2.0, 4.0, 0.5, 0.0, 3.0}, {3, 2}), ref, 1e-5, "shape");
   ASSERT_FALSE(shape);
   EXPECT_TRUE(contains(shape.message(), "[3,2]")) << shape.message();
-  EXPECT_FALSE(close_to_reference(from_vector(std::vector<double>{1.0, NAN, 4.0, 0.5, 0.0, 3.0}, {2, 3}), ref, 1e-5,
-                                  "nan"));
+  EXPECT_FALSE(
+      close_to_reference(from_vector(std::vector<double>{1.0, NAN, 4.0, 0.5, 0.0, 3.0}, {2, 3}), ref, 1e-5, "nan"));
   EXPECT_FALSE(close_to_reference(from_vector(std::vector<double>{1.0, -2.0, INFINITY, 0.5, 0.0, 3.0}, {2, 3}), ref,
                                   1e-5, "inf"));
   EXPECT_FALSE(close_to_reference(Tensor(), ref, 1e-5, "undefined"));
@@ -185,9 +185,9 @@ struct LinearRun {
 
 LinearRun run_linear(const Fixture& f, double weight_scale = 1.0) {
   LinearRun r;
-  r.x = f.input("x").requires_grad_();                                       // (B, T, in)
+  r.x = f.input("x").requires_grad_();                                      // (B, T, in)
   r.weight = (f.param("weight") * weight_scale).detach().requires_grad_();  // (out, in)
-  r.y = matmul(r.x, transpose(r.weight, 0, 1));                              // (B, T, out)
+  r.y = matmul(r.x, transpose(r.weight, 0, 1));                             // (B, T, out)
   if (f.param_names().size() == 2) {
     r.bias = f.param("bias").requires_grad_();  // (out)
     r.y = r.y + r.bias;

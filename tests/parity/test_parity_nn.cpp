@@ -35,8 +35,7 @@ struct Functional : nn::Module {
 // Loads `m` from the fixture (strict), feeds the named float inputs as leaves needing grad (and
 // the other inputs as they are), runs `forward`, and compares outputs and all gradients.
 void check_parity(const std::string& file, nn::Module& m, const std::vector<std::string>& float_inputs,
-                  const std::vector<std::string>& other_inputs,
-                  const std::function<Named(const Inputs&)>& forward) {
+                  const std::vector<std::string>& other_inputs, const std::function<Named(const Inputs&)>& forward) {
   SCOPED_TRACE(file);
   const Fixture f(file);
   nn::NamedTensors state;
@@ -51,7 +50,8 @@ void check_parity(const std::string& file, nn::Module& m, const std::vector<std:
     EXPECT_TRUE(parity::close_to_reference(out, f.output(name), parity::kOutputTol, "output " + name));
   parity::weighted_loss(f, outputs).backward();
   for (const std::string& name : float_inputs)
-    EXPECT_TRUE(parity::close_to_reference(in[name].grad(), f.input_grad(name), parity::kGradTol, "d loss / d " + name));
+    EXPECT_TRUE(
+        parity::close_to_reference(in[name].grad(), f.input_grad(name), parity::kGradTol, "d loss / d " + name));
   for (const auto& [name, p] : m.named_parameters())
     EXPECT_TRUE(parity::close_to_reference(p.grad(), f.param_grad(name), parity::kGradTol, "d loss / d " + name));
 }
@@ -68,8 +68,9 @@ TEST(ParityLayers, Linear) {
   nn::Linear lin(16, 12);
   check_parity("linear.h5", lin, {"x"}, {}, [&](const Inputs& in) { return Named{{"y", lin.forward(in.at("x"))}}; });
   nn::Linear nobias(16, 12, false);
-  check_parity("linear_nobias.h5", nobias, {"x"}, {},
-               [&](const Inputs& in) { return Named{{"y", nobias.forward(in.at("x"))}}; });
+  check_parity("linear_nobias.h5", nobias, {"x"}, {}, [&](const Inputs& in) {
+    return Named{{"y", nobias.forward(in.at("x"))}};
+  });
 }
 
 TEST(ParityLayers, LayerNorm) {
@@ -77,20 +78,24 @@ TEST(ParityLayers, LayerNorm) {
   check_parity("layer_norm.h5", ln, {"x"}, {}, [&](const Inputs& in) { return Named{{"y", ln.forward(in.at("x"))}}; });
   const Fixture f("layer_norm_noaffine.h5");
   nn::LayerNorm plain(24, f.attr_double("eps"), false);
-  check_parity("layer_norm_noaffine.h5", plain, {"x"}, {},
-               [&](const Inputs& in) { return Named{{"y", plain.forward(in.at("x"))}}; });
+  check_parity("layer_norm_noaffine.h5", plain, {"x"}, {}, [&](const Inputs& in) {
+    return Named{{"y", plain.forward(in.at("x"))}};
+  });
 }
 
 TEST(ParityLayers, Embedding) {
   nn::Embedding emb(20, 8, 0);
-  check_parity("embedding.h5", emb, {}, {"ids"}, [&](const Inputs& in) { return Named{{"y", emb.forward(in.at("ids"))}}; });
+  check_parity("embedding.h5", emb, {}, {"ids"}, [&](const Inputs& in) {
+    return Named{{"y", emb.forward(in.at("ids"))}};
+  });
 }
 
 TEST(ParityLayers, GeluSoftmaxCrossEntropy) {
   Functional none;
   check_parity("gelu.h5", none, {"x"}, {}, [](const Inputs& in) { return Named{{"y", gelu(in.at("x"))}}; });
-  check_parity("gelu_tanh.h5", none, {"x"}, {},
-               [](const Inputs& in) { return Named{{"y", gelu(in.at("x"), GeluApproximation::tanh)}}; });
+  check_parity("gelu_tanh.h5", none, {"x"}, {}, [](const Inputs& in) {
+    return Named{{"y", gelu(in.at("x"), GeluApproximation::tanh)}};
+  });
   check_parity("softmax.h5", none, {"x"}, {}, [](const Inputs& in) { return Named{{"y", softmax(in.at("x"), -1)}}; });
   for (const char* file : {"cross_entropy.h5", "cross_entropy_sum.h5"}) {
     const Fixture f(file);
@@ -98,8 +103,9 @@ TEST(ParityLayers, GeluSoftmaxCrossEntropy) {
     o.ignore_index = f.attr_int("ignore_index");
     o.label_smoothing = f.attr_double("label_smoothing");
     o.reduction = f.attr_string("reduction") == "sum" ? Reduction::sum : Reduction::mean;
-    check_parity(file, none, {"logits"}, {"target"},
-                 [&](const Inputs& in) { return Named{{"loss", cross_entropy(in.at("logits"), in.at("target"), o)}}; });
+    check_parity(file, none, {"logits"}, {"target"}, [&](const Inputs& in) {
+      return Named{{"loss", cross_entropy(in.at("logits"), in.at("target"), o)}};
+    });
   }
 }
 
@@ -107,9 +113,9 @@ TEST(ParityLayers, GeluSoftmaxCrossEntropy) {
 
 TEST(ParityAttention, ScaledDotProductAttentionWithEveryMaskKind) {
   Functional none;
-  for (const char* file : {"sdpa_plain.h5", "sdpa_causal.h5", "sdpa_causal_offset.h5", "sdpa_key_padding.h5",
-                           "sdpa_blocked_mask.h5", "sdpa_float_mask.h5", "sdpa_all_masked_row.h5", "sdpa_gqa.h5",
-                           "sdpa_mqa.h5"}) {
+  for (const char* file :
+       {"sdpa_plain.h5", "sdpa_causal.h5", "sdpa_causal_offset.h5", "sdpa_key_padding.h5", "sdpa_blocked_mask.h5",
+        "sdpa_float_mask.h5", "sdpa_all_masked_row.h5", "sdpa_gqa.h5", "sdpa_mqa.h5"}) {
     const Fixture f(file);
     std::vector<std::string> others;
     for (const char* name : {"key_padding_mask", "blocked_mask", "attn_bias"})
@@ -164,7 +170,8 @@ TEST(ParityAttention, MultiheadAttentionSelfCausalCrossAndKdim) {
   for (const char* file : {"mha_cross.h5", "mha_cross_kdim.h5"}) {
     nn::MultiheadAttention mha(mha_options(Fixture(file)));
     const bool padded = Fixture(file).has_input("key_padding_mask");
-    check_parity(file, mha, {"query", "memory"}, padded ? std::vector<std::string>{"key_padding_mask"} : std::vector<std::string>{},
+    check_parity(file, mha, {"query", "memory"},
+                 padded ? std::vector<std::string>{"key_padding_mask"} : std::vector<std::string>{},
                  [&](const Inputs& in) {
                    const AttentionMask m = padded ? padding(in, "key_padding_mask") : AttentionMask{};
                    return mha_outputs(mha.forward(in.at("query"), in.at("memory"), in.at("memory"), m,
@@ -216,11 +223,13 @@ TEST(ParityTransformer, EncoderLayerPostAndPreNorm) {
 TEST(ParityTransformer, DecoderLayerPostAndPreNorm) {
   for (const char* file : {"decoder_layer_post.h5", "decoder_layer_pre.h5"}) {
     nn::TransformerDecoderLayer layer(layer_options(Fixture(file)));
-    check_parity(file, layer, {"tgt", "memory"}, {"tgt_blocked_mask", "memory_key_padding_mask"}, [&](const Inputs& in) {
-      AttentionMask tgt_mask;
-      tgt_mask.blocked = in.at("tgt_blocked_mask");
-      return Named{{"out", layer.forward(in.at("tgt"), in.at("memory"), tgt_mask, padding(in, "memory_key_padding_mask"))}};
-    });
+    check_parity(
+        file, layer, {"tgt", "memory"}, {"tgt_blocked_mask", "memory_key_padding_mask"}, [&](const Inputs& in) {
+          AttentionMask tgt_mask;
+          tgt_mask.blocked = in.at("tgt_blocked_mask");
+          return Named{
+              {"out", layer.forward(in.at("tgt"), in.at("memory"), tgt_mask, padding(in, "memory_key_padding_mask"))}};
+        });
   }
 }
 
@@ -249,8 +258,8 @@ TEST(ParityTransformer, TwoPlusTwoLayerTransformerLoadsTorchWeightsByName) {
 
 TEST(ParityVit, PositionEmbeddingResizeIsTimmsBicubic) {
   Functional none;
-  for (const char* file : {"interpolate_up.h5", "interpolate_down.h5", "interpolate_nonsquare.h5",
-                           "interpolate_nonsquare_mixed.h5"}) {
+  for (const char* file :
+       {"interpolate_up.h5", "interpolate_down.h5", "interpolate_nonsquare.h5", "interpolate_nonsquare_mixed.h5"}) {
     const Fixture f(file);
     check_parity(file, none, {"pos_embed"}, {}, [&](const Inputs& in) {
       return Named{{"out", nn::resize_pos_embed(in.at("pos_embed"), f.attr_int("old_h"), f.attr_int("old_w"),
@@ -260,8 +269,9 @@ TEST(ParityVit, PositionEmbeddingResizeIsTimmsBicubic) {
   for (const char* file : {"interpolate_image_up.h5", "interpolate_image_down.h5"}) {
     const Fixture f(file);
     const Shape out = f.output("out").shape();
-    check_parity(file, none, {"x"}, {},
-                 [&](const Inputs& in) { return Named{{"out", interpolate_bicubic(in.at("x"), out[2], out[3], false)}}; });
+    check_parity(file, none, {"x"}, {}, [&](const Inputs& in) {
+      return Named{{"out", interpolate_bicubic(in.at("x"), out[2], out[3], false)}};
+    });
   }
 }
 

@@ -3,35 +3,35 @@
 // time, pruning's order, curve and counts on a task whose metric is known, and the report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
-#include <tuple>
-#include <algorithm>
 #include <string>
+#include <tuple>
 #include <vector>
 
-#include "autograd/ops.hpp"
-#include "autograd/tape.hpp"
-#include "train/config.hpp"
 #include "analysis/attention_recorder.hpp"
 #include "analysis/head_analysis.hpp"
-#include "report/head_report.hpp"
-#include "report/plot.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
 #include "examples/translation/translation_task.hpp"
 #include "nn/attention.hpp"
+#include "report/head_report.hpp"
+#include "report/plot.hpp"
 #include "tests/helpers.hpp"
+#include "train/config.hpp"
 
 namespace rune::examples {
 namespace {
 
 using namespace analysis;
+using train::BatchLoss;
 using train::Config;
 using train::Task;
-using train::BatchLoss;
 
 namespace fs = std::filesystem;
 
@@ -137,7 +137,8 @@ TEST(HeadAnalysis, PaddedBatchesCountOnlyValidRowsAndKeys) {
       for (std::size_t k = 0; k < modules.size(); ++k) {
         const Tensor w = recorder.weights(k).contiguous();  // (1, 2, Tq, Tk), nothing padded
         const std::int64_t Tq = w.size(2), Tk = w.size(3);
-        for (std::int64_t h = 0; h < 2; ++h) alone[k][static_cast<std::size_t>(h)].add(w.data<float>() + h * Tq * Tk, Tq, Tk, Tk);
+        for (std::int64_t h = 0; h < 2; ++h)
+          alone[k][static_cast<std::size_t>(h)].add(w.data<float>() + h * Tq * Tk, Tq, Tk, Tk);
         pairs[k].add(w.data<float>(), Tq, Tk, Tk, Tq * Tk);
       }
     }
@@ -161,7 +162,8 @@ TEST(HeadAnalysis, PaddedBatchesCountOnlyValidRowsAndKeys) {
     EXPECT_EQ(a.modules[k].js[1][0], a.modules[k].js[0][1]);
   }
   // the causal decoder's first query sees one key: its rows are counted, its padding is not
-  EXPECT_EQ(a.modules[1].heads[0].stats.rows, a.modules[2].heads[0].stats.rows) << "decoder self and cross share the queries";
+  EXPECT_EQ(a.modules[1].heads[0].stats.rows, a.modules[2].heads[0].stats.rows)
+      << "decoder self and cross share the queries";
 }
 
 // A task whose metric is known: two modules of two heads; each masked head costs its own
@@ -189,7 +191,8 @@ class GateTask : public Task {
     const nn::MultiheadAttention* m[2] = {net.a.get(), net.b.get()};
     for (int k = 0; k < 2; ++k)
       if (m[k]->head_gate().defined())
-        for (int h = 0; h < 2; ++h) score -= cost[k][h] * (1.0 - values(m[k]->head_gate())[static_cast<std::size_t>(h)]);
+        for (int h = 0; h < 2; ++h)
+          score -= cost[k][h] * (1.0 - values(m[k]->head_gate())[static_cast<std::size_t>(h)]);
     return {{"score", score}, {"loss", 1 - score}, {"other", 0.5}};
   }
   std::string primary_metric() const override { return "score"; }
@@ -267,7 +270,8 @@ TEST(HeadReport, TheReportHasEveryHeadThePicturesAndThePruningCurve) {
   EXPECT_EQ(a.primary_metric, "exact_match");
   const fs::path dir = scratch_dir("head_report");
   const std::vector<std::string> files = report::write_head_report(a, (dir / "out").string(), "tiny");
-  for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png", "pruning.csv", "pruning.png"})
+  for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png",
+                        "pruning.csv", "pruning.png"})
     EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
   EXPECT_EQ(files.size(), 7u);
   for (const char* png : {"head_patterns.png", "head_importance.png", "pruning.png"}) {
@@ -282,9 +286,10 @@ TEST(HeadReport, TheReportHasEveryHeadThePicturesAndThePruningCurve) {
   EXPECT_EQ(pruning.rfind("pruned,module,head,importance,bleu,exact_match,loss,token_accuracy\n", 0), 0u) << pruning;
   EXPECT_EQ(std::count(pruning.begin(), pruning.end(), '\n'), 1 + 7);
   const std::string md = read(dir / "out" / "heads.md");
-  for (const char* s : {"## transformer.encoder.layers.0.self_attn", "## transformer.decoder.layers.0.self_attn",
-                        "## transformer.decoder.layers.0.multihead_attn", "## Redundancy", "## Dead heads", "## Pruning",
-                        "![pattern classes](head_patterns.png)", "![pruning curve](pruning.png)", "heads can go before it drops"})
+  for (const char* s :
+       {"## transformer.encoder.layers.0.self_attn", "## transformer.decoder.layers.0.self_attn",
+        "## transformer.decoder.layers.0.multihead_attn", "## Redundancy", "## Dead heads", "## Pruning",
+        "![pattern classes](head_patterns.png)", "![pruning curve](pruning.png)", "heads can go before it drops"})
     EXPECT_NE(md.find(s), std::string::npos) << s;
   fs::remove_all(dir);
 }

@@ -28,7 +28,8 @@ TEST(NumberWords, MatchNum2wordsOnTheFixture) {
     const std::int64_t v = std::stoll(n);
     if (english_words(v) != en || french_words(v) != fr) {
       if (++wrong <= 10)
-        ADD_FAILURE() << v << ": " << english_words(v) << " / " << french_words(v) << ", num2words: " << en << " / " << fr;
+        ADD_FAILURE() << v << ": " << english_words(v) << " / " << french_words(v) << ", num2words: " << en << " / "
+                      << fr;
     }
     ++checked;
   }

@@ -10,10 +10,10 @@
 #include <set>
 
 #include "autograd/ops.hpp"
-#include "train/config.hpp"
 #include "examples/translation/corpus.hpp"
 #include "examples/translation/translation_task.hpp"
 #include "tests/helpers.hpp"
+#include "train/config.hpp"
 
 namespace rune::examples {
 namespace {

@@ -8,11 +8,11 @@
 #include <map>
 
 #include "autograd/ops.hpp"
-#include "train/config.hpp"
 #include "examples/translation/corpus.hpp"
 #include "examples/translation/translation_task.hpp"
 #include "optim/adam.hpp"
 #include "tests/helpers.hpp"
+#include "train/config.hpp"
 
 namespace rune::examples {
 namespace {

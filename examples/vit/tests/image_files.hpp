@@ -16,7 +16,7 @@
 namespace rune::examples::testdata {
 
 inline const std::vector<std::string>& cifar10_classes() {
-  static const std::vector<std::string> names{"airplane", "automobile", "bird", "cat", "deer",
+  static const std::vector<std::string> names{"airplane", "automobile", "bird",  "cat",  "deer",
                                               "dog",      "frog",       "horse", "ship", "truck"};
   return names;
 }
@@ -45,7 +45,8 @@ inline ImageSet synthetic_images(std::int64_t n, std::int64_t C, std::int64_t S,
 // A CIFAR-10 folder: `set` (3 x 32 x 32) as each of data_batch_1..5.bin, its first `test`
 // images as test_batch.bin, and batches.meta.txt with the 10 class names and a blank line.
 inline void write_cifar10(const std::string& dir, const ImageSet& set, std::int64_t test) {
-  if (set.channels != 3 || set.height != 32 || set.width != 32) throw std::invalid_argument("write_cifar10: not 3x32x32");
+  if (set.channels != 3 || set.height != 32 || set.width != 32)
+    throw std::invalid_argument("write_cifar10: not 3x32x32");
   std::filesystem::create_directories(dir);
   const auto write = [&](const std::string& name, std::int64_t count) {
     std::ofstream out(std::filesystem::path(dir) / name, std::ios::binary | std::ios::trunc);
@@ -64,7 +65,8 @@ inline void write_cifar10(const std::string& dir, const ImageSet& set, std::int6
 // An IDX folder: train-/t10k- images (magic 0x803) and labels (magic 0x801), gzipped or not.
 inline void write_idx(const std::string& dir, const ImageSet& train, const ImageSet& test, bool gz) {
   std::filesystem::create_directories(dir);
-  const auto put = [&](const std::string& name, const std::vector<std::int64_t>& dims, const std::vector<std::uint8_t>& body) {
+  const auto put = [&](const std::string& name, const std::vector<std::int64_t>& dims,
+                       const std::vector<std::uint8_t>& body) {
     std::string bytes;
     const auto be = [&](std::uint32_t v) {
       for (int s = 24; s >= 0; s -= 8) bytes.push_back(static_cast<char>((v >> s) & 0xFF));

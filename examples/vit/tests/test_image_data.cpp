@@ -10,8 +10,8 @@
 #include <fstream>
 
 #include "examples/vit/image_data.hpp"
-#include "tests/helpers.hpp"
 #include "examples/vit/tests/image_files.hpp"
+#include "tests/helpers.hpp"
 
 namespace rune::examples {
 namespace {
@@ -82,7 +82,8 @@ TEST(ImageData, RefusesBrokenCifar10FilesByName) {
 TEST(ImageData, ReadsIdxFilesGzippedOrNot) {
   for (const bool gz : {true, false}) {
     const fs::path dir = scratch(gz ? "idx_gz" : "idx");
-    const ImageSet train = testdata::synthetic_images(23, 1, 28, 10, 2), test = testdata::synthetic_images(7, 1, 28, 10, 3);
+    const ImageSet train = testdata::synthetic_images(23, 1, 28, 10, 2),
+                   test = testdata::synthetic_images(7, 1, 28, 10, 3);
     testdata::write_idx(dir.string(), train, test, gz);
     EXPECT_EQ(fs::exists(dir / "train-images-idx3-ubyte.gz"), gz);
     const ImageSet a = read_idx(dir.string(), true, fashion_mnist_classes());
@@ -102,9 +103,12 @@ TEST(ImageData, ReadsIdxFilesGzippedOrNot) {
 
 TEST(ImageData, RefusesBrokenIdxFilesByName) {
   const fs::path dir = scratch("idx_bad");
-  const ImageSet train = testdata::synthetic_images(5, 1, 28, 10, 2), test = testdata::synthetic_images(3, 1, 28, 10, 3);
+  const ImageSet train = testdata::synthetic_images(5, 1, 28, 10, 2),
+                 test = testdata::synthetic_images(3, 1, 28, 10, 3);
   testdata::write_idx(dir.string(), train, test, false);
-  const auto error = [&](bool is_train) { return error_of([&] { read_idx(dir.string(), is_train, mnist_classes()); }); };
+  const auto error = [&](bool is_train) {
+    return error_of([&] { read_idx(dir.string(), is_train, mnist_classes()); });
+  };
   // missing
   fs::remove(dir / "t10k-labels-idx1-ubyte");
   std::string e = error(false);
@@ -118,7 +122,9 @@ TEST(ImageData, RefusesBrokenIdxFilesByName) {
   testdata::write_idx(dir.string(), train, test, false);
   fs::resize_file(dir / "train-images-idx3-ubyte", 16 + 5 * 784 - 1);
   e = error(true);
-  EXPECT_NE(e.find("train-images-idx3-ubyte: 3919 bytes of data where the header promises 3920 (truncated)"), std::string::npos) << e;
+  EXPECT_NE(e.find("train-images-idx3-ubyte: 3919 bytes of data where the header promises 3920 (truncated)"),
+            std::string::npos)
+      << e;
   testdata::write_idx(dir.string(), train, test, false);
   std::ofstream(dir / "train-labels-idx1-ubyte", std::ios::app) << 'x';
   EXPECT_NE(error(true).find("(trailing bytes)"), std::string::npos);
@@ -126,7 +132,8 @@ TEST(ImageData, RefusesBrokenIdxFilesByName) {
   testdata::write_idx(dir.string(), train, testdata::synthetic_images(4, 1, 28, 10, 3), false);
   const ImageSet other = testdata::synthetic_images(3, 1, 28, 10, 3);
   testdata::write_idx(dir.string() + "/other", other, other, false);
-  fs::copy_file(dir / "other" / "t10k-labels-idx1-ubyte", dir / "t10k-labels-idx1-ubyte", fs::copy_options::overwrite_existing);
+  fs::copy_file(dir / "other" / "t10k-labels-idx1-ubyte", dir / "t10k-labels-idx1-ubyte",
+                fs::copy_options::overwrite_existing);
   e = error(false);
   EXPECT_NE(e.find("holds 4 images but"), std::string::npos) << e;
   EXPECT_NE(e.find("holds 3 labels"), std::string::npos) << e;
@@ -164,11 +171,13 @@ TEST(ImageData, ChannelStatisticsAndNormalisation) {
   t.stats = s;
   const ImageBatch b = make_batch(set, {4, 0}, t, false, nullptr);
   EXPECT_EQ(b.images.shape(), (Shape{2, 3, 8, 8}));
-  EXPECT_EQ(values(b.labels), (std::vector<double>{static_cast<double>(set.labels[4]), static_cast<double>(set.labels[0])}));
+  EXPECT_EQ(values(b.labels),
+            (std::vector<double>{static_cast<double>(set.labels[4]), static_cast<double>(set.labels[0])}));
   const std::vector<double> x = values(b.images);
   for (std::int64_t c = 0; c < 3; ++c)
     for (std::int64_t k = 0; k < 64; ++k) {
-      const double expected = (set.image(4)[c * 64 + k] / 255.0 - s.mean[static_cast<std::size_t>(c)]) / s.std[static_cast<std::size_t>(c)];
+      const double expected =
+          (set.image(4)[c * 64 + k] / 255.0 - s.mean[static_cast<std::size_t>(c)]) / s.std[static_cast<std::size_t>(c)];
       ASSERT_NEAR(x[static_cast<std::size_t>(c * 64 + k)], expected, 1e-5);
     }
 }
@@ -188,7 +197,8 @@ bool explained_by_shift(const ImageSet& set, std::int64_t i, const std::vector<d
             for (std::int64_t x = 0; x < S && same; ++x) {
               const std::int64_t sy = y + dy, sx = (flip ? S - 1 - x : x) + dx;
               const double raw = sy < 0 || sy >= S || sx < 0 || sx >= S ? 0.0 : set.image(i)[(c * S + sy) * S + sx];
-              const double v = (raw / 255.0 - t.stats.mean[static_cast<std::size_t>(c)]) / t.stats.std[static_cast<std::size_t>(c)];
+              const double v =
+                  (raw / 255.0 - t.stats.mean[static_cast<std::size_t>(c)]) / t.stats.std[static_cast<std::size_t>(c)];
               same = std::abs(out[static_cast<std::size_t>((c * S + y) * S + x)] - v) < 1e-4;
             }
         if (same) {
@@ -209,7 +219,8 @@ TEST(ImageData, AugmentationIsASeededShiftAndFlip) {
   std::vector<std::int64_t> all(16);
   for (std::int64_t i = 0; i < 16; ++i) all[static_cast<std::size_t>(i)] = i;
   Generator g1(5), g2(5), g3(6);
-  const ImageBatch a = make_batch(set, all, t, true, &g1), b = make_batch(set, all, t, true, &g2), c = make_batch(set, all, t, true, &g3);
+  const ImageBatch a = make_batch(set, all, t, true, &g1), b = make_batch(set, all, t, true, &g2),
+                   c = make_batch(set, all, t, true, &g3);
   EXPECT_EQ(max_abs_diff(a.images, b.images), 0.0);  // the same generator state, the same batch
   EXPECT_GT(max_abs_diff(a.images, c.images), 0.1);
   const std::vector<double> x = values(a.images);
@@ -220,7 +231,8 @@ TEST(ImageData, AugmentationIsASeededShiftAndFlip) {
     bool flipped = false;
     ASSERT_TRUE(explained_by_shift(set, i, one, t, true, flipped)) << "image " << i;
     flips += flipped;
-    unchanged += max_abs_diff(from_vector(one, {per}), reshape(make_batch(set, {i}, t, false, nullptr).images, {per})) == 0.0;
+    unchanged +=
+        max_abs_diff(from_vector(one, {per}), reshape(make_batch(set, {i}, t, false, nullptr).images, {per})) == 0.0;
   }
   EXPECT_GT(flips, 0);
   EXPECT_LT(flips, 16);
@@ -231,7 +243,8 @@ TEST(ImageData, AugmentationIsASeededShiftAndFlip) {
   const std::vector<double> y = values(make_batch(set, all, t, true, &g4).images);
   for (std::int64_t i = 0; i < 16; ++i) {
     bool flipped = true;
-    ASSERT_TRUE(explained_by_shift(set, i, std::vector<double>(y.begin() + i * per, y.begin() + (i + 1) * per), t, false, flipped));
+    ASSERT_TRUE(explained_by_shift(set, i, std::vector<double>(y.begin() + i * per, y.begin() + (i + 1) * per), t,
+                                   false, flipped));
     EXPECT_FALSE(flipped);
   }
 }

@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 
 TEST(ViTConfig, ATinyRunReadsExactlyTheListedKeys) {
   const fs::path dir = scratch_dir("vit_config");
-  testdata::write_idx(dir.string(), testdata::synthetic_images(96, 1, 8, 4, 1), testdata::synthetic_images(16, 1, 8, 4, 2),
-                      false);
+  testdata::write_idx(dir.string(), testdata::synthetic_images(96, 1, 8, 4, 1),
+                      testdata::synthetic_images(16, 1, 8, 4, 2), false);
   std::ofstream(dir / "tiny.toml") << R"([task]
 name = "vit"
 [data]

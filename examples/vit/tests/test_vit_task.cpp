@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "autograd/ops.hpp"
+#include "examples/vit/tests/tiny_vit.hpp"
 #include "examples/vit/vit_task.hpp"
 #include "tests/helpers.hpp"
-#include "examples/vit/tests/tiny_vit.hpp"
 
 namespace rune::examples {
 namespace {
@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 TEST(ViTTask, PrefetchedBatchesEqualBatchesMadeOnDemand) {
   const fs::path data = idx_folder("prefetch");
   Generator i1(1), d1(2), i2(1), d2(2);
-  train::Config c1 = train::Config::parse(tiny_config(data), "a.toml"), c2 = train::Config::parse(tiny_config(data), "b.toml");
+  train::Config c1 = train::Config::parse(tiny_config(data), "a.toml"),
+                c2 = train::Config::parse(tiny_config(data), "b.toml");
   ViTTask a(c1, {7, &i1, &d1}), b(c2, {7, &i2, &d2});
   // a walks in order (each batch prepared on the other thread during the previous one); b jumps
   std::vector<double> in_order;
@@ -36,13 +37,15 @@ TEST(ViTTask, PrefetchedBatchesEqualBatchesMadeOnDemand) {
 TEST(ViTTask, AttentionRolloutFollowsItsDefinition) {
   const std::int64_t T = 4;
   // identity attention everywhere: the rollout is the identity
-  const Tensor eye = reshape(from_vector(std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {T, T}), {1, T, T});
+  const Tensor eye =
+      reshape(from_vector(std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {T, T}), {1, T, T});
   std::vector<double> r = analysis::attention_rollout({eye, eye, eye});
   for (std::int64_t i = 0; i < T; ++i)
     for (std::int64_t j = 0; j < T; ++j) EXPECT_NEAR(r[static_cast<std::size_t>(i * T + j)], i == j ? 1.0 : 0.0, 1e-12);
   // two random layers of 3 heads against the formula computed here with tensors
   Generator g(3);
-  std::vector<Tensor> layers{softmax(randn({3, T, T}, g, DType::float64), -1), softmax(randn({3, T, T}, g, DType::float64), -1)};
+  std::vector<Tensor> layers{softmax(randn({3, T, T}, g, DType::float64), -1),
+                             softmax(randn({3, T, T}, g, DType::float64), -1)};
   const auto step = [&](const Tensor& w) {
     const Tensor a = mean(w, {0}) * 0.5 + reshape(eye, {T, T}) * 0.5;  // rows already sum to 1
     return a / sum(a, {1}, true);

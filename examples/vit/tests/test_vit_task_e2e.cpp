@@ -14,11 +14,11 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "examples/vit/tests/image_files.hpp"
+#include "examples/vit/tests/tiny_vit.hpp"
 #include "examples/vit/vit_task.hpp"
 #include "optim/adam.hpp"
 #include "tests/helpers.hpp"
-#include "examples/vit/tests/image_files.hpp"
-#include "examples/vit/tests/tiny_vit.hpp"
 
 namespace rune::examples {
 namespace {
@@ -40,7 +40,8 @@ std::unique_ptr<Trained> train(const std::string& config_text, std::int64_t step
   config.check_all_used();
   optim::AdamW opt(optim::param_groups_by_weight_decay(t->task->model().named_parameters(), 3e-3, 0.0, {}));
   for (std::int64_t step = 0; step < steps; ++step) {
-    const train::BatchLoss b = t->task->train_batch(step / t->task->batches_per_epoch(), step % t->task->batches_per_epoch());
+    const train::BatchLoss b =
+        t->task->train_batch(step / t->task->batches_per_epoch(), step % t->task->batches_per_epoch());
     if (step < 5) t->first += b.loss.item() / 5;
     if (step >= steps - 5) t->last += b.loss.item() / 5;
     b.loss.backward();
@@ -105,14 +106,14 @@ TEST(ViTTask, ACheckpointLoadsAtAnotherImageSizeWithItsPositionsResized) {
   c.params = t->task->model().named_parameters();
   for (const auto& [size, mode, grid] : {std::tuple<int, const char*, int>{16, "pad", 4}, {24, "upsample", 6}}) {
     Generator init(5), dropout(6);
-    train::Config config = train::Config::parse(
-        tiny_config(data, "") + "", "big.toml");
+    train::Config config = train::Config::parse(tiny_config(data, "") + "", "big.toml");
     config.set("data.image_size=" + std::to_string(size));
     config.set(std::string("data.resize=\"") + mode + "\"");
     ViTTask big(config, {0, &init, &dropout});
     const std::vector<std::string> notes = big.load_parameters(c, "tiny.h5");
     ASSERT_EQ(notes.size(), 1u);
-    EXPECT_NE(notes[0].find("3x3 resized bicubically to " + std::to_string(grid) + "x" + std::to_string(grid)), std::string::npos)
+    EXPECT_NE(notes[0].find("3x3 resized bicubically to " + std::to_string(grid) + "x" + std::to_string(grid)),
+              std::string::npos)
         << notes[0];
     const Tensor old_pos = t->task->vit().pos_embed;
     EXPECT_EQ(big.vit().pos_embed.shape(), (Shape{1, 1 + grid * grid, 16}));
@@ -192,7 +193,8 @@ void write_png(const fs::path& path, int size) {
   }
   uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
   std::string packed(packed_size, '\0');
-  compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()), static_cast<uLong>(raw.size()));
+  compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
+           static_cast<uLong>(raw.size()));
   packed.resize(packed_size);
   std::ofstream out(path, std::ios::binary);
   const auto be = [](std::string& s, std::uint32_t v) {
@@ -202,7 +204,8 @@ void write_png(const fs::path& path, int size) {
     std::string len, crc;
     be(len, static_cast<std::uint32_t>(body.size()));
     const std::string typed = type + body;
-    be(crc, static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()))));
+    be(crc, static_cast<std::uint32_t>(
+                crc32(0, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()))));
     out << len << typed << crc;
   };
   out << "\x89PNG\r\n\x1a\n";
@@ -217,7 +220,8 @@ void write_png(const fs::path& path, int size) {
 
 TEST(ViTTask, EndToEndThroughRune) {
   const fs::path data = idx_folder("cli");
-  std::ofstream(data / "tiny.toml") << "seed = 2\n" << tiny_config(data, R"([train]
+  std::ofstream(data / "tiny.toml") << "seed = 2\n"
+                                    << tiny_config(data, R"([train]
 epochs = 2
 lr = 3e-3
 warmup_steps = 2
@@ -232,7 +236,8 @@ name = "tiny"
   r = run_rune("eval runs/tiny/checkpoints/best.h5 --predictions preds.csv", data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("accuracy"), std::string::npos) << r.output;
-  for (const char* f : {"confusion-test.csv", "confusion-test.png", "eval-test.json"}) EXPECT_TRUE(fs::exists(run / f)) << f;
+  for (const char* f : {"confusion-test.csv", "confusion-test.png", "eval-test.json"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
   std::ifstream preds(data / "preds.csv");
   std::int64_t lines = 0;
   for (std::string line; std::getline(preds, line);) ++lines;
@@ -242,7 +247,8 @@ name = "tiny"
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("3x3 resized bicubically to 4x4"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(data / "at16" / "confusion-test.png"));
-  r = run_rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=24 --set data.resize=upsample --out at24", data);
+  r = run_rune("eval runs/tiny/checkpoints/best.h5 --set data.image_size=24 --set data.resize=upsample --out at24",
+               data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("to 6x6"), std::string::npos) << r.output;
   // without a resize mode the size change is refused by key
@@ -273,7 +279,8 @@ name = "tiny"
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("test split, 50 examples"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("heads can go before accuracy drops"), std::string::npos) << r.output;
-  for (const char* f : {"heads.md", "heads.csv", "head_patterns.png", "head_importance.png", "pruning.csv", "pruning.png"})
+  for (const char* f :
+       {"heads.md", "heads.csv", "head_patterns.png", "head_importance.png", "pruning.csv", "pruning.png"})
     EXPECT_TRUE(fs::exists(run / "heads-test" / f)) << f;
   {
     std::ifstream heads(run / "heads-test" / "heads.csv");
@@ -285,9 +292,10 @@ name = "tiny"
     EXPECT_EQ(line.substr(line.rfind(',') + 1), std::to_string(50 * 10)) << line;
   }
   // fine-tuning at 16x16 from the 12x12 checkpoint
-  r = run_rune("train tiny.toml --no-progress --set run.name=ft --set data.image_size=16 --set data.resize=pad "
-           "--set train.epochs=1 --set train.init_from=runs/tiny/checkpoints/best.h5",
-           data);
+  r = run_rune(
+      "train tiny.toml --no-progress --set run.name=ft --set data.image_size=16 --set data.resize=pad "
+      "--set train.epochs=1 --set train.init_from=runs/tiny/checkpoints/best.h5",
+      data);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resized bicubically to 4x4"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(data / "runs" / "ft" / "checkpoints" / "best.h5"));
@@ -299,19 +307,22 @@ name = "tiny"
 TEST(ViTTask, TheShippedConfigsTrain) {
   const fs::path data = idx_folder("configs");
   const fs::path fm = data / "fm", cifar = data / "cifar";
-  testdata::write_idx(fm.string(), testdata::synthetic_images(200, 1, 28, 10, 1), testdata::synthetic_images(50, 1, 28, 10, 2), true);
+  testdata::write_idx(fm.string(), testdata::synthetic_images(200, 1, 28, 10, 1),
+                      testdata::synthetic_images(50, 1, 28, 10, 2), true);
   testdata::write_cifar10(cifar.string(), testdata::synthetic_images(60, 3, 32, 10, 4), 30);
   const std::string examples = std::string(RUNE_SOURCE_DIR) + "/examples/vit/";
-  const std::string small = " --no-progress --set model.embed_dim=16 --set model.num_heads=2 --set model.mlp_dim=32 "
-                            "--set model.depth=1 --set train.epochs=1 --set train.warmup_steps=1 --set data.batch_size=50 "
-                            "--set data.val_size=40 --set run.dir=runs";
+  const std::string small =
+      " --no-progress --set model.embed_dim=16 --set model.num_heads=2 --set model.mlp_dim=32 "
+      "--set model.depth=1 --set train.epochs=1 --set train.warmup_steps=1 --set data.batch_size=50 "
+      "--set data.val_size=40 --set run.dir=runs";
   RunResult r = run_rune("train " + examples + "fashion_mnist.toml --set data.dir=" + fm.string() + small, data);
   ASSERT_EQ(r.status, 0) << r.output;
   r = run_rune("train " + examples + "fashion_mnist_32.toml --set data.dir=" + fm.string() + small +
-               " --set train.init_from=runs/fashion_mnist/checkpoints/best.h5",
-           data);
+                   " --set train.init_from=runs/fashion_mnist/checkpoints/best.h5",
+               data);
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("pos_embed [1,50,16] -> [1,65,16]: patch grid 7x7 resized bicubically to 8x8"), std::string::npos)
+  EXPECT_NE(r.output.find("pos_embed [1,50,16] -> [1,65,16]: patch grid 7x7 resized bicubically to 8x8"),
+            std::string::npos)
       << r.output;
   r = run_rune("train " + examples + "cifar10.toml" + small, data);  // without its data folder
   EXPECT_EQ(r.status, 1);

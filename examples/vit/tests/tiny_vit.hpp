@@ -13,8 +13,8 @@ namespace rune::examples {
 // A folder of 12x12 grey IDX files: 480 training and 120 test images of 4 classes.
 inline std::filesystem::path idx_folder(const std::string& name) {
   const std::filesystem::path dir = scratch_dir("vit_" + name);
-  testdata::write_idx(dir.string(), testdata::synthetic_images(480, 1, 12, 4, 1), testdata::synthetic_images(120, 1, 12, 4, 2),
-                      true);
+  testdata::write_idx(dir.string(), testdata::synthetic_images(480, 1, 12, 4, 1),
+                      testdata::synthetic_images(120, 1, 12, 4, 2), true);
   return dir;
 }
 
