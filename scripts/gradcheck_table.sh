@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the table of docs/gradcheck.md from the gradient-check coverage test.
 #
-#   scripts/gradcheck_table.sh [path/to/rune_tests] [path/to/gradcheck.md]
-#   (defaults: build/rune_tests, docs/gradcheck.md; build first: cmake --build build)
+#   scripts/gradcheck_table.sh [path/to/rune_unit_tests] [path/to/gradcheck.md]
+#   (defaults: build/rune_unit_tests, docs/gradcheck.md; build first: cmake --build build)
 #
 # GradCheckCoverage (tests/test_gradcheck.cpp) runs every case of all_cases() and prints, per op of
 # RUNE_DIFFERENTIABLE_OPS (autograd/tape.hpp), its number of cases and its worst Jacobian errors.
@@ -12,7 +12,7 @@
 # or prints no table.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-tests="${1:-$root/build/rune_tests}"
+tests="${1:-$root/build/rune_unit_tests}"
 doc="${2:-$root/docs/gradcheck.md}"
 [[ -x "$tests" ]] || { echo "gradcheck_table.sh: no test binary at $tests (cmake --build build)" >&2; exit 1; }
 [[ -f "$doc" ]] || { echo "gradcheck_table.sh: no $doc" >&2; exit 1; }
