@@ -26,13 +26,17 @@ namespace rune {
 
 // Every differentiable op, by the name its nodes carry. tests/test_gradcheck.cpp runs a gradient
 // check per entry and fails when an entry has none, so a new op cannot go unchecked.
-#define RUNE_DIFFERENTIABLE_OPS(X)                                                                                 \
-  X(add)                                                                                                           \
-  X(sub) X(mul) X(div) X(neg) X(pow) X(pow_tensor) X(exp) X(log) X(sqrt) X(tanh) X(sigmoid) X(relu) X(gelu) X(erf) \
-      X(where) X(masked_fill) X(sum) X(mean) X(max) X(reshape) X(transpose) X(permute) X(expand) X(contiguous)     \
-          X(slice) X(concat) X(index_select) X(gather) X(cast) X(matmul) X(linear) X(softmax) X(log_softmax)       \
-              X(layer_norm) X(dropout) X(cross_entropy) X(mse_loss) X(attention) X(attention_weights) X(embedding) \
-                  X(patchify) X(interpolate_bicubic)
+// (kept out of clang-format, which re-flows the list differently on every pass)
+// clang-format off
+#define RUNE_DIFFERENTIABLE_OPS(X)                                                                 \
+  X(add) X(sub) X(mul) X(div) X(neg) X(pow) X(pow_tensor) X(exp) X(log) X(sqrt) X(tanh)           \
+  X(sigmoid) X(relu) X(gelu) X(erf) X(where) X(masked_fill)                                        \
+  X(sum) X(mean) X(max)                                                                            \
+  X(reshape) X(transpose) X(permute) X(expand) X(contiguous) X(slice) X(concat) X(index_select)    \
+  X(gather) X(cast)                                                                                \
+  X(matmul) X(linear) X(softmax) X(log_softmax) X(layer_norm) X(dropout) X(cross_entropy)          \
+  X(mse_loss) X(attention) X(attention_weights) X(embedding) X(patchify) X(interpolate_bicubic)
+// clang-format on
 
 enum class Op : std::uint8_t {
 #define RUNE_OP_ENUM(name) name,

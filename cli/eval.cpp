@@ -21,7 +21,7 @@ int evaluate(const EvalRequest& request) {
   const std::unique_ptr<LoadedTask> loaded = load_task(request.checkpoint, request.sets);
   train::Task& task = *loaded->task;
   // a capability the request needs is checked before the evaluation's work
-  train::EvalReports* reports = dynamic_cast<train::EvalReports*>(&task);
+  train::EvalReports* reports = train::find_capability<train::EvalReports>(task);
   if (!request.predictions.empty() && !reports)
     train::capability<train::EvalReports>(task, "checkpoint " + request.checkpoint);  // throws, naming who can
   const std::map<std::string, double> metrics = task.evaluate(request.split);

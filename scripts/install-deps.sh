@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(
-  g++ make cmake pkg-config
+  g++ make cmake pkg-config git
+  clang-format                     # tests/check_format.sh (the layout of the sources)
   libgtest-dev googletest          # GoogleTest
   xtensor-dev xtl-dev libxsimd-dev libxtensor-blas-dev
   libopenblas-openmp-dev           # the OpenMP build of OpenBLAS (see CMakeLists.txt)

@@ -139,9 +139,15 @@ std::string tasks_with(const std::string& capability);
 
 // The task as capability C, or std::runtime_error naming what `what` (a checkpoint, say) holds,
 // what it lacks and which registered tasks have it.
+// The task as capability C, or null when it has none.
+template <class C>
+C* find_capability(Task& task) {
+  return dynamic_cast<C*>(&task);
+}
+
 template <class C>
 C& capability(Task& task, const std::string& what) {
-  if (auto* c = dynamic_cast<C*>(&task)) return *c;
+  if (C* c = find_capability<C>(task)) return *c;
   const std::string holds = task.name().empty() ? "a task" : "a '" + task.name() + "' task";
   throw std::runtime_error(what + " holds " + holds + ", which cannot " + C::capability +
                            " (tasks that can: " + tasks_with(C::capability) + ")");
