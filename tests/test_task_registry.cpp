@@ -70,7 +70,8 @@ TEST(TaskRegistry, AMissingCapabilityNamesTheTaskAndWhoHasIt) {
   Config m = Config::parse("[task]\nname = \"test_echo\"\n", "echo.toml");
   const std::unique_ptr<Task> echo = make_task(m, {0, &g, &g});
   const std::string e = error_of([&] { capability<EvalReports>(*echo, "checkpoint x.h5"); });
-  EXPECT_NE(e.find("checkpoint x.h5 holds a 'test_echo' task, which cannot write evaluation reports"), std::string::npos)
+  EXPECT_NE(e.find("checkpoint x.h5 holds a 'test_echo' task, which cannot write evaluation reports"),
+            std::string::npos)
       << e;
   EXPECT_NE(e.find("tasks that can: "), std::string::npos) << e;
 }
