@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  g++ make cmake pkg-config git
+  g++ make cmake pkg-config git python3   # python3: tests/check_layers.py
   clang-format                     # tests/check_format.sh (the layout of the sources)
   libgtest-dev googletest          # GoogleTest
   xtensor-dev xtl-dev libxsimd-dev libxtensor-blas-dev
