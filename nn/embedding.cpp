@@ -65,10 +65,9 @@ Tensor SinusoidalPositionalEncoding::forward(const Tensor& x, std::int64_t start
   if (!has_forward_hooks()) return x + rows_for(pe, x, start, "SinusoidalPositionalEncoding");
   PositionKwargs kwargs;
   kwargs.start = start;
-  ForwardCall call{*this, {x}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{c.inputs[0] + rows_for(pe, c.inputs[0], kwargs.start, "SinusoidalPositionalEncoding")};
-  })[0];
+  return with_hooks({x}, kwargs, [this](const std::vector<Tensor>& in, const PositionKwargs& k) {
+    return in[0] + rows_for(pe, in[0], k.start, "SinusoidalPositionalEncoding");
+  });
 }
 
 std::string SinusoidalPositionalEncoding::repr() const {
@@ -88,10 +87,9 @@ Tensor LearnedPositionalEmbedding::forward(const Tensor& x, std::int64_t start) 
   if (!has_forward_hooks()) return x + rows_for(weight, x, start, "LearnedPositionalEmbedding");
   PositionKwargs kwargs;
   kwargs.start = start;
-  ForwardCall call{*this, {x}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{c.inputs[0] + rows_for(weight, c.inputs[0], kwargs.start, "LearnedPositionalEmbedding")};
-  })[0];
+  return with_hooks({x}, kwargs, [this](const std::vector<Tensor>& in, const PositionKwargs& k) {
+    return in[0] + rows_for(weight, in[0], k.start, "LearnedPositionalEmbedding");
+  });
 }
 
 std::string LearnedPositionalEmbedding::repr() const {

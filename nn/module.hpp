@@ -175,6 +175,14 @@ class Module {
   // hooks. Throws std::logic_error when a hook changes the number of inputs or outputs.
   std::vector<Tensor> call_with_hooks(ForwardCall& call,
                                       const std::function<std::vector<Tensor>(const ForwardCall&)>& body) const;
+  // The hooked path of a forward of several tensors and keyword arguments, one tensor out:
+  // f(inputs, kwargs) after the pre-hooks (which may change both), then the forward hooks. The
+  // caller takes it only when has_forward_hooks(), and calls its body directly otherwise.
+  template <class Kwargs, class F>
+  Tensor with_hooks(std::vector<Tensor> inputs, Kwargs& kwargs, F&& f) const {
+    ForwardCall call{*this, std::move(inputs), &kwargs};
+    return call_with_hooks(call, [&](const ForwardCall& c) { return std::vector<Tensor>{f(c.inputs, kwargs)}; })[0];
+  }
   // The forward of a module of one tensor in, one out, no kwargs: f(x) with the hooks around it
   // when there are any, else just f(x).
   template <class F>

@@ -95,9 +95,9 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& 
   if (!has_forward_hooks()) return forward_impl(src, src_mask);
   EncoderKwargs kwargs;
   kwargs.src_mask = src_mask;
-  ForwardCall call{*this, {src}, &kwargs};
-  return call_with_hooks(
-      call, [&](const ForwardCall& c) { return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)}; })[0];
+  return with_hooks({src}, kwargs, [this](const std::vector<Tensor>& in, const EncoderKwargs& k) {
+    return forward_impl(in[0], k.src_mask);
+  });
 }
 
 Tensor TransformerEncoderLayer::forward_impl(const Tensor& src, const AttentionMask& mask) const {
@@ -140,11 +140,9 @@ Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
   kwargs.tgt_mask = tgt_mask;
   kwargs.memory_mask = memory_mask;
   kwargs.cache = cache;
-  ForwardCall call{*this, {tgt, memory}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{
-        forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
-  })[0];
+  return with_hooks({tgt, memory}, kwargs, [this](const std::vector<Tensor>& in, const DecoderLayerKwargs& k) {
+    return forward_impl(in[0], in[1], k.tgt_mask, k.memory_mask, k.cache);
+  });
 }
 
 Tensor TransformerDecoderLayer::forward_impl(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
@@ -185,9 +183,9 @@ Tensor TransformerEncoder::forward(const Tensor& src, const AttentionMask& src_m
   if (!has_forward_hooks()) return forward_impl(src, src_mask);
   EncoderKwargs kwargs;
   kwargs.src_mask = src_mask;
-  ForwardCall call{*this, {src}, &kwargs};
-  return call_with_hooks(
-      call, [&](const ForwardCall& c) { return std::vector<Tensor>{forward_impl(c.inputs[0], kwargs.src_mask)}; })[0];
+  return with_hooks({src}, kwargs, [this](const std::vector<Tensor>& in, const EncoderKwargs& k) {
+    return forward_impl(in[0], k.src_mask);
+  });
 }
 
 Tensor TransformerEncoder::forward_impl(const Tensor& src, const AttentionMask& src_mask) const {
@@ -216,11 +214,9 @@ Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, cons
   kwargs.tgt_mask = tgt_mask;
   kwargs.memory_mask = memory_mask;
   kwargs.cache = cache;
-  ForwardCall call{*this, {tgt, memory}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{
-        forward_impl(c.inputs[0], c.inputs[1], kwargs.tgt_mask, kwargs.memory_mask, kwargs.cache)};
-  })[0];
+  return with_hooks({tgt, memory}, kwargs, [this](const std::vector<Tensor>& in, const DecoderKwargs& k) {
+    return forward_impl(in[0], in[1], k.tgt_mask, k.memory_mask, k.cache);
+  });
 }
 
 Tensor TransformerDecoder::forward_impl(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
@@ -278,11 +274,9 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Attentio
   kwargs.src_mask = src_mask;
   kwargs.tgt_mask = tgt_mask;
   kwargs.memory_mask = memory_mask;
-  ForwardCall call{*this, {src, tgt}, &kwargs};
-  return call_with_hooks(call, [&](const ForwardCall& c) {
-    return std::vector<Tensor>{
-        forward_impl(c.inputs[0], c.inputs[1], kwargs.src_mask, kwargs.tgt_mask, kwargs.memory_mask)};
-  })[0];
+  return with_hooks({src, tgt}, kwargs, [this](const std::vector<Tensor>& in, const TransformerKwargs& k) {
+    return forward_impl(in[0], in[1], k.src_mask, k.tgt_mask, k.memory_mask);
+  });
 }
 
 Tensor Transformer::forward_impl(const Tensor& src, const Tensor& tgt, const AttentionMask& src_mask,
