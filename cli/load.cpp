@@ -16,6 +16,7 @@ std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector
   loaded->init.manual_seed(seed);
   loaded->dropout.manual_seed(seed);
   loaded->task = train::make_task(config, {seed, &loaded->init, &loaded->dropout});
+  config.check_overrides_used();  // a mistyped --set key is an error, not ignored
   for (const std::string& note : loaded->task->load_parameters(loaded->checkpoint, path))
     std::fprintf(stderr, "%s: %s\n", path.c_str(), note.c_str());
   return loaded;

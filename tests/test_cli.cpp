@@ -116,6 +116,14 @@ TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_NE(e.output.find("exact_match"), std::string::npos) << e.output;
   EXPECT_TRUE(fs::exists(run + "/eval-test.json"));
+  // an override the command does not read is refused by name, before any work
+  const RunResult typo = run_rune("eval runs/tiny/checkpoints/best.h5 --set data.eval_sise=10", dir);
+  EXPECT_EQ(typo.status, 1) << typo.output;
+  EXPECT_NE(typo.output.find("unknown key data.eval_sise (did you mean data.eval_size?)"), std::string::npos)
+      << typo.output;
+  const RunResult unread = run_rune("heads runs/tiny/checkpoints/best.h5 --no-progress --set train.lr=1", dir);
+  EXPECT_EQ(unread.status, 1) << unread.output;
+  EXPECT_NE(unread.output.find("unknown key train.lr"), std::string::npos) << unread.output;
   // a second run of the same config gets its own folder
   ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);
   EXPECT_TRUE(fs::exists(dir + "/runs/tiny-2/checkpoints/last.h5"));

@@ -103,6 +103,23 @@ TEST(Config, UnknownKeysAreErrorsWithASuggestion) {
   EXPECT_NE(e.find("typo.toml:5: unknown key trian.lr (did you mean train.lr?)"), std::string::npos) << e;
 }
 
+// A command that reads part of a config (rune eval: a checkpoint's task keys) checks only what
+// --set gave: the file's unread keys pass, a mistyped or unread override does not.
+TEST(Config, OverridesThatNoReadUsesAreErrors) {
+  Config c = Config::parse("[data]\neval_size = 16\n[train]\nlr = 1.0\n", "ckpt.h5 (its config)");
+  c.set("data.eval_size=10");
+  c.integer("data.eval_size", 1000, {1}, "examples");
+  EXPECT_NO_THROW(c.check_overrides_used()) << "train.lr is in the file, not an override";
+  c.set("data.eval_sise=10");
+  c.set("train.lr=0.5");
+  const std::string e = error_of([&] { c.check_overrides_used(); });
+  EXPECT_NE(e.find("ckpt.h5 (its config) (--set): unknown key data.eval_sise (did you mean data.eval_size?)"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("unknown key train.lr"), std::string::npos) << e;
+  EXPECT_EQ(e.find("unknown key data.eval_size"), std::string::npos) << e;
+}
+
 TEST(Config, EveryReadDeclaresItsKeyForRuneConfig) {
   Config c = Config::parse(kText, "base.toml");
   c.integer("model.d_model", 64, {8}, "width");

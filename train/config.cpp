@@ -16,8 +16,9 @@ struct Config::Impl {
   toml::table table;     // what was given (file, then set())
   toml::table resolved;  // what was read, with the values used
   std::string origin;
-  std::set<std::string> declared;     // every key read, given or not
-  std::vector<KeyInfo> declarations;  // the same, in the order first read, as rune config shows them
+  std::set<std::string> declared;      // every key read, given or not
+  std::vector<KeyInfo> declarations;   // the same, in the order first read, as rune config shows them
+  std::vector<std::string> overrides;  // the keys given by set(), in order
 };
 
 namespace {
@@ -207,6 +208,7 @@ void Config::set(const std::string& assignment) {
   }
   std::string leaf;
   toml::table& parent = parent_of(impl_->table, key, leaf);
+  impl_->overrides.push_back(key);
   // a value set on the command line carries no file line (errors say "--set")
   if (const toml::node* n = parsed.get("v"); n->is_table())
     parent.insert_or_assign(leaf, *n->as_table());
@@ -328,23 +330,42 @@ std::vector<std::string> Config::strings(const std::string& key, const std::vect
   return v;
 }
 
-void Config::check_all_used() const {
-  std::vector<std::pair<std::string, int>> given;
-  leaves(impl_->table, "", given);
+namespace {
+
+// One line per key of `given` (key, line; 0 for --set) that no read declared, with the closest
+// declared name when one is close.
+std::string unknown_keys(const std::vector<std::pair<std::string, int>>& given, const std::set<std::string>& declared,
+                         const std::string& origin) {
   std::string problems;
   for (const auto& [key, line] : given) {
-    if (impl_->declared.count(key)) continue;
+    if (declared.count(key)) continue;
     std::string best;
     std::size_t best_distance = 4;  // suggest only close names
-    for (const std::string& d : impl_->declared) {
+    for (const std::string& d : declared) {
       const std::size_t dist = edit_distance(key, d);
       if (dist < best_distance) best_distance = dist, best = d;
     }
-    problems += "\n  " + impl_->origin + (line > 0 ? ":" + std::to_string(line) : " (--set)") + ": unknown key " + key +
+    problems += "\n  " + origin + (line > 0 ? ":" + std::to_string(line) : " (--set)") + ": unknown key " + key +
                 (best.empty() ? "" : " (did you mean " + best + "?)");
   }
+  return problems;
+}
+
+}  // namespace
+
+void Config::check_all_used() const {
+  std::vector<std::pair<std::string, int>> given;
+  leaves(impl_->table, "", given);
+  const std::string problems = unknown_keys(given, impl_->declared, impl_->origin);
   if (!problems.empty())
     throw ConfigError("config " + impl_->origin + " has keys this program does not know:" + problems);
+}
+
+void Config::check_overrides_used() const {
+  std::vector<std::pair<std::string, int>> given;
+  for (const std::string& key : impl_->overrides) given.emplace_back(key, 0);
+  const std::string problems = unknown_keys(given, impl_->declared, impl_->origin);
+  if (!problems.empty()) throw ConfigError("--set names keys this command does not read:" + problems);
 }
 
 std::vector<std::string> Config::given_keys() const {

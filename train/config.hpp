@@ -106,6 +106,10 @@ class Config {
   // Throws ConfigError listing every key given but never read, each with its line and the
   // closest declared key.
   void check_all_used() const;
+  // Throws ConfigError for every key given by set() that no read declared: a command that reads
+  // only part of a config (rune eval reads the task's keys of a checkpoint's config, not [train])
+  // still refuses an override that would do nothing.
+  void check_overrides_used() const;
   std::string resolved() const;  // TOML text: every key read, with the value used
   const std::string& origin() const;
 
