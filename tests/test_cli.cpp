@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -279,6 +280,38 @@ TEST(Cli, DropHeadIsAConfigOption) {
   EXPECT_NE(e.output.find("train.drophead_schedule"), std::string::npos) << e.output;
 }
 
+// Runs started together with one name each take a folder of their own (the folder is taken by
+// creating it), and each folder holds its own run's config and checkpoints.
+TEST(Cli, RunsStartedTogetherGetTheirOwnFolders) {
+  const std::string dir = workspace("race");
+  constexpr int kRuns = 8;
+  std::vector<std::thread> runs;
+  std::vector<RunResult> results(kRuns);
+  for (int i = 0; i < kRuns; ++i)
+    runs.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] =
+          run_rune("train tiny.toml --no-progress --set train.epochs=1 --set seed=" + std::to_string(10 + i), dir);
+    });
+  for (std::thread& t : runs) t.join();
+  std::set<int> seeds;
+  for (int i = 0; i < kRuns; ++i) {
+    ASSERT_EQ(results[static_cast<std::size_t>(i)].status, 0) << results[static_cast<std::size_t>(i)].output;
+    const std::string run = dir + "/runs/" + (i == 0 ? std::string("tiny") : "tiny-" + std::to_string(i + 1));
+    ASSERT_TRUE(fs::exists(run + "/checkpoints/last.h5")) << run;
+    const std::string config = read(run + "/config.toml");
+    const std::size_t at = config.find("seed = ");
+    ASSERT_NE(at, std::string::npos) << config;
+    const int seed = std::stoi(config.substr(at + 7));
+    EXPECT_NE(train::read_checkpoint(run + "/checkpoints/last.h5").config.find("seed = " + std::to_string(seed)),
+              std::string::npos)
+        << run << ": the checkpoints are another run's";
+    seeds.insert(seed);
+  }
+  EXPECT_EQ(seeds.size(), static_cast<std::size_t>(kRuns)) << "each run wrote its own folder";
+  EXPECT_FALSE(fs::exists(dir + "/runs/tiny-" + std::to_string(kRuns + 1)));
+  fs::remove_all(dir);
+}
+
 TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
   const std::string dir = workspace("errors");
   RunResult r = run_rune("train tiny.toml --set model.d_modle=32", dir);
@@ -289,6 +322,16 @@ TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
   EXPECT_NE(r.output.find("model.nhead: 3 does not divide model.d_model 16"), std::string::npos) << r.output;
   r = run_rune("train tiny.toml --set model.dropout=1.5", dir);
   EXPECT_NE(r.output.find("model.dropout: 1.5 is outside [0, 1)"), std::string::npos) << r.output;
+  // run.name is one folder inside run.dir: nothing escapes it, and no name is empty
+  for (const char* name :
+       {"'run.name=\"\"'", "run.name=../escaped", "run.name=/tmp/rune-absolute", "run.name=.hidden"}) {
+    r = run_rune(std::string("train tiny.toml --set ") + name, dir);
+    EXPECT_EQ(r.status, 1) << name;
+    EXPECT_NE(r.output.find("run.name"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("is not a folder name"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/escaped"));
+  EXPECT_FALSE(fs::exists("/tmp/rune-absolute"));
   r = run_rune("train missing.toml", dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("missing.toml"), std::string::npos) << r.output;

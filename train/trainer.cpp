@@ -116,6 +116,9 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.run_dir = c.string("run.dir", "runs", "the folder that holds the run folders");
   o.run_name = c.string("run.name", {fs::path(config_path).stem().string(), "the config file's name without .toml"},
                         "the run folder's name (-2, -3 ... is added when it is taken)");
+  // one folder name inside run.dir: nothing that leaves it, hides it or names no folder
+  if (o.run_name.empty() || o.run_name.find('/') != std::string::npos || o.run_name.front() == '.')
+    c.fail("run.name", "'" + o.run_name + "' is not a folder name (not empty, no '/', not starting with '.')");
   return o;
 }
 
@@ -157,11 +160,14 @@ Setup read_setup(Config& config, const std::string& config_path, Generator& init
   return s;
 }
 
-// A new folder <dir>/<name>, or <name>-2, -3 ... if taken.
+// A new folder <dir>/<name>, or <name>-2, -3 ... if taken. Taken by creating it (mkdir either
+// creates the folder or finds it there, atomically), so two runs started together with one name
+// never share a folder.
 std::string new_run_folder(const std::string& dir, const std::string& name) {
+  fs::create_directories(dir);
   fs::path p = fs::path(dir) / name;
-  for (int i = 2; fs::exists(p); ++i) p = fs::path(dir) / (name + "-" + std::to_string(i));
-  fs::create_directories(p / "checkpoints");
+  for (int i = 2; !fs::create_directory(p); ++i) p = fs::path(dir) / (name + "-" + std::to_string(i));
+  fs::create_directory(p / "checkpoints");
   return p.string();
 }
 
