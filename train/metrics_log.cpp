@@ -16,27 +16,42 @@
 
 namespace rune::train {
 
-std::vector<MetricsRecord> read_metrics_log(const std::string& path) {
+namespace {
+
+// The record on one line (line `number` of `path`, for errors): a JSON object of numbers, null
+// read as NaN.
+MetricsRecord parse_record(const std::string& line, const std::string& path, int number) {
+  const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) throw std::runtime_error(path + ":" + std::to_string(number) + ": not a JSON object");
+  MetricsRecord r;
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_null())
+      r[key] = std::numeric_limits<double>::quiet_NaN();
+    else if (value.is_number())
+      r[key] = value.get<double>();
+    else
+      throw std::runtime_error(path + ":" + std::to_string(number) + ": '" + key + "' is not a number");
+  }
+  return r;
+}
+
+// Calls f(line, record) for every non-empty line of the file.
+template <class F>
+void for_each_record(const std::string& path, F&& f) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path);
-  std::vector<MetricsRecord> records;
   int number = 0;
   for (std::string line; std::getline(in, line);) {
     ++number;
-    if (line.empty()) continue;
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) throw std::runtime_error(path + ":" + std::to_string(number) + ": not a JSON object");
-    MetricsRecord r;
-    for (const auto& [key, value] : j.items()) {
-      if (value.is_null())
-        r[key] = std::numeric_limits<double>::quiet_NaN();
-      else if (value.is_number())
-        r[key] = value.get<double>();
-      else
-        throw std::runtime_error(path + ":" + std::to_string(number) + ": '" + key + "' is not a number");
-    }
-    records.push_back(std::move(r));
+    if (!line.empty()) f(line, parse_record(line, path, number));
   }
+}
+
+}  // namespace
+
+std::vector<MetricsRecord> read_metrics_log(const std::string& path) {
+  std::vector<MetricsRecord> records;
+  for_each_record(path, [&](const std::string&, MetricsRecord r) { records.push_back(std::move(r)); });
   return records;
 }
 
@@ -50,15 +65,11 @@ std::string metrics_json(const std::vector<std::pair<std::string, double>>& fiel
 MetricsLog::MetricsLog(std::string path, std::int64_t keep_until_step) : path_(std::move(path)) {
   std::string kept;
   if (keep_until_step > 0 && std::filesystem::exists(path_)) {
-    const std::vector<MetricsRecord> records = read_metrics_log(path_);
-    std::ifstream in(path_);
-    std::size_t i = 0;
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      const MetricsRecord& r = records.at(i++);
+    // the records up to the step, as they were written
+    for_each_record(path_, [&](const std::string& line, const MetricsRecord& r) {
       const auto step = r.find("step");
       if (step != r.end() && step->second <= static_cast<double>(keep_until_step)) kept += line + "\n";
-    }
+    });
   }
   write_file(path_, kept, "metrics log");
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
