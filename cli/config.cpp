@@ -9,18 +9,14 @@
 
 #include "cli/command.hpp"
 #include "train/config_reference.hpp"
+#include "train/format.hpp"
 
 namespace rune::cli {
 
 namespace {
 
+using train::join;
 using train::KeyReference;
-
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string s;
-  for (const std::string& p : parts) s += (s.empty() ? "" : separator) + p;
-  return s;
-}
 
 // Sections in the order a config file has them: top-level keys, [task], [data], [model], the
 // task's own sections, then the trainer's [train] and [run]. Keys keep their declaration order.

@@ -5,6 +5,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "train/format.hpp"
 #include "train/task.hpp"
 #include "train/trainer.hpp"
 
@@ -41,9 +42,7 @@ std::string key_section(const std::string& key) {
 std::vector<KeyReference> config_reference(const std::string& task) {
   const std::vector<std::string> names = task_names();
   if (std::find(names.begin(), names.end(), task) == names.end()) {
-    std::string list;
-    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("no task named '" + task + "' (tasks: " + list + ")");
+    throw std::invalid_argument("no task named '" + task + "' (tasks: " + join(names, ", ") + ")");
   }
   const Declared base = declare(task);
   std::vector<KeyReference> refs;

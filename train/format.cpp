@@ -21,4 +21,10 @@ std::string fixed(double v, int decimals) { return formatted("%.*f", decimals, v
 
 std::string significant(double v, int digits) { return formatted("%.*g", digits, v); }
 
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string s;
+  for (const std::string& p : parts) s += (s.empty() ? "" : separator) + p;
+  return s;
+}
+
 }  // namespace rune::train

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace rune::train {
 
@@ -13,5 +14,8 @@ std::string fixed(double v, int decimals);
 
 // printf's "%.*g": significant(0.1f) == "0.100000001", significant(3.0) == "3".
 std::string significant(double v, int digits = 9);
+
+// The parts with `separator` between them: join({"a", "b"}, ", ") == "a, b".
+std::string join(const std::vector<std::string>& parts, const std::string& separator);
 
 }  // namespace rune::train

@@ -55,19 +55,11 @@ struct TrainOptions {
   std::string run_dir, run_name;
 };
 
-// The schedules with their one-line descriptions, for train.schedule's.
-std::string schedule_list() {
+// "name = description; ..." of a registry's list (optimizers, schedules), for its key's description.
+template <class Infos>
+std::string described(const Infos& infos) {
   std::string list;
-  for (const optim::ScheduleInfo& info : optim::schedules())
-    list += (list.empty() ? "" : "; ") + info.name + " = " + info.description;
-  return list;
-}
-
-// The optimizers with their one-line descriptions, for train.optimizer's.
-std::string optimizer_list() {
-  std::string list;
-  for (const optim::OptimizerInfo& info : optim::optimizers())
-    list += (list.empty() ? "" : "; ") + info.name + " = " + info.description;
+  for (const auto& info : infos) list += (list.empty() ? "" : "; ") + info.name + " = " + info.description;
   return list;
 }
 
@@ -76,15 +68,16 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.epochs = c.integer("train.epochs", 10, {1},
                        "passes over the task's training batches (an epoch is the task's batches per epoch)");
   const std::int64_t total = o.epochs * batches_per_epoch;
-  o.optimizer = c.string("train.optimizer", "adamw", optim::optimizer_names(),
-                         "the optimizer, whose own settings are keys of [train] too: " + optimizer_list());
+  o.optimizer =
+      c.string("train.optimizer", "adamw", optim::optimizer_names(),
+               "the optimizer, whose own settings are keys of [train] too: " + described(optim::optimizers()));
   o.lr = c.number("train.lr", 1e-3, {0.0}, "the peak learning rate (the schedule scales it step by step)");
   o.weight_decay = c.number("train.weight_decay", 0.01, {0.0},
                             "weight decay, except on the task's no-decay parameters (biases, norms, embeddings)");
   o.clip_norm =
       c.number("train.clip_norm", 1.0, {0.0}, "the gradients' global norm is clipped to this (0: no clipping)");
   o.schedule.name = c.string("train.schedule", "warmup_cosine", optim::schedule_names(),
-                             "the learning rate's schedule: " + schedule_list());
+                             "the learning rate's schedule: " + described(optim::schedules()));
   o.schedule.warmup_steps =
       c.integer("train.warmup_steps", {std::min<std::int64_t>(100, total / 10), "min(100, steps / 10)"}, {0},
                 "steps of linear learning-rate warmup; steps = train.epochs * batches per epoch");
