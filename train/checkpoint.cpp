@@ -353,6 +353,17 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
             const H5 metrics(w.group("metrics"), H5Gclose);
             for (const auto& [name, v] : c.metrics) w.number_attr<double>(metrics.get(), name, v, H5T_NATIVE_DOUBLE);
           }
+          {
+            const H5 arch(w.group("architecture"), H5Gclose);
+            for (const auto& [name, v] : c.architecture) {
+              if (const auto* i = std::get_if<std::int64_t>(&v))
+                w.number_attr<std::int64_t>(arch.get(), name, *i, H5T_NATIVE_INT64);
+              else if (const auto* d = std::get_if<double>(&v))
+                w.number_attr<double>(arch.get(), name, *d, H5T_NATIVE_DOUBLE);
+              else
+                w.string_attr(arch.get(), name, std::get<std::string>(v));
+            }
+          }
           H5Gclose(w.group("meta"));
           for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
           for (const auto& [key, list] : c.meta_numbers)
@@ -405,6 +416,20 @@ Checkpoint read_checkpoint(const std::string& path) {
         c.rng[key] = r.string_attr(g.get(), key);
       else
         c.metrics[key] = r.number_attr<double>(g.get(), key, H5T_NATIVE_DOUBLE);
+    }
+  }
+  if (H5Lexists(root, "architecture", H5P_DEFAULT) > 0) {
+    const H5 g(H5Gopen2(root, "architecture", H5P_DEFAULT), H5Gclose);
+    for (const std::string& key : r.attr_names(g.get())) {
+      const H5 attr(H5Aopen(g.get(), key.c_str(), H5P_DEFAULT), H5Aclose);
+      const H5 type(H5Aget_type(attr.get()), H5Tclose);
+      const H5T_class_t cls = H5Tget_class(type.get());
+      if (cls == H5T_INTEGER)
+        c.architecture[key] = r.number_attr<std::int64_t>(g.get(), key, H5T_NATIVE_INT64);
+      else if (cls == H5T_FLOAT)
+        c.architecture[key] = r.number_attr<double>(g.get(), key, H5T_NATIVE_DOUBLE);
+      else
+        c.architecture[key] = r.string_attr(g.get(), key);
     }
   }
   for (const std::string& key : r.datasets_under("meta")) {

@@ -10,6 +10,9 @@
 //   /metrics                   attributes: validation metrics at save time
 //   /meta/<key>                task metadata: string lists (a vocabulary, class names) and
 //                              number lists (image size, normalisation mean and std)
+//   /architecture              attributes: the facts that say how to compute with the parameters
+//                              (norm_first, activation, layer_norm_eps, embedding scale, positions,
+//                              token framing ...), each an integer, a float or a string
 // Every dataset carries HDF5's Fletcher-32 checksum, so a flipped byte fails the read.
 //
 // Writes are atomic: the file is written beside its target as "<name>.tmp", flushed and closed,
@@ -21,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "nn/module.hpp"
@@ -29,6 +33,9 @@ namespace rune::train {
 
 inline constexpr const char* kCheckpointFormat = "runestone-checkpoint";
 inline constexpr std::int64_t kCheckpointVersion = 1;
+
+// An architecture fact: an integer, a float or a string.
+using CheckpointValue = std::variant<std::int64_t, double, std::string>;
 
 struct Checkpoint {
   nn::NamedTensors params;           // by parameter name (dots)
@@ -41,6 +48,7 @@ struct Checkpoint {
   std::string config;                                            // the resolved config, as text
   std::map<std::string, std::vector<std::string>> meta_strings;  // vocabulary, class names, ...
   std::map<std::string, std::vector<double>> meta_numbers;       // image size, mean, std, ...
+  std::map<std::string, CheckpointValue> architecture;           // how to compute with params
 };
 
 // Writes c to `path` atomically (see above). Throws std::runtime_error naming the path on failure,
