@@ -1,4 +1,4 @@
-// HDF5 checkpoints (nn/checkpoint.hpp): a full round trip and its layout on disk, atomic writes
+// HDF5 checkpoints (train/checkpoint.hpp): a full round trip and its layout on disk, atomic writes
 // (a write failing half-way and a writer killed half-way both leave the previous checkpoint
 // intact), refusal of corrupt, truncated and foreign files by name, strict and non-strict
 // loading, exact resume of training with dropout, and the manager's last / best / keep-N files.
@@ -11,6 +11,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <thread>
 
 #include "autograd/ops.hpp"
@@ -189,45 +191,44 @@ TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRefusedByName) {
   const std::string good = dir + "/good.h5";
   train::save_checkpoint(good, sample_checkpoint(t.model, t.opt));
 
-  // one flipped byte inside a parameter's data fails its checksum
+  // one flipped byte anywhere (a parameter's data, the config, the SHA-256 line itself) is refused
+  // before HDF5 reads the file
   haddr_t address = 0;
   {
     const hid_t f = H5Fopen(good.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     const hid_t ds = H5Dopen2(f, "params/layers/0/linear1/weight", H5P_DEFAULT);
-    hsize_t offset[2], size = 0;
-    unsigned mask = 0;
-    const hid_t space = H5Dget_space(ds);
-    ASSERT_GE(H5Dget_chunk_info(ds, space, 0, offset, &mask, &address, &size), 0);
-    ASSERT_GT(size, 100u);
-    H5Sclose(space);
+    address = H5Dget_offset(ds);
+    ASSERT_NE(address, HADDR_UNDEF);
     H5Dclose(ds);
     H5Fclose(f);
   }
-  const std::string flipped = dir + "/flipped.h5";
-  fs::copy_file(good, flipped);
+  std::string bytes;
   {
-    std::fstream io(flipped, std::ios::in | std::ios::out | std::ios::binary);
-    io.seekg(static_cast<std::streamoff>(address + 100));
-    char byte = 0;
-    io.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x5a);
-    io.seekp(static_cast<std::streamoff>(address + 100));
-    io.write(&byte, 1);
+    std::ifstream in(good, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
-  std::string e = error_of([&] { train::read_checkpoint(flipped); });
-  EXPECT_NE(e.find(flipped), std::string::npos) << e;
-  EXPECT_NE(e.find("linear1/weight"), std::string::npos) << e;
+  const std::size_t config_at = bytes.find(sample_checkpoint(t.model, t.opt).config);
+  ASSERT_NE(config_at, std::string::npos);
+  for (const std::size_t at : {static_cast<std::size_t>(address) + 100, config_at + 3, bytes.size() - 10}) {
+    const std::string flipped = dir + "/flipped.h5";
+    std::string damaged = bytes;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x5a);
+    std::ofstream(flipped, std::ios::binary) << damaged;
+    const std::string e = error_of([&] { train::read_checkpoint(flipped); });
+    EXPECT_NE(e.find(flipped + " is refused"), std::string::npos) << "byte " << at << ": " << e;
+    EXPECT_NE(e.find("SHA-256"), std::string::npos) << "byte " << at << ": " << e;
+  }
 
   const std::string truncated = dir + "/truncated.h5";
   fs::copy_file(good, truncated);
   fs::resize_file(truncated, fs::file_size(good) / 2);
-  e = error_of([&] { train::read_checkpoint(truncated); });
+  std::string e = error_of([&] { train::read_checkpoint(truncated); });
   EXPECT_NE(e.find(truncated), std::string::npos) << e;
   EXPECT_NE(e.find("refused"), std::string::npos) << e;
 
   const std::string foreign = std::string(RUNE_PARITY_DIR) + "/linear.h5";  // HDF5, but not ours
   e = error_of([&] { train::read_checkpoint(foreign); });
-  EXPECT_NE(e.find("not a Runestone checkpoint"), std::string::npos) << e;
+  EXPECT_NE(e.find("does not end in its SHA-256 line"), std::string::npos) << e;
 
   const std::string text = dir + "/notes.txt";
   std::ofstream(text) << "not a checkpoint\n";
@@ -350,6 +351,67 @@ TEST(Checkpoint, ManagerKeepsTheLastNAndTheBest) {
   EXPECT_FALSE(fs::exists(dir + "/step-000030.h5"));
   EXPECT_EQ(train::read_checkpoint(dir + "/best.h5").step, 20);
   fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rune
+
+namespace rune {
+namespace {
+
+TEST(Checkpoint, AManagerOverAKilledRunsFolderClearsItsLeftoversAndSurvivesABadBest) {
+  const std::string dir = scratch("leftovers");
+  {
+    train::CheckpointManager m(dir, 2, "exact_match", true);
+    for (std::int64_t step : {1, 2}) {
+      train::Checkpoint c;
+      c.params = {{"w", full({2}, static_cast<double>(step))}};
+      c.step = step;
+      c.metrics["exact_match"] = 0.5;
+      m.save(c);
+    }
+  }
+  // a run killed between a numbered save and its pruning, and during another save; best.h5 damaged
+  fs::copy_file(dir + "/step-000002.h5", dir + "/step-000003.h5");
+  std::ofstream(dir + "/step-000004.h5.tmp") << "half a checkpoint";
+  std::ofstream(dir + "/last.h5.tmp") << "half a checkpoint";
+  {
+    std::fstream io(dir + "/best.h5", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(40);
+    io.put('\x7f');
+  }
+  train::CheckpointManager resumed(dir, 2, "exact_match", true);
+  EXPECT_FALSE(fs::exists(dir + "/step-000004.h5.tmp"));
+  EXPECT_FALSE(fs::exists(dir + "/last.h5.tmp"));
+  EXPECT_FALSE(fs::exists(dir + "/step-000001.h5"));
+  EXPECT_TRUE(fs::exists(dir + "/step-000002.h5"));
+  EXPECT_TRUE(fs::exists(dir + "/step-000003.h5"));
+  EXPECT_FALSE(resumed.has_best());
+  ASSERT_EQ(resumed.notes().size(), 1u);
+  EXPECT_NE(resumed.notes()[0].find(dir + "/best.h5 is refused"), std::string::npos) << resumed.notes()[0];
+  train::Checkpoint c;
+  c.params = {{"w", full({2}, 5.0)}};
+  c.step = 5;
+  c.metrics["exact_match"] = 0.25;
+  resumed.save(c);
+  EXPECT_EQ(train::read_checkpoint(dir + "/best.h5").step, 5);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, ParametersThatAreNotFiniteAreRefusedByName) {
+  Generator gen(3);
+  nn::TransformerEncoder model{layer_options(), 1, true, gen};
+  train::Checkpoint c;
+  c.params = model.named_parameters();
+  for (auto& [name, t] : c.params)
+    if (name == "layers.0.linear2.weight") {
+      t = t.detach().clone();
+      t.data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
+      t.data<float>()[5] = std::numeric_limits<float>::infinity();
+    }
+  const std::string e = error_of([&] { train::load_parameters(model, c, "bad.h5"); });
+  EXPECT_NE(e.find("bad.h5 is refused: parameter layers.0.linear2.weight holds 2 non-finite values"), std::string::npos)
+      << e;
 }
 
 }  // namespace

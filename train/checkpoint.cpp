@@ -1,18 +1,20 @@
 // HDF5 checkpoints through HDF5's C API: the only file of the library that includes <hdf5.h>.
 #include "train/checkpoint.hpp"
 
-#include <fcntl.h>
 #include <hdf5.h>
-#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <string_view>
 
 #include "autograd/ops.hpp"
 #include "train/files.hpp"
+#include "train/sha256.hpp"
 
 namespace rune::train {
 namespace {
@@ -122,7 +124,7 @@ struct Writer {
     return g;
   }
 
-  // A chunked dataset (one chunk) with a Fletcher-32 checksum; 0-d tensors are stored as [1]
+  // A contiguous dataset (the file's SHA-256 covers its bytes); 0-d tensors are stored as [1]
   // with the attribute rank0 = 1.
   void tensor(const std::string& name, const Tensor& t_in, bool as_float32) const {
     Tensor t = t_in.detach();
@@ -148,12 +150,7 @@ struct Writer {
     const H5 space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     const H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
-    const H5 dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    if (t.numel() > 0) {
-      H5Pset_chunk(dcpl.get(), static_cast<int>(dims.size()), dims.data());
-      H5Pset_fletcher32(dcpl.get());
-    }
-    const H5 ds(H5Dcreate2(file, name.c_str(), mem_type, space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT), H5Dclose);
+    const H5 ds(H5Dcreate2(file, name.c_str(), mem_type, space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
     if (!ds.ok() || (t.numel() > 0 && H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) < 0))
       fail("dataset " + name);
     if (rank0) number_attr<std::int64_t>(ds.get(), "rank0", 1, H5T_NATIVE_INT64);
@@ -179,6 +176,7 @@ struct Writer {
 struct Reader {
   std::string path;
   hid_t file;
+  std::size_t file_size;  // no dataset holds more bytes than the file
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::runtime_error("checkpoint " + path + " is refused: " + what);
@@ -261,8 +259,10 @@ struct Reader {
     const H5 space(H5Dget_space(ds.get()), H5Sclose);
     const int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank < 0) fail("dataset '" + name + "' has no readable shape");
+    if (rank > 8) fail("dataset '" + name + "' has " + std::to_string(rank) + " dimensions");
     std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
     H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+
     Shape shape(dims.begin(), dims.end());
     if (H5Aexists(ds.get(), "rank0") > 0) {
       if (shape != Shape{1}) fail("dataset '" + name + "' is marked 0-d but has shape " + shape_str(shape));
@@ -281,10 +281,13 @@ struct Reader {
       dtype = DType::int64, mem_type = H5T_NATIVE_INT64;
     else
       fail("dataset '" + name + "' has an unsupported type");
+    double bytes = static_cast<double>(size);  // in double: a damaged shape cannot overflow it
+    for (const hsize_t d : dims) bytes *= static_cast<double>(d);
+    if (bytes > static_cast<double>(file_size))
+      fail("dataset '" + name + "' claims a shape " + shape_str(shape) + " larger than the file");
     Tensor t = empty(shape, dtype);
-    // Fletcher-32 is verified here: a corrupt chunk makes the read fail
     if (t.numel() > 0 && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) < 0)
-      fail("dataset '" + name + "' is corrupt or truncated (its read or checksum failed)");
+      fail("dataset '" + name + "' cannot be read");
     return t;
   }
 
@@ -292,6 +295,7 @@ struct Reader {
     const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
     const H5 space(H5Dget_space(ds.get()), H5Sclose);
     const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n < 0 || static_cast<std::size_t>(n) > file_size) fail("dataset '" + name + "' has no readable size");
     const H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
     H5Tset_cset(mem.get(), H5T_CSET_UTF8);
@@ -317,73 +321,126 @@ struct Reader {
 
 // ------------------------------------------------------------------------- save / read
 
+namespace {
+
+// The line a checkpoint ends in: the SHA-256 of every byte before it.
+constexpr const char* kTrailerStart = "\nrunestone-checkpoint sha256 ";
+constexpr std::size_t kTrailerSize = 29 + 64 + 1;  // the start, 64 hex digits, "\n"
+
+std::string trailer(const std::string& image) { return kTrailerStart + sha256_hex(image.data(), image.size()) + "\n"; }
+
+// The HDF5 file of c, built in memory (HDF5's core driver, no file behind it): HDF5 never writes to
+// the disk, so a full disk is met by write_file alone, which leaves the previous file in place.
+std::string hdf5_image(const std::string& path, const Checkpoint& c) {
+  const H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/0);
+  const std::string name = "runestone checkpoint image of " + path;
+  H5 file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+  if (!file.ok()) throw std::runtime_error("checkpoint " + path + ": HDF5 cannot create it in memory");
+  const Writer w{path, file.get()};
+  const hid_t root = file.get();
+  w.string_attr(root, "format", kCheckpointFormat);
+  w.number_attr<std::int64_t>(root, "format_version", kCheckpointVersion, H5T_NATIVE_INT64);
+  w.string_attr(root, "config", c.config);
+  w.number_attr<std::int64_t>(root, "epoch", c.epoch, H5T_NATIVE_INT64);
+  w.number_attr<std::int64_t>(root, "step", c.step, H5T_NATIVE_INT64);
+  w.string_attr(root, "optimizer", c.optimizer);
+  w.number_attr<std::int64_t>(root, "optimizer_steps", c.optimizer_steps, H5T_NATIVE_INT64);
+  H5Gclose(w.group("params"));
+  for (const auto& [name, t] : c.params) w.tensor("params/" + dots_to_slashes(name), t, /*as_float32=*/true);
+  H5Gclose(w.group("optimizer"));
+  for (const auto& [key, t] : c.optimizer_state) {
+    const std::size_t cut = key.rfind('/');
+    if (cut == std::string::npos)
+      throw std::runtime_error("checkpoint " + path + ": optimizer entry '" + key + "' is not <param>/<slot>");
+    w.tensor("optimizer/" + dots_to_slashes(key.substr(0, cut)) + key.substr(cut), t, false);
+  }
+  {
+    const H5 rng(w.group("rng"), H5Gclose);
+    for (const auto& [name, state] : c.rng) w.string_attr(rng.get(), name, state);
+    const H5 metrics(w.group("metrics"), H5Gclose);
+    for (const auto& [name, v] : c.metrics) w.number_attr<double>(metrics.get(), name, v, H5T_NATIVE_DOUBLE);
+    const H5 arch(w.group("architecture"), H5Gclose);
+    for (const auto& [name, v] : c.architecture) {
+      if (const auto* i = std::get_if<std::int64_t>(&v))
+        w.number_attr<std::int64_t>(arch.get(), name, *i, H5T_NATIVE_INT64);
+      else if (const auto* d = std::get_if<double>(&v))
+        w.number_attr<double>(arch.get(), name, *d, H5T_NATIVE_DOUBLE);
+      else
+        w.string_attr(arch.get(), name, std::get<std::string>(v));
+    }
+  }
+  H5Gclose(w.group("meta"));
+  for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
+  for (const auto& [key, list] : c.meta_numbers)
+    w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
+  if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file (flushing it)");
+  const ssize_t size = H5Fget_file_image(root, nullptr, 0);
+  if (size <= 0) w.fail("the file image");
+  std::string image(static_cast<std::size_t>(size), '\0');
+  if (H5Fget_file_image(root, image.data(), image.size()) != size) w.fail("the file image");
+  if (file.close_now() < 0) w.fail("the file (closing it)");
+  return image;
+}
+
+// The whole file at `path`, or std::runtime_error naming it.
+std::string read_bytes(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw std::runtime_error("checkpoint " + path + " does not exist");
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error("checkpoint " + path + " cannot be opened: " + std::strerror(errno));
+  std::string bytes;
+  char buffer[1 << 16];
+  std::size_t got;
+  while ((got = std::fread(buffer, 1, sizeof buffer, f)) > 0) bytes.append(buffer, got);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw std::runtime_error("checkpoint " + path + " cannot be read");
+  return bytes;
+}
+
+// The HDF5 image inside a checkpoint file's bytes, once its SHA-256 line matches; refuses
+// anything else by name, before HDF5 sees a byte of it.
+std::string_view verified_image(const std::string& path, const std::string& bytes) {
+  const auto refuse = [&](const std::string& why) {
+    throw std::runtime_error("checkpoint " + path + " is refused: " + why);
+  };
+  const bool hdf5 = bytes.compare(0, 8, "\x89HDF\r\n\x1a\n") == 0;
+  const std::size_t start = std::strlen(kTrailerStart);
+  if (bytes.size() < kTrailerSize || bytes.compare(bytes.size() - kTrailerSize, start, kTrailerStart) != 0 ||
+      bytes.back() != '\n')
+    refuse(!hdf5 ? "not a Runestone checkpoint (not an HDF5 file; truncated or foreign?)"
+                 : "it does not end in its SHA-256 line: truncated, damaged, foreign, or written before checkpoint "
+                   "format " +
+                       std::to_string(kCheckpointVersion));
+  const std::string_view image(bytes.data(), bytes.size() - kTrailerSize);
+  const std::string recorded = bytes.substr(bytes.size() - kTrailerSize + start, 64);
+  if (sha256_hex(image.data(), image.size()) != recorded)
+    refuse("its bytes do not match the SHA-256 it ends in (the file is damaged)");
+  if (!hdf5) refuse("its SHA-256 matches but it is not an HDF5 file");
+  return image;
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
   const QuietErrors quiet;
-  write_atomically(
-      path,
-      [&](const std::string& tmp) {
-        {
-          H5 file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-          if (!file.ok()) {
-            const std::string cause = hdf5_cause();
-            throw std::runtime_error("checkpoint " + path + ": cannot create " + tmp +
-                                     (cause.empty() ? "" : ": " + cause));
-          }
-          const Writer w{path, file.get()};
-          const hid_t root = file.get();
-          w.string_attr(root, "format", kCheckpointFormat);
-          w.number_attr<std::int64_t>(root, "format_version", kCheckpointVersion, H5T_NATIVE_INT64);
-          w.string_attr(root, "config", c.config);
-          w.number_attr<std::int64_t>(root, "epoch", c.epoch, H5T_NATIVE_INT64);
-          w.number_attr<std::int64_t>(root, "step", c.step, H5T_NATIVE_INT64);
-          w.string_attr(root, "optimizer", c.optimizer);
-          w.number_attr<std::int64_t>(root, "optimizer_steps", c.optimizer_steps, H5T_NATIVE_INT64);
-          H5Gclose(w.group("params"));
-          for (const auto& [name, t] : c.params) w.tensor("params/" + dots_to_slashes(name), t, /*as_float32=*/true);
-          H5Gclose(w.group("optimizer"));
-          for (const auto& [key, t] : c.optimizer_state) {
-            const std::size_t cut = key.rfind('/');
-            if (cut == std::string::npos)
-              throw std::runtime_error("checkpoint " + path + ": optimizer entry '" + key + "' is not <param>/<slot>");
-            w.tensor("optimizer/" + dots_to_slashes(key.substr(0, cut)) + key.substr(cut), t, false);
-          }
-          {
-            const H5 rng(w.group("rng"), H5Gclose);
-            for (const auto& [name, state] : c.rng) w.string_attr(rng.get(), name, state);
-            const H5 metrics(w.group("metrics"), H5Gclose);
-            for (const auto& [name, v] : c.metrics) w.number_attr<double>(metrics.get(), name, v, H5T_NATIVE_DOUBLE);
-          }
-          {
-            const H5 arch(w.group("architecture"), H5Gclose);
-            for (const auto& [name, v] : c.architecture) {
-              if (const auto* i = std::get_if<std::int64_t>(&v))
-                w.number_attr<std::int64_t>(arch.get(), name, *i, H5T_NATIVE_INT64);
-              else if (const auto* d = std::get_if<double>(&v))
-                w.number_attr<double>(arch.get(), name, *d, H5T_NATIVE_DOUBLE);
-              else
-                w.string_attr(arch.get(), name, std::get<std::string>(v));
-            }
-          }
-          H5Gclose(w.group("meta"));
-          for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
-          for (const auto& [key, list] : c.meta_numbers)
-            w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
-          if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file");
-          if (file.close_now() < 0)
-            w.fail("the file (closing it)");  // closed before write_atomically syncs and renames it
-        }
-      },
-      "checkpoint");
+  const std::string image = hdf5_image(path, c);
+  write_file(path, image + trailer(image), "checkpoint");
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
   const QuietErrors quiet;
-  if (!std::filesystem::exists(path)) throw std::runtime_error("checkpoint " + path + " does not exist");
-  if (H5Fis_hdf5(path.c_str()) <= 0)
-    throw std::runtime_error("checkpoint " + path + " is refused: not an HDF5 file (truncated or foreign?)");
-  const H5 file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!file.ok()) throw std::runtime_error("checkpoint " + path + " is refused: HDF5 cannot open it (truncated?)");
-  const Reader r{path, file.get()};
+  const std::string bytes = read_bytes(path);
+  const std::string_view image = verified_image(path, bytes);
+  const H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/0);
+  H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size());
+  // a name no file has: HDF5's core driver refuses an image whose name exists on the disk
+  const std::string name = "runestone checkpoint image of " + path;
+  const H5 file(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+  if (!file.ok()) throw std::runtime_error("checkpoint " + path + " is refused: HDF5 cannot open it: " + hdf5_cause());
+  const Reader r{path, file.get(), image.size()};
   const hid_t root = file.get();
   if (!r.has_attr(root, "format") || r.string_attr(root, "format") != kCheckpointFormat)
     r.fail("it is not a Runestone checkpoint (no format attribute '" + std::string(kCheckpointFormat) + "')");
@@ -408,28 +465,26 @@ Checkpoint read_checkpoint(const std::string& path) {
     if (cut == std::string::npos) r.fail("optimizer entry '" + p + "' is not <param>/<slot>");
     c.optimizer_state.emplace_back(slashes_to_dots(p.substr(0, cut)) + p.substr(cut), r.tensor("optimizer/" + p));
   }
-  for (const char* group : {"rng", "metrics"}) {
+  for (const char* group : {"rng", "metrics", "architecture"}) {
     if (H5Lexists(root, group, H5P_DEFAULT) <= 0) continue;
     const H5 g(H5Gopen2(root, group, H5P_DEFAULT), H5Gclose);
+    if (!g.ok()) r.fail("'" + std::string(group) + "' is not a group");
     for (const std::string& key : r.attr_names(g.get())) {
-      if (std::string(group) == "rng")
+      if (std::string(group) == "rng") {
         c.rng[key] = r.string_attr(g.get(), key);
-      else
+      } else if (std::string(group) == "metrics") {
         c.metrics[key] = r.number_attr<double>(g.get(), key, H5T_NATIVE_DOUBLE);
-    }
-  }
-  if (H5Lexists(root, "architecture", H5P_DEFAULT) > 0) {
-    const H5 g(H5Gopen2(root, "architecture", H5P_DEFAULT), H5Gclose);
-    for (const std::string& key : r.attr_names(g.get())) {
-      const H5 attr(H5Aopen(g.get(), key.c_str(), H5P_DEFAULT), H5Aclose);
-      const H5 type(H5Aget_type(attr.get()), H5Tclose);
-      const H5T_class_t cls = H5Tget_class(type.get());
-      if (cls == H5T_INTEGER)
-        c.architecture[key] = r.number_attr<std::int64_t>(g.get(), key, H5T_NATIVE_INT64);
-      else if (cls == H5T_FLOAT)
-        c.architecture[key] = r.number_attr<double>(g.get(), key, H5T_NATIVE_DOUBLE);
-      else
-        c.architecture[key] = r.string_attr(g.get(), key);
+      } else {
+        const H5 attr(H5Aopen(g.get(), key.c_str(), H5P_DEFAULT), H5Aclose);
+        const H5 type(H5Aget_type(attr.get()), H5Tclose);
+        const H5T_class_t cls = H5Tget_class(type.get());
+        if (cls == H5T_INTEGER)
+          c.architecture[key] = r.number_attr<std::int64_t>(g.get(), key, H5T_NATIVE_INT64);
+        else if (cls == H5T_FLOAT)
+          c.architecture[key] = r.number_attr<double>(g.get(), key, H5T_NATIVE_DOUBLE);
+        else
+          c.architecture[key] = r.string_attr(g.get(), key);
+      }
     }
   }
   for (const std::string& key : r.datasets_under("meta")) {
@@ -444,6 +499,16 @@ Checkpoint read_checkpoint(const std::string& path) {
 }
 
 nn::LoadReport load_parameters(nn::Module& module, const Checkpoint& c, const std::string& path, bool strict) {
+  // a parameter that is not finite computes nothing sensible: refused, not loaded
+  for (const auto& [name, t] : c.params) {
+    const Tensor v = t.contiguous();
+    const float* data = v.data<float>();
+    const auto bad = std::count_if(data, data + v.numel(), [](float x) { return !std::isfinite(x); });
+    if (bad > 0)
+      throw std::runtime_error("checkpoint " + path + " is refused: parameter " + name + " holds " +
+                               std::to_string(bad) + " non-finite value" + (bad > 1 ? "s" : "") + " (of " +
+                               std::to_string(v.numel()) + ")");
+  }
   try {
     return module.load_state_dict(c.params, strict);
   } catch (const std::invalid_argument& e) {
@@ -460,19 +525,39 @@ CheckpointManager::CheckpointManager(std::string folder, int keep_last, std::str
       higher_is_better_(higher_is_better) {
   if (keep_last < 1) throw std::invalid_argument("CheckpointManager: keep_last must be at least 1");
   std::filesystem::create_directories(folder_);
-  // a resumed run continues the bookkeeping of the files already there
+  // a resumed run continues the bookkeeping of the files already there, and clears what a killed
+  // run left: the temporary of a save it did not finish, a numbered file it did not prune yet
   for (const auto& entry : std::filesystem::directory_iterator(folder_)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".h5") numbered_.push_back(entry.path().string());
+    if (entry.path().extension() == ".tmp") {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    } else if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".h5") {
+      numbered_.push_back(entry.path().string());
+    }
   }
   std::sort(numbered_.begin(), numbered_.end());
+  prune();
   const std::string best = folder_ + "/best.h5";
   if (!metric_.empty() && std::filesystem::exists(best)) {
-    const Checkpoint c = read_checkpoint(best);
-    if (const auto it = c.metrics.find(metric_); it != c.metrics.end()) {
-      best_ = it->second;
-      has_best_ = true;
+    try {
+      const Checkpoint c = read_checkpoint(best);
+      if (const auto it = c.metrics.find(metric_); it != c.metrics.end()) {
+        best_ = it->second;
+        has_best_ = true;
+      }
+    } catch (const std::exception& e) {
+      // the run goes on from its last checkpoint; the next validation makes a new best.h5
+      notes_.push_back(std::string(e.what()) + "; the next validation's checkpoint replaces it");
     }
+  }
+}
+
+void CheckpointManager::prune() {
+  while (static_cast<int>(numbered_.size()) > keep_last_) {
+    std::error_code ignored;
+    std::filesystem::remove(numbered_.front(), ignored);
+    numbered_.erase(numbered_.begin());
   }
 }
 
@@ -484,11 +569,7 @@ std::string CheckpointManager::save(const Checkpoint& c) {
   save_checkpoint(folder_ + "/last.h5", c);
   numbered_.erase(std::remove(numbered_.begin(), numbered_.end(), numbered), numbered_.end());
   numbered_.push_back(numbered);
-  while (static_cast<int>(numbered_.size()) > keep_last_) {
-    std::error_code ignored;
-    std::filesystem::remove(numbered_.front(), ignored);
-    numbered_.erase(numbered_.begin());
-  }
+  prune();
   if (!metric_.empty()) {
     const auto it = c.metrics.find(metric_);
     if (it != c.metrics.end() && std::isfinite(it->second) &&

@@ -1,6 +1,6 @@
 // Checkpoints in HDF5: everything a run needs to continue exactly, in one file that h5py reads.
 //
-// Layout (format "runestone-checkpoint", version 1):
+// Layout (format "runestone-checkpoint", version 2):
 //   /                          attributes: format, format_version, config (the full resolved
 //                              config text), epoch, step, optimizer (its name), optimizer_steps
 //   /params/<path>             every parameter, float32, its exact shape; <path> is the
@@ -13,12 +13,15 @@
 //   /architecture              attributes: the facts that say how to compute with the parameters
 //                              (norm_first, activation, layer_norm_eps, embedding scale, positions,
 //                              token framing ...), each an integer, a float or a string
-// Every dataset carries HDF5's Fletcher-32 checksum, so a flipped byte fails the read.
-//
-// Writes are atomic: the file is written beside its target as "<name>.tmp", flushed and closed,
-// then renamed over it; a crash leaves the previous checkpoint intact. Reads check the format,
-// version and every dataset before returning anything: a truncated, corrupt or foreign file is
-// refused with an error naming it, never half-loaded.
+// The file is that HDF5 file followed by one line, "\nrunestone-checkpoint sha256 <64 hex>\n": the
+// SHA-256 of every byte before it (HDF5 ignores bytes past its end; h5py opens the file as it is).
+// A read checks that line over the whole file before HDF5 sees any of it, so a flipped bit
+// anywhere (a parameter, the config, a vocabulary, HDF5's own structures) is refused by name and
+// libhdf5 never parses a damaged file. The HDF5 file is built in memory and written by
+// write_file: atomically ("<name>.tmp", fsync, rename), so a crash or a full disk leaves the
+// previous checkpoint intact and HDF5 never meets a failing disk. Reads then check the format,
+// the version and every dataset's shape against the file's size before allocating: a truncated,
+// corrupt or foreign file is refused with an error naming it, never half-loaded.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +35,7 @@
 namespace rune::train {
 
 inline constexpr const char* kCheckpointFormat = "runestone-checkpoint";
-inline constexpr std::int64_t kCheckpointVersion = 1;
+inline constexpr std::int64_t kCheckpointVersion = 2;
 
 // An architecture fact: an integer, a float or a string.
 using CheckpointValue = std::variant<std::int64_t, double, std::string>;
@@ -64,6 +67,9 @@ nn::LoadReport load_parameters(nn::Module& module, const Checkpoint& c, const st
 
 // Keeps a run's checkpoints: "last.h5" at every save, the best by a validation metric as
 // "best.h5", and the last `keep_last` numbered ones ("step-000120.h5"), deleting older ones.
+// Made on a folder that has checkpoints (a resumed run), it removes what a killed run left (the
+// "*.tmp" of an unfinished save, numbered files beyond keep_last) and takes the best value so far
+// from best.h5; an unreadable best.h5 is a note (notes()), not an error.
 class CheckpointManager {
  public:
   // higher_is_better: true for accuracy or BLEU, false for a loss.
@@ -74,13 +80,17 @@ class CheckpointManager {
   const std::string& folder() const { return folder_; }
   bool has_best() const { return has_best_; }
   double best_value() const { return best_; }
+  // What the constructor found wrong and worked around, one line each.
+  const std::vector<std::string>& notes() const { return notes_; }
 
  private:
+  void prune();  // deletes the oldest numbered files beyond keep_last
   std::string folder_, metric_;
   int keep_last_;
   bool higher_is_better_, has_best_ = false;
   double best_ = 0;
   std::vector<std::string> numbered_;
+  std::vector<std::string> notes_;
 };
 
 }  // namespace rune::train
