@@ -15,7 +15,8 @@ struct AttentionRequest {
 
 int attention(const AttentionRequest& r) {
   if (r.image.empty() && r.sentence.empty()) throw std::invalid_argument("attention needs a sentence or --image");
-  const std::unique_ptr<LoadedTask> loaded = load_task(r.checkpoint);
+  // a sentence needs no data; an image may be one of the test split's
+  const std::unique_ptr<LoadedTask> loaded = load_task(r.checkpoint, {}, /*load_data=*/!r.image.empty());
   const std::string what = "checkpoint " + r.checkpoint;
   if (!r.image.empty()) {
     auto& source = train::capability<analysis::ImageAttentionSource>(*loaded->task, what);

@@ -31,14 +31,17 @@ Command add_heads(CLI::App& app);
 Command add_tasks(CLI::App& app);
 Command add_config(CLI::App& app);
 
-// A checkpoint with the task rebuilt from its own config (plus `sets`) and its parameters loaded.
-// Never moved once made: the task's model keeps a pointer to `dropout`.
+// A checkpoint with the task rebuilt from its own config (plus `sets`) and its parameters loaded;
+// the task takes its vocabularies and the like from the checkpoint, and reads its data only when
+// load_data (rune eval, rune heads). Never moved once made: the task's model keeps a pointer to
+// `dropout`, and the task to `checkpoint`.
 struct LoadedTask {
   train::Checkpoint checkpoint;
   Generator init, dropout;
   std::unique_ptr<train::Task> task;
 };
-std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector<std::string>& sets = {});
+std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector<std::string>& sets = {},
+                                      bool load_data = true);
 
 // The subcommand's first argument: a checkpoint file (.h5) that exists, into `path`.
 void add_checkpoint_argument(CLI::App& command, std::string& path);

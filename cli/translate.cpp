@@ -9,7 +9,7 @@ namespace rune::cli {
 namespace {
 
 int translate(const std::string& checkpoint, const std::vector<std::string>& sentences, bool scores) {
-  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint);
+  const std::unique_ptr<LoadedTask> loaded = load_task(checkpoint, {}, /*load_data=*/false);
   train::Translator& translator = train::capability<train::Translator>(*loaded->task, "checkpoint " + checkpoint);
   std::vector<std::string> inputs = sentences;
   if (inputs.empty())

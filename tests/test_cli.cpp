@@ -135,8 +135,7 @@ TEST(Cli, ResumeInAFreshProcessIsBitIdentical) {
   const std::string dir = workspace("resume");
   ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=straight", dir).status, 0);
   ASSERT_EQ(run_rune("train tiny.toml --no-progress --set run.name=split --set train.epochs=1", dir).status, 0);
-  const RunResult r =
-      run_rune("train tiny.toml --no-progress --set run.name=split --resume runs/split/checkpoints/last.h5", dir);
+  const RunResult r = run_rune("train --no-progress --resume runs/split/checkpoints/last.h5 --set train.epochs=2", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resuming at step 4"), std::string::npos) << r.output;
   EXPECT_EQ(parameters(dir + "/runs/straight/checkpoints/last.h5"),
@@ -171,11 +170,69 @@ TEST(Cli, CtrlCSavesACheckpointThatResumes) {
   EXPECT_EQ(WEXITSTATUS(status), 130);
   const train::Checkpoint c = train::read_checkpoint(dir + "/runs/tiny/checkpoints/last.h5");
   EXPECT_GE(c.step, 4);
-  const RunResult r = run_rune("train tiny.toml --no-progress --set train.epochs=" + std::to_string(c.step / 4 + 1) +
-                                   " --resume runs/tiny/checkpoints/last.h5",
-                               dir);
+  // the command it prints is all it takes to go on, with the run's own config
+  const std::string said = read(dir + "/interrupted.log");
+  const std::string command = "rune train --resume runs/tiny/checkpoints/last.h5";
+  EXPECT_NE(said.find("continue with: " + command + "\n"), std::string::npos) << said;
+  std::ofstream(dir + "/tiny.toml") << "seed = 4\n";  // the config file has no say any more
+  const std::string training = "--no-progress --set train.epochs=" + std::to_string(c.step / 4 + 1);
+  const RunResult r = run_rune(command.substr(5) + " " + training, dir);
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resuming at step " + std::to_string(c.step)), std::string::npos) << r.output;
+  EXPECT_NE(read(dir + "/runs/tiny/config.toml").find("seed = 3"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// Every file of a folder and its content, to show that a refused command changed nothing.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files[e.path().string()] = read(e.path().string());
+  return files;
+}
+
+TEST(Cli, AResumeChangesOnlyWhatMayChangeMidRunAndNothingOnDiskUntilChecked) {
+  const std::string dir = workspace("resume_story");
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);
+  const std::string last = "runs/tiny/checkpoints/last.h5";
+  const auto before = snapshot(dir + "/runs");
+  const auto refused = [&](const std::string& args, const std::string& says) {
+    const RunResult r = run_rune("train --no-progress " + args, dir);
+    EXPECT_EQ(r.status, 1) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(says), std::string::npos) << args << "\n" << r.output;
+    EXPECT_EQ(snapshot(dir + "/runs"), before) << args << ": a refused resume changed the run folder";
+  };
+  refused("--resume " + last + " --set model.d_model=64 --set train.epochs=2",
+          "--set model.d_model=64: model.d_model cannot change when a run resumes (keys that can: train.epochs, ");
+  refused("--resume " + last + " --set data.batch_size=4", "data.batch_size cannot change when a run resumes");
+  refused("tiny.toml --resume " + last, "leave out tiny.toml");
+  refused("--resume " + last, "is at step 4, and the run ends at step 4 (train.epochs = 1): nothing is left to train");
+  refused("--resume " + last + " --set train.epochs=0", "train.epochs");
+  {  // a damaged checkpoint: refused before anything is written
+    fs::copy_file(dir + "/" + last, dir + "/runs/tiny/checkpoints/damaged.h5");
+    std::fstream io(dir + "/runs/tiny/checkpoints/damaged.h5", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(2000);
+    io.put('\x01');
+  }
+  const auto with_damaged = snapshot(dir + "/runs");
+  const RunResult damaged = run_rune("train --no-progress --resume runs/tiny/checkpoints/damaged.h5", dir);
+  EXPECT_EQ(damaged.status, 1) << damaged.output;
+  EXPECT_NE(damaged.output.find("damaged.h5 is refused"), std::string::npos) << damaged.output;
+  EXPECT_EQ(snapshot(dir + "/runs"), with_damaged);
+  fs::remove(dir + "/runs/tiny/checkpoints/damaged.h5");
+
+  // a damaged best.h5 does not stop the run going on from a good last.h5
+  {
+    std::fstream io(dir + "/runs/tiny/checkpoints/best.h5", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(2000);
+    io.put('\x01');
+  }
+  const RunResult r = run_rune("train --no-progress --resume " + last + " --set train.epochs=2", dir);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("best.h5 is refused"), std::string::npos) << r.output;
+  EXPECT_EQ(train::read_checkpoint(dir + "/" + last).step, 8);
+  EXPECT_EQ(train::read_checkpoint(dir + "/runs/tiny/checkpoints/best.h5").step, 8);
+  EXPECT_NE(read(dir + "/runs/tiny/config.toml").find("epochs = 2"), std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -186,7 +243,7 @@ TEST(Cli, ANonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   const auto good = parameters(dir + "/runs/tiny/checkpoints/last.h5");
   // then a learning rate that blows the weights up within a step or two
   const RunResult r = run_rune(
-      "train tiny.toml --no-progress --set train.lr=1e30 --set train.clip_norm=0 "
+      "train --no-progress --set train.lr=1e30 --set train.clip_norm=0 --set train.epochs=2 "
       "--resume runs/tiny/checkpoints/last.h5",
       dir);
   EXPECT_EQ(r.status, 3) << r.output;

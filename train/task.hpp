@@ -46,6 +46,14 @@ struct TaskContext {
   Generator* init = nullptr;     // parameter initialisation
   Generator* dropout = nullptr;  // every dropout in the model
   bool describe_only = false;    // declare the keys only: no data, no model (rune config)
+  // The checkpoint the task is rebuilt from (rune translate, eval, --resume ...), or null for a new
+  // run. A rebuilt task takes what its model computes with from it (vocabularies, class names,
+  // normalisation: what describe() wrote), never from its data, so that a checkpoint means the
+  // same whatever happened to the data since.
+  const Checkpoint* checkpoint = nullptr;
+  // False when the command uses no data (rune translate): a task rebuilt from a checkpoint then
+  // reads none, and has no splits to train or evaluate on.
+  bool load_data = true;
 };
 
 struct BatchLoss {

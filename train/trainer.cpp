@@ -17,6 +17,7 @@
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
 #include "train/files.hpp"
+#include "train/format.hpp"
 #include "train/metrics_log.hpp"
 #include "train/progress.hpp"
 #include "train/task.hpp"
@@ -128,13 +129,15 @@ struct Setup {
 
 // describe_only: the task loads no data and builds no model, and the optimizer gets no parameters.
 Setup read_setup(Config& config, const std::string& config_path, Generator& init, Generator& dropout,
-                 bool describe_only) {
+                 bool describe_only, const Checkpoint* resumed = nullptr) {
   Setup s;
   const std::uint64_t seed = read_seed(config);
   init.manual_seed(seed);
   dropout.manual_seed(seed ^ 0x5DEECE66DULL);
   const std::size_t before = config.declarations().size();
-  s.task = make_task(config, {seed, &init, &dropout, describe_only});
+  TaskContext context{seed, &init, &dropout, describe_only};
+  context.checkpoint = resumed;
+  s.task = make_task(config, context);
   for (std::size_t i = before; i < config.declarations().size(); ++i)
     if (config.declarations()[i].key != "task.name") s.task_keys.push_back(config.declarations()[i].key);
   // a described task has no data, hence no batches: one stands in (the defaults that depend on
@@ -205,11 +208,39 @@ std::string format_metrics(const std::map<std::string, double>& m, const std::st
 
 // ------------------------------------------------------------------------- train
 
+namespace {
+
+// The run folder a checkpoint to resume lives in (<run>/checkpoints/x.h5).
+std::string resumed_run_folder(const std::string& checkpoint) {
+  const fs::path p(checkpoint);
+  if (p.parent_path().filename() != "checkpoints" || !fs::exists(p.parent_path().parent_path() / "config.toml"))
+    throw std::runtime_error("checkpoint " + checkpoint + " is not inside a run folder (<run>/checkpoints/)");
+  return p.parent_path().parent_path().string();
+}
+
+}  // namespace
+
 int train(const TrainRequest& request) {
-  Config config = Config::load(request.config);
+  // a resumed run's config is the one it started with, from its checkpoint; --set may change
+  // only what does not alter what has been computed so far (kResumeKeys)
+  std::unique_ptr<const Checkpoint> resumed;
+  if (!request.resume.empty()) {
+    if (!request.config.empty())
+      throw std::invalid_argument("--resume continues with the run's config, from " + request.resume + ": leave out " +
+                                  request.config + " (--set may change " + join(kResumeKeys, ", ") + ")");
+    resumed = std::make_unique<const Checkpoint>(read_checkpoint(request.resume));
+    for (const std::string& s : request.sets) {
+      const std::string key = s.substr(0, s.find('='));
+      if (std::find(kResumeKeys.begin(), kResumeKeys.end(), key) == kResumeKeys.end())
+        throw std::invalid_argument("--set " + s + ": " + key + " cannot change when a run resumes (keys that can: " +
+                                    join(kResumeKeys, ", ") + ")");
+    }
+  }
+  Config config =
+      resumed ? Config::parse(resumed->config, request.resume + " (its config)") : Config::load(request.config);
   for (const std::string& s : request.sets) config.set(s);
   Generator init, dropout;
-  Setup setup = read_setup(config, request.config, init, dropout, false);
+  Setup setup = read_setup(config, request.config, init, dropout, false, resumed.get());
   const std::unique_ptr<Task> task = std::move(setup.task);
   nn::Module& model = task->model();
   const TrainOptions& o = setup.options;
@@ -217,7 +248,7 @@ int train(const TrainRequest& request) {
   const std::string& init_from = setup.init_from;
   std::unique_ptr<optim::Optimizer> opt = std::move(setup.optimizer);
   config.check_all_used();
-  if (!init_from.empty() && request.resume.empty()) {
+  if (!init_from.empty() && !resumed) {
     if (!fs::exists(init_from)) config.fail("train.init_from", init_from + ": no such checkpoint");
     for (const std::string& note : task->load_parameters(read_checkpoint(init_from), init_from))
       std::fprintf(stderr, "%s: %s\n", init_from.c_str(), note.c_str());
@@ -227,22 +258,26 @@ int train(const TrainRequest& request) {
   if (o.drophead.p > 0 && attention_layers.empty())
     config.fail("train.drophead", "the model has no multi-head attention to drop heads from");
 
+  // everything is read and checked before the first file changes
   std::string folder;
   std::int64_t start = 0;
-  if (!request.resume.empty()) {
-    const Checkpoint c = read_checkpoint(request.resume);
+  if (resumed) {
+    const Checkpoint& c = *resumed;
+    folder = resumed_run_folder(request.resume);
     load_parameters(model, c, request.resume);
-    opt->load_state(c.optimizer_state, c.optimizer_steps);
     if (c.optimizer != opt->name())
       throw std::runtime_error("checkpoint " + request.resume + " holds " + c.optimizer +
                                " state but the config asks for " + opt->name());
+    opt->load_state(c.optimizer_state, c.optimizer_steps);
     if (!c.rng.count("dropout"))
       throw std::runtime_error("checkpoint " + request.resume + " has no dropout generator state");
     dropout.set_state(c.rng.at("dropout"));
     start = c.step;
-    folder = fs::path(request.resume).parent_path().parent_path().string();  // <run>/checkpoints/x.h5
-    if (!fs::exists(fs::path(folder) / "config.toml"))
-      throw std::runtime_error("checkpoint " + request.resume + " is not inside a run folder (<run>/checkpoints/)");
+    if (start >= total)
+      throw std::invalid_argument(
+          "checkpoint " + request.resume + " is at step " + std::to_string(start) + ", and the run ends at step " +
+          std::to_string(total) + " (train.epochs = " + std::to_string(o.epochs) +
+          "): nothing is left to train; --set train.epochs=N " + "with N > " + std::to_string(o.epochs) + " trains on");
   } else {
     folder = new_run_folder(o.run_dir, o.run_name);
   }
@@ -250,6 +285,7 @@ int train(const TrainRequest& request) {
   CheckpointManager checkpoints(folder + "/checkpoints", static_cast<int>(o.keep_last), "val_" + task->primary_metric(),
                                 task->higher_is_better());
 
+  for (const std::string& note : checkpoints.notes()) std::fprintf(stderr, "rune train: %s\n", note.c_str());
   // the log so far (a resumed run drops the records past its checkpoint)
   MetricsLog log(folder + "/metrics.jsonl", start);
 
@@ -347,8 +383,7 @@ int train(const TrainRequest& request) {
       checkpoints.save(make_checkpoint(step + 1, {}));
       observe();
       progress.line("interrupted at step " + std::to_string(step + 1) + "; saved " + folder +
-                    "/checkpoints/last.h5; continue with: rune train " + request.config + " --resume " + folder +
-                    "/checkpoints/last.h5");
+                    "/checkpoints/last.h5; continue with: rune train --resume " + folder + "/checkpoints/last.h5");
       status = kExitInterrupted;
       break;
     }

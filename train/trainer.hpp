@@ -22,10 +22,16 @@ class Config;
 // Exit codes of `rune train`.
 inline constexpr int kExitOk = 0, kExitError = 1, kExitNonFinite = 3, kExitInterrupted = 130;
 
+// The keys --set may change when a run resumes: how long the run goes on, how fast it steps from
+// here, and what it records; never what shapes the model, the data or the optimizer's state. (A
+// longer train.epochs stretches the learning rate's schedule from the resumed step on.)
+inline const std::vector<std::string> kResumeKeys = {"train.epochs",     "train.lr",        "train.clip_norm",
+                                                     "train.eval_every", "train.log_every", "train.keep_last"};
+
 struct TrainRequest {
-  std::string config;             // path of the TOML config
-  std::vector<std::string> sets;  // "key=value" overrides, in order
-  std::string resume;             // a checkpoint to continue from, or empty
+  std::string config;             // path of the TOML config; empty when resuming
+  std::vector<std::string> sets;  // "key=value" overrides, in order (only kResumeKeys when resuming)
+  std::string resume;             // a checkpoint to continue from, or empty: the run's config comes from it
   bool progress = true;           // the live progress line (otherwise a line every log_every)
   // Called with the run folder and the run's name after every validation's record and checkpoint
   // are written, and when the run stops.

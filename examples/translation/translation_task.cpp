@@ -52,21 +52,25 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
     val_fraction = c.number("data.val_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for validation");
     test_fraction = c.number("data.test_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for test");
     eval_size_ = permille_ = 0;
+    batches_per_epoch_ = 0;  // counted from the file, when it is read
   }
   nn::Seq2SeqOptions o;
   o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
   train::read_embedding_options(c, o);
   if (context.describe_only) return;  // rune config: the keys are declared; no data is read
 
-  std::vector<std::vector<std::string>> src_texts, tgt_texts;
-  if (source_ == "numbers") {
+  std::vector<std::vector<std::string>> src_texts, tgt_texts;  // of the training split
+  if (!context.load_data) {
+    if (!context.checkpoint) throw std::logic_error("TranslationTask: no data and no checkpoint to build from");
+  } else if (source_ == "numbers") {
     Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
     val_ = sample_numbers(val_gen, eval_size_, Split::val);
     test_ = sample_numbers(test_gen, eval_size_, Split::test);
-    for (const Pair& p : sample_numbers(vocab_gen, 20000, Split::train)) {  // the vocabulary of the training split
-      src_texts.push_back(tokenize(p.source, tokenization_));
-      tgt_texts.push_back(tokenize(p.target, tokenization_));
-    }
+    if (!context.checkpoint)
+      for (const Pair& p : sample_numbers(vocab_gen, 20000, Split::train)) {
+        src_texts.push_back(tokenize(p.source, tokenization_));
+        tgt_texts.push_back(tokenize(p.target, tokenization_));
+      }
   } else {
     if (path.empty()) c.fail("data.path", "data.source = \"tsv\" needs the file's path");
     std::vector<Pair> pairs = read_tsv_pairs(path);
@@ -86,8 +90,21 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
       tgt_texts.push_back(tokenize(p.target, tokenization_));
     }
   }
-  src_vocab_ = Vocabulary::build(src_texts, min_freq);
-  tgt_vocab_ = Vocabulary::build(tgt_texts, min_freq);
+  if (context.checkpoint) {
+    // the vocabularies the model was trained with, whatever the data holds now
+    for (const char* key : {"source_vocabulary", "target_vocabulary"})
+      if (!context.checkpoint->meta_strings.count(key))
+        throw std::runtime_error("the checkpoint holds no /meta/" + std::string(key) + ": it cannot translate");
+    try {
+      src_vocab_ = Vocabulary(context.checkpoint->meta_strings.at("source_vocabulary"));
+      tgt_vocab_ = Vocabulary(context.checkpoint->meta_strings.at("target_vocabulary"));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("the checkpoint's vocabulary is refused: " + std::string(e.what()));
+    }
+  } else {
+    src_vocab_ = Vocabulary::build(src_texts, min_freq);
+    tgt_vocab_ = Vocabulary::build(tgt_texts, min_freq);
+  }
 
   o.src_vocab = src_vocab_.size();
   o.tgt_vocab = tgt_vocab_.size();

@@ -98,6 +98,23 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
            std::to_string(batch_size_) + " is more than the " + std::to_string(train_.size()) + " training images");
   batches_per_epoch_ = train_.size() / batch_size_;  // the last partial batch is dropped, as drop_last
   transform_.stats = channel_stats(train_);
+  if (const train::Checkpoint* from = context.checkpoint) {
+    // rebuilt from a checkpoint: normalised and named as in training, whatever the data holds now
+    const auto has = [&](const char* key) { return from->meta_numbers.count(key) > 0; };
+    if (!has("mean") || !has("std") || !from->meta_strings.count("classes"))
+      throw std::runtime_error("the checkpoint holds no /meta/mean, /meta/std or /meta/classes");
+    const std::vector<double>& mean = from->meta_numbers.at("mean");
+    const std::vector<double>& sd = from->meta_numbers.at("std");
+    if (mean.size() != static_cast<std::size_t>(train_.channels) || sd.size() != mean.size())
+      throw std::runtime_error("the checkpoint's /meta/mean and /meta/std have " + std::to_string(mean.size()) +
+                               " channels, the images of " + dir + " " + std::to_string(train_.channels));
+    if (from->meta_strings.at("classes").size() != train_.classes.size())
+      throw std::runtime_error("the checkpoint has " + std::to_string(from->meta_strings.at("classes").size()) +
+                               " classes, the data in " + dir + " " + std::to_string(train_.classes.size()));
+    transform_.stats.mean = mean;
+    transform_.stats.std = sd;
+    train_.classes = from->meta_strings.at("classes");
+  }
   if (transform_.size == 0) transform_.size = train_.height;
   if (train_.height != train_.width) c.fail("data.dir", "images of " + dir + " are not square");
   if (transform_.size != train_.height && transform_.resize == Resize::none)

@@ -87,5 +87,53 @@ dropout = 0.0
   fs::remove_all(dir);
 }
 
+// A checkpoint computes with what it holds (its vocabularies, its config), never with the data it
+// was trained on: edited or deleted afterwards, the corpus changes no translation and no score.
+TEST(Translation, ACheckpointTranslatesTheSameWhateverHappensToItsCorpus) {
+  const fs::path dir = scratch_dir("translation_self_contained");
+  const auto write_corpus = [&](bool swapped) {
+    std::ofstream out(dir / "pairs.tsv");
+    for (int n = 0; n < 300; ++n) {
+      const Pair p = number_pair(swapped ? 299 - n : n);
+      out << (swapped ? p.target : p.source) << "\t" << (swapped ? p.source : p.target) << "\n";
+    }
+  };
+  write_corpus(false);
+  std::ofstream(dir / "tiny.toml") << R"([task]
+name = "translation"
+[data]
+source = "tsv"
+path = "pairs.tsv"
+batch_size = 32
+[model]
+d_model = 16
+nhead = 2
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 32
+[train]
+epochs = 1
+[run]
+dir = "runs"
+)";
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress", dir.string()).status, 0);
+  const std::string translate = "translate runs/tiny/checkpoints/last.h5 --scores 'seven eight' 'seventy-one'";
+  const RunResult before = run_rune(translate, dir.string());
+  ASSERT_EQ(before.status, 0) << before.output;
+  write_corpus(true);  // the French side first: every word's frequency, hence a rebuilt vocabulary, differs
+  const RunResult edited = run_rune(translate, dir.string());
+  EXPECT_EQ(edited.status, 0) << edited.output;
+  EXPECT_EQ(edited.output, before.output);
+  fs::remove(dir / "pairs.tsv");
+  const RunResult deleted = run_rune(translate, dir.string());
+  EXPECT_EQ(deleted.status, 0) << deleted.output;
+  EXPECT_EQ(deleted.output, before.output);
+  // evaluating needs the data, and says which file it lacks
+  const RunResult eval = run_rune("eval runs/tiny/checkpoints/last.h5", dir.string());
+  EXPECT_EQ(eval.status, 1) << eval.output;
+  EXPECT_NE(eval.output.find("pairs.tsv"), std::string::npos) << eval.output;
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rune::examples
