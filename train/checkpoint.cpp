@@ -329,11 +329,67 @@ constexpr std::size_t kTrailerSize = 29 + 64 + 1;  // the start, 64 hex digits, 
 
 std::string trailer(const std::string& image) { return kTrailerStart + sha256_hex(image.data(), image.size()) + "\n"; }
 
+// Where HDF5's core driver keeps a file it builds in memory, through its file-image callbacks:
+// the bytes as they stand when the file is closed (superblock and all, final), in `closed`.
+// The driver grows the file a few bytes at a time (an increment of 1 keeps its size exact); the
+// buffer grows by doubling.
+struct MemoryImage {
+  char* data = nullptr;
+  std::size_t size = 0, capacity = 0;
+  std::string closed;
+
+  static void* allocate(std::size_t size, H5FD_file_image_op_t, void* self) {
+    return static_cast<MemoryImage*>(self)->resize(nullptr, size);
+  }
+  static void* copy(void* to, const void* from, std::size_t size, H5FD_file_image_op_t, void*) {
+    return std::memcpy(to, from, size);
+  }
+  static void* reallocate(void* data, std::size_t size, H5FD_file_image_op_t, void* self) {
+    return static_cast<MemoryImage*>(self)->resize(static_cast<char*>(data), size);
+  }
+  static herr_t release(void* data, H5FD_file_image_op_t op, void* self) {
+    auto& image = *static_cast<MemoryImage*>(self);
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && data) image.closed.assign(static_cast<char*>(data), image.size);
+    std::free(data);
+    image.data = nullptr;
+    image.size = image.capacity = 0;
+    return 0;
+  }
+  static void* same(void* self) { return self; }
+  static herr_t keep(void*) { return 0; }
+
+  void* resize(char* old, std::size_t new_size) {
+    if (new_size > capacity) {
+      const std::size_t grown = std::max(new_size, capacity * 2);
+      char* p = static_cast<char*>(std::realloc(old, grown));
+      if (!p) return nullptr;
+      std::memset(p + capacity, 0, grown - capacity);
+      data = p, capacity = grown;
+    } else {
+      data = old ? old : data;
+    }
+    size = new_size;
+    return data;
+  }
+};
+
 // The HDF5 file of c, built in memory (HDF5's core driver, no file behind it): HDF5 never writes to
 // the disk, so a full disk is met by write_file alone, which leaves the previous file in place.
+// HDF5 1.8's file format (h5py reads it): its groups keep their links compactly.
 std::string hdf5_image(const std::string& path, const Checkpoint& c) {
+  MemoryImage memory;
   const H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/0);
+  H5Pset_fapl_core(fapl.get(), 1, /*backing_store=*/0);
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18);
+  H5FD_file_image_callbacks_t callbacks{&MemoryImage::allocate,
+                                        &MemoryImage::copy,
+                                        &MemoryImage::reallocate,
+                                        &MemoryImage::release,
+                                        &MemoryImage::same,
+                                        &MemoryImage::keep,
+                                        &memory};
+  if (H5Pset_file_image_callbacks(fapl.get(), &callbacks) < 0)
+    throw std::runtime_error("checkpoint " + path + ": HDF5 refuses the in-memory file");
   const std::string name = "runestone checkpoint image of " + path;
   H5 file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
   if (!file.ok()) throw std::runtime_error("checkpoint " + path + ": HDF5 cannot create it in memory");
@@ -374,13 +430,8 @@ std::string hdf5_image(const std::string& path, const Checkpoint& c) {
   for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
   for (const auto& [key, list] : c.meta_numbers)
     w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
-  if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) w.fail("the file (flushing it)");
-  const ssize_t size = H5Fget_file_image(root, nullptr, 0);
-  if (size <= 0) w.fail("the file image");
-  std::string image(static_cast<std::size_t>(size), '\0');
-  if (H5Fget_file_image(root, image.data(), image.size()) != size) w.fail("the file image");
-  if (file.close_now() < 0) w.fail("the file (closing it)");
-  return image;
+  if (file.close_now() < 0 || memory.closed.empty()) w.fail("the file (closing it)");
+  return std::move(memory.closed);
 }
 
 // The whole file at `path`, or std::runtime_error naming it.
