@@ -47,11 +47,13 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
         c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
     permille_ = c.integer("data.split_permille", 10, {1, 333},
                           "per mille of all numbers held out for test, and as many for validation (never trained on)");
+    c.unused_here({"data.path", "data.val_fraction", "data.test_fraction"}, "data.source", {"tsv"});
   } else {
     path = c.string("data.path", "", "the TSV file: one source<TAB>target pair per line");
     val_fraction = c.number("data.val_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for validation");
     test_fraction = c.number("data.test_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for test");
     eval_size_ = permille_ = 0;
+    c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
   }
   nn::Seq2SeqOptions o;
   o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
