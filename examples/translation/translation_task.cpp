@@ -62,6 +62,13 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
 
   std::vector<std::vector<std::string>> src_texts, tgt_texts;
   if (source_ == "numbers") {
+    // the validation and test pairs, and an epoch's (sorted into batches, a copy): two strings each
+    const double pairs = 2 * static_cast<double>(eval_size_) +
+                         2 * static_cast<double>(batch_size_) * static_cast<double>(batches_per_epoch_);
+    train::check_memory(c, train::count_text(pairs) + " sentence pairs", 2 * sizeof(std::string) * pairs,
+                        {{"data.eval_size", eval_size_},
+                         {"data.batch_size", batch_size_},
+                         {"data.batches_per_epoch", batches_per_epoch_}});
     Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
     val_ = sample_numbers(val_gen, eval_size_, Split::val);
     test_ = sample_numbers(test_gen, eval_size_, Split::test);
@@ -97,6 +104,11 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   o.bos_id = Vocabulary::bos;
   o.eos_id = Vocabulary::eos;
   o.max_len = max_len_ + 1;
+  std::size_t longest = 0;  // tokens of the longest training sentence, <eos> included
+  for (const auto* texts : {&src_texts, &tgt_texts})
+    for (const auto& t : *texts) longest = std::max(longest, t.size() + 1);
+  train::check_model_memory(c, o, batch_size_, max_len_,
+                            std::min<std::int64_t>(max_len_, static_cast<std::int64_t>(longest)));
   model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 

@@ -12,6 +12,7 @@
 #include "autograd/tape.hpp"
 #include "report/csv.hpp"
 #include "report/plot.hpp"
+#include "train/memory.hpp"
 
 namespace rune::examples {
 namespace fs = std::filesystem;
@@ -118,7 +119,41 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   if (o.embed_dim % o.num_heads != 0)
     c.fail("model.num_heads",
            std::to_string(o.num_heads) + " does not divide model.embed_dim " + std::to_string(o.embed_dim));
+  check_memory(c, o);
   model_ = std::make_shared<nn::VisionTransformer>(o, *context.init);
+}
+
+void ViTTask::check_memory(const train::Config& c, const nn::VisionTransformerOptions& o) const {
+  const double params = nn::parameter_count(o);
+  const auto S = static_cast<double>(o.image_size), grid = static_cast<double>(o.grid());
+  const train::SizeKey image_size{"data.image_size", o.image_size, 2},
+      patch_size{"model.patch_size", o.patch_size, 1, grid * grid};
+  train::check_memory(c, "the model's " + train::count_text(params) + " parameters", 4 * params,
+                      {{"model.embed_dim", o.embed_dim, 2},
+                       {"model.mlp_dim", o.mlp_dim},
+                       {"model.depth", o.depth},
+                       image_size,
+                       patch_size});
+  // a batch: its images (and their normalised copy), and the encoder's activations; in evaluation
+  // (no backward) one layer's at a time
+  const auto floats = [&](std::int64_t batch, std::int64_t layers) {
+    const auto B = static_cast<double>(batch);
+    return 2 * B * static_cast<double>(o.in_chans) * S * S +
+           train::activation_floats(B, 1 + grid * grid, static_cast<double>(o.embed_dim),
+                                    static_cast<double>(o.num_heads), static_cast<double>(layers));
+  };
+  const double train_floats = floats(batch_size_, o.depth), eval_floats = floats(eval_batch_size_, 1);
+  train::check_memory(c, "a training batch's activations (about " + train::count_text(train_floats) + " floats)",
+                      4 * train_floats,
+                      {{"data.batch_size", batch_size_},
+                       image_size,
+                       patch_size,
+                       {"model.embed_dim", o.embed_dim},
+                       {"model.depth", o.depth},
+                       {"model.num_heads", o.num_heads}});
+  train::check_memory(
+      c, "an evaluation batch's activations (about " + train::count_text(eval_floats) + " floats)", 4 * eval_floats,
+      {{"data.eval_batch_size", eval_batch_size_}, image_size, patch_size, {"model.embed_dim", o.embed_dim}});
 }
 
 ViTTask::~ViTTask() {

@@ -93,6 +93,24 @@ TEST(Translation, KeysOfTheOtherDataSourceAreNamedWithTheSourceThatReadsThem) {
   fs::remove_all(dir);
 }
 
+// Sizes too large for the machine are refused by key before anything is built: the model's
+// parameters (after the data, whose vocabulary it needs), the number pairs, a batch.
+TEST(Translation, SizesTooLargeForMemoryAreRefusedByKey) {
+  const fs::path dir = scratch_dir("translation_memory");
+  const std::string tsv = (dir / "pairs.tsv").string();
+  std::ofstream(tsv) << "one\tun\ntwo\tdeux\nthree\ttrois\nfour\tquatre\nfive\tcinq\n";
+  std::string e = task_error("[data]\nsource = \"tsv\"\npath = \"" + tsv + "\"\nval_fraction = 0.2\n" + kTinyModel,
+                             {"model.d_model=1000000000"});
+  EXPECT_NE(e.find("t.toml (--set): model.d_model = 1000000000: the model's "), std::string::npos) << e;
+  EXPECT_NE(e.find(" parameters would need "), std::string::npos) << e;
+  e = task_error(std::string("[data]\neval_size = 4\nbatch_size = 4\n") + kTinyModel, {"data.eval_size=1000000000"});
+  EXPECT_NE(e.find("t.toml (--set): data.eval_size = 1000000000: 2e9 sentence pairs would need "), std::string::npos)
+      << e;
+  e = task_error(std::string("[data]\neval_size = 4\n") + kTinyModel, {"data.batch_size=100000000"});
+  EXPECT_NE(e.find("t.toml (--set): data.batch_size = 100000000: "), std::string::npos) << e;
+  fs::remove_all(dir);
+}
+
 TEST(Translation, NumberSplitsAreDisjointAndSized) {
   std::int64_t test = 0, val = 0;
   for (std::int64_t n = 0; n < 100000; ++n) {

@@ -34,6 +34,25 @@ TEST(ViTTask, PrefetchedBatchesEqualBatchesMadeOnDemand) {
   fs::remove_all(data);
 }
 
+// A model or a batch too large for the machine is refused by key before anything is built.
+TEST(ViTTask, ModelsAndBatchesTooLargeForMemoryAreRefusedByKey) {
+  const fs::path data = idx_folder("memory");
+  for (const auto& [set, want] : std::vector<std::pair<std::string, std::string>>{
+           {"model.embed_dim=1000000000", "v.toml (--set): model.embed_dim = 1000000000: the model's "},
+           {"data.eval_batch_size=1000000000",
+            "v.toml (--set): data.eval_batch_size = 1000000000: an evaluation batch's activations"},
+           {"data.image_size=1000000", "v.toml (--set): data.image_size = 1000000: the model's "}}) {
+    Generator init(1), dropout(2);
+    train::Config c = train::Config::parse(tiny_config(data), "v.toml");
+    c.set(set);
+    if (set.rfind("data.image_size", 0) == 0) c.set("data.resize=pad");
+    const std::string e = error_of([&] { ViTTask task(c, {7, &init, &dropout}); });
+    EXPECT_NE(e.find(want), std::string::npos) << e;
+    EXPECT_NE(e.find(" would need "), std::string::npos) << e;
+  }
+  fs::remove_all(data);
+}
+
 TEST(ViTTask, AttentionRolloutFollowsItsDefinition) {
   const std::int64_t T = 4;
   // identity attention everywhere: the rollout is the identity
