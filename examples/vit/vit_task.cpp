@@ -81,6 +81,10 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   } catch (const std::runtime_error& e) {
     c.fail("data.dir", e.what());
   }
+  if (test_.height != all.height || test_.width != all.width)
+    c.fail("data.dir", test_.origin + ": the test images are " + std::to_string(test_.height) + "x" +
+                           std::to_string(test_.width) + " pixels, the training images (" + all.origin + ") " +
+                           std::to_string(all.height) + "x" + std::to_string(all.width));
   if (val_size >= all.size())
     c.fail("data.val_size",
            std::to_string(val_size) + " leaves no training images of the " + std::to_string(all.size()) + " in " + dir);
@@ -271,6 +275,10 @@ std::vector<std::string> ViTTask::load_parameters(const train::Checkpoint& c, co
     const std::int64_t n = t.dim() == 3 ? t.size(1) - 1 : -1;
     const auto old_grid =
         static_cast<std::int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(n, 0)))));
+    if (n == 0)
+      throw std::runtime_error(path + ": pos_embed " + shape_str(t.shape()) +
+                               " holds the class token's row alone, no patch positions to resize to a " +
+                               std::to_string(grid) + "x" + std::to_string(grid) + " patch grid");
     if (t.dim() != 3 || old_grid * old_grid != n || t.size(2) != model_->options.embed_dim)
       throw std::runtime_error(path + ": pos_embed " + shape_str(t.shape()) + " is not a square patch grid of width " +
                                std::to_string(model_->options.embed_dim));

@@ -34,6 +34,40 @@ TEST(ViTTask, PrefetchedBatchesEqualBatchesMadeOnDemand) {
   fs::remove_all(data);
 }
 
+// A test split whose images differ in size from the training split's is refused as the data is
+// loaded, naming both files and both sizes (not at the first evaluation).
+TEST(ViTTask, ATestSplitOfAnotherImageSizeIsRefusedWhenLoaded) {
+  const fs::path data = scratch_dir("vit_test_size");
+  testdata::write_idx(data.string(), testdata::synthetic_images(480, 1, 12, 4, 1),
+                      testdata::synthetic_images(20, 1, 10, 4, 2), false);
+  Generator init(1), dropout(2);
+  train::Config c = train::Config::parse(tiny_config(data), "v.toml");
+  const std::string e = error_of([&] { ViTTask task(c, {7, &init, &dropout}); });
+  EXPECT_NE(e.find("data.dir: " + (data / "t10k-images-idx3-ubyte").string() + ": the test images are 10x10 pixels, " +
+                   "the training images (" + (data / "train-images-idx3-ubyte").string() + ") 12x12"),
+            std::string::npos)
+      << e;
+  fs::remove_all(data);
+}
+
+// A checkpoint whose position embedding holds the class token's row alone has no patch grid to
+// resize: refused naming the file, the parameter and its shape.
+TEST(ViTTask, APositionEmbeddingWithoutPatchPositionsIsRefusedByName) {
+  const fs::path data = idx_folder("cls_only");
+  Generator init(1), dropout(2);
+  train::Config c = train::Config::parse(tiny_config(data), "v.toml");
+  ViTTask task(c, {7, &init, &dropout});
+  train::Checkpoint bad;
+  bad.params = task.model().named_parameters();
+  for (auto& [name, p] : bad.params)
+    if (name == "pos_embed") p = zeros({1, 1, 16});
+  const std::string e = error_of([&] { task.load_parameters(bad, "cls_only.h5"); });
+  EXPECT_NE(e.find("cls_only.h5: pos_embed [1,1,16] holds the class token's row alone, no patch positions"),
+            std::string::npos)
+      << e;
+  fs::remove_all(data);
+}
+
 // A model or a batch too large for the machine is refused by key before anything is built.
 TEST(ViTTask, ModelsAndBatchesTooLargeForMemoryAreRefusedByKey) {
   const fs::path data = idx_folder("memory");
