@@ -13,6 +13,14 @@
 
 namespace rune::nn {
 
+double parameter_count(const Seq2SeqOptions& o) {
+  const auto C = static_cast<double>(o.transformer.d_model), V = static_cast<double>(o.tgt_vocab);
+  const double embeddings = (static_cast<double>(o.src_vocab) + V) * C;
+  const double positions = o.learned_positions ? static_cast<double>(o.max_len) * C : 0;
+  const double output = o.tie_output ? V : C * V + V;
+  return embeddings + positions + parameter_count(o.transformer) + output;
+}
+
 Seq2SeqTransformer::Seq2SeqTransformer(const Seq2SeqOptions& o, Generator& gen) : options(o) {
   const std::int64_t C = o.transformer.d_model;
   src_embed = register_module("src_embed", std::make_shared<Embedding>(o.src_vocab, C, o.pad_id, gen));

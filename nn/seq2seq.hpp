@@ -25,6 +25,10 @@ struct Seq2SeqOptions {
   TransformerOptions transformer;
 };
 
+// The model's parameter count from its options, without building it (nn/transformer.hpp's
+// parameter_count).
+double parameter_count(const Seq2SeqOptions& o);
+
 class Seq2SeqTransformer : public Module {
  public:
   explicit Seq2SeqTransformer(const Seq2SeqOptions& options, Generator& gen = default_generator());

@@ -1,5 +1,6 @@
 #include "nn/transformer.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "autograd/ops.hpp"
@@ -255,6 +256,23 @@ TransformerLayerOptions TransformerOptions::layer() const {
   l.num_kv_heads = num_kv_heads;
   l.dropout_generator = dropout_generator;
   return l;
+}
+
+double parameter_count(const TransformerLayerOptions& o, bool decoder) {
+  const auto C = static_cast<double>(o.d_model), F = static_cast<double>(o.dim_feedforward);
+  const double kv_heads = static_cast<double>(o.num_kv_heads > 0 ? o.num_kv_heads : o.nhead);
+  const double KV = kv_heads * static_cast<double>(o.d_model / std::max<std::int64_t>(o.nhead, 1));
+  const double b = o.bias ? 1 : 0;
+  // q, k, v and out projections with their biases; linear1 and linear2; a LayerNorm per sublayer
+  const double attention = C * C + 2 * KV * C + b * (C + 2 * KV) + C * C + b * C;
+  const double feed_forward = 2 * C * F + b * (F + C);
+  return (decoder ? 2 : 1) * attention + feed_forward + (decoder ? 3 : 2) * 2 * C;
+}
+
+double parameter_count(const TransformerOptions& o) {
+  const double norm = 2 * static_cast<double>(o.d_model);
+  return static_cast<double>(o.num_encoder_layers) * parameter_count(o.layer(), false) + norm +
+         static_cast<double>(o.num_decoder_layers) * parameter_count(o.layer(), true) + norm;
 }
 
 Transformer::Transformer(const TransformerOptions& o, Generator& gen) : options(o) {

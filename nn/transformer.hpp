@@ -172,6 +172,12 @@ struct TransformerOptions {
   TransformerLayerOptions layer() const;
 };
 
+// Parameter counts from options alone, without building (and allocating) the module, so that a
+// model too large for memory is refused first. Each equals the built module's num_parameters();
+// in double, exact below 2^53, so that no product of sizes wraps around.
+double parameter_count(const TransformerLayerOptions& o, bool decoder);  // one encoder or decoder layer
+double parameter_count(const TransformerOptions& o);                     // both stacks and their final norms
+
 // The Transformer's arguments besides src and tgt, as hooks see them.
 struct TransformerKwargs : ForwardKwargs {
   AttentionMask src_mask, tgt_mask, memory_mask;

@@ -1,5 +1,6 @@
 #include "nn/vit.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -79,6 +80,15 @@ TransformerLayerOptions encoder_layer(const VisionTransformerOptions& o) {
   return l;
 }
 }  // namespace
+
+double parameter_count(const VisionTransformerOptions& o) {
+  const auto C = static_cast<double>(o.embed_dim), p = static_cast<double>(o.patch_size);
+  const double grid = static_cast<double>(o.image_size / std::max<std::int64_t>(o.patch_size, 1));
+  const double patches = C * static_cast<double>(o.in_chans) * p * p + C;
+  const double tokens = C + (1 + grid * grid) * C;  // cls_token and pos_embed
+  const double encoder = static_cast<double>(o.depth) * parameter_count(encoder_layer(o), false) + 2 * C;
+  return patches + tokens + encoder + C * static_cast<double>(o.num_classes) + static_cast<double>(o.num_classes);
+}
 
 VisionTransformer::VisionTransformer(const VisionTransformerOptions& o, Generator& gen) : options(checked(o)) {
   const std::int64_t C = o.embed_dim, N = o.grid() * o.grid();

@@ -64,6 +64,10 @@ struct VisionTransformerOptions {
   std::int64_t grid() const { return image_size / patch_size; }  // patches per side
 };
 
+// The model's parameter count from its options, without building it (nn/transformer.hpp's
+// parameter_count).
+double parameter_count(const VisionTransformerOptions& o);
+
 class VisionTransformer : public Module {
  public:
   // Init as timm: pos_embed ~ trunc_normal(std 0.02), cls_token ~ N(0, 1e-6), Linear weights

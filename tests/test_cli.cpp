@@ -122,6 +122,13 @@ TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   EXPECT_EQ(typo.status, 1) << typo.output;
   EXPECT_NE(typo.output.find("unknown key data.eval_sise (did you mean data.eval_size?)"), std::string::npos)
       << typo.output;
+  // a model too large for the machine, from a checkpoint's config, is refused before it is built
+  const RunResult huge = run_rune("eval runs/tiny/checkpoints/best.h5 --set model.d_model=1000000000", dir);
+  EXPECT_EQ(huge.status, 1) << huge.output;
+  EXPECT_NE(huge.output.find("rune: runs/tiny/checkpoints/best.h5 (its config) (--set): model.d_model = 1000000000: "
+                             "the model's "),
+            std::string::npos)
+      << huge.output;
   const RunResult unread = run_rune("heads runs/tiny/checkpoints/best.h5 --no-progress --set train.lr=1", dir);
   EXPECT_EQ(unread.status, 1) << unread.output;
   EXPECT_NE(unread.output.find("unknown key train.lr"), std::string::npos) << unread.output;
@@ -366,6 +373,44 @@ TEST(Cli, RunsStartedTogetherGetTheirOwnFolders) {
   }
   EXPECT_EQ(seeds.size(), static_cast<std::size_t>(kRuns)) << "each run wrote its own folder";
   EXPECT_FALSE(fs::exists(dir + "/runs/tiny-" + std::to_string(kRuns + 1)));
+  fs::remove_all(dir);
+}
+
+// What a hostile user tries: sizes beyond the machine, values that are no TOML value, ranges
+// without a bound on one side, a key of another optimizer, an empty config. Each is refused with
+// exit code 1 by a message that names the key (or the file) and what is wrong, before any work.
+TEST(Cli, ImpossibleConfigsAreRefusedByNameBeforeAnyWork) {
+  const std::string dir = workspace("refused");
+  std::ofstream(dir + "/empty.toml") << "# nothing yet\n";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"train tiny.toml --set model.d_model=1000000000",
+       "rune: tiny.toml (--set): model.d_model = 1000000000: the model's "},
+      {"train tiny.toml --set data.batch_size=100000000",
+       "rune: tiny.toml (--set): data.batch_size = 100000000: a training batch's activations (about "},
+      {"train tiny.toml --set data.eval_size=1000000000",
+       "rune: tiny.toml (--set): data.eval_size = 1000000000: an evaluation batch's activations"},
+      {"train tiny.toml --set model.d_model=12x", "rune: tiny.toml (--set): model.d_model: 12x is not a TOML value"},
+      {"train tiny.toml --set 'train.lr=['", "rune: tiny.toml (--set): train.lr: [ is not a TOML value"},
+      {"train tiny.toml --set seed=99999999999999999999999",
+       "rune: tiny.toml (--set): seed: 99999999999999999999999: the integer does not fit in 64 bits"},
+      {"train tiny.toml --set data.eval_size=0",
+       "rune: tiny.toml (--set): data.eval_size: 0 is too small: must be at least 1"},
+      {"train tiny.toml --set train.momentum=0.5",
+       "tiny.toml (--set): train.momentum is read only when train.optimizer = \"sgd\" (here \"adamw\")"},
+      {"train empty.toml",
+       "rune: config empty.toml sets no key; name at least the task (task.name = \"translation\"); rune config "
+       "lists every key"},
+  };
+  for (const auto& [args, want] : cases) {
+    const RunResult r = run_rune(args, dir);
+    EXPECT_EQ(r.status, 1) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(want), std::string::npos) << args << "\n" << r.output;
+    if (r.output.find("would need") != std::string::npos)
+      EXPECT_TRUE(r.output.find("; this machine has ") != std::string::npos ||
+                  r.output.find("; this process may use ") != std::string::npos)
+          << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/runs")) << "no run folder for a refused config";
   fs::remove_all(dir);
 }
 

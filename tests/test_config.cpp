@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <set>
 
 #include "train/config.hpp"
@@ -149,6 +150,110 @@ TEST(Config, EveryReadDeclaresItsKeyForRuneConfig) {
   EXPECT_EQ(std::set<std::string>(given.begin(), given.end()),
             (std::set<std::string>{"seed", "model.d_model", "model.nhead", "model.dropout", "model.activation",
                                    "train.lr", "train.steps", "train.no_decay"}));
+}
+
+// A --set value that is no TOML value stays a string for a key that wants one, and otherwise
+// says what is wrong with it instead of "got a string".
+TEST(Config, SetValuesThatAreNoTomlValueSayWhy) {
+  Config c = Config::parse(kText, "base.toml");
+  c.set("model.d_model=12x");
+  c.set("train.lr=[");
+  c.set("seed=99999999999999999999999");
+  c.set("model.norm_first=tru");
+  c.set("run.name=foo");
+  c.set("run.dir=12x");
+  std::string e = error_of([&] { c.integer("model.d_model", 0, {}, "width"); });
+  EXPECT_NE(e.find("base.toml (--set): model.d_model: 12x is not a TOML value ("), std::string::npos) << e;
+  e = error_of([&] { c.number("train.lr", 0.0, {}, "lr"); });
+  EXPECT_NE(e.find("base.toml (--set): train.lr: [ is not a TOML value ("), std::string::npos) << e;
+  e = error_of([&] { c.integer("seed", 0, {}, "seed"); });
+  EXPECT_NE(e.find("seed: 99999999999999999999999: the integer does not fit in 64 bits"), std::string::npos) << e;
+  e = error_of([&] { c.boolean("model.norm_first", true, "pre-norm"); });
+  EXPECT_NE(e.find("model.norm_first: expected true or false, got the word 'tru' (a string)"), std::string::npos) << e;
+  EXPECT_EQ(c.string("run.name", "", "name"), "foo");
+  EXPECT_EQ(c.string("run.dir", "", "folder"), "12x") << "a key that wants a string takes the word";
+  // a valid value set over a bad one reads as the value
+  c.set("model.d_model=64");
+  EXPECT_EQ(c.integer("model.d_model", 0, {}, "width"), 64);
+}
+
+// Ranges open on one side print their one bound, never the sentinel maximum or minimum.
+TEST(Config, RangeErrorsPrintTheBoundsReadably) {
+  Config c = Config::parse("[a]\nzero = 0\nbig = 600\nneg = -1.5\nhalf = 1.5\nnan = nan\n", "r.toml");
+  const std::vector<std::pair<std::string, std::function<void()>>> cases{
+      {"r.toml:2: a.zero: 0 is too small: must be at least 1", [&] { c.integer("a.zero", 1, {1}, "count"); }},
+      {"a.big: 600 is too large: must be at most 512",
+       [&] {
+         c.integer("a.big", 1, {std::numeric_limits<std::int64_t>::min(), 512}, "count");
+       }},
+      {"a.neg: -1.5 is too small: must be at least 0",
+       [&] {
+         c.number("a.neg", 1.0, {0.0, std::numeric_limits<double>::max()}, "rate");
+       }},
+      {"a.half: 1.5 is too large: must be below 1",
+       [&] {
+         c.number("a.half", 0.5, {-std::numeric_limits<double>::infinity(), 1.0, true}, "rate");
+       }},
+      {"a.half: 1.5 is outside [0, 1)",
+       [&] {
+         c.number("a.half", 0.5, {0.0, 1.0, true}, "rate");
+       }},
+      {"a.nan: nan is not a finite number",
+       [&] {
+         c.number("a.nan", 0.5, {0.0, 1.0}, "rate");
+       }},
+  };
+  for (const auto& [want, read] : cases) {
+    const std::string e = error_of(read);
+    EXPECT_NE(e.find(want), std::string::npos) << e;
+    for (const char* sentinel : {"9223372036854775807", "179769", "1.79769e+308", "inf"})
+      EXPECT_EQ(e.find(sentinel), std::string::npos) << e;
+  }
+  // the declared range of a key bounded by the largest double is one-sided too
+  c.number("a.x", 1.0, {0.0, std::numeric_limits<double>::max()}, "x");
+  EXPECT_EQ(c.declarations().back().range, ">= 0");
+}
+
+// A key read only in another branch of a switch (data.eval_size for data.source = "numbers") is
+// named with its condition, not as an unknown key; it is not declared.
+TEST(Config, KeysOfTheBranchNotTakenSayWhenTheyAreRead) {
+  Config c = Config::parse("[data]\nsource = \"tsv\"\npath = \"x.tsv\"\neval_size = 10\n", "tsv.toml");
+  c.set("data.split_permille=5");
+  c.set("data.eval_sise=3");
+  c.string("data.source", "numbers", {"numbers", "tsv"}, "source");
+  c.string("data.path", "", "path");
+  c.unused_here({"data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
+  std::string e = error_of([&] { c.check_all_used(); });
+  EXPECT_NE(e.find("tsv.toml:4: data.eval_size is read only when data.source = \"numbers\" (here \"tsv\")"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("tsv.toml (--set): data.split_permille is read only when data.source = \"numbers\""),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("unknown key data.eval_sise"), std::string::npos) << e;
+  EXPECT_EQ(e.find("unknown key data.eval_size"), std::string::npos) << e;
+  e = error_of([&] { c.check_overrides_used(); });
+  EXPECT_NE(e.find("data.split_permille is read only when data.source = \"numbers\" (here \"tsv\")"), std::string::npos)
+      << e;
+  EXPECT_EQ(c.declarations().size(), 2u) << "the other branch's keys are not declared";
+  // several values: "a" or "b"
+  c.unused_here({"data.eval_size"}, "data.source", {"numbers", "words"});
+  e = error_of([&] { c.check_all_used(); });
+  EXPECT_NE(e.find("data.eval_size is read only when data.source = \"numbers\" or \"words\""), std::string::npos) << e;
+}
+
+// A config file that sets no key is refused by name (it would start a run of defaults).
+TEST(Config, AFileThatSetsNoKeyIsRefused) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path();
+  for (const char* text : {"", "# only a comment\n\n   \n", "[task]\n"}) {
+    const std::string path = (dir / "rune_config_empty.toml").string();
+    std::ofstream(path) << text;
+    const std::string e = error_of([&] { Config::load(path); });
+    EXPECT_NE(e.find("config " + path + " sets no key; name at least the task (task.name = "), std::string::npos)
+        << "'" << text << "': " << e;
+    std::filesystem::remove(path);
+  }
+  EXPECT_NO_THROW(Config::parse("", "rune config")) << "a text (a checkpoint's config, rune config's) may be empty";
 }
 
 TEST(Config, SyntaxErrorsAndMissingFiles) {

@@ -5,6 +5,7 @@
 // (The ViT task's real run is in examples/vit/tests/test_vit_config.cpp, with its image files.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -81,6 +82,40 @@ TEST(ConfigReference, KeysOfOneValueOfAnotherKeyAreConditional) {
     EXPECT_TRUE(v.at(key).conditions.empty()) << key;
   }
   EXPECT_THROW(train::config_reference("no_such_task"), std::invalid_argument);
+}
+
+// Every key listed under a condition, given while the condition does not hold, is named with
+// that condition (the task or the trainer declared it with Config::unused_here), not as unknown.
+TEST(ConfigReference, KeysOfABranchNotTakenAreNamedWithTheirCondition) {
+  std::size_t checked = 0;
+  for (const std::string& task : train::task_names())
+    for (const train::KeyReference& r : train::config_reference(task)) {
+      if (r.conditions.empty()) continue;
+      const train::KeyCondition& when = r.conditions.front();
+      std::string other;  // a value of the switch under which the key is not read
+      for (const train::KeyReference& s : train::config_reference(task))
+        if (s.info.key == when.key)
+          for (const std::string& v : s.info.choices)
+            if (other.empty() && std::find(when.values.begin(), when.values.end(), v) == when.values.end()) other = v;
+      ASSERT_FALSE(other.empty()) << task << ": " << r.info.key;
+      train::Config c = train::Config::parse("", "branch.toml");
+      c.set("task.name=\"" + task + "\"");
+      c.set(when.key + "=\"" + other + "\"");
+      c.set(r.info.key + "=" + r.info.default_value);
+      train::declare_keys(c);
+      std::string e = "no error";
+      try {
+        c.check_all_used();
+      } catch (const train::ConfigError& error) {
+        e = error.what();
+      }
+      EXPECT_NE(e.find(r.info.key + " is read only when " + when.key + " = \"" + when.values.front() + "\""),
+                std::string::npos)
+          << task << ": " << e;
+      EXPECT_NE(e.find("(here \"" + other + "\")"), std::string::npos) << task << ": " << e;
+      ++checked;
+    }
+  EXPECT_GE(checked, 6u) << "the translation task's data.source keys and the optimizers' settings at least";
 }
 
 TEST(ConfigReference, ListingReadsNoData) {

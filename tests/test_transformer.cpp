@@ -9,6 +9,7 @@
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "autograd/tape.hpp"
+#include "nn/seq2seq.hpp"
 #include "nn/transformer.hpp"
 #include "tests/helpers.hpp"
 
@@ -57,6 +58,49 @@ TEST(Transformer, NamesAreTorchNn) {
   EXPECT_EQ(names[30], "decoder.layers.0.multihead_attn.in_proj_weight");
   EXPECT_EQ(names.back(), "decoder.norm.bias");
   EXPECT_EQ(names.size(), 26u + 4 + 4 + 4 + 6 + 2);
+}
+
+// parameter_count() from the options equals the built module's count: bias or not, grouped-query
+// attention, both stacks; and Seq2SeqTransformer with tied or untied output, learned positions.
+TEST(Transformer, ParameterCountsFromOptionsMatchTheBuiltModules) {
+  Generator g(0);
+  for (const bool bias : {true, false})
+    for (const std::int64_t kv_heads : {0, 1, 2}) {
+      nn::TransformerOptions o;
+      o.d_model = 16;
+      o.nhead = 4;
+      o.num_kv_heads = kv_heads;
+      o.bias = bias;
+      o.num_encoder_layers = 2;
+      o.num_decoder_layers = 3;
+      o.dim_feedforward = 24;
+      EXPECT_EQ(nn::parameter_count(o.layer(), false),
+                static_cast<double>(nn::TransformerEncoderLayer(o.layer(), g).num_parameters()));
+      EXPECT_EQ(nn::parameter_count(o.layer(), true),
+                static_cast<double>(nn::TransformerDecoderLayer(o.layer(), g).num_parameters()));
+      EXPECT_EQ(nn::parameter_count(o), static_cast<double>(nn::Transformer(o, g).num_parameters()))
+          << "bias " << bias << ", kv heads " << kv_heads;
+    }
+  for (const bool tied : {false, true})
+    for (const bool learned : {false, true}) {
+      nn::Seq2SeqOptions o;
+      o.src_vocab = 11;
+      o.tgt_vocab = 13;
+      o.max_len = 9;
+      o.tie_output = tied;
+      o.learned_positions = learned;
+      o.transformer.d_model = 8;
+      o.transformer.nhead = 2;
+      o.transformer.num_encoder_layers = 1;
+      o.transformer.num_decoder_layers = 2;
+      o.transformer.dim_feedforward = 16;
+      EXPECT_EQ(nn::parameter_count(o), static_cast<double>(nn::Seq2SeqTransformer(o, g).num_parameters()))
+          << "tied " << tied << ", learned positions " << learned;
+    }
+  nn::TransformerOptions huge;
+  huge.d_model = 1000000000;
+  huge.dim_feedforward = 4000000000;
+  EXPECT_GT(nn::parameter_count(huge), 1e19) << "sizes never wrap around";
 }
 
 TEST(Transformer, EncoderLayerWiringPreAndPostNorm) {

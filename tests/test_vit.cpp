@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "autograd/ops.hpp"
@@ -13,6 +14,24 @@
 
 namespace rune {
 namespace {
+
+TEST(Vit, ParameterCountFromOptionsMatchesTheBuiltModel) {
+  Generator g(0);
+  for (const auto& [image, patch, chans, classes] :
+       {std::tuple<int, int, int, int>{8, 4, 3, 10}, {12, 3, 1, 4}, {4, 4, 2, 2}}) {
+    nn::VisionTransformerOptions o;
+    o.image_size = image;
+    o.patch_size = patch;
+    o.in_chans = chans;
+    o.num_classes = classes;
+    o.embed_dim = 12;
+    o.num_heads = 3;
+    o.depth = 2;
+    o.mlp_dim = 20;
+    EXPECT_EQ(nn::parameter_count(o), static_cast<double>(nn::VisionTransformer(o, g).num_parameters()))
+        << image << "/" << patch;
+  }
+}
 
 TEST(Vit, PatchProjectionIsAStridedConvolution) {
   Generator g(0);

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +20,10 @@ struct Config::Impl {
   std::set<std::string> declared;      // every key read, given or not
   std::vector<KeyInfo> declarations;   // the same, in the order first read, as rune config shows them
   std::vector<std::string> overrides;  // the keys given by set(), in order
+  // keys set() gave a bare word that is no TOML value, kept as a string: the parser's reason
+  std::map<std::string, std::string> bare_words;
+  // unused_here(): key -> the switch and the values under which the key is read
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>> unused_here;
 };
 
 namespace {
@@ -150,6 +155,15 @@ std::string range_text(const std::string& lo, const std::string& hi, bool has_lo
   return "";
 }
 
+// A value outside its range, without the sentinel bounds of a range open on one side:
+// "0 is outside [1, 512]", "0 is too small: must be at least 1", "2 is too large: must be below 1".
+std::string out_of_range(const std::string& v, const std::string& lo, const std::string& hi, bool has_lo, bool has_hi,
+                         bool hi_open, bool too_small) {
+  if (has_lo && has_hi) return v + " is outside [" + lo + ", " + hi + (hi_open ? ")" : "]");
+  if (too_small) return v + " is too small: must be at least " + lo;
+  return v + " is too large: must be " + (hi_open ? "below " : "at most ") + hi;
+}
+
 void declare(std::set<std::string>& declared, std::vector<KeyInfo>& declarations, KeyInfo info) {
   if (!declared.insert(info.key).second) return;
   declarations.push_back(std::move(info));
@@ -179,17 +193,43 @@ Config Config::load(const std::string& path) {
   if (!in) throw ConfigError("config " + path + " cannot be read");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse(ss.str(), path);
+  Config c = parse(ss.str(), path);
+  if (c.given_keys().empty())
+    throw ConfigError(
+        "config " + path +
+        " sets no key; name at least the task (task.name = \"translation\"); rune config lists every key");
+  return c;
 }
 
 const std::string& Config::origin() const { return impl_->origin; }
 
-void Config::fail(const std::string& key, const std::string& message) const {
+std::string Config::where(const std::string& key) const {
   const toml::node* n = find(impl_->table, key);
-  const std::string where = n && n->source().begin.line > 0
-                                ? impl_->origin + ":" + std::to_string(n->source().begin.line)
-                                : impl_->origin + (n ? " (--set)" : " (default)");
-  throw ConfigError(where + ": " + key + ": " + message);
+  return n && n->source().begin.line > 0 ? impl_->origin + ":" + std::to_string(n->source().begin.line)
+                                         : impl_->origin + (n ? " (--set)" : " (default)");
+}
+
+void Config::fail(const std::string& key, const std::string& message) const {
+  throw ConfigError(where(key) + ": " + key + ": " + message);
+}
+
+void Config::wrong_type(const std::string& key, const std::string& expected) const {
+  const toml::node* n = find(impl_->table, key);
+  const auto bare = impl_->bare_words.find(key);
+  if (n->is_string() && bare != impl_->bare_words.end()) {
+    // a bare word of --set that no TOML value parses: say what is wrong with it
+    const std::string& word = n->as_string()->get();
+    std::string reason = bare->second;
+    if (reason.find("not representable in 64 bits") != std::string::npos)
+      fail(key, word + ": the integer does not fit in 64 bits");
+    if (!word.empty() && !std::isalpha(static_cast<unsigned char>(word.front()))) {
+      const std::string prefix = "Error while parsing ";
+      if (reason.compare(0, prefix.size(), prefix) == 0) reason = reason.substr(prefix.size());
+      fail(key, word + " is not a TOML value (" + reason + ")");
+    }
+    fail(key, "expected " + expected + ", got the word '" + word + "' (a string)");
+  }
+  fail(key, "expected " + expected + ", got " + type_name(*n));
 }
 
 bool Config::has(const std::string& key) const { return find(impl_->table, key) != nullptr; }
@@ -201,10 +241,12 @@ void Config::set(const std::string& assignment) {
     throw ConfigError("--set " + assignment + ": expected section.key=value");
   const std::string value = assignment.substr(eq + 1);
   toml::table parsed;
+  impl_->bare_words.erase(key);
   try {
     parsed = toml::parse("v = " + value);
-  } catch (const toml::parse_error&) {
+  } catch (const toml::parse_error& e) {
     parsed.insert_or_assign("v", value);  // a bare word: a string
+    impl_->bare_words[key] = std::string(e.description());
   }
   std::string leaf;
   toml::table& parent = parent_of(impl_->table, key, leaf);
@@ -235,13 +277,12 @@ std::int64_t Config::integer(const std::string& key, const Default<std::int64_t>
            description});
   std::int64_t v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
-    if (!n->is_integer()) fail(key, "expected an integer, got " + type_name(*n));
+    if (!n->is_integer()) wrong_type(key, "an integer");
     v = n->as_integer()->get();
   }
   if (v < min || v > max)
-    fail(key, std::to_string(v) + " is outside [" +
-                  (min == std::numeric_limits<std::int64_t>::min() ? "-inf" : std::to_string(min)) + ", " +
-                  (max == std::numeric_limits<std::int64_t>::max() ? "inf" : std::to_string(max)) + "]");
+    fail(key,
+         out_of_range(std::to_string(v), std::to_string(min), std::to_string(max), has_min, has_max, false, v < min));
   record(impl_->resolved, key, v);
   return v;
 }
@@ -250,12 +291,14 @@ double Config::number(const std::string& key, const Default<double>& fallback, N
                       const std::string& description) {
   const double min = range.min, max = range.max;
   const bool max_open = range.max_open;
+  // infinite or the largest double: no bound on that side
+  const bool has_min = min > -std::numeric_limits<double>::max(), has_max = max < std::numeric_limits<double>::max();
   declare(impl_->declared, impl_->declarations,
           {key,
            "float",
            toml_float(fallback.value),
            fallback.rule,
-           range_text(format_number(min), format_number(max), std::isfinite(min), std::isfinite(max), max_open),
+           range_text(format_number(min), format_number(max), has_min, has_max, max_open),
            {},
            description});
   double v = fallback.value;
@@ -265,11 +308,12 @@ double Config::number(const std::string& key, const Default<double>& fallback, N
     else if (n->is_floating_point())
       v = n->as_floating_point()->get();
     else
-      fail(key, "expected a number, got " + type_name(*n));
+      wrong_type(key, "a number");
   }
-  if (!std::isfinite(v) || v < min || v > max || (max_open && v >= max))
+  if (!std::isfinite(v)) fail(key, format_number(v) + " is not a finite number");
+  if (v < min || v > max || (max_open && v >= max))
     fail(key,
-         format_number(v) + " is outside [" + format_number(min) + ", " + format_number(max) + (max_open ? ")" : "]"));
+         out_of_range(format_number(v), format_number(min), format_number(max), has_min, has_max, max_open, v < min));
   record(impl_->resolved, key, v);
   return v;
 }
@@ -279,7 +323,7 @@ bool Config::boolean(const std::string& key, const Default<bool>& fallback, cons
           {key, "boolean", fallback.value ? "true" : "false", fallback.rule, "", {}, description});
   bool v = fallback.value;
   if (const toml::node* n = find(impl_->table, key)) {
-    if (!n->is_boolean()) fail(key, "expected true or false, got " + type_name(*n));
+    if (!n->is_boolean()) wrong_type(key, "true or false");
     v = n->as_boolean()->get();
   }
   record(impl_->resolved, key, v);
@@ -317,7 +361,7 @@ std::vector<std::string> Config::strings(const std::string& key, const std::vect
   std::vector<std::string> v = fallback;
   if (const toml::node* n = find(impl_->table, key)) {
     const toml::array* a = n->as_array();
-    if (!a) fail(key, "expected an array of strings, got " + type_name(*n));
+    if (!a) wrong_type(key, "an array of strings");
     v.clear();
     for (const toml::node& e : *a) {
       if (!e.is_string()) fail(key, "expected an array of strings, found " + type_name(e) + " in it");
@@ -332,21 +376,41 @@ std::vector<std::string> Config::strings(const std::string& key, const std::vect
 
 namespace {
 
-// One line per key of `given` (key, line; 0 for --set) that no read declared, with the closest
-// declared name when one is close.
+// A value read as TOML shows it: "tsv" quoted, 3, true.
+std::string value_text(const toml::node* n) {
+  if (!n) return "unset";
+  if (const auto* s = n->as_string()) return quoted(s->get());
+  std::ostringstream os;
+  n->visit([&](auto&& v) {
+    if constexpr (toml::is_value<decltype(v)>) os << v;
+  });
+  return os.str();
+}
+
+// One line per key of `given` (key, line; 0 for --set) that no read declared: the condition under
+// which it is read (unused_here()), or the closest declared name when one is close.
 std::string unknown_keys(const std::vector<std::pair<std::string, int>>& given, const std::set<std::string>& declared,
-                         const std::string& origin) {
+                         const std::map<std::string, std::pair<std::string, std::vector<std::string>>>& unused,
+                         const toml::table& resolved, const std::string& origin) {
   std::string problems;
   for (const auto& [key, line] : given) {
     if (declared.count(key)) continue;
+    const std::string at = origin + (line > 0 ? ":" + std::to_string(line) : " (--set)") + ": ";
+    if (const auto u = unused.find(key); u != unused.end()) {
+      const auto& [switch_key, values] = u->second;
+      std::string when;
+      for (const std::string& v : values) when += (when.empty() ? "" : " or ") + quoted(v);
+      problems += "\n  " + at + key + " is read only when " + switch_key + " = " + when + " (here " +
+                  value_text(find(resolved, switch_key)) + ")";
+      continue;
+    }
     std::string best;
     std::size_t best_distance = 4;  // suggest only close names
     for (const std::string& d : declared) {
       const std::size_t dist = edit_distance(key, d);
       if (dist < best_distance) best_distance = dist, best = d;
     }
-    problems += "\n  " + origin + (line > 0 ? ":" + std::to_string(line) : " (--set)") + ": unknown key " + key +
-                (best.empty() ? "" : " (did you mean " + best + "?)");
+    problems += "\n  " + at + "unknown key " + key + (best.empty() ? "" : " (did you mean " + best + "?)");
   }
   return problems;
 }
@@ -356,16 +420,20 @@ std::string unknown_keys(const std::vector<std::pair<std::string, int>>& given, 
 void Config::check_all_used() const {
   std::vector<std::pair<std::string, int>> given;
   leaves(impl_->table, "", given);
-  const std::string problems = unknown_keys(given, impl_->declared, impl_->origin);
-  if (!problems.empty())
-    throw ConfigError("config " + impl_->origin + " has keys this program does not know:" + problems);
+  const std::string problems = unknown_keys(given, impl_->declared, impl_->unused_here, impl_->resolved, impl_->origin);
+  if (!problems.empty()) throw ConfigError("config " + impl_->origin + " has keys this run does not read:" + problems);
 }
 
 void Config::check_overrides_used() const {
   std::vector<std::pair<std::string, int>> given;
   for (const std::string& key : impl_->overrides) given.emplace_back(key, 0);
-  const std::string problems = unknown_keys(given, impl_->declared, impl_->origin);
+  const std::string problems = unknown_keys(given, impl_->declared, impl_->unused_here, impl_->resolved, impl_->origin);
   if (!problems.empty()) throw ConfigError("--set names keys this command does not read:" + problems);
+}
+
+void Config::unused_here(const std::vector<std::string>& keys, const std::string& switch_key,
+                         const std::vector<std::string>& values) {
+  for (const std::string& key : keys) impl_->unused_here[key] = {switch_key, values};
 }
 
 std::vector<std::string> Config::given_keys() const {

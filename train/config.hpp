@@ -71,14 +71,18 @@ struct KeyInfo {
 
 class Config {
  public:
-  static Config load(const std::string& path);                              // parse errors: file:line:column
+  // A config file; parse errors name file:line:column. A file that sets no key (empty, or only
+  // comments) is refused: a run of nothing but defaults is a mistake more often than a wish.
+  static Config load(const std::string& path);
   static Config parse(const std::string& text, const std::string& origin);  // origin names it in errors
   Config(Config&&) noexcept;
   Config& operator=(Config&&) noexcept;
   ~Config();
 
   // "section.key=value": value is a TOML value (42, 0.5, true, "text", [1, 2]); a bare word that
-  // is not one is taken as a string. Creates the key if absent (still checked when read).
+  // is not one is taken as a string. Creates the key if absent (still checked when read). A key
+  // read as anything but a string says why its bare word is no value: "12x is not a TOML value",
+  // "99999999999999999999999: the integer does not fit in 64 bits".
   void set(const std::string& assignment);
 
   // The typed reads: each declares `key` (its default, range or choices, and a one-line
@@ -103,8 +107,20 @@ class Config {
   // Throws ConfigError for `key` with the file and line where it was given (for checks that
   // involve several keys).
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // Where `key` was given, as errors begin: "numbers.toml:21", "numbers.toml (--set)" or, not
+  // given, "numbers.toml (default)".
+  std::string where(const std::string& key) const;
+
+  // Keys the branch taken leaves unread: each of `keys` is read only when `switch_key` (read
+  // already) is one of `values`. Given anyway, check_all_used() and check_overrides_used() say
+  // so instead of calling it unknown: a task that reads data.eval_size only for
+  // data.source = "numbers" calls, in its "tsv" branch,
+  //   c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
+  // Nothing is declared: `rune config` lists such keys under their own branch only.
+  void unused_here(const std::vector<std::string>& keys, const std::string& switch_key,
+                   const std::vector<std::string>& values);
   // Throws ConfigError listing every key given but never read, each with its line and the
-  // closest declared key.
+  // closest declared key (or, for a key of unused_here(), the condition under which it is read).
   void check_all_used() const;
   // Throws ConfigError for every key given by set() that no read declared: a command that reads
   // only part of a config (rune eval reads the task's keys of a checkpoint's config, not [train])
@@ -116,6 +132,8 @@ class Config {
  private:
   struct Impl;
   explicit Config(std::unique_ptr<Impl> impl);
+  // The error for `key` holding a value that is not `expected` ("an integer").
+  [[noreturn]] void wrong_type(const std::string& key, const std::string& expected) const;
   std::unique_ptr<Impl> impl_;
 };
 

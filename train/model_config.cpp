@@ -36,4 +36,28 @@ void read_embedding_options(Config& c, nn::Seq2SeqOptions& o) {
                            "the output projection is the target embedding's weights (Press and Wolf, 2017)");
 }
 
+void check_model_memory(const Config& c, const nn::Seq2SeqOptions& o, std::int64_t batch_size, std::int64_t max_len,
+                        std::int64_t length, const std::vector<SizeKey>& vocabulary_keys) {
+  const nn::TransformerOptions& t = o.transformer;
+  std::vector<SizeKey> keys{{"model.d_model", t.d_model, 2},
+                            {"model.dim_feedforward", t.dim_feedforward},
+                            {"model.num_encoder_layers", t.num_encoder_layers},
+                            {"model.num_decoder_layers", t.num_decoder_layers}};
+  keys.insert(keys.end(), vocabulary_keys.begin(), vocabulary_keys.end());
+  const double params = nn::parameter_count(o);
+  check_memory(c, "the model's " + count_text(params) + " parameters", 4 * params, keys);
+  // every layer's activations, and the logits with their softmax
+  const auto B = static_cast<double>(batch_size), T = static_cast<double>(length);
+  const double floats = activation_floats(B, T, static_cast<double>(t.d_model), static_cast<double>(t.nhead),
+                                          static_cast<double>(t.num_encoder_layers + t.num_decoder_layers)) +
+                        2 * B * T * static_cast<double>(o.tgt_vocab);
+  check_memory(c, "a training batch's activations (about " + count_text(floats) + " floats)", 4 * floats,
+               {{"data.batch_size", batch_size},
+                {"data.max_len", max_len, 2},
+                {"model.d_model", t.d_model},
+                {"model.num_encoder_layers", t.num_encoder_layers},
+                {"model.num_decoder_layers", t.num_decoder_layers},
+                {"model.nhead", t.nhead}});
+}
+
 }  // namespace rune::train

@@ -8,6 +8,7 @@
 #include "nn/seq2seq.hpp"
 #include "nn/transformer.hpp"
 #include "train/config.hpp"
+#include "train/memory.hpp"
 
 namespace rune::train {
 
@@ -19,5 +20,12 @@ nn::TransformerOptions read_transformer_options(Config& c, std::int64_t d_model,
                                                 Generator* dropout_generator);
 // model.positions ("sinusoidal" or "learned") and model.tie_output (false) into o.
 void read_embedding_options(Config& c, nn::Seq2SeqOptions& o);
+
+// Refuses a sequence model too large for this machine before it is built (train/memory.hpp): its
+// parameters (vocabulary_keys: the keys its vocabularies grow with, if any), and the activations
+// of a training batch of data.batch_size sequences of `length` tokens (the data's longest, at
+// most data.max_len = max_len).
+void check_model_memory(const Config& c, const nn::Seq2SeqOptions& o, std::int64_t batch_size, std::int64_t max_len,
+                        std::int64_t length, const std::vector<SizeKey>& vocabulary_keys = {});
 
 }  // namespace rune::train

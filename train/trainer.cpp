@@ -46,6 +46,20 @@ class ConfigSettings : public optim::OptimizerSettings {
   Config& c_;
 };
 
+// The keys an optimizer reads, without a config: every setting at its default.
+class SettingNames : public optim::OptimizerSettings {
+ public:
+  double number(const std::string& key, double fallback, double, double, bool, const std::string&) override {
+    keys.push_back("train." + key);
+    return fallback;
+  }
+  bool boolean(const std::string& key, bool fallback, const std::string&) override {
+    keys.push_back("train." + key);
+    return fallback;
+  }
+  std::vector<std::string> keys;
+};
+
 // Training options from [train] and [run].
 struct TrainOptions {
   std::int64_t epochs, eval_every, log_every, keep_last;
@@ -153,6 +167,14 @@ Setup read_setup(Config& config, const std::string& config_path, Generator& init
                                                  s.options.weight_decay, s.task->no_decay_patterns());
   ConfigSettings settings(config);
   s.optimizer = optim::make_optimizer(s.options.optimizer, std::move(groups), settings);
+  // the other optimizers' settings, given anyway, are named as theirs rather than unknown
+  std::map<std::string, std::vector<std::string>> read_by;
+  for (const optim::OptimizerInfo& info : optim::optimizers()) {
+    SettingNames names;
+    info.make({}, names);
+    for (const std::string& key : names.keys) read_by[key].push_back(info.name);
+  }
+  for (const auto& [key, optimizers] : read_by) config.unused_here({key}, "train.optimizer", optimizers);
   return s;
 }
 

@@ -32,6 +32,15 @@ ReverseTask::ReverseTask(train::Config& c, const train::TaskContext& context) : 
   o.transformer = train::read_transformer_options(c, 64, 4, context.dropout);
   train::read_embedding_options(c, o);
   if (context.describe_only) return;  // rune config: the keys are declared
+  train::check_model_memory(c, o, batch_size_, max_len_, max_len_ + 1, {{"data.digits", digits_}});
+  // evaluation runs each split as one batch, without backward: one layer's activations at a time
+  const auto T = static_cast<double>(max_len_ + 1), N = static_cast<double>(eval_size_);
+  const double eval_floats = train::activation_floats(N, T, static_cast<double>(o.transformer.d_model),
+                                                      static_cast<double>(o.transformer.nhead), 1) +
+                             2 * N * T * static_cast<double>(o.tgt_vocab);
+  train::check_memory(
+      c, "an evaluation batch's activations (about " + train::count_text(eval_floats) + " floats)", 4 * eval_floats,
+      {{"data.eval_size", eval_size_}, {"data.max_len", max_len_, 2}, {"model.d_model", o.transformer.d_model}});
   model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 

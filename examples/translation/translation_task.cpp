@@ -47,12 +47,14 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
         c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
     permille_ = c.integer("data.split_permille", 10, {1, 333},
                           "per mille of all numbers held out for test, and as many for validation (never trained on)");
+    c.unused_here({"data.path", "data.val_fraction", "data.test_fraction"}, "data.source", {"tsv"});
   } else {
     path = c.string("data.path", "", "the TSV file: one source<TAB>target pair per line");
     val_fraction = c.number("data.val_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for validation");
     test_fraction = c.number("data.test_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for test");
     eval_size_ = permille_ = 0;
     batches_per_epoch_ = 0;  // counted from the file, when it is read
+    c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
   }
   nn::Seq2SeqOptions o;
   o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
@@ -63,6 +65,13 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   if (!context.load_data) {
     if (!context.checkpoint) throw std::logic_error("TranslationTask: no data and no checkpoint to build from");
   } else if (source_ == "numbers") {
+    // the validation and test pairs, and an epoch's (sorted into batches, a copy): two strings each
+    const double pairs = 2 * static_cast<double>(eval_size_) +
+                         2 * static_cast<double>(batch_size_) * static_cast<double>(batches_per_epoch_);
+    train::check_memory(c, train::count_text(pairs) + " sentence pairs", 2 * sizeof(std::string) * pairs,
+                        {{"data.eval_size", eval_size_},
+                         {"data.batch_size", batch_size_},
+                         {"data.batches_per_epoch", batches_per_epoch_}});
     Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
     val_ = sample_numbers(val_gen, eval_size_, Split::val);
     test_ = sample_numbers(test_gen, eval_size_, Split::test);
@@ -112,6 +121,12 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   o.bos_id = Vocabulary::bos;
   o.eos_id = Vocabulary::eos;
   o.max_len = max_len_ + 1;
+  // tokens of the longest training sentence, <eos> included (all max_len_ when unread)
+  std::size_t longest = src_texts.empty() ? static_cast<std::size_t>(max_len_) : 0;
+  for (const auto* texts : {&src_texts, &tgt_texts})
+    for (const auto& t : *texts) longest = std::max(longest, t.size() + 1);
+  train::check_model_memory(c, o, batch_size_, max_len_,
+                            std::min<std::int64_t>(max_len_, static_cast<std::int64_t>(longest)));
   model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 

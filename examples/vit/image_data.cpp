@@ -138,16 +138,24 @@ std::vector<std::uint8_t> read_idx_file(const std::string& path, std::uint32_t d
                   expected, dims);
     throw std::runtime_error(path + buf);
   }
-  std::size_t body = 1;
+  // the body's size, checked: three 32-bit dimensions may multiply past 64 bits
+  std::uint64_t body = 1;
+  bool overflow = false;
+  std::string shape;
   sizes.clear();
   for (std::uint32_t d = 0; d < dims; ++d) {
     sizes.push_back(big_endian(bytes.data() + 4 + 4 * d));
-    body *= static_cast<std::size_t>(sizes.back());
+    overflow = __builtin_mul_overflow(body, static_cast<std::uint64_t>(sizes.back()), &body) || overflow;
+    shape += (d ? " x " : "") + std::to_string(sizes.back());
   }
-  if (bytes.size() != header + body)
+  if (overflow)
+    throw std::runtime_error(path + ": the header's dimensions " + shape +
+                             " promise more than 2^64 bytes (the file has " + std::to_string(bytes.size() - header) +
+                             " bytes of data)");
+  if (bytes.size() - header != body)
     throw std::runtime_error(path + ": " + std::to_string(bytes.size() - header) +
                              " bytes of data where the header promises " + std::to_string(body) +
-                             (bytes.size() < header + body ? " (truncated)" : " (trailing bytes)"));
+                             (bytes.size() - header < body ? " (truncated)" : " (trailing bytes)"));
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
   return bytes;
 }
@@ -160,7 +168,7 @@ ImageSet read_idx(const std::string& folder, bool train, const std::vector<std::
   const std::string labels_path = find_idx(folder, prefix + "-labels-idx1-ubyte");
   std::vector<std::int64_t> image_sizes, label_sizes;
   ImageSet set;
-  set.origin = folder;
+  set.origin = images_path;
   set.classes = classes;
   set.pixels = read_idx_file(images_path, 3, image_sizes);
   set.labels = read_idx_file(labels_path, 1, label_sizes);
@@ -168,6 +176,9 @@ ImageSet read_idx(const std::string& folder, bool train, const std::vector<std::
     throw std::runtime_error(images_path + " holds " + std::to_string(image_sizes[0]) + " images but " + labels_path +
                              " holds " + std::to_string(label_sizes[0]) + " labels");
   if (image_sizes[0] == 0) throw std::runtime_error(images_path + ": no images");
+  if (image_sizes[1] == 0 || image_sizes[2] == 0)
+    throw std::runtime_error(images_path + ": the header's images are " + std::to_string(image_sizes[1]) + " x " +
+                             std::to_string(image_sizes[2]) + " pixels (rows and columns must be positive)");
   set.channels = 1;
   set.height = image_sizes[1];
   set.width = image_sizes[2];

@@ -27,7 +27,7 @@ struct ImageSet {
   std::vector<std::uint8_t> pixels;  // (N, C, H, W)
   std::vector<std::uint8_t> labels;  // (N)
   std::vector<std::string> classes;  // class names, labels index them
-  std::string origin;                // the folder it was read from, for messages
+  std::string origin;                // the images' file (IDX) or folder (CIFAR-10), for messages
 
   std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
   std::int64_t image_bytes() const { return channels * height * width; }

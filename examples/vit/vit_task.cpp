@@ -12,6 +12,7 @@
 #include "autograd/tape.hpp"
 #include "report/csv.hpp"
 #include "report/plot.hpp"
+#include "train/memory.hpp"
 
 namespace rune::examples {
 namespace fs = std::filesystem;
@@ -80,6 +81,10 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   } catch (const std::runtime_error& e) {
     c.fail("data.dir", e.what());
   }
+  if (test_.height != all.height || test_.width != all.width)
+    c.fail("data.dir", test_.origin + ": the test images are " + std::to_string(test_.height) + "x" +
+                           std::to_string(test_.width) + " pixels, the training images (" + all.origin + ") " +
+                           std::to_string(all.height) + "x" + std::to_string(all.width));
   if (val_size >= all.size())
     c.fail("data.val_size",
            std::to_string(val_size) + " leaves no training images of the " + std::to_string(all.size()) + " in " + dir);
@@ -135,7 +140,41 @@ ViTTask::ViTTask(train::Config& c, const train::TaskContext& context) : seed_(co
   if (o.embed_dim % o.num_heads != 0)
     c.fail("model.num_heads",
            std::to_string(o.num_heads) + " does not divide model.embed_dim " + std::to_string(o.embed_dim));
+  check_memory(c, o);
   model_ = std::make_shared<nn::VisionTransformer>(o, *context.init);
+}
+
+void ViTTask::check_memory(const train::Config& c, const nn::VisionTransformerOptions& o) const {
+  const double params = nn::parameter_count(o);
+  const auto S = static_cast<double>(o.image_size), grid = static_cast<double>(o.grid());
+  const train::SizeKey image_size{"data.image_size", o.image_size, 2},
+      patch_size{"model.patch_size", o.patch_size, 1, grid * grid};
+  train::check_memory(c, "the model's " + train::count_text(params) + " parameters", 4 * params,
+                      {{"model.embed_dim", o.embed_dim, 2},
+                       {"model.mlp_dim", o.mlp_dim},
+                       {"model.depth", o.depth},
+                       image_size,
+                       patch_size});
+  // a batch: its images (and their normalised copy), and the encoder's activations; in evaluation
+  // (no backward) one layer's at a time
+  const auto floats = [&](std::int64_t batch, std::int64_t layers) {
+    const auto B = static_cast<double>(batch);
+    return 2 * B * static_cast<double>(o.in_chans) * S * S +
+           train::activation_floats(B, 1 + grid * grid, static_cast<double>(o.embed_dim),
+                                    static_cast<double>(o.num_heads), static_cast<double>(layers));
+  };
+  const double train_floats = floats(batch_size_, o.depth), eval_floats = floats(eval_batch_size_, 1);
+  train::check_memory(c, "a training batch's activations (about " + train::count_text(train_floats) + " floats)",
+                      4 * train_floats,
+                      {{"data.batch_size", batch_size_},
+                       image_size,
+                       patch_size,
+                       {"model.embed_dim", o.embed_dim},
+                       {"model.depth", o.depth},
+                       {"model.num_heads", o.num_heads}});
+  train::check_memory(
+      c, "an evaluation batch's activations (about " + train::count_text(eval_floats) + " floats)", 4 * eval_floats,
+      {{"data.eval_batch_size", eval_batch_size_}, image_size, patch_size, {"model.embed_dim", o.embed_dim}});
 }
 
 ViTTask::~ViTTask() {
@@ -253,6 +292,10 @@ std::vector<std::string> ViTTask::load_parameters(const train::Checkpoint& c, co
     const std::int64_t n = t.dim() == 3 ? t.size(1) - 1 : -1;
     const auto old_grid =
         static_cast<std::int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<std::int64_t>(n, 0)))));
+    if (n == 0)
+      throw std::runtime_error(path + ": pos_embed " + shape_str(t.shape()) +
+                               " holds the class token's row alone, no patch positions to resize to a " +
+                               std::to_string(grid) + "x" + std::to_string(grid) + " patch grid");
     if (t.dim() != 3 || old_grid * old_grid != n || t.size(2) != model_->options.embed_dim)
       throw std::runtime_error(path + ": pos_embed " + shape_str(t.shape()) + " is not a square patch grid of width " +
                                std::to_string(model_->options.embed_dim));

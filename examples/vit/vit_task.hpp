@@ -66,6 +66,8 @@ class ViTTask : public train::Task,
 
  private:
   ImageBatch prepare(std::int64_t epoch, std::int64_t index) const;
+  // Refuses (train/memory.hpp) a model or a batch too large for this machine, before building it.
+  void check_memory(const train::Config& c, const nn::VisionTransformerOptions& o) const;
 
   std::uint64_t seed_;
   std::string dataset_;

@@ -57,6 +57,60 @@ TEST(Translation, TsvPairsAndTheirErrors) {
   fs::remove_all(dir);
 }
 
+// The task built from a config text and --set overrides, then the check for unread keys: what
+// either throws.
+std::string task_error(const std::string& text, const std::vector<std::string>& sets) {
+  return error_of([&] {
+    train::Config c = train::Config::parse(text, "t.toml");
+    for (const std::string& s : sets) c.set(s);
+    Generator init(1), dropout(2);
+    TranslationTask task(c, {0, &init, &dropout});
+    c.check_all_used();
+  });
+}
+
+const char* const kTinyModel = "[model]\nd_model = 8\nnhead = 2\nnum_encoder_layers = 1\nnum_decoder_layers = 1\n";
+
+// The keys of the data source not chosen are named with the source that reads them, not as
+// unknown keys.
+TEST(Translation, KeysOfTheOtherDataSourceAreNamedWithTheSourceThatReadsThem) {
+  const fs::path dir = scratch_dir("translation_keys");
+  const std::string tsv = (dir / "pairs.tsv").string();
+  std::ofstream(tsv) << "one\tun\ntwo\tdeux\nthree\ttrois\nfour\tquatre\nfive\tcinq\n";
+  std::string e = task_error("[data]\nsource = \"tsv\"\npath = \"" + tsv +
+                                 "\"\nval_fraction = 0.2\neval_size = 10\nsplit_permille = 5\n" + kTinyModel,
+                             {});
+  EXPECT_NE(e.find("t.toml:5: data.eval_size is read only when data.source = \"numbers\" (here \"tsv\")"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("t.toml:6: data.split_permille is read only when data.source = \"numbers\""), std::string::npos)
+      << e;
+  EXPECT_EQ(e.find("unknown key"), std::string::npos) << e;
+  e = task_error(std::string("[data]\neval_size = 4\nbatch_size = 4\nval_fraction = 0.2\n") + kTinyModel, {});
+  EXPECT_NE(e.find("t.toml:4: data.val_fraction is read only when data.source = \"tsv\" (here \"numbers\")"),
+            std::string::npos)
+      << e;
+  fs::remove_all(dir);
+}
+
+// Sizes too large for the machine are refused by key before anything is built: the model's
+// parameters (after the data, whose vocabulary it needs), the number pairs, a batch.
+TEST(Translation, SizesTooLargeForMemoryAreRefusedByKey) {
+  const fs::path dir = scratch_dir("translation_memory");
+  const std::string tsv = (dir / "pairs.tsv").string();
+  std::ofstream(tsv) << "one\tun\ntwo\tdeux\nthree\ttrois\nfour\tquatre\nfive\tcinq\n";
+  std::string e = task_error("[data]\nsource = \"tsv\"\npath = \"" + tsv + "\"\nval_fraction = 0.2\n" + kTinyModel,
+                             {"model.d_model=1000000000"});
+  EXPECT_NE(e.find("t.toml (--set): model.d_model = 1000000000: the model's "), std::string::npos) << e;
+  EXPECT_NE(e.find(" parameters would need "), std::string::npos) << e;
+  e = task_error(std::string("[data]\neval_size = 4\nbatch_size = 4\n") + kTinyModel, {"data.eval_size=1000000000"});
+  EXPECT_NE(e.find("t.toml (--set): data.eval_size = 1000000000: 2e9 sentence pairs would need "), std::string::npos)
+      << e;
+  e = task_error(std::string("[data]\neval_size = 4\n") + kTinyModel, {"data.batch_size=100000000"});
+  EXPECT_NE(e.find("t.toml (--set): data.batch_size = 100000000: "), std::string::npos) << e;
+  fs::remove_all(dir);
+}
+
 TEST(Translation, NumberSplitsAreDisjointAndSized) {
   std::int64_t test = 0, val = 0;
   for (std::int64_t n = 0; n < 100000; ++n) {

@@ -151,6 +151,41 @@ TEST(ImageData, RefusesBrokenIdxFilesByName) {
   fs::remove_all(dir);
 }
 
+// An IDX header whose dimensions multiply past 64 bits (wrapping to the file's size) and one of
+// 0-pixel images are refused naming the file and the header's dimensions.
+TEST(ImageData, RefusesIdxHeadersOfImpossibleSizesByName) {
+  const fs::path dir = scratch("idx_sizes");
+  const ImageSet set = testdata::synthetic_images(4, 1, 8, 10, 2);
+  const auto header = [](const std::vector<std::uint32_t>& dims) {  // magic 0x08NN, then each dimension
+    std::string bytes;
+    const auto be = [&](std::uint32_t v) {
+      for (int s = 24; s >= 0; s -= 8) bytes.push_back(static_cast<char>((v >> s) & 0xFF));
+    };
+    be(0x0800u | static_cast<std::uint32_t>(dims.size()));
+    for (const std::uint32_t d : dims) be(d);
+    return bytes;
+  };
+  // 2^22 images of 2^21 x 2^21 pixels: 2^64 bytes, which wraps to the 0 bytes the file holds
+  testdata::write_idx(dir.string(), set, set, false);
+  std::ofstream(dir / "train-images-idx3-ubyte", std::ios::binary) << header({1u << 22, 1u << 21, 1u << 21});
+  {
+    std::ofstream labels(dir / "train-labels-idx1-ubyte", std::ios::binary);
+    labels << header({1u << 22});
+    labels << std::string(1u << 22, '\0');
+  }
+  std::string e = error_of([&] { read_idx(dir.string(), true, mnist_classes()); });
+  EXPECT_NE(e.find("train-images-idx3-ubyte: the header's dimensions 4194304 x 2097152 x 2097152 promise more than "
+                   "2^64 bytes (the file has 0 bytes of data)"),
+            std::string::npos)
+      << e;
+  // images of 0 x 8 pixels
+  testdata::write_idx(dir.string(), set, set, false);
+  std::ofstream(dir / "t10k-images-idx3-ubyte", std::ios::binary) << header({4, 0, 8});
+  e = error_of([&] { read_idx(dir.string(), false, mnist_classes()); });
+  EXPECT_NE(e.find("t10k-images-idx3-ubyte: the header's images are 0 x 8 pixels"), std::string::npos) << e;
+  fs::remove_all(dir);
+}
+
 TEST(ImageData, ChannelStatisticsAndNormalisation) {
   const ImageSet set = testdata::synthetic_images(9, 3, 8, 4, 7);
   const ChannelStats s = channel_stats(set);

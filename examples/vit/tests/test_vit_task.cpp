@@ -34,6 +34,59 @@ TEST(ViTTask, PrefetchedBatchesEqualBatchesMadeOnDemand) {
   fs::remove_all(data);
 }
 
+// A test split whose images differ in size from the training split's is refused as the data is
+// loaded, naming both files and both sizes (not at the first evaluation).
+TEST(ViTTask, ATestSplitOfAnotherImageSizeIsRefusedWhenLoaded) {
+  const fs::path data = scratch_dir("vit_test_size");
+  testdata::write_idx(data.string(), testdata::synthetic_images(480, 1, 12, 4, 1),
+                      testdata::synthetic_images(20, 1, 10, 4, 2), false);
+  Generator init(1), dropout(2);
+  train::Config c = train::Config::parse(tiny_config(data), "v.toml");
+  const std::string e = error_of([&] { ViTTask task(c, {7, &init, &dropout}); });
+  EXPECT_NE(e.find("data.dir: " + (data / "t10k-images-idx3-ubyte").string() + ": the test images are 10x10 pixels, " +
+                   "the training images (" + (data / "train-images-idx3-ubyte").string() + ") 12x12"),
+            std::string::npos)
+      << e;
+  fs::remove_all(data);
+}
+
+// A checkpoint whose position embedding holds the class token's row alone has no patch grid to
+// resize: refused naming the file, the parameter and its shape.
+TEST(ViTTask, APositionEmbeddingWithoutPatchPositionsIsRefusedByName) {
+  const fs::path data = idx_folder("cls_only");
+  Generator init(1), dropout(2);
+  train::Config c = train::Config::parse(tiny_config(data), "v.toml");
+  ViTTask task(c, {7, &init, &dropout});
+  train::Checkpoint bad;
+  bad.params = task.model().named_parameters();
+  for (auto& [name, p] : bad.params)
+    if (name == "pos_embed") p = zeros({1, 1, 16});
+  const std::string e = error_of([&] { task.load_parameters(bad, "cls_only.h5"); });
+  EXPECT_NE(e.find("cls_only.h5: pos_embed [1,1,16] holds the class token's row alone, no patch positions"),
+            std::string::npos)
+      << e;
+  fs::remove_all(data);
+}
+
+// A model or a batch too large for the machine is refused by key before anything is built.
+TEST(ViTTask, ModelsAndBatchesTooLargeForMemoryAreRefusedByKey) {
+  const fs::path data = idx_folder("memory");
+  for (const auto& [set, want] : std::vector<std::pair<std::string, std::string>>{
+           {"model.embed_dim=1000000000", "v.toml (--set): model.embed_dim = 1000000000: the model's "},
+           {"data.eval_batch_size=1000000000",
+            "v.toml (--set): data.eval_batch_size = 1000000000: an evaluation batch's activations"},
+           {"data.image_size=1000000", "v.toml (--set): data.image_size = 1000000: the model's "}}) {
+    Generator init(1), dropout(2);
+    train::Config c = train::Config::parse(tiny_config(data), "v.toml");
+    c.set(set);
+    if (set.rfind("data.image_size", 0) == 0) c.set("data.resize=pad");
+    const std::string e = error_of([&] { ViTTask task(c, {7, &init, &dropout}); });
+    EXPECT_NE(e.find(want), std::string::npos) << e;
+    EXPECT_NE(e.find(" would need "), std::string::npos) << e;
+  }
+  fs::remove_all(data);
+}
+
 TEST(ViTTask, AttentionRolloutFollowsItsDefinition) {
   const std::int64_t T = 4;
   // identity attention everywhere: the rollout is the identity
