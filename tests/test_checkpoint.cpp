@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -412,6 +413,32 @@ TEST(Checkpoint, ParametersThatAreNotFiniteAreRefusedByName) {
   const std::string e = error_of([&] { train::load_parameters(model, c, "bad.h5"); });
   EXPECT_NE(e.find("bad.h5 is refused: parameter layers.0.linear2.weight holds 2 non-finite values"), std::string::npos)
       << e;
+}
+
+// A file too large to read into the memory this process may use is refused by its size, before a
+// byte is read (a sparse 6 GiB file under a 4 GiB address-space limit, in a child).
+TEST(Checkpoint, AFileLargerThanTheMemoryAvailableIsRefusedBeforeReading) {
+  const std::string dir = scratch("huge");
+  const std::string path = dir + "/huge.h5";
+  std::ofstream(path) << "x";
+  fs::resize_file(path, 6ull << 30);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const rlim_t limit = 4ull << 30;
+    const rlimit r{limit, limit};
+    if (::setrlimit(RLIMIT_AS, &r) != 0) ::_exit(2);
+    const std::string e = error_of([&] { train::read_checkpoint(path); });
+    ::_exit(e.find(path + " is refused: reading its 6 GiB needs 12 GiB; this process may use 4 GiB") !=
+                    std::string::npos
+                ? 0
+                : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  fs::remove_all(dir);
 }
 
 }  // namespace

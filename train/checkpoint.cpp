@@ -14,6 +14,7 @@
 
 #include "autograd/ops.hpp"
 #include "train/files.hpp"
+#include "train/memory.hpp"
 #include "train/sha256.hpp"
 
 namespace rune::train {
@@ -440,6 +441,13 @@ std::string read_bytes(const std::string& path) {
   if (!std::filesystem::exists(path, ec)) throw std::runtime_error("checkpoint " + path + " does not exist");
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw std::runtime_error("checkpoint " + path + " cannot be opened: " + std::strerror(errno));
+  // read whole (and copied once for HDF5): refused if that cannot fit
+  const auto size = static_cast<double>(std::filesystem::file_size(path, ec));
+  if (const MemoryLimit limit = available_memory(); !ec && 2 * size > limit.bytes) {
+    std::fclose(f);
+    throw std::runtime_error("checkpoint " + path + " is refused: reading its " + bytes_text(size) + " needs " +
+                             bytes_text(2 * size) + "; " + limit.text);
+  }
   std::string bytes;
   char buffer[1 << 16];
   std::size_t got;
