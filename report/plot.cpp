@@ -60,15 +60,21 @@ void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vecto
     text(cr, b.x + b.w / 2, b.y + b.h / 2, "no points yet", 0.5, 0.5);
     return;
   }
-  if (x1 == x0) x1 = x0 + 1;
-  if (y1 == y0) y1 = y0 + 1, y0 -= 1;
+  // a range too small to tick (flat, or 0 against 1e-232) is widened around its middle: ticks
+  // spaced by it would never reach its end
+  const auto flat = [](double lo, double hi) { return hi - lo <= 1e-9 * std::max({1.0, std::abs(lo), std::abs(hi)}); };
+  if (flat(x0, x1)) x1 = x0 + 1;
+  if (flat(y0, y1)) {
+    const double mid = (y0 + y1) / 2;
+    y0 = mid - 1, y1 = mid + 1;
+  }
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad, y1 += pad;
   const auto X = [&](double x) { return b.x + (x - x0) / (x1 - x0) * b.w; };
   const auto Y = [&](double y) { return b.y + b.h - (y - y0) / (y1 - y0) * b.h; };
   cairo_set_font_size(cr, 11);
   const double xs = tick_step(x1 - x0, 6), ys = tick_step(y1 - y0, 6);
-  for (double t = std::ceil(x0 / xs) * xs; t <= x1 + 1e-9; t += xs) {
+  for (double t = std::ceil(x0 / xs) * xs; t <= x1 + xs * 1e-6; t += xs) {
     cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
     cairo_move_to(cr, X(t), b.y);
     cairo_line_to(cr, X(t), b.y + b.h);
@@ -76,7 +82,7 @@ void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vecto
     cairo_set_source_rgb(cr, 0, 0, 0);
     text(cr, X(t), b.y + b.h + 16, label(t), 0.5, 0);
   }
-  for (double t = std::ceil(y0 / ys) * ys; t <= y1 + 1e-9; t += ys) {
+  for (double t = std::ceil(y0 / ys) * ys; t <= y1 + ys * 1e-6; t += ys) {
     cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
     cairo_move_to(cr, b.x, Y(t));
     cairo_line_to(cr, b.x + b.w, Y(t));
