@@ -1,10 +1,12 @@
 // rune eval CKPT [--split val|test] [--set key=value ...] [--out DIR] [--predictions FILE]
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/command.hpp"
 #include "train/files.hpp"
 #include "train/metrics_log.hpp"
+#include "train/trainer.hpp"
 
 namespace rune::cli {
 
@@ -28,9 +30,20 @@ int evaluate(const EvalRequest& request) {
   std::printf("%s, step %lld, %s split:\n", request.checkpoint.c_str(), static_cast<long long>(loaded->checkpoint.step),
               request.split.c_str());
   std::vector<std::pair<std::string, double>> record{{"step", static_cast<double>(loaded->checkpoint.step)}};
+  std::string non_finite;  // "loss = nan, bleu = nan"
   for (const auto& [k, v] : metrics) {
     std::printf("  %-16s %.6f\n", k.c_str(), v);
     record.emplace_back(k, v);
+    if (!std::isfinite(v))
+      non_finite += (non_finite.empty() ? "" : ", ") + k + " = " + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+  }
+  if (!non_finite.empty()) {  // no report of meaningless numbers
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "rune: the metrics of %s on the %s split are not finite (%s): the checkpoint's parameters or the "
+                 "data are likely bad\n",
+                 request.checkpoint.c_str(), request.split.c_str(), non_finite.c_str());
+    return train::kExitNonFinite;
   }
   // reports go to --out, else next to the run's other files, else here
   const std::string run = run_folder_of(request.checkpoint);

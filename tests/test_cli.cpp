@@ -449,5 +449,24 @@ TEST(Cli, ConfigAndUsageErrorsNameTheProblem) {
   fs::remove_all(dir);
 }
 
+// Evaluation that comes out non-finite is a failure (exit 3), not a report: parameters near
+// float's largest (finite, so the checkpoint loads) overflow in the forward pass.
+TEST(Cli, EvalOfNonFiniteMetricsFails) {
+  const std::string dir = workspace("eval_nan");
+  ASSERT_EQ(run_rune("train tiny.toml --no-progress --set train.epochs=1", dir).status, 0);
+  train::Checkpoint c = train::read_checkpoint(dir + "/runs/tiny/checkpoints/last.h5");
+  for (auto& [name, t] : c.params) t = full(t.shape(), 3e38, t.dtype());
+  const std::string huge = "runs/tiny/checkpoints/huge.h5";
+  train::save_checkpoint(dir + "/" + huge, c);
+  const RunResult r = run_rune("eval " + huge + " --split val", dir);
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_NE(r.output.find("rune: the metrics of " + huge + " on the val split are not finite (loss = "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("the checkpoint's parameters or the data are likely bad"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/runs/tiny/eval-val.json")) << "no report of meaningless numbers";
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rune
