@@ -1,6 +1,9 @@
-// rune translate CKPT [SENTENCE ...] [--scores]: any task that can translate.
+// rune translate CKPT [SENTENCE ...] [--scores]: any task that can translate. Stdout holds the
+// translations (and scores) only, so scripts can parse it; what the task notes about them (an
+// input cut to the model's length, unknown words) goes to stderr.
 #include <cstdio>
 #include <iostream>
+#include <set>
 
 #include "cli/command.hpp"
 
@@ -14,13 +17,17 @@ int translate(const std::string& checkpoint, const std::vector<std::string>& sen
   std::vector<std::string> inputs = sentences;
   if (inputs.empty())
     for (std::string line; std::getline(std::cin, line);) inputs.push_back(line);
-  const std::vector<std::string> out = translator.translate(inputs);
+  std::vector<std::string> notes;
+  const std::vector<std::string> out = translator.translate(inputs, &notes);
   std::vector<double> logp;
   if (scores) {
     std::vector<std::pair<std::string, std::string>> pairs;
     for (std::size_t i = 0; i < out.size(); ++i) pairs.emplace_back(inputs[i], out[i]);
-    logp = translator.log_probability(pairs);
+    logp = translator.log_probability(pairs, &notes);  // notes on the sources again, said once below
   }
+  std::set<std::string> said;
+  for (const std::string& note : notes)
+    if (said.insert(note).second) std::fprintf(stderr, "rune translate: %s\n", note.c_str());
   for (std::size_t i = 0; i < out.size(); ++i) {
     std::printf(sentences.empty() ? "%s%s" : "%s -> %s", sentences.empty() ? "" : inputs[i].c_str(), out[i].c_str());
     if (scores) std::printf("\t%.9g", logp[i]);

@@ -26,8 +26,11 @@ class EchoTask : public Task, public Translator {
   std::map<std::string, double> evaluate(const std::string&) override { return {{"score", 1.0}}; }
   std::string primary_metric() const override { return "score"; }
   bool higher_is_better() const override { return true; }
-  std::vector<std::string> translate(const std::vector<std::string>& s) override { return s; }
-  std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& p) override {
+  std::vector<std::string> translate(const std::vector<std::string>& s, std::vector<std::string>*) override {
+    return s;
+  }
+  std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& p,
+                                      std::vector<std::string>*) override {
     return std::vector<double>(p.size(), 0.0);
   }
   std::int64_t width() const { return width_; }
@@ -61,7 +64,7 @@ TEST(TaskRegistry, MakeTaskBuildsTheConfigsTaskAndNamesIt) {
   EXPECT_EQ(task->name(), "test_echo");
   EXPECT_EQ(static_cast<EchoTask&>(*task).width(), 5);
   Translator& t = capability<Translator>(*task, "echo.h5");
-  EXPECT_EQ(t.translate({"a", "b"}), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(t.translate({"a", "b"}, nullptr), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(find_capability<EvalReports>(*task), nullptr);
 }
 

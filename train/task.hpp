@@ -105,11 +105,16 @@ class Translator {
  public:
   static constexpr const char* capability = "translate";
   virtual ~Translator() = default;
+  // Both take `notes`, null or a list to which they append one line per thing a reader of the
+  // results should know (a sentence cut to the model's length, a word it has never seen, ...),
+  // naming the sentence by its 1-based position ("sentence 3: ...").
   // Translations of source sentences, detokenized.
-  virtual std::vector<std::string> translate(const std::vector<std::string>& sources) = 0;
+  virtual std::vector<std::string> translate(const std::vector<std::string>& sources,
+                                             std::vector<std::string>* notes) = 0;
   // log P(target | source) under the model (teacher-forced, <eos> included), per pair: the sum of
   // the natural-log probabilities of the target's tokens.
-  virtual std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs) = 0;
+  virtual std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                              std::vector<std::string>* notes) = 0;
 };
 
 // ----------------------------------------------------------------------------- the registry

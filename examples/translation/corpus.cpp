@@ -76,24 +76,68 @@ const std::string& Vocabulary::token(std::int64_t id) const {
 std::vector<Pair> read_tsv_pairs(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("corpus " + path + " cannot be read");
+  const auto blank = [](const std::string& s) { return s.find_first_not_of(' ') == std::string::npos; };
   std::vector<Pair> pairs;
-  std::size_t line_no = 0;
+  std::int64_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (blank(line)) continue;
+    const std::string at = path + ":" + std::to_string(line_no) + ": ";
+    const auto columns = std::count(line.begin(), line.end(), '\t') + 1;
+    if (columns != 2)
+      throw std::runtime_error(at + std::to_string(columns) + (columns == 1 ? " column" : " columns") +
+                               ", expected 2 (source<TAB>target)" +
+                               (columns > 2 ? "; `cut -f1,2` keeps the first two" : ""));
     const std::size_t tab = line.find('\t');
-    const std::size_t end = tab == std::string::npos ? tab : line.find('\t', tab + 1);
-    const std::string src = tab == std::string::npos ? "" : line.substr(0, tab);
-    const std::string tgt =
-        tab == std::string::npos ? "" : line.substr(tab + 1, end == std::string::npos ? end : end - tab - 1);
-    if (src.find_first_not_of(' ') == std::string::npos || tgt.find_first_not_of(' ') == std::string::npos)
-      throw std::runtime_error("corpus " + path + ":" + std::to_string(line_no) +
-                               ": expected source<TAB>target with both sides non-empty");
-    pairs.push_back({src, tgt});
+    Pair p{line.substr(0, tab), line.substr(tab + 1), line_no};
+    if (blank(p.source) || blank(p.target))
+      throw std::runtime_error(at + "an empty " +
+                               (blank(p.source) && blank(p.target) ? "source and target"
+                                : blank(p.source)                  ? "source"
+                                                                   : "target") +
+                               ", expected source<TAB>target with both sides non-empty");
+    pairs.push_back(std::move(p));
   }
   if (pairs.empty()) throw std::runtime_error("corpus " + path + " holds no sentence pairs");
   return pairs;
+}
+
+std::string preview(const std::string& text) {
+  constexpr std::size_t kWords = 5, kBytes = 40;
+  const std::vector<std::string> words = tokenize(text, Tokenization::word);
+  std::string s =
+      join(std::vector<std::string>(words.begin(), words.begin() + std::min(words.size(), kWords)), Tokenization::word);
+  bool more = words.size() > kWords;
+  if (s.size() > kBytes) {
+    std::size_t cut = kBytes;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a code point
+    s.resize(cut);
+    more = true;
+  }
+  return more ? s + " ..." : s;
+}
+
+std::string long_pairs_warning(const std::vector<Pair>& pairs, Tokenization t, std::int64_t max_len,
+                               const std::string& what) {
+  const auto fits = [&](const std::string& text) {
+    return static_cast<std::int64_t>(tokenize(text, t).size()) < max_len;  // with <eos>: at most max_len
+  };
+  std::size_t count = 0;
+  const Pair* first = nullptr;
+  for (const Pair& p : pairs)
+    if (!fits(p.source) || !fits(p.target)) {
+      if (!first) first = &p;
+      ++count;
+    }
+  if (!first) return "";
+  const std::string where = first->line > 0
+                                ? "line " + std::to_string(first->line)
+                                : "\"" + preview(fits(first->source) ? first->target : first->source) + "\"";
+  return what + ": " + std::to_string(count) + " of " + std::to_string(pairs.size()) +
+         " pairs are longer than data.max_len = " + std::to_string(max_len) +
+         " tokens, <eos> included (first: " + where +
+         ") and are cut in training and evaluation; raise data.max_len to keep them whole";
 }
 
 Pair number_pair(std::int64_t n) { return {english_words(n), french_words(n)}; }

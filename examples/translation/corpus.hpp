@@ -1,7 +1,7 @@
 // Parallel corpora for the translation example: sentence pairs, tokenization (words, or UTF-8
 // code points), vocabularies with <pad> <bos> <eos> <unk>, and two sources of pairs: the built-in
 // number words (English -> French, numbers 0..999,999) and tab-separated files
-// (source<TAB>target, further columns ignored: the Tatoeba pair files' format).
+// (source<TAB>target; a Tatoeba pair file's third column, the attribution, goes with `cut -f1,2`).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@ namespace rune::examples {
 
 struct Pair {
   std::string source, target;
+  std::int64_t line = 0;  // its line in a TSV file (from 1); 0 for generated pairs
 };
 
 enum class Tokenization { word, character };
@@ -40,9 +41,22 @@ class Vocabulary {
   std::map<std::string, std::int64_t> ids_;
 };
 
-// Pairs of a tab-separated file. A line without a tab, or with an empty side, is an error naming
-// the file and line; blank lines are skipped.
+// Pairs of a tab-separated file. A blank line (empty, or spaces only) is skipped, wherever it is;
+// every other line is exactly source<TAB>target, each side holding more than spaces. Anything
+// else (no tab, a third column, an empty side) is an error naming the file and line:
+// "data/x.tsv:17: 3 columns, expected 2 (source<TAB>target)".
 std::vector<Pair> read_tsv_pairs(const std::string& path);
+
+// The start of a text for a message: its first five words, then " ..." if there are more, and at
+// most about 40 bytes (cut at a UTF-8 code point).
+std::string preview(const std::string& text);
+
+// One warning when some pairs have a side that, with <eos>, is longer than max_len tokens (encoding
+// cuts them): "<what>: 12 of 5000 pairs are longer than data.max_len = 64 tokens, <eos> included
+// (first: line 17) and are cut ...", naming the first such pair by its line, or by its
+// start when it has none. "" when every pair fits.
+std::string long_pairs_warning(const std::vector<Pair>& pairs, Tokenization t, std::int64_t max_len,
+                               const std::string& what);
 
 // English and French words for n (number_words.hpp).
 Pair number_pair(std::int64_t n);

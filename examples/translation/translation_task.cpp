@@ -1,6 +1,7 @@
 #include "examples/translation/translation_task.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 
 #include "analysis/attention_recorder.hpp"
@@ -20,6 +21,11 @@ constexpr std::int64_t kBucketBatches = 64;  // batches sorted by length togethe
 template <class T>
 void shuffle(std::vector<T>& v, Generator& g) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[g.below(i)]);
+}
+
+// A warning about the data, on stderr where `rune train`, `eval` and the rest show it; none if empty.
+void warn(const std::string& warning) {
+  if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
 }
 }  // namespace
 
@@ -75,14 +81,20 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
     Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
     val_ = sample_numbers(val_gen, eval_size_, Split::val);
     test_ = sample_numbers(test_gen, eval_size_, Split::test);
+    std::vector<Pair> drawn = val_;  // checked for length below
+    drawn.insert(drawn.end(), test_.begin(), test_.end());
     if (!context.checkpoint)
       for (const Pair& p : sample_numbers(vocab_gen, 20000, Split::train)) {
         src_texts.push_back(tokenize(p.source, tokenization_));
         tgt_texts.push_back(tokenize(p.target, tokenization_));
+        drawn.push_back(p);
       }
+    // words never exceed data.max_len's default; characters do (a test checks every number's words)
+    warn(long_pairs_warning(drawn, tokenization_, max_len_, "the number words (a sample)"));
   } else {
     if (path.empty()) c.fail("data.path", "data.source = \"tsv\" needs the file's path");
     std::vector<Pair> pairs = read_tsv_pairs(path);
+    warn(long_pairs_warning(pairs, tokenization_, max_len_, path));
     Generator split_gen(seed_ * 31 + 4);
     shuffle(pairs, split_gen);
     const auto n_test = static_cast<std::size_t>(test_fraction * static_cast<double>(pairs.size()));
@@ -217,7 +229,30 @@ train::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t i
   return {loss, tokens};
 }
 
-std::vector<std::string> TranslationTask::translate(const std::vector<std::string>& sources) {
+void TranslationTask::note_reading(std::vector<std::string>& notes, std::size_t number, const std::string& text,
+                                   bool source) const {
+  const Vocabulary& vocab = source ? src_vocab_ : tgt_vocab_;
+  const std::vector<std::string> tokens = tokenize(text, tokenization_);
+  const std::string sentence = "sentence " + std::to_string(number);
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  if (n >= max_len_)
+    notes.push_back(sentence + (source ? "" : ": the target") + " (\"" + preview(text) + "\") has " +
+                    std::to_string(n) + " tokens; the model " + (source ? "reads " : "scores ") +
+                    std::to_string(max_len_ - 1) + " of them (data.max_len = " + std::to_string(max_len_) +
+                    ", <eos> included): the rest is ignored");
+  std::vector<std::string> unknown;  // distinct, in order of appearance
+  for (const std::string& t : tokens)
+    if (vocab.id(t) == Vocabulary::unk && std::find(unknown.begin(), unknown.end(), t) == unknown.end())
+      unknown.push_back(t);
+  if (unknown.empty()) return;
+  std::string words;
+  for (const std::string& w : unknown) words += (words.empty() ? "\"" : ", \"") + w + "\"";
+  notes.push_back(sentence + ": " + words + (unknown.size() == 1 ? " is" : " are") + " not in the model's " +
+                  (source ? "source" : "target") + " vocabulary (read as <unk>)");
+}
+
+std::vector<std::string> TranslationTask::translate(const std::vector<std::string>& sources,
+                                                    std::vector<std::string>* notes) {
   NoGradGuard no_grad;
   model_->eval();
   std::vector<Pair> pairs;
@@ -230,18 +265,26 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < ids.size(0); ++i) {
     std::vector<std::string> tokens;
+    bool ended = false;  // by <eos>, rather than by running out of steps
     for (std::int64_t t = 0; t < ids.size(1); ++t) {
       const std::int64_t id = ids.data<std::int64_t>()[i * ids.size(1) + t];
-      if (id == Vocabulary::eos || id == Vocabulary::pad) break;
+      if ((ended = id == Vocabulary::eos || id == Vocabulary::pad)) break;
       tokens.push_back(tgt_vocab_.token(id));
     }
     out.push_back(join(tokens, tokenization_));
+    if (!notes) continue;
+    const auto number = static_cast<std::size_t>(i) + 1;
+    note_reading(*notes, number, sources[static_cast<std::size_t>(i)], true);
+    if (!ended)
+      notes->push_back("sentence " + std::to_string(number) + ": the translation reached data.max_len = " +
+                       std::to_string(max_len_) + " tokens without <eos>: it is cut there");
   }
   model_->train();
   return out;
 }
 
-std::vector<double> TranslationTask::log_probability(const std::vector<std::pair<std::string, std::string>>& texts) {
+std::vector<double> TranslationTask::log_probability(const std::vector<std::pair<std::string, std::string>>& texts,
+                                                     std::vector<std::string>* notes) {
   NoGradGuard no_grad;
   model_->eval();
   std::vector<Pair> pairs;
@@ -258,6 +301,10 @@ std::vector<double> TranslationTask::log_probability(const std::vector<std::pair
       if (id != Vocabulary::pad) total += lp.data<double>()[(i * T + t) * V + id];
     }
     out.push_back(total);
+    if (!notes) continue;
+    const auto number = static_cast<std::size_t>(i) + 1;
+    note_reading(*notes, number, texts[static_cast<std::size_t>(i)].first, true);
+    note_reading(*notes, number, texts[static_cast<std::size_t>(i)].second, false);
   }
   model_->train();
   return out;
@@ -265,7 +312,7 @@ std::vector<double> TranslationTask::log_probability(const std::vector<std::pair
 
 analysis::TokenAttention TranslationTask::attention_maps(const std::string& sentence) {
   analysis::TokenAttention maps;
-  maps.output = translate({sentence}).front();
+  maps.output = translate({sentence}, nullptr).front();
   NoGradGuard no_grad;
   model_->eval();
   // the maps in the order they are drawn: every encoder layer's, then the decoder's self- and
@@ -329,7 +376,7 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
       }
     std::vector<std::string> sources;
     for (const Pair& p : chunk) sources.push_back(p.source);
-    const std::vector<std::string> decoded = translate(sources);
+    const std::vector<std::string> decoded = translate(sources, nullptr);
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       exact += decoded[i] == chunk[i].target;
       hypotheses.push_back(split_words(decoded[i]));

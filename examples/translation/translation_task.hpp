@@ -41,10 +41,13 @@ class TranslationTask : public train::Task,
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
 
   // Translations of source sentences (greedy, or beam search with decode.beam > 1), detokenized,
-  // of at most data.max_len tokens.
-  std::vector<std::string> translate(const std::vector<std::string>& sources) override;
-  // log P(target | source) under the model (teacher-forced, <eos> included), per pair.
-  std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs) override;
+  // of at most data.max_len tokens. Notes: a source's words missing from the source vocabulary, a
+  // source longer than the model reads, a translation that reached data.max_len without <eos>.
+  std::vector<std::string> translate(const std::vector<std::string>& sources, std::vector<std::string>* notes) override;
+  // log P(target | source) under the model (teacher-forced, <eos> included), per pair. Notes: the
+  // words either vocabulary lacks, and a side longer than the model reads.
+  std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                      std::vector<std::string>* notes) override;
 
   // The attention of the model translating one sentence: its translation, then a teacher-forced
   // pass over it recording every attention module's per-head weights.
@@ -55,6 +58,9 @@ class TranslationTask : public train::Task,
     Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
   };
   Batch encode(const std::vector<Pair>& pairs) const;
+  // Notes on how the model reads one text of sentence `number` (from 1), a source or a target: the
+  // words `vocab` lacks (read as <unk>) and the tokens beyond data.max_len (ignored).
+  void note_reading(std::vector<std::string>& notes, std::size_t number, const std::string& text, bool source) const;
   std::vector<Pair> sample_numbers(Generator& g, std::int64_t count, Split split) const;
   void prepare_epoch(std::int64_t epoch);
 

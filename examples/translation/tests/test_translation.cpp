@@ -43,17 +43,32 @@ TEST(Translation, VocabularyKeepsFrequentTokensAfterTheSpecials) {
 
 TEST(Translation, TsvPairsAndTheirErrors) {
   const fs::path dir = scratch_dir("translation");
-  const std::string good = (dir / "good.tsv").string(), bad = (dir / "bad.tsv").string();
-  std::ofstream(good) << "Hi.\tSalut.\tCC-BY 2.0 (France) Attribution: tatoeba.org #538123\r\n\nRun!\tCours !\n";
+  const std::string good = (dir / "good.tsv").string();
+  std::ofstream(good) << "Hi.\tSalut.\r\n\n  \nRun!\tCours !\n\n";
   const std::vector<Pair> pairs = read_tsv_pairs(good);
-  ASSERT_EQ(pairs.size(), 2u);
+  ASSERT_EQ(pairs.size(), 2u) << "blank lines, and lines of spaces, are skipped";
   EXPECT_EQ(pairs[0].source, "Hi.");
-  EXPECT_EQ(pairs[0].target, "Salut.") << "extra columns are ignored";
+  EXPECT_EQ(pairs[0].target, "Salut.");
   EXPECT_EQ(pairs[1].target, "Cours !");
-  std::ofstream(bad) << "one\tun\ntwo deux\nthree\ttrois\n";
-  const std::string e = error_of([&] { read_tsv_pairs(bad); });
-  EXPECT_NE(e.find(bad + ":2: expected source<TAB>target"), std::string::npos) << e;
+  EXPECT_EQ(pairs[1].line, 4) << "lines are counted from 1, blank ones included";
+  // every refused line: the message names the file and the line
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"Hi.\tSalut.\tCC-BY 2.0 (France) Attribution: tatoeba.org #538123\n",
+       ":2: 3 columns, expected 2 (source<TAB>target); `cut -f1,2` keeps the first two"},
+      {"two deux\n", ":2: 1 column, expected 2 (source<TAB>target)"},
+      {"\tdeux\n", ":2: an empty source, expected source<TAB>target with both sides non-empty"},
+      {"two\t \n", ":2: an empty target, expected"},
+      {"\t\n", ":2: an empty source and target, expected"}};
+  for (const auto& [line, message] : bad) {
+    const std::string path = (dir / "bad.tsv").string();
+    std::ofstream(path) << "one\tun\n" << line << "three\ttrois\n";
+    const std::string e = error_of([&] { read_tsv_pairs(path); });
+    EXPECT_EQ(e.rfind(path + message, 0), 0u) << e;
+  }
   EXPECT_NE(error_of([&] { read_tsv_pairs((dir / "none.tsv").string()); }).find("cannot be read"), std::string::npos);
+  std::ofstream(dir / "empty.tsv") << "\n \n";
+  EXPECT_NE(error_of([&] { read_tsv_pairs((dir / "empty.tsv").string()); }).find("holds no sentence pairs"),
+            std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -109,6 +124,123 @@ TEST(Translation, SizesTooLargeForMemoryAreRefusedByKey) {
   e = task_error(std::string("[data]\neval_size = 4\n") + kTinyModel, {"data.batch_size=100000000"});
   EXPECT_NE(e.find("t.toml (--set): data.batch_size = 100000000: "), std::string::npos) << e;
   fs::remove_all(dir);
+}
+
+TEST(Translation, PreviewShowsTheFirstWords) {
+  EXPECT_EQ(preview("one two three"), "one two three");
+  EXPECT_EQ(preview("one two  three four five six"), "one two three four five ...");
+  EXPECT_EQ(preview(std::string(30, 'a') + "ééééééé"), std::string(30, 'a') + "ééééé ...") << "whole code points";
+}
+
+// The pairs a TSV task cuts (a side longer than data.max_len with <eos>) are counted in one
+// warning at load, naming the file and the first such line.
+TEST(Translation, PairsLongerThanMaxLenAreCountedAtLoad) {
+  const fs::path dir = scratch_dir("translation_long");
+  const std::string path = (dir / "pairs.tsv").string();
+  {
+    std::ofstream out(path);
+    for (int n = 0; n < 40; ++n) out << number_pair(n).source << "\t" << number_pair(n).target << "\n";
+    out << "\none two three four\tun\n"         // line 42: the source with <eos> is 5 tokens
+        << "one\tun deux trois quatre cinq\n";  // line 43: the target
+  }
+  const std::string expected = path +
+                               ": 2 of 42 pairs are longer than data.max_len = 4 tokens, <eos> included (first: "
+                               "line 42) and are cut in training and evaluation; raise data.max_len to keep them whole";
+  EXPECT_EQ(long_pairs_warning(read_tsv_pairs(path), Tokenization::word, 4, path), expected);
+  EXPECT_EQ(long_pairs_warning(read_tsv_pairs(path), Tokenization::word, 6, path), "") << "all fit";
+  const auto load = [&](std::int64_t max_len) {
+    train::Config config = train::Config::parse(
+        "[data]\nsource = \"tsv\"\npath = \"" + path + "\"\nmax_len = " + std::to_string(max_len) + "\n" + kTinyModel,
+        "tiny.toml");
+    Generator g(0);
+    testing::internal::CaptureStderr();
+    TranslationTask task(config, {0, &g, &g});
+    return testing::internal::GetCapturedStderr();
+  };
+  EXPECT_EQ(load(4), expected + "\n");
+  EXPECT_EQ(load(6), "");
+  fs::remove_all(dir);
+}
+
+// Every number's words fit the default data.max_len (64 tokens, <eos> included): the numbers task
+// cuts nothing. By characters they do not, and the task says so.
+TEST(Translation, NumberWordsFitTheDefaultMaxLen) {
+  const auto words = [](const std::string& s) {  // tokenize()'s count, without its stream (a million times)
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) n += s[i] != ' ' && (i == 0 || s[i - 1] == ' ');
+    return n;
+  };
+  ASSERT_EQ(words(" quatre-vingt  et un "), tokenize(" quatre-vingt  et un ", Tokenization::word).size());
+  std::size_t longest = 0;
+  for (std::int64_t n = 0; n < 1000000; ++n) {
+    const Pair p = number_pair(n);
+    longest = std::max({longest, words(p.source), words(p.target)});
+  }
+  EXPECT_LT(longest, 64u);
+  const auto load = [](const std::string& tokenization) {
+    train::Config config = train::Config::parse(
+        "[data]\neval_size = 50\ntokenization = \"" + tokenization + "\"\n" + kTinyModel, "tiny.toml");
+    Generator g(0);
+    testing::internal::CaptureStderr();
+    TranslationTask task(config, {0, &g, &g});
+    return testing::internal::GetCapturedStderr();
+  };
+  EXPECT_EQ(load("word"), "");
+  const std::string chars = load("char");
+  EXPECT_EQ(chars.rfind("the number words (a sample): ", 0), 0u) << chars;
+  EXPECT_NE(chars.find("pairs are longer than data.max_len = 64 tokens"), std::string::npos) << chars;
+}
+
+// What translate() and log_probability() note for a reader: unknown words, inputs longer than the
+// model reads, and a translation cut by data.max_len; nothing about a sentence that has none of these.
+TEST(Translation, TranslateNotesUnknownWordsAndCutSentences) {
+  train::Config config =
+      train::Config::parse(std::string("[data]\neval_size = 10\nmax_len = 6\n") + kTinyModel, "tiny.toml");
+  Generator g(0);
+  testing::internal::CaptureStderr();
+  TranslationTask task(config, {0, &g, &g});
+  const std::string warning = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(warning.rfind("the number words (a sample): ", 0), 0u) << "max_len 6 cuts numbers: " << warning;
+  // the output layer made to say one token whatever the input: <eos> first, then "cent"
+  Tensor weight, bias;
+  for (const auto& [name, t] : task.model().named_parameters()) {
+    if (name == "generator.weight") weight = t;
+    if (name == "generator.bias") bias = t;
+  }
+  ASSERT_TRUE(weight.defined() && bias.defined());
+  std::fill(weight.data<float>(), weight.data<float>() + weight.numel(), 0.0f);
+  const auto always = [&](std::int64_t id) {
+    std::fill(bias.data<float>(), bias.data<float>() + bias.numel(), 0.0f);
+    bias.data<float>()[id] = 10.0f;
+  };
+  train::Checkpoint c;
+  task.describe(c);
+  const std::vector<std::string>& target_words = c.meta_strings.at("target_vocabulary");
+  const auto cent = std::find(target_words.begin(), target_words.end(), "cent") - target_words.begin();
+
+  always(Vocabulary::eos);
+  const std::vector<std::string> sources{"seventy-one", "seventy-twelve one zillion", "one two three four five six"};
+  std::vector<std::string> notes;
+  EXPECT_EQ(task.translate(sources, &notes), (std::vector<std::string>{"", "", ""}));
+  EXPECT_EQ(notes, (std::vector<std::string>{
+                       "sentence 2: \"seventy-twelve\", \"zillion\" are not in the model's source vocabulary (read as "
+                       "<unk>)",
+                       "sentence 3 (\"one two three four five ...\") has 6 tokens; the model reads 5 of them "
+                       "(data.max_len = 6, <eos> included): the rest is ignored"}));
+  always(cent);
+  notes.clear();
+  EXPECT_EQ(task.translate({"seventy-one"}, &notes), (std::vector<std::string>{"cent cent cent cent cent cent"}));
+  EXPECT_EQ(notes, (std::vector<std::string>{
+                       "sentence 1: the translation reached data.max_len = 6 tokens without <eos>: it is cut there"}));
+  notes.clear();
+  task.log_probability({{"one", "un"}, {"two", "deux quatorze-vingt"}, {"zillion", "un deux trois quatre cinq six"}},
+                       &notes);
+  EXPECT_EQ(notes, (std::vector<std::string>{
+                       "sentence 2: \"quatorze-vingt\" is not in the model's target vocabulary (read as <unk>)",
+                       "sentence 3: \"zillion\" is not in the model's source vocabulary (read as <unk>)",
+                       "sentence 3: the target (\"un deux trois quatre cinq ...\") has 6 tokens; the model scores 5 "
+                       "of them (data.max_len = 6, <eos> included): the rest is ignored"}));
+  EXPECT_EQ(task.translate(sources, nullptr).size(), 3u) << "notes are optional";
 }
 
 TEST(Translation, NumberSplitsAreDisjointAndSized) {

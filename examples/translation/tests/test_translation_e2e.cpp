@@ -1,8 +1,10 @@
 // The translation example's tiny trainings (e2e: a few seconds each): a tiny model's loss must
 // fall on both data sources, number words and a TSV file read by characters, and evaluation,
-// translation and the checkpoint's description work on what it learned.
+// translation and the checkpoint's description work on what it learned. Then the rune binary:
+// what train and translate say on stderr about data they cut or do not know.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -38,7 +40,7 @@ void expect_learns(const std::string& config_text) {
   EXPECT_LT(last, 0.8 * first) << "the loss did not fall";
   const std::map<std::string, double> m = task.evaluate("val");
   for (const char* k : {"loss", "token_accuracy", "exact_match", "bleu"}) EXPECT_TRUE(m.count(k)) << k;
-  EXPECT_EQ(task.translate({"one", "two"}).size(), 2u);
+  EXPECT_EQ(task.translate({"one", "two"}, nullptr).size(), 2u);
   train::Checkpoint c;
   task.describe(c);
   EXPECT_EQ(c.meta_strings.at("target_vocabulary").front(), "<pad>");
@@ -132,6 +134,100 @@ dir = "runs"
   const RunResult eval = run_rune("eval runs/tiny/checkpoints/last.h5", dir.string());
   EXPECT_EQ(eval.status, 1) << eval.output;
   EXPECT_NE(eval.output.find("pairs.tsv"), std::string::npos) << eval.output;
+  fs::remove_all(dir);
+}
+
+// The rune binary's stdout alone, its stderr and its exit status.
+struct Streams {
+  int status;
+  std::string out, err;
+};
+Streams run_rune_streams(const std::string& args, const std::string& dir) {
+  const std::string cmd = "cd '" + dir + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>stderr.txt";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, read_file(fs::path(dir) / "stderr.txt")};
+}
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// A TSV file with a pair longer than data.max_len: rune train says so once at load; rune
+// translate names the sentences it cuts and the words it does not know on stderr, and its stdout
+// holds the translations (and scores) alone.
+TEST(Translation, TrainAndTranslateSayWhatTheyCutAndDoNotKnow) {
+  const fs::path dir = scratch_dir("translation_notes");
+  {
+    std::ofstream out(dir / "pairs.tsv");
+    for (int n = 0; n < 200; ++n) out << number_pair(n).source << "\t" << number_pair(n).target << "\n";
+    out << "one two three four five six seven eight\tun deux trois\n";  // line 201
+    std::ofstream(dir / "tsv.toml") << R"(seed = 1
+[task]
+name = "translation"
+[data]
+source = "tsv"
+path = "pairs.tsv"
+max_len = 8
+batch_size = 32
+[model]
+d_model = 16
+nhead = 2
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 32
+[train]
+epochs = 1
+)";
+  }
+  const std::string long_pairs =
+      "pairs.tsv: 1 of 201 pairs are longer than data.max_len = 8 tokens, <eos> included (first: line 201) and are "
+      "cut in training and evaluation; raise data.max_len to keep them whole\n";
+  const Streams train = run_rune_streams("train tsv.toml --no-progress", dir.string());
+  ASSERT_EQ(train.status, 0) << train.out << train.err;
+  EXPECT_EQ(occurrences(train.err, long_pairs), 1u) << train.err;
+
+  const std::string ckpt = "runs/tsv/checkpoints/last.h5";
+  const std::string unknown =
+      "rune translate: sentence 2: \"zillion\" is not in the model's source vocabulary (read as <unk>)\n";
+  const std::string cut =
+      "rune translate: sentence 3 (\"one two three four five ...\") has 9 tokens; the model reads 7 of them "
+      "(data.max_len = 8, <eos> included): the rest is ignored\n";
+  Streams r = run_rune_streams(
+      "translate " + ckpt + " 'seventy-one' 'zillion one' 'one two three four five six seven eight nine'",
+      dir.string());
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(occurrences(r.err, unknown), 1u) << r.err;
+  EXPECT_EQ(occurrences(r.err, cut), 1u) << r.err;
+  EXPECT_EQ(occurrences(r.err, "sentence 1: \""), 0u) << "seventy-one is known: " << r.err;
+  EXPECT_EQ(occurrences(r.err, "sentence 1 ("), 0u) << "and short: " << r.err;
+  EXPECT_EQ(occurrences(r.out, "\n"), 3u) << r.out;
+  EXPECT_EQ(r.out.rfind("seventy-one -> ", 0), 0u) << r.out;
+  EXPECT_EQ(occurrences(r.out, "rune translate"), 0u) << "notes stay off stdout: " << r.out;
+  // from stdin, the sentence's number is its line; with --scores, each note once
+  std::ofstream(dir / "in.txt") << "seventy-one\nzillion one\none two three four five six seven eight nine\n";
+  r = run_rune_streams("translate " + ckpt + " --scores < in.txt", dir.string());
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(occurrences(r.err, unknown), 1u) << r.err;
+  EXPECT_EQ(occurrences(r.err, cut), 1u) << r.err;
+  EXPECT_EQ(occurrences(r.out, "\n"), 3u) << r.out;
+  EXPECT_EQ(occurrences(r.out, "\t"), 3u) << "a translation and its score per line: " << r.out;
+  fs::remove_all(dir);
+}
+
+// A TSV line of three columns (a Tatoeba file's attribution, say) is refused, not silently cut.
+TEST(Translation, TrainRefusesATsvLineOfThreeColumns) {
+  const fs::path dir = scratch_dir("translation_columns");
+  std::ofstream(dir / "pairs.tsv") << "one\tun\ntwo\tdeux\tCC-BY 2.0\n";
+  std::ofstream(dir / "tsv.toml") << "[task]\nname = \"translation\"\n[data]\nsource = \"tsv\"\npath = \"pairs.tsv\"\n";
+  const Streams r = run_rune_streams("train tsv.toml", dir.string());
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(r.err.rfind("rune: pairs.tsv:2: 3 columns, expected 2 (source<TAB>target)", 0), 0u) << r.err;
   fs::remove_all(dir);
 }
 
