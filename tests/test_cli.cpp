@@ -405,10 +405,11 @@ TEST(Cli, ImpossibleConfigsAreRefusedByNameBeforeAnyWork) {
     const RunResult r = run_rune(args, dir);
     EXPECT_EQ(r.status, 1) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(want), std::string::npos) << args << "\n" << r.output;
-    if (r.output.find("would need") != std::string::npos)
+    if (r.output.find("would need") != std::string::npos) {
       EXPECT_TRUE(r.output.find("; this machine has ") != std::string::npos ||
                   r.output.find("; this process may use ") != std::string::npos)
           << r.output;
+    }
   }
   EXPECT_FALSE(fs::exists(dir + "/runs")) << "no run folder for a refused config";
   fs::remove_all(dir);

@@ -391,8 +391,8 @@ std::string hdf5_image(const std::string& path, const Checkpoint& c) {
                                         &memory};
   if (H5Pset_file_image_callbacks(fapl.get(), &callbacks) < 0)
     throw std::runtime_error("checkpoint " + path + ": HDF5 refuses the in-memory file");
-  const std::string name = "runestone checkpoint image of " + path;
-  H5 file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+  const std::string image_name = "runestone checkpoint image of " + path;
+  H5 file(H5Fcreate(image_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
   if (!file.ok()) throw std::runtime_error("checkpoint " + path + ": HDF5 cannot create it in memory");
   const Writer w{path, file.get()};
   const hid_t root = file.get();
