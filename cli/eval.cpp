@@ -72,7 +72,9 @@ Command add_eval(CLI::App& app) {
   c->add_option("--set", r->sets, "Override a key of the checkpoint's config (the data or the image size, say)");
   c->add_option("--out", r->out_dir,
                 "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");
-  c->add_option("--predictions", r->predictions, "Write one line per example (index, label, predicted) to this file");
+  c->add_option(
+      "--predictions", r->predictions,
+      "Write one line per example (index, label, predicted, and the task's scores: a ViT's logits) to this file");
   return {c, [r] { return evaluate(*r); }};
 }
 

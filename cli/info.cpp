@@ -1,6 +1,8 @@
-// rune info CKPT: a checkpoint's step, metrics, metadata, parameters and config.
+// rune info CKPT: a checkpoint's step, metrics, metadata, architecture, parameters and config.
 #include <algorithm>
 #include <cstdio>
+#include <string>
+#include <variant>
 
 #include "cli/command.hpp"
 #include "train/format.hpp"
@@ -24,6 +26,21 @@ int info(const std::string& checkpoint) {
     for (double x : v) s += (s.empty() ? "" : ", ") + train::significant(x);
     std::printf("meta %s: [%s]\n", k.c_str(), s.c_str());
   }
+  if (!c.architecture.empty()) {
+    // how to compute with the parameters (docs/checkpoints.md): numbers bare, text quoted
+    const auto number = [](double d) {  // the fewest digits that read back exactly
+      std::string s = train::significant(d, 15);
+      for (int digits = 16; digits <= 17 && std::stod(s) != d; ++digits) s = train::significant(d, digits);
+      return s;
+    };
+    std::printf("architecture:\n");
+    for (const auto& [k, v] : c.architecture) {
+      const std::string value = std::holds_alternative<std::int64_t>(v) ? std::to_string(std::get<std::int64_t>(v))
+                                : std::holds_alternative<double>(v)     ? number(std::get<double>(v))
+                                                                        : "\"" + std::get<std::string>(v) + "\"";
+      std::printf("  %s = %s\n", k.c_str(), value.c_str());
+    }
+  }
   std::size_t width = 9;
   for (const auto& [name, t] : c.params) width = std::max(width, name.size());
   std::printf("\n%-*s  %-16s %10s\n", static_cast<int>(width), "parameter", "shape", "count");
@@ -42,7 +59,7 @@ int info(const std::string& checkpoint) {
 
 Command add_info(CLI::App& app) {
   auto checkpoint = std::make_shared<std::string>();
-  CLI::App* c = app.add_subcommand("info", "Print a checkpoint's step, metrics, parameters and config");
+  CLI::App* c = app.add_subcommand("info", "Print a checkpoint's step, metrics, architecture, parameters and config");
   add_checkpoint_argument(*c, *checkpoint);
   return {c, [checkpoint] { return info(*checkpoint); }};
 }

@@ -113,6 +113,19 @@ TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   EXPECT_NE(i.output.find("step 8, epoch 2, optimizer AdamW"), std::string::npos) << i.output;
   EXPECT_NE(i.output.find("transformer.encoder.layers.0.self_attn.in_proj_weight"), std::string::npos) << i.output;
   EXPECT_NE(i.output.find("total"), std::string::npos) << i.output;
+  // how to compute with the parameters (docs/checkpoints.md)
+  for (const char* fact : {"architecture:", "model = \"seq2seq_transformer\"", "norm_first = 1",
+                           "layer_norm_eps = 1e-05", "embedding_scale = 4\n", "source_framing = \"tokens\""})
+    EXPECT_NE(i.output.find(fact), std::string::npos) << fact << "\n" << i.output;
+  // the reverse task translates digit sequences; --scores adds log P(translation | source)
+  const RunResult tr = run_rune("translate runs/tiny/checkpoints/last.h5 '3 1 4' '2 7' --scores", dir);
+  ASSERT_EQ(tr.status, 0) << tr.output;
+  EXPECT_NE(tr.output.find("3 1 4 -> "), std::string::npos) << tr.output;
+  EXPECT_NE(tr.output.find("2 7 -> "), std::string::npos) << tr.output;
+  EXPECT_LT(std::stod(tr.output.substr(tr.output.find('\t') + 1)), 0.0) << tr.output;
+  const RunResult bad = run_rune("translate runs/tiny/checkpoints/last.h5 'three'", dir);
+  EXPECT_EQ(bad.status, 1) << bad.output;
+  EXPECT_NE(bad.output.find("'three' in 'three' is not a digit 0..9"), std::string::npos) << bad.output;
   const RunResult e = run_rune("eval runs/tiny/checkpoints/best.h5 --split test", dir);
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_NE(e.output.find("exact_match"), std::string::npos) << e.output;

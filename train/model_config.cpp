@@ -1,5 +1,6 @@
 #include "train/model_config.hpp"
 
+#include <cmath>
 #include <string>
 
 namespace rune::train {
@@ -58,6 +59,51 @@ void check_model_memory(const Config& c, const nn::Seq2SeqOptions& o, std::int64
                 {"model.num_encoder_layers", t.num_encoder_layers},
                 {"model.num_decoder_layers", t.num_decoder_layers},
                 {"model.nhead", t.nhead}});
+}
+
+void describe_seq2seq(const nn::Seq2SeqTransformer& model, const std::string& source_framing, Checkpoint& c) {
+  const nn::Seq2SeqOptions& o = model.options;
+  const nn::TransformerOptions& t = o.transformer;
+  const nn::Transformer& core = *model.transformer;
+  auto& a = c.architecture;
+  const auto flag = [](bool b) { return std::int64_t{b}; };
+  a["model"] = std::string("seq2seq_transformer");
+  a["d_model"] = t.d_model;
+  a["nhead"] = t.nhead;
+  // the key/value heads as the attention modules were built (0 in the options means nhead)
+  const std::int64_t kv_heads = (*core.encoder->layers)[0].self_attn->num_kv_heads;
+  if (kv_heads != t.nhead) a["num_kv_heads"] = kv_heads;
+  a["num_encoder_layers"] = static_cast<std::int64_t>(core.encoder->layers->size());
+  a["num_decoder_layers"] = static_cast<std::int64_t>(core.decoder->layers->size());
+  a["dim_feedforward"] = t.dim_feedforward;
+  a["activation"] = nn::activation_name(t.activation);  // gelu: the exact (erf) form
+  a["norm_first"] = flag(t.norm_first);
+  a["layer_norm_eps"] = t.layer_norm_eps;
+  a["bias"] = flag(t.bias);
+  a["encoder_final_norm"] = flag(core.encoder->norm != nullptr);
+  a["decoder_final_norm"] = flag(core.decoder->norm != nullptr);
+  // Seq2SeqTransformer::embed: e(ids) * sqrt(C) + position t
+  a["embedding_scale"] = std::sqrt(static_cast<double>(model.src_embed->embedding_dim));
+  a["embedding"] = std::string("token embedding * embedding_scale + the position's row, t = 0, 1, ... on each side");
+  a["positions"] = std::string(model.positions ? "learned" : "sinusoidal");
+  a["positions_formula"] =
+      std::string(model.positions ? "positions.weight[t], a trained (max_positions, d_model) table"
+                                  : "PE[t, 2i] = sin(t / 10000^(2i / d_model)), PE[t, 2i + 1] = cos(t / "
+                                    "10000^(2i / d_model)): Vaswani et al. 2017, sine and cosine interleaved; "
+                                    "computed in float64, rounded to float32");
+  a["max_positions"] = model.positions ? model.positions->max_len : model.sinusoids->max_len;
+  a["tie_output"] = flag(model.generator == nullptr);
+  a["output"] = std::string(model.generator ? "generator(x): Linear(d_model, target vocabulary)"
+                                            : "x tgt_embed.weight^T + output_bias (tied)");
+  a["pad_id"] = o.pad_id;
+  a["bos_id"] = o.bos_id;
+  a["eos_id"] = o.eos_id;
+  a["attention_masks"] = std::string(
+      "encoder self-attention and decoder cross-attention skip source positions holding pad_id; decoder "
+      "self-attention is causal");
+  a["source_framing"] = source_framing;
+  a["decoder_input_framing"] = std::string("<bos> tokens");
+  a["target_framing"] = std::string("tokens <eos>");
 }
 
 }  // namespace rune::train

@@ -1,12 +1,16 @@
 // The [model] keys of the library's sequence models, read from a config: what every task built on
-// nn::Transformer / nn::Seq2SeqTransformer shares, so that each reads them the same way.
+// nn::Transformer / nn::Seq2SeqTransformer shares, so that each reads them the same way; and the
+// facts a checkpoint of an nn::Seq2SeqTransformer carries in /architecture (docs/checkpoints.md).
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "autograd/random.hpp"
 #include "nn/seq2seq.hpp"
 #include "nn/transformer.hpp"
+#include "train/checkpoint.hpp"
 #include "train/config.hpp"
 #include "train/memory.hpp"
 
@@ -27,5 +31,13 @@ void read_embedding_options(Config& c, nn::Seq2SeqOptions& o);
 // most data.max_len = max_len).
 void check_model_memory(const Config& c, const nn::Seq2SeqOptions& o, std::int64_t batch_size, std::int64_t max_len,
                         std::int64_t length, const std::vector<SizeKey>& vocabulary_keys = {});
+
+// Into c.architecture, every fact of `model` needed to compute with its parameters, each taken
+// from the model's options and structure: model = "seq2seq_transformer", the layer sizes,
+// activation, norm_first, layer_norm_eps, bias, num_kv_heads (only when not plain multi-head),
+// the final norms, embedding_scale, positions (and its formula), max_positions, tie_output, the
+// pad, bos and eos ids, the attention masks and the decoder's framing ("<bos> tokens" in,
+// "tokens <eos>" out). source_framing is the task's ("tokens <eos>", or "tokens").
+void describe_seq2seq(const nn::Seq2SeqTransformer& model, const std::string& source_framing, Checkpoint& c);
 
 }  // namespace rune::train

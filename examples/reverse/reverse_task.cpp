@@ -1,6 +1,7 @@
 #include "examples/reverse/reverse_task.hpp"
 
 #include <algorithm>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -129,14 +130,132 @@ std::map<std::string, double> ReverseTask::evaluate(const std::string& split) {
           {"exact_match", static_cast<double>(exact) / static_cast<double>(N)}};
 }
 
-void ReverseTask::describe(train::Checkpoint& c) const {
+std::vector<std::string> ReverseTask::vocabulary() const {
   std::vector<std::string> vocab{"<pad>", "<bos>", "<eos>"};
   for (std::int64_t d = 0; d < digits_; ++d) vocab.push_back(std::to_string(d));
-  c.meta_strings["vocabulary"] = vocab;
+  return vocab;
+}
+
+std::vector<std::int64_t> ReverseTask::token_ids(const std::string& text) const {
+  std::vector<std::int64_t> ids;
+  std::istringstream in(text);
+  for (std::string token; in >> token && static_cast<std::int64_t>(ids.size()) < max_len_;) {
+    std::int64_t d = -1;
+    for (std::int64_t k = 0; k < digits_ && d < 0; ++k)
+      if (token == std::to_string(k)) d = k;
+    if (d < 0)
+      throw std::invalid_argument("reverse: '" + token + "' in '" + text + "' is not a digit 0.." +
+                                  std::to_string(digits_ - 1));
+    ids.push_back(kFirstDigit + d);
+  }
+  return ids;
+}
+
+void ReverseTask::note_length(std::vector<std::string>* notes, std::size_t number, const std::string& text) const {
+  if (!notes) return;
+  std::istringstream in(text);
+  std::int64_t n = 0;
+  for (std::string token; in >> token;) ++n;
+  if (n > max_len_)
+    notes->push_back("sentence " + std::to_string(number) + " has " + std::to_string(n) + " digits; the model reads " +
+                     std::to_string(max_len_) + " of them (data.max_len): the rest is ignored");
+}
+
+ReverseTask::Batch ReverseTask::encode(const std::vector<std::pair<std::string, std::string>>& pairs) const {
+  // source: digits (no <eos>); decoder input: <bos> + target; target: target + <eos>; pad = 0
+  std::vector<std::vector<std::int64_t>> src, tgt;
+  std::size_t S = 1, T = 1;
+  for (const auto& [source, target] : pairs) {
+    src.push_back(token_ids(source));
+    tgt.push_back(token_ids(target));
+    S = std::max(S, src.back().size());
+    T = std::max(T, tgt.back().size() + 1);
+  }
+  const auto B = static_cast<std::int64_t>(pairs.size());
+  std::vector<std::int64_t> s_ids(static_cast<std::size_t>(B) * S, kPad), in_ids(static_cast<std::size_t>(B) * T, kPad),
+      out_ids(static_cast<std::size_t>(B) * T, kPad);
+  for (std::size_t b = 0; b < pairs.size(); ++b) {
+    std::copy(src[b].begin(), src[b].end(), s_ids.begin() + static_cast<std::ptrdiff_t>(b * S));
+    in_ids[b * T] = kBos;
+    for (std::size_t i = 0; i < tgt[b].size(); ++i) {
+      in_ids[b * T + i + 1] = tgt[b][i];
+      out_ids[b * T + i] = tgt[b][i];
+    }
+    out_ids[b * T + tgt[b].size()] = kEos;
+  }
+  return {from_vector(s_ids, {B, static_cast<std::int64_t>(S)}), from_vector(in_ids, {B, static_cast<std::int64_t>(T)}),
+          from_vector(out_ids, {B, static_cast<std::int64_t>(T)})};
+}
+
+std::vector<std::string> ReverseTask::translate(const std::vector<std::string>& sources,
+                                                std::vector<std::string>* notes) {
+  NoGradGuard no_grad;
+  model_->eval();
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& s : sources) pairs.emplace_back(s, "");
+  const Tensor ids = model_->greedy(encode(pairs).src, max_len_ + 1).contiguous();  // as evaluate() decodes
+  const std::vector<std::string> vocab = vocabulary();
+  std::vector<std::string> out;
+  for (std::int64_t i = 0; i < ids.size(0); ++i) {
+    std::string text;
+    bool ended = false;  // by <eos>, rather than by running out of steps
+    for (std::int64_t t = 0; t < ids.size(1); ++t) {
+      const std::int64_t id = ids.data<std::int64_t>()[i * ids.size(1) + t];
+      if ((ended = id == kEos || id == kPad)) break;
+      text += (text.empty() ? "" : " ") + vocab[static_cast<std::size_t>(id)];
+    }
+    out.push_back(text);
+    const auto number = static_cast<std::size_t>(i) + 1;
+    note_length(notes, number, sources[static_cast<std::size_t>(i)]);
+    if (notes && !ended)
+      notes->push_back("sentence " + std::to_string(number) + ": the reversal reached " + std::to_string(max_len_ + 1) +
+                       " tokens without <eos>: it is cut there");
+  }
+  model_->train();
+  return out;
+}
+
+std::vector<double> ReverseTask::log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                                 std::vector<std::string>* notes) {
+  NoGradGuard no_grad;
+  model_->eval();
+  const Batch b = encode(pairs);
+  const Tensor lp =
+      to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
+  const std::int64_t T = lp.size(1), V = lp.size(2);
+  std::vector<double> out;
+  for (std::int64_t i = 0; i < lp.size(0); ++i) {
+    double total = 0;
+    for (std::int64_t t = 0; t < T; ++t) {
+      const std::int64_t id = b.tgt_out.data<std::int64_t>()[i * T + t];
+      if (id != kPad) total += lp.data<double>()[(i * T + t) * V + id];
+    }
+    out.push_back(total);
+    note_length(notes, static_cast<std::size_t>(i) + 1, pairs[static_cast<std::size_t>(i)].first);
+    note_length(notes, static_cast<std::size_t>(i) + 1, pairs[static_cast<std::size_t>(i)].second);
+  }
+  model_->train();
+  return out;
+}
+
+void ReverseTask::describe(train::Checkpoint& c) const {
+  c.meta_strings["vocabulary"] = vocabulary();
+  train::describe_seq2seq(*model_, "tokens", c);  // make_batch(): the digits alone, no <eos>
+  auto& a = c.architecture;
+  a["source_vocabulary"] = std::string("vocabulary");  // a key of /meta, for both sides
+  a["target_vocabulary"] = std::string("vocabulary");
+  a["tokenization"] = std::string("word");
+  a["tokenization_rule"] =
+      std::string("digits separated by runs of ASCII whitespace; output tokens joined by one space");
+  a["unknown_tokens"] = std::string("refused");
+  a["max_source_tokens"] = max_len_;
+  a["max_target_tokens"] = max_len_;
+  a["max_decode_steps"] = max_len_ + 1;
+  a["decoding"] = std::string("greedy");
 }
 
 namespace {
-const bool registered = train::register_task<ReverseTask, analysis::HeadAnalysisSource>(
+const bool registered = train::register_task<ReverseTask, train::Translator, analysis::HeadAnalysisSource>(
     "reverse", "reverse a sequence of digits: the smallest sequence-to-sequence task, a smoke test");
 }  // namespace
 

@@ -1,7 +1,8 @@
 // The smallest sequence-to-sequence task: reverse a random sequence of digits ("3 1 4" -> "4 1 3").
 // The encoder-decoder must learn to attend from each output position to the mirrored input
 // position, so its cross-attention map is an anti-diagonal. A smoke test of the whole pipeline
-// and the template of the translation task.
+// and the template of the translation task. It translates too (`rune translate CKPT "3 1 4"`):
+// digits separated by spaces in, the model's greedy reversal out.
 //
 // Config keys: data.digits, data.min_len, data.max_len, data.batch_size, data.batches_per_epoch,
 // data.eval_size; model.d_model, model.nhead, model.num_encoder_layers, model.num_decoder_layers,
@@ -10,6 +11,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "analysis/head_analysis.hpp"
 #include "nn/seq2seq.hpp"
@@ -17,7 +21,7 @@
 
 namespace rune::examples {
 
-class ReverseTask : public train::Task, public analysis::HeadAnalysisSource {
+class ReverseTask : public train::Task, public train::Translator, public analysis::HeadAnalysisSource {
  public:
   ReverseTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
@@ -31,12 +35,26 @@ class ReverseTask : public train::Task, public analysis::HeadAnalysisSource {
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
 
+  // Greedy reversals of digit sequences ("3 1 4": digits of data.digits separated by ASCII
+  // whitespace, the first data.max_len read); a token that is not a digit is refused by name.
+  // Notes: a sequence longer than the model reads, a reversal cut without <eos>.
+  std::vector<std::string> translate(const std::vector<std::string>& sources, std::vector<std::string>* notes) override;
+  // log P(target | source) under the model (teacher-forced, <eos> included), per pair.
+  std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                      std::vector<std::string>* notes) override;
+
  private:
   struct Batch {
     Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
   };
   Batch make_batch(Generator& g, std::int64_t size) const;
   Batch split_batch(const std::string& split) const;  // evaluate()'s examples of the split
+  // Sources as the model reads them (digits, no <eos>) and targets framed as in training.
+  Batch encode(const std::vector<std::pair<std::string, std::string>>& pairs) const;
+  std::vector<std::int64_t> token_ids(const std::string& text) const;  // the first max_len digits
+  // Into notes (if any), when text holds more digits than token_ids() reads.
+  void note_length(std::vector<std::string>* notes, std::size_t number, const std::string& text) const;
+  std::vector<std::string> vocabulary() const;  // <pad> <bos> <eos> 0 1 ...
 
   std::uint64_t seed_;
   std::int64_t digits_, min_len_, max_len_, batch_size_, batches_per_epoch_, eval_size_;

@@ -410,6 +410,24 @@ analysis::AnalysisBatch TranslationTask::analysis_batch(std::int64_t index) {
 void TranslationTask::describe(train::Checkpoint& c) const {
   c.meta_strings["source_vocabulary"] = src_vocab_.tokens();
   c.meta_strings["target_vocabulary"] = tgt_vocab_.tokens();
+  train::describe_seq2seq(*model_, "tokens <eos>", c);  // encode(): the source ends in <eos>, no <bos>
+  auto& a = c.architecture;
+  a["unk_id"] = Vocabulary::unk;
+  a["source_vocabulary"] = std::string("source_vocabulary");  // keys of /meta
+  a["target_vocabulary"] = std::string("target_vocabulary");
+  const bool words = tokenization_ == Tokenization::word;
+  a["tokenization"] = std::string(words ? "word" : "char");
+  a["tokenization_rule"] = std::string(
+      words ? "split at runs of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r); output tokens joined by one space"
+            : "UTF-8 code points (a space is a token); output tokens joined with nothing");
+  a["unknown_tokens"] = std::string("unk_id");
+  // encode() keeps max_len - 1 tokens of each side before <eos>; translate() decodes max_len steps
+  a["max_source_tokens"] = max_len_ - 1;
+  a["max_target_tokens"] = max_len_ - 1;
+  a["max_decode_steps"] = max_len_;
+  a["decoding"] = std::string(beam_ > 1 ? "beam" : "greedy");
+  a["decode_beam"] = beam_;
+  a["decode_length_penalty"] = length_penalty_;
 }
 
 namespace {

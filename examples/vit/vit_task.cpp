@@ -227,6 +227,7 @@ std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
   model_->eval();
   predictions_.clear();
   labels_.clear();
+  logits_.clear();
   double loss = 0;
   std::int64_t correct = 0;
   CrossEntropyOptions sum;
@@ -238,7 +239,8 @@ std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
       return v;
     }();
     const ImageBatch batch = make_batch(set, indices, transform_, false, nullptr);
-    const Tensor logits = model_->forward(batch.images);
+    const Tensor logits = model_->forward(batch.images).contiguous();  // (B, K)
+    logits_.insert(logits_.end(), logits.data<float>(), logits.data<float>() + logits.numel());
     loss += cross_entropy(logits, batch.labels, sum).item();
     const Tensor predicted = argmax(logits, 1);
     for (std::size_t b = 0; b < indices.size(); ++b) {
@@ -280,6 +282,51 @@ void ViTTask::describe(train::Checkpoint& c) const {
   c.meta_numbers["mean"] = transform_.stats.mean;
   c.meta_numbers["std"] = transform_.stats.std;
   c.meta_numbers["image_size"] = {static_cast<double>(transform_.size)};
+  // every fact from the model's options and its encoder layers' (nn/vit.cpp builds those)
+  const nn::VisionTransformerOptions& o = model_->options;
+  const nn::TransformerLayerOptions& layer = (*model_->encoder->layers)[0].options;
+  auto& a = c.architecture;
+  const auto flag = [](bool b) { return std::int64_t{b}; };
+  a["model"] = std::string("vision_transformer");
+  a["image_size"] = o.image_size;
+  a["patch_size"] = o.patch_size;
+  a["grid"] = o.grid();
+  a["in_chans"] = o.in_chans;
+  a["num_classes"] = o.num_classes;
+  a["embed_dim"] = o.embed_dim;
+  a["depth"] = static_cast<std::int64_t>(model_->encoder->layers->size());
+  a["num_heads"] = layer.nhead;
+  a["mlp_dim"] = layer.dim_feedforward;
+  a["activation"] = nn::activation_name(layer.activation);  // gelu: the exact (erf) form
+  a["norm_first"] = flag(layer.norm_first);
+  a["layer_norm_eps"] = layer.layer_norm_eps;
+  a["bias"] = flag(layer.bias);
+  a["encoder_final_norm"] = flag(model_->encoder->norm != nullptr);
+  a["patch_embedding"] = std::string(
+      "patch_embed.proj: Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size), its output "
+      "(B, embed_dim, grid, grid) flattened to (B, grid * grid, embed_dim), patches row by row");
+  a["class_token"] = std::string("cls_token (1, 1, embed_dim), put before the patches");
+  a["pos_embed"] = std::string(
+      "(1, 1 + grid * grid, embed_dim): row 0 the class token's, then the patches row by row; added to "
+      "[cls_token; patches] before the encoder");
+  a["pool"] = nn::pool_name(o.pool);
+  a["pooling"] =
+      std::string(o.pool == nn::ViTPool::cls ? "the class token's row of the encoder's (final-normed) output"
+                                             : "the mean of the patch rows of the encoder's (final-normed) output");
+  a["head"] = std::string("head: Linear(embed_dim, num_classes) on the pooled row; logits, classes in /meta/classes");
+  a["classes"] = std::string("classes");  // keys of /meta
+  a["normalization_mean"] = std::string("mean");
+  a["normalization_std"] = std::string("std");
+  a["input"] = std::string(
+      "images (B, in_chans, image_size, image_size), rows top to bottom (CIFAR-10: channels R, G, B); pixel "
+      "v in 0..255 -> (v / 255 - mean[c]) / std[c], after the resize");
+  a["native_image_size"] = train_.height;
+  a["resize"] = std::string(transform_.resize == Resize::pad        ? "pad"
+                            : transform_.resize == Resize::upsample ? "upsample"
+                                                                    : "none");
+  a["resize_rule"] = std::string(
+      "from native_image_size to image_size when they differ: pad centres the image on black (v = 0, top and left "
+      "(image_size - native_image_size) / 2 rounded down); upsample is bilinear, align_corners = false");
 }
 
 std::vector<std::string> ViTTask::load_parameters(const train::Checkpoint& c, const std::string& path) {
@@ -339,8 +386,15 @@ std::vector<std::string> ViTTask::write_reports(const std::string& name, const s
 
 void ViTTask::write_predictions(const std::string& path) const {
   if (evaluated_.empty()) throw std::runtime_error("write_predictions: no split was evaluated");
-  report::Csv csv({"index", "label", "predicted"});
-  for (std::size_t i = 0; i < labels_.size(); ++i) csv.row({i, labels_[i], predictions_[i]});
+  const std::size_t K = train_.classes.size();
+  std::vector<report::CsvField> header{"index", "label", "predicted"};
+  for (std::size_t k = 0; k < K; ++k) header.emplace_back("logit_" + std::to_string(k));
+  report::Csv csv(header);
+  for (std::size_t i = 0; i < labels_.size(); ++i) {
+    std::vector<report::CsvField> row{i, labels_[i], predictions_[i]};
+    for (std::size_t k = 0; k < K; ++k) row.emplace_back(static_cast<double>(logits_[i * K + k]));
+    csv.row(row);
+  }
   csv.write(path);
 }
 

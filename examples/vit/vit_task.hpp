@@ -51,7 +51,8 @@ class ViTTask : public train::Task,
   std::vector<std::string> load_parameters(const train::Checkpoint& c, const std::string& path) override;
   // confusion-<split>.csv and confusion-<split>.png
   std::vector<std::string> write_reports(const std::string& split, const std::string& dir) override;
-  // "index,label,predicted" lines with a header, in the split's order
+  // "index,label,predicted,logit_0,...,logit_<K-1>" lines with a header, in the split's order (the
+  // logits with nine significant digits: float32 reads back exactly)
   void write_predictions(const std::string& path) const override;
   // Head analysis: every block's (1 + N, 1 + N) attention is valid (no padding).
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
@@ -82,6 +83,7 @@ class ViTTask : public train::Task,
   // the last evaluate()'s split, predictions and labels
   std::string evaluated_;
   std::vector<std::int64_t> predictions_, labels_;
+  std::vector<float> logits_;  // (N, K), row-major
   // prepare_analysis()'s split, examples and batch size
   const ImageSet* analysis_set_ = nullptr;
   std::int64_t analysis_size_ = 0, analysis_batch_size_ = 1;

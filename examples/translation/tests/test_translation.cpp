@@ -1,6 +1,6 @@
 // The translation example's data and task: tokenization (words, UTF-8 code points), vocabularies,
-// the TSV reader and its errors, the number splits, and beam search against greedy decoding. The
-// tiny trainings are in test_translation_e2e.cpp.
+// the TSV reader and its errors, the number splits, beam search against greedy decoding, and the
+// architecture facts a checkpoint carries. The tiny trainings are in test_translation_e2e.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include "autograd/ops.hpp"
 #include "examples/translation/corpus.hpp"
 #include "examples/translation/translation_task.hpp"
+#include "tests/described.hpp"
 #include "tests/helpers.hpp"
 #include "train/config.hpp"
 
@@ -291,6 +292,72 @@ TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {
   EXPECT_NE(std::find(names.begin(), names.end(), "positions.weight"), names.end());
   EXPECT_EQ(std::find(names.begin(), names.end(), "generator.weight"), names.end());
   EXPECT_EQ(ids(tied.beam_search(src, 3, 8, 0.6, true)), ids(tied.beam_search(src, 3, 8, 0.6, false)));
+}
+
+// Every fact of /architecture comes from the options the model was built from: the defaults, then
+// each option turned the other way.
+TEST(Translation, CheckpointCarriesTheArchitectureOfItsOptions) {
+  const auto checkpoint = [](const std::string& data, const std::string& model, const std::string& rest) {
+    Generator init(1), dropout(2);
+    train::Config c =
+        train::Config::parse("[task]\nname = \"translation\"\n[data]\nmax_len = 12\neval_size = 8\n" + data +
+                                 "[model]\nd_model = 16\nnhead = 2\nnum_encoder_layers = 1\n"
+                                 "num_decoder_layers = 3\n" +
+                                 model + rest,
+                             "described.toml");
+    TranslationTask task(c, {3, &init, &dropout});
+    return saved_and_read(task, "translation_described");
+  };
+  const train::Checkpoint d = checkpoint("", "", "");
+  EXPECT_EQ(fact<std::string>(d, "model"), "seq2seq_transformer");
+  EXPECT_EQ(fact<std::int64_t>(d, "d_model"), 16);
+  EXPECT_EQ(fact<std::int64_t>(d, "nhead"), 2);
+  EXPECT_EQ(d.architecture.count("num_kv_heads"), 0u) << "plain multi-head attention";
+  EXPECT_EQ(fact<std::int64_t>(d, "num_encoder_layers"), 1);
+  EXPECT_EQ(fact<std::int64_t>(d, "num_decoder_layers"), 3);
+  EXPECT_EQ(fact<std::int64_t>(d, "dim_feedforward"), 64);
+  EXPECT_EQ(fact<std::string>(d, "activation"), "gelu");
+  EXPECT_EQ(fact<std::int64_t>(d, "norm_first"), 1);
+  EXPECT_EQ(fact<double>(d, "layer_norm_eps"), 1e-5);
+  EXPECT_EQ(fact<std::int64_t>(d, "bias"), 1);
+  EXPECT_EQ(fact<std::int64_t>(d, "encoder_final_norm"), 1);
+  EXPECT_EQ(fact<std::int64_t>(d, "decoder_final_norm"), 1);
+  EXPECT_EQ(fact<double>(d, "embedding_scale"), 4.0);
+  EXPECT_EQ(fact<std::string>(d, "positions"), "sinusoidal");
+  EXPECT_NE(fact<std::string>(d, "positions_formula").find("PE[t, 2i + 1] = cos"), std::string::npos);
+  EXPECT_EQ(fact<std::int64_t>(d, "max_positions"), 13);
+  EXPECT_EQ(fact<std::int64_t>(d, "tie_output"), 0);
+  EXPECT_EQ(fact<std::int64_t>(d, "pad_id"), Vocabulary::pad);
+  EXPECT_EQ(fact<std::int64_t>(d, "bos_id"), Vocabulary::bos);
+  EXPECT_EQ(fact<std::int64_t>(d, "eos_id"), Vocabulary::eos);
+  EXPECT_EQ(fact<std::int64_t>(d, "unk_id"), Vocabulary::unk);
+  EXPECT_EQ(fact<std::string>(d, "source_framing"), "tokens <eos>");
+  EXPECT_EQ(fact<std::string>(d, "decoder_input_framing"), "<bos> tokens");
+  EXPECT_EQ(fact<std::string>(d, "target_framing"), "tokens <eos>");
+  EXPECT_EQ(fact<std::string>(d, "tokenization"), "word");
+  EXPECT_EQ(fact<std::string>(d, "unknown_tokens"), "unk_id");
+  EXPECT_EQ(fact<std::int64_t>(d, "max_source_tokens"), 11);
+  EXPECT_EQ(fact<std::int64_t>(d, "max_target_tokens"), 11);
+  EXPECT_EQ(fact<std::int64_t>(d, "max_decode_steps"), 12);
+  EXPECT_EQ(fact<std::string>(d, "decoding"), "greedy");
+  EXPECT_EQ(d.meta_strings.at(fact<std::string>(d, "source_vocabulary")).at(0), "<pad>");
+  EXPECT_EQ(d.meta_strings.at(fact<std::string>(d, "target_vocabulary")).at(3), "<unk>");
+
+  const train::Checkpoint o =
+      checkpoint("tokenization = \"char\"\n",
+                 "norm_first = false\nactivation = \"relu\"\npositions = \"learned\"\ntie_output = true\n",
+                 "[decode]\nbeam = 3\n");
+  EXPECT_EQ(fact<std::int64_t>(o, "norm_first"), 0);
+  EXPECT_EQ(fact<std::string>(o, "activation"), "relu");
+  EXPECT_EQ(fact<std::string>(o, "positions"), "learned");
+  EXPECT_EQ(fact<std::int64_t>(o, "tie_output"), 1);
+  EXPECT_EQ(fact<std::string>(o, "tokenization"), "char");
+  EXPECT_EQ(fact<std::string>(o, "decoding"), "beam");
+  EXPECT_EQ(fact<std::int64_t>(o, "decode_beam"), 3);
+  // the parameters the facts imply are the ones saved
+  std::set<std::string> names;
+  for (const auto& [n, t] : o.params) names.insert(n);
+  EXPECT_TRUE(names.count("positions.weight") && names.count("output_bias") && !names.count("generator.weight"));
 }
 
 }  // namespace

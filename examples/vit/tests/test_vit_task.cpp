@@ -1,14 +1,16 @@
-// The ViT example's task, the fast part: prefetched batches equal batches made on demand, and
-// attention rollout follows its definition. The trainings and the runs of the `rune` binary are in
-// test_vit_task_e2e.cpp.
+// The ViT example's task, the fast part: prefetched batches equal batches made on demand,
+// attention rollout follows its definition, and checkpoints carry the model's architecture. The trainings and the runs
+// of the `rune` binary are in test_vit_task_e2e.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
 #include "autograd/ops.hpp"
 #include "examples/vit/tests/tiny_vit.hpp"
 #include "examples/vit/vit_task.hpp"
+#include "tests/described.hpp"
 #include "tests/helpers.hpp"
 
 namespace rune::examples {
@@ -113,6 +115,50 @@ TEST(ViTTask, AttentionRolloutFollowsItsDefinition) {
   }
   EXPECT_THROW(analysis::attention_rollout({}), std::invalid_argument);
   EXPECT_THROW(analysis::attention_rollout({eye, zeros({1, 3, 3}, DType::float64)}), std::invalid_argument);
+}
+
+TEST(ViTTask, CheckpointCarriesTheArchitectureOfItsOptions) {
+  const fs::path data = idx_folder("described");
+  const auto checkpoint = [&](const std::string& data_keys, const std::string& model_keys) {
+    Generator init(1), dropout(2);
+    std::string text = tiny_config(data, model_keys);
+    text.insert(text.find("[model]"), data_keys);
+    train::Config c = train::Config::parse(text, "described.toml");
+    ViTTask task(c, {0, &init, &dropout});
+    return saved_and_read(task, "vit_described");
+  };
+  const train::Checkpoint d = checkpoint("", "");
+  EXPECT_EQ(fact<std::string>(d, "model"), "vision_transformer");
+  EXPECT_EQ(fact<std::int64_t>(d, "image_size"), 12);
+  EXPECT_EQ(fact<std::int64_t>(d, "native_image_size"), 12);
+  EXPECT_EQ(fact<std::int64_t>(d, "patch_size"), 4);
+  EXPECT_EQ(fact<std::int64_t>(d, "grid"), 3);
+  EXPECT_EQ(fact<std::int64_t>(d, "in_chans"), 1);
+  EXPECT_EQ(fact<std::int64_t>(d, "num_classes"), 10);  // MNIST's classes (the data uses four)
+  EXPECT_EQ(fact<std::int64_t>(d, "embed_dim"), 16);
+  EXPECT_EQ(fact<std::int64_t>(d, "depth"), 2);
+  EXPECT_EQ(fact<std::int64_t>(d, "num_heads"), 2);
+  EXPECT_EQ(fact<std::int64_t>(d, "mlp_dim"), 32);
+  EXPECT_EQ(fact<std::string>(d, "activation"), "gelu");
+  EXPECT_EQ(fact<std::int64_t>(d, "norm_first"), 1);
+  EXPECT_EQ(fact<double>(d, "layer_norm_eps"), 1e-5);
+  EXPECT_EQ(fact<std::int64_t>(d, "encoder_final_norm"), 1);
+  EXPECT_EQ(fact<std::string>(d, "pool"), "cls");
+  EXPECT_EQ(fact<std::string>(d, "resize"), "none");
+  EXPECT_EQ(d.meta_numbers.at(fact<std::string>(d, "normalization_mean")).size(), 1u);
+  EXPECT_EQ(d.meta_numbers.at(fact<std::string>(d, "normalization_std")).size(), 1u);
+  EXPECT_EQ(d.meta_strings.at(fact<std::string>(d, "classes")).size(), 10u);
+
+  const train::Checkpoint o = checkpoint("image_size = 16\nresize = \"pad\"\n", "pool = \"mean\"\n");
+  EXPECT_EQ(fact<std::int64_t>(o, "image_size"), 16);
+  EXPECT_EQ(fact<std::int64_t>(o, "native_image_size"), 12);
+  EXPECT_EQ(fact<std::int64_t>(o, "grid"), 4);
+  EXPECT_EQ(fact<std::string>(o, "resize"), "pad");
+  EXPECT_EQ(fact<std::string>(o, "pool"), "mean");
+  const auto pos = std::find_if(o.params.begin(), o.params.end(), [](const auto& p) { return p.first == "pos_embed"; });
+  ASSERT_NE(pos, o.params.end());
+  EXPECT_EQ(pos->second.shape(), (Shape{1, 1 + 4 * 4, 16}));
+  fs::remove_all(data);
 }
 
 }  // namespace

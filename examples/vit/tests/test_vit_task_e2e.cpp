@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -167,13 +168,20 @@ TEST(ViTTask, ConfusionMatrixAndPredictionsAgreeWithTheAccuracy) {
   t->task->write_predictions(predictions);
   std::ifstream in(predictions);
   std::getline(in, line);
-  EXPECT_EQ(line, "index,label,predicted");
+  EXPECT_EQ(line,
+            "index,label,predicted,logit_0,logit_1,logit_2,logit_3,logit_4,logit_5,logit_6,logit_7,logit_8,logit_9")
+      << "a logit for each of MNIST's ten classes";
   std::int64_t n = 0, correct = 0;
   for (; std::getline(in, line); ++n) {
-    int index = 0, label = 0, predicted = 0;
-    ASSERT_EQ(std::sscanf(line.c_str(), "%d,%d,%d", &index, &label, &predicted), 3) << line;
-    EXPECT_EQ(index, n);
+    std::vector<double> fields;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) fields.push_back(std::stod(cell));
+    ASSERT_EQ(fields.size(), 13u) << line;
+    const auto label = static_cast<std::int64_t>(fields[1]), predicted = static_cast<std::int64_t>(fields[2]);
+    EXPECT_EQ(fields[0], static_cast<double>(n));
     EXPECT_EQ(label, t->task->split("test").labels[static_cast<std::size_t>(n)]);
+    EXPECT_EQ(predicted, std::max_element(fields.begin() + 3, fields.end()) - (fields.begin() + 3))
+        << "the prediction is the top logit: " << line;
     correct += label == predicted;
   }
   EXPECT_EQ(n, 120);
