@@ -77,6 +77,21 @@ Tensor Seq2SeqTransformer::forward(const Tensor& src, const Tensor& tgt_in) cons
                          [&](const ForwardCall& c) { return std::vector<Tensor>{run(c.inputs[0], c.inputs[1])}; })[0];
 }
 
+std::vector<double> Seq2SeqTransformer::log_probability(const Tensor& src, const Tensor& tgt_in,
+                                                        const Tensor& tgt_out) const {
+  NoGradGuard no_grad;
+  const Tensor lp = to_dtype(log_softmax(forward(src, tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
+  const Tensor want = tgt_out.contiguous();
+  const std::int64_t B = lp.size(0), T = lp.size(1), V = lp.size(2);
+  std::vector<double> out(static_cast<std::size_t>(B), 0.0);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < T; ++t) {
+      const std::int64_t id = want.data<std::int64_t>()[b * T + t];
+      if (id != options.pad_id) out[static_cast<std::size_t>(b)] += lp.data<double>()[(b * T + t) * V + id];
+    }
+  return out;
+}
+
 Tensor Seq2SeqTransformer::greedy(const Tensor& src, std::int64_t max_steps) const {
   NoGradGuard no_grad;
   const std::int64_t B = src.size(0);

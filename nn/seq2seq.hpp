@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "nn/embedding.hpp"
 #include "nn/linear.hpp"
@@ -41,6 +42,9 @@ class Seq2SeqTransformer : public Module {
   // (B, T, V); calls hooks with inputs (src, tgt_in). encode, decode, greedy and beam_search
   // call none of their own (their submodules' hooks run).
   Tensor forward(const Tensor& src, const Tensor& tgt_in) const;
+  // log P(tgt_out | src) per row (B values): the teacher-forced log-softmax of tgt_out's tokens,
+  // summed in float64 over its positions that are not pad_id. No grad; eval mode is the caller's.
+  std::vector<double> log_probability(const Tensor& src, const Tensor& tgt_in, const Tensor& tgt_out) const;
   // Greedy decoding with the KV cache: (B, <= max_steps) ids after bos, eos included where
   // reached, pad after it.
   Tensor greedy(const Tensor& src, std::int64_t max_steps) const;

@@ -1,5 +1,6 @@
 // Transformer layers and stacks (nn/transformer.hpp): names, the pre-LN / post-LN wiring, masks,
-// dropout modes, and KV-cache decoding against the full prefix. PyTorch parity (values and
+// dropout modes, KV-cache decoding against the full prefix, and the encoder-decoder's
+// log-probability of a target (nn/seq2seq.hpp). PyTorch parity (values and
 // gradients of torch.nn.TransformerEncoderLayer, DecoderLayer and Transformer) is in tests/parity/.
 #include <gtest/gtest.h>
 
@@ -220,6 +221,38 @@ TEST(Transformer, BadOptionsAndShapesNameTheProblem) {
   nn::DecoderCache wrong;
   wrong.layers.resize(1);
   EXPECT_THROW(dec.forward(zeros({1, 1, 16}), zeros({1, 2, 16}), {}, {}, &wrong), std::invalid_argument);
+}
+
+// log P(tgt_out | src): the log-softmax of each target token, summed over the positions that are
+// not padding; a row padded in a batch scores as it does alone.
+TEST(Seq2Seq, LogProbabilitySumsTheTargetTokensSkippingPadding) {
+  nn::Seq2SeqOptions o;
+  o.src_vocab = o.tgt_vocab = 9;
+  o.transformer.d_model = 16;
+  o.transformer.nhead = 2;
+  o.transformer.num_encoder_layers = o.transformer.num_decoder_layers = 1;
+  o.transformer.dim_feedforward = 32;
+  o.transformer.dropout = 0.0;
+  Generator g(4);
+  nn::Seq2SeqTransformer model(o, g);
+  model.eval();
+  const auto ids = [](std::vector<std::int64_t> v, std::int64_t rows) {
+    const auto n = static_cast<std::int64_t>(v.size());
+    return from_vector(v, {rows, n / rows});
+  };
+  const Tensor src = ids({5, 6, 2, 7, 2, 0}, 2), tgt_in = ids({1, 4, 8, 1, 3, 0}, 2),
+               tgt_out = ids({4, 8, 2, 3, 2, 0}, 2);
+  const std::vector<double> lp = model.log_probability(src, tgt_in, tgt_out);
+  ASSERT_EQ(lp.size(), 2u);
+  const Tensor all = to_dtype(log_softmax(model.forward(src, tgt_in), -1), DType::float64).contiguous();  // (2, 3, 9)
+  const auto at = [&](std::int64_t b, std::int64_t t, std::int64_t v) {
+    return all.data<double>()[(b * 3 + t) * 9 + v];
+  };
+  EXPECT_NEAR(lp[0], at(0, 0, 4) + at(0, 1, 8) + at(0, 2, 2), 1e-12);
+  EXPECT_NEAR(lp[1], at(1, 0, 3) + at(1, 1, 2), 1e-12);  // the padded last position is skipped
+  const std::vector<double> alone = model.log_probability(ids({7, 2}, 1), ids({1, 3}, 1), ids({3, 2}, 1));
+  EXPECT_NEAR(alone.at(0), lp[1], 1e-5);
+  EXPECT_LT(lp[0], 0.0);
 }
 
 }  // namespace

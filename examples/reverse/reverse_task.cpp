@@ -217,22 +217,12 @@ std::vector<std::string> ReverseTask::translate(const std::vector<std::string>& 
 
 std::vector<double> ReverseTask::log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
                                                  std::vector<std::string>* notes) {
-  NoGradGuard no_grad;
   model_->eval();
   const Batch b = encode(pairs);
-  const Tensor lp =
-      to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
-  const std::int64_t T = lp.size(1), V = lp.size(2);
-  std::vector<double> out;
-  for (std::int64_t i = 0; i < lp.size(0); ++i) {
-    double total = 0;
-    for (std::int64_t t = 0; t < T; ++t) {
-      const std::int64_t id = b.tgt_out.data<std::int64_t>()[i * T + t];
-      if (id != kPad) total += lp.data<double>()[(i * T + t) * V + id];
-    }
-    out.push_back(total);
-    note_length(notes, static_cast<std::size_t>(i) + 1, pairs[static_cast<std::size_t>(i)].first);
-    note_length(notes, static_cast<std::size_t>(i) + 1, pairs[static_cast<std::size_t>(i)].second);
+  const std::vector<double> out = model_->log_probability(b.src, b.tgt_in, b.tgt_out);
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    note_length(notes, i + 1, pairs[i].first);
+    note_length(notes, i + 1, pairs[i].second);
   }
   model_->train();
   return out;

@@ -285,27 +285,16 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
 
 std::vector<double> TranslationTask::log_probability(const std::vector<std::pair<std::string, std::string>>& texts,
                                                      std::vector<std::string>* notes) {
-  NoGradGuard no_grad;
   model_->eval();
   std::vector<Pair> pairs;
   for (const auto& [source, target] : texts) pairs.push_back({source, target});
   const Batch b = encode(pairs);
-  const Tensor lp =
-      to_dtype(log_softmax(model_->forward(b.src, b.tgt_in), -1), DType::float64).contiguous();  // (B, T, V)
-  const std::int64_t T = lp.size(1), V = lp.size(2);
-  std::vector<double> out;
-  for (std::int64_t i = 0; i < lp.size(0); ++i) {
-    double total = 0;
-    for (std::int64_t t = 0; t < T; ++t) {
-      const std::int64_t id = b.tgt_out.data<std::int64_t>()[i * T + t];
-      if (id != Vocabulary::pad) total += lp.data<double>()[(i * T + t) * V + id];
+  const std::vector<double> out = model_->log_probability(b.src, b.tgt_in, b.tgt_out);
+  if (notes)
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      note_reading(*notes, i + 1, texts[i].first, true);
+      note_reading(*notes, i + 1, texts[i].second, false);
     }
-    out.push_back(total);
-    if (!notes) continue;
-    const auto number = static_cast<std::size_t>(i) + 1;
-    note_reading(*notes, number, texts[static_cast<std::size_t>(i)].first, true);
-    note_reading(*notes, number, texts[static_cast<std::size_t>(i)].second, false);
-  }
   model_->train();
   return out;
 }
