@@ -1,0 +1,221 @@
+"""Runestone checkpoints as PyTorch models, rebuilt from the checkpoint alone: its /architecture
+attributes, its /meta lists and its /params, loaded with load_state_dict(strict=True).
+
+    ckpt = read("runs/numbers/checkpoints/best.h5")
+    model = build(ckpt)                                   # a Seq2Seq or a ViT, in eval mode
+    translate(model, ckpt, ["seventy-one"])               # as `rune translate`
+    log_probability(model, ckpt, [("seventy-one", "soixante et onze")])  # as `rune translate --scores`
+    model(preprocess(images, ckpt)).argmax(-1)            # a ViT's predictions, as `rune eval --predictions`
+
+Needs torch (1.13 or later) and h5py. docs/checkpoints.md explains every attribute used here.
+"""
+import math
+import re
+from types import SimpleNamespace
+
+import h5py
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def read(path):
+    """The checkpoint as .arch (dict), .meta (lists), .params (state dict), .config (TOML text)."""
+    def value(v):
+        return v.item() if hasattr(v, "item") else v  # numpy int64 / float64 -> int / float
+
+    with h5py.File(path, "r") as f:
+        arch = {k: value(v) for k, v in f["architecture"].attrs.items()}
+        meta = {k: list(d.asstr()[()]) if h5py.check_string_dtype(d.dtype) else d[()].tolist()
+                for k, d in f["meta"].items()}
+        params = {}
+        f["params"].visititems(lambda name, d: params.__setitem__(name.replace("/", "."), torch.from_numpy(d[()]))
+                               if isinstance(d, h5py.Dataset) else None)
+        return SimpleNamespace(arch=arch, meta=meta, params=params, config=f.attrs["config"])
+
+
+def layer_options(a, d_model, nhead, dim_feedforward):
+    """torch.nn.Transformer*Layer's arguments for the facts in `a` (dropout off: inference)."""
+    if a.get("num_kv_heads", nhead) != nhead:
+        raise NotImplementedError("grouped-query attention: torch.nn.MultiheadAttention has no num_kv_heads")
+    if not a["bias"]:
+        raise NotImplementedError("bias = 0: Runestone's LayerNorms keep their bias, torch's bias=False drops it")
+    return dict(d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward, dropout=0.0,
+                activation=a["activation"], layer_norm_eps=a["layer_norm_eps"], batch_first=True,
+                norm_first=bool(a["norm_first"]))
+
+
+def final_norm(a, key, width):
+    return nn.LayerNorm(width, eps=a["layer_norm_eps"]) if a[key] else None
+
+
+class Seq2Seq(nn.Module):
+    """nn/seq2seq.hpp: embeddings * embedding_scale + positions, a Transformer, an output projection."""
+
+    def __init__(self, a, src_vocab, tgt_vocab):
+        super().__init__()
+        self.a = a
+        C, pad, n = a["d_model"], a["pad_id"], a["max_positions"]
+        self.src_embed = nn.Embedding(src_vocab, C, padding_idx=pad)
+        self.tgt_embed = nn.Embedding(tgt_vocab, C, padding_idx=pad)
+        if a["positions"] == "learned":
+            self.positions = nn.Embedding(n, C)  # positions.weight
+        else:  # PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(same): interleaved, float64 then float32
+            t = torch.arange(n, dtype=torch.float64)[:, None]
+            i = torch.arange(C, dtype=torch.float64)[None, :]
+            angle = t * torch.exp(-math.log(10000.0) * (i - i % 2) / C)
+            pe = torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
+            self.register_buffer("pe", pe.float(), persistent=False)  # not in the checkpoint
+        kw = layer_options(a, C, a["nhead"], a["dim_feedforward"])
+        self.transformer = nn.Module()
+        self.transformer.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**kw), a["num_encoder_layers"],
+                                                         final_norm(a, "encoder_final_norm", C),
+                                                         enable_nested_tensor=False)
+        self.transformer.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**kw), a["num_decoder_layers"],
+                                                         final_norm(a, "decoder_final_norm", C))
+        if a["tie_output"]:
+            self.output_bias = nn.Parameter(torch.zeros(tgt_vocab))
+        else:
+            self.generator = nn.Linear(C, tgt_vocab)
+
+    def embed(self, e, ids):  # (B, T) -> (B, T, C), positions from 0
+        table = self.positions.weight if self.a["positions"] == "learned" else self.pe
+        return e(ids) * self.a["embedding_scale"] + table[: ids.shape[1]]
+
+    def encode(self, src):  # (B, S) -> memory (B, S, C) and its padding mask (True = pad)
+        pad = src == self.a["pad_id"]
+        return self.transformer.encoder(self.embed(self.src_embed, src), src_key_padding_mask=pad), pad
+
+    def decode(self, tgt_in, memory, pad):  # (B, T) -> logits (B, T, V), causal
+        T = tgt_in.shape[1]
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)  # True: may not attend
+        h = self.transformer.decoder(self.embed(self.tgt_embed, tgt_in), memory, tgt_mask=causal,
+                                     memory_key_padding_mask=pad)
+        return h @ self.tgt_embed.weight.T + self.output_bias if self.a["tie_output"] else self.generator(h)
+
+    def forward(self, src, tgt_in):
+        return self.decode(tgt_in, *self.encode(src))
+
+
+class ViT(nn.Module):
+    """nn/vit.hpp: patches + class token + pos_embed, a Transformer encoder, a pooled row, a head."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = a
+        C, p = a["embed_dim"], a["patch_size"]
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(a["in_chans"], C, kernel_size=p, stride=p)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + a["grid"] ** 2, C))
+        kw = layer_options(a, C, a["num_heads"], a["mlp_dim"])
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**kw), a["depth"],
+                                             final_norm(a, "encoder_final_norm", C), enable_nested_tensor=False)
+        self.head = nn.Linear(C, a["num_classes"])
+
+    def forward(self, images):  # (B, in_chans, image_size, image_size), normalised -> logits (B, K)
+        x = self.patch_embed.proj(images).flatten(2).transpose(1, 2)  # (B, N, C), patches row by row
+        x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1) + self.pos_embed
+        x = self.encoder(x)
+        return self.head(x[:, 0] if self.a["pool"] == "cls" else x[:, 1:].mean(1))
+
+
+def build(ckpt):
+    """The model the checkpoint describes, its parameters loaded strictly, in eval mode."""
+    a = ckpt.arch
+    if a["model"] == "seq2seq_transformer":
+        model = Seq2Seq(a, len(ckpt.meta[a["source_vocabulary"]]), len(ckpt.meta[a["target_vocabulary"]]))
+    elif a["model"] == "vision_transformer":
+        model = ViT(a)
+    else:
+        raise ValueError(f"unknown model {a['model']!r}")
+    model.load_state_dict(ckpt.params, strict=True)
+    return model.eval()
+
+
+# ---------------------------------------------------------------- text (seq2seq checkpoints)
+
+def tokenize(text, a):
+    if a["tokenization"] == "char":
+        return list(text)  # code points
+    return [t for t in re.split(r"[ \t\n\v\f\r]+", text) if t]
+
+
+def detokenize(tokens, a):
+    return ("" if a["tokenization"] == "char" else " ").join(tokens)
+
+
+def token_ids(text, vocab, a, limit):
+    """The first `limit` tokens of text as ids; unknown ones are unk_id, or refused."""
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = []
+    for t in tokenize(text, a)[:limit]:
+        if t not in index and a["unknown_tokens"] != "unk_id":
+            raise ValueError(f"{t!r} is not in the vocabulary")
+        ids.append(index.get(t, a.get("unk_id")))
+    return ids
+
+
+def frame(framing, ids, a):
+    """A framing such as "<bos> tokens" or "tokens <eos>" applied to ids."""
+    special = {"<bos>": a["bos_id"], "<eos>": a["eos_id"]}
+    return [i for part in framing.split() for i in (ids if part == "tokens" else [special[part]])]
+
+
+def source_tensor(text, ckpt):
+    a = ckpt.arch
+    ids = token_ids(text, ckpt.meta[a["source_vocabulary"]], a, a["max_source_tokens"])
+    return torch.tensor([frame(a["source_framing"], ids, a)])
+
+
+@torch.no_grad()
+def translate(model, ckpt, sentences):
+    """Greedy decoding, one sentence at a time, detokenized: `rune translate`'s output."""
+    a, vocab = ckpt.arch, ckpt.meta[ckpt.arch["target_vocabulary"]]
+    if a["decoding"] != "greedy":
+        raise NotImplementedError(f"decoding {a['decoding']!r}: only greedy is written here")
+    out = []
+    for sentence in sentences:
+        memory, pad = model.encode(source_tensor(sentence, ckpt))
+        ids = [a["bos_id"]]
+        for _ in range(a["max_decode_steps"]):
+            ids.append(int(model.decode(torch.tensor([ids]), memory, pad)[0, -1].argmax()))
+            if ids[-1] in (a["eos_id"], a["pad_id"]):
+                break
+        words = [vocab[i] for i in ids[1:] if i not in (a["eos_id"], a["pad_id"])]
+        out.append(detokenize(words, a))
+    return out
+
+
+@torch.no_grad()
+def log_probability(model, ckpt, pairs):
+    """log P(target | source): the sum of the natural-log probabilities of the target's tokens and
+    <eos>, teacher-forced: `rune translate --scores`."""
+    a, out = ckpt.arch, []
+    for source, target in pairs:
+        ids = token_ids(target, ckpt.meta[a["target_vocabulary"]], a, a["max_target_tokens"])
+        tgt_in = torch.tensor([frame(a["decoder_input_framing"], ids, a)])
+        tgt_out = frame(a["target_framing"], ids, a)
+        lp = torch.log_softmax(model(source_tensor(source, ckpt), tgt_in)[0], -1).double()  # (T, V)
+        out.append(sum(float(lp[t, y]) for t, y in enumerate(tgt_out) if y != a["pad_id"]))
+    return out
+
+
+# ---------------------------------------------------------------- images (ViT checkpoints)
+
+def preprocess(images, ckpt):
+    """uint8 images (B, in_chans, native_image_size, native_image_size) -> the model's input:
+    resized as the checkpoint says, then (v / 255 - mean[c]) / std[c] in float32 as rune computes it."""
+    a = ckpt.arch
+    x = torch.as_tensor(images).float()
+    S, H = a["image_size"], x.shape[-1]
+    if S != H and a["resize"] == "pad":  # centred on black
+        lo = (S - H) // 2
+        x = F.pad(x, (lo, S - H - lo, lo, S - H - lo))
+    elif S != H and a["resize"] == "upsample":
+        x = F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False)
+    elif S != H:
+        raise ValueError(f"images of {H} pixels for a model of {S} without a resize")
+    mean = torch.tensor(ckpt.meta[a["normalization_mean"]], dtype=torch.float64).view(1, -1, 1, 1)
+    std = torch.tensor(ckpt.meta[a["normalization_std"]], dtype=torch.float64).view(1, -1, 1, 1)
+    return x * (1.0 / (255.0 * std)).float() - (mean / std).float()
