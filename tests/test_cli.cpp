@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -355,38 +354,6 @@ TEST(Cli, DropHeadIsAConfigOption) {
   e = run_rune("train tiny.toml --set train.drophead_schedule=v", dir);
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.output.find("train.drophead_schedule"), std::string::npos) << e.output;
-}
-
-// Runs started together with one name each take a folder of their own (the folder is taken by
-// creating it), and each folder holds its own run's config and checkpoints.
-TEST(Cli, RunsStartedTogetherGetTheirOwnFolders) {
-  const std::string dir = workspace("race");
-  constexpr int kRuns = 8;
-  std::vector<std::thread> runs;
-  std::vector<RunResult> results(kRuns);
-  for (int i = 0; i < kRuns; ++i)
-    runs.emplace_back([&, i] {
-      results[static_cast<std::size_t>(i)] =
-          run_rune("train tiny.toml --no-progress --set train.epochs=1 --set seed=" + std::to_string(10 + i), dir);
-    });
-  for (std::thread& t : runs) t.join();
-  std::set<int> seeds;
-  for (int i = 0; i < kRuns; ++i) {
-    ASSERT_EQ(results[static_cast<std::size_t>(i)].status, 0) << results[static_cast<std::size_t>(i)].output;
-    const std::string run = dir + "/runs/" + (i == 0 ? std::string("tiny") : "tiny-" + std::to_string(i + 1));
-    ASSERT_TRUE(fs::exists(run + "/checkpoints/last.h5")) << run;
-    const std::string config = read(run + "/config.toml");
-    const std::size_t at = config.find("seed = ");
-    ASSERT_NE(at, std::string::npos) << config;
-    const int seed = std::stoi(config.substr(at + 7));
-    EXPECT_NE(train::read_checkpoint(run + "/checkpoints/last.h5").config.find("seed = " + std::to_string(seed)),
-              std::string::npos)
-        << run << ": the checkpoints are another run's";
-    seeds.insert(seed);
-  }
-  EXPECT_EQ(seeds.size(), static_cast<std::size_t>(kRuns)) << "each run wrote its own folder";
-  EXPECT_FALSE(fs::exists(dir + "/runs/tiny-" + std::to_string(kRuns + 1)));
-  fs::remove_all(dir);
 }
 
 // What a hostile user tries: sizes beyond the machine, values that are no TOML value, ranges
