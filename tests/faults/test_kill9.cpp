@@ -71,12 +71,12 @@ TEST(Kill9, ARunKilledTwentyTimesEndsBitForBitAsAnUninterruptedOne) {
       ::kill(p.pid, SIGKILL);
     }
     const Exit e = finish({p})[0];
-    if (fs::exists(last) && train::read_checkpoint(last.string()).step > step_before)
-      for (const auto& [tmp, identity] : left) {
-        const auto now = temporaries_by_identity(run);
+    if (fs::exists(last) && train::read_checkpoint(last.string()).step > step_before) {
+      const std::map<std::string, Identity> now = temporaries_by_identity(run);
+      for (const auto& [tmp, identity] : left)
         EXPECT_FALSE(now.count(tmp) && now.at(tmp) == identity)
             << tmp << ", left by kill " << kills << ", survived a save";
-      }
+    }
     if (e.signal != SIGKILL) {
       ASSERT_EQ(e.code, 0) << "after " << kills << " kills: " << e.describe() << "\n" << e.output;
       break;
