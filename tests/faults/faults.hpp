@@ -158,9 +158,10 @@ inline Exit run_rune(const std::vector<std::string>& args, const std::string& di
   return finish({start_rune(args, dir, max_file_bytes)}, timeout_s)[0];
 }
 
-// The command that continues a run from one of its checkpoints (<run>/checkpoints/x.h5).
-inline std::vector<std::string> resume_command(const std::string& config, const std::string& checkpoint) {
-  return {"train", config, "--no-progress", "--resume", checkpoint};
+// The command that continues a run from one of its checkpoints (<run>/checkpoints/x.h5), with the
+// config the run started with.
+inline std::vector<std::string> resume_command(const std::string& checkpoint) {
+  return {"train", "--no-progress", "--resume", checkpoint};
 }
 
 // ----------------------------------------------------------------------------- files

@@ -32,15 +32,17 @@ const std::vector<std::string> kSentences = {"one", "twenty three", "four hundre
                                              "seven hundred thousand"};
 
 // What loading `path` as `rune translate` does gives: "refused\n" and the error's message, or
-// "loaded\n" and a line per sentence, its translation and its log-probability's bits in hex.
+// "loaded\n", a line per sentence (its translation and its log-probability's bits in hex) and
+// the notes on them (a word the model never saw, ...).
 std::string outcome(const std::string& path) {
   try {
     const std::unique_ptr<cli::LoadedTask> loaded = cli::load_task(path);
     train::Translator& translator = train::capability<train::Translator>(*loaded->task, "checkpoint " + path);
-    const std::vector<std::string> out = translator.translate(kSentences);
+    std::vector<std::string> notes;
+    const std::vector<std::string> out = translator.translate(kSentences, &notes);
     std::vector<std::pair<std::string, std::string>> pairs;
     for (std::size_t i = 0; i < out.size(); ++i) pairs.emplace_back(kSentences.at(i), out[i]);
-    const std::vector<double> logp = translator.log_probability(pairs);
+    const std::vector<double> logp = translator.log_probability(pairs, &notes);
     std::string s = "loaded\n";
     for (std::size_t i = 0; i < out.size(); ++i) {
       std::uint64_t bits;
@@ -49,6 +51,7 @@ std::string outcome(const std::string& path) {
       std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(bits));
       s += out[i] + "\t" + hex + "\n";
     }
+    for (const std::string& note : notes) s += "note: " + note + "\n";
     return s;
   } catch (const std::exception& e) {
     return std::string("refused\n") + e.what();

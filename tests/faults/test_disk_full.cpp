@@ -114,7 +114,7 @@ TEST(DiskFull, AResumedRunFailsByNameAndKeepsTheRunFolder) {
       fs::create_directories((dir / name).parent_path());
       std::ofstream(dir / name, std::ios::binary) << bytes;
     }
-    const Exit e = run_rune(resume_command("tiny.toml", "runs/tiny/checkpoints/last.h5"), dir.string(), c.limit, 60);
+    const Exit e = run_rune(resume_command("runs/tiny/checkpoints/last.h5"), dir.string(), c.limit, 60);
     expect_clean_failure(c, e, dir, existing, {"runs/tiny/metrics.jsonl"});
   }
   fs::remove_all(dir);

@@ -43,7 +43,7 @@ std::map<std::string, std::string> bits(const nn::NamedTensors& tensors) {
 TEST(Kill9, ARunKilledTwentyTimesEndsBitForBitAsAnUninterruptedOne) {
   const TestClock clock;
   constexpr int kKills = 20;
-  const std::string keys = "epochs = 10\neval_every = 1\n";  // 40 steps, each followed by checkpoints
+  const std::string keys = "epochs = 25\neval_every = 1\n";  // 100 steps, each followed by checkpoints
   const std::vector<std::string> train{"train", "tiny.toml", "--no-progress"};
 
   const fs::path straight = tiny_workspace("kill9_straight", keys);
@@ -64,8 +64,7 @@ TEST(Kill9, ARunKilledTwentyTimesEndsBitForBitAsAnUninterruptedOne) {
     if (!resume) fs::remove_all(dir / "runs");  // killed before its first checkpoint: from the start again
     restarts += !resume && kills > 0;
     const std::int64_t step_before = resume ? train::read_checkpoint(last.string()).step : 0;
-    const Process p =
-        start_rune(resume ? resume_command("tiny.toml", "runs/tiny/checkpoints/last.h5") : train, dir.string());
+    const Process p = start_rune(resume ? resume_command("runs/tiny/checkpoints/last.h5") : train, dir.string());
     if (kills < kKills) {
       std::this_thread::sleep_for(std::chrono::duration<double>(delay(random)));
       ::kill(p.pid, SIGKILL);
