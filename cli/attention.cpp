@@ -4,6 +4,7 @@
 #include "analysis/attention_maps.hpp"
 #include "cli/command.hpp"
 #include "report/attention_report.hpp"
+#include "train/files.hpp"
 
 namespace rune::cli {
 
@@ -20,14 +21,18 @@ int attention(const AttentionRequest& r) {
   const std::string what = "checkpoint " + r.checkpoint;
   if (!r.image.empty()) {
     auto& source = train::capability<analysis::ImageAttentionSource>(*loaded->task, what);
+    train::FileTransaction files;  // the PNGs and CSV replace the previous ones together, or none
     const std::vector<std::string> out =
         report::write_image_attention(source.image_attention(r.image), r.image, r.out_dir);
+    files.commit();
     std::printf("%s\nwrote %s, %s and %s\n", out[0].c_str(), out[1].c_str(), out[2].c_str(), out[3].c_str());
     return 0;
   }
   auto& source = train::capability<analysis::TextAttentionSource>(*loaded->task, what);
   const analysis::TokenAttention maps = source.attention_maps(r.sentence);
+  train::FileTransaction files;
   const std::vector<std::string> out = report::write_token_attention(maps, r.sentence, r.out_dir);
+  files.commit();
   std::printf("%s -> %s\nwrote %s and %s\n", r.sentence.c_str(), maps.output.c_str(), out[0].c_str(), out[1].c_str());
   return 0;
 }

@@ -49,16 +49,20 @@ int evaluate(const EvalRequest& request) {
   const std::string run = run_folder_of(request.checkpoint);
   const std::string out = !request.out_dir.empty() ? request.out_dir : !run.empty() ? run : ".";
   std::filesystem::create_directories(out);
+  train::FileTransaction files;  // the reports replace the previous ones all together, or none
+  std::vector<std::string> written;
   if (!request.out_dir.empty() || !run.empty())
     train::write_file((std::filesystem::path(out) / ("eval-" + request.split + ".json")).string(),
                       train::metrics_json(record));
   if (reports) {
-    for (const std::string& file : reports->write_reports(request.split, out)) std::printf("wrote %s\n", file.c_str());
+    written = reports->write_reports(request.split, out);
     if (!request.predictions.empty()) {
       reports->write_predictions(request.predictions);
-      std::printf("wrote %s\n", request.predictions.c_str());
+      written.push_back(request.predictions);
     }
   }
+  files.commit();
+  for (const std::string& file : written) std::printf("wrote %s\n", file.c_str());
   return 0;
 }
 

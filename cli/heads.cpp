@@ -7,6 +7,7 @@
 #include "analysis/head_analysis.hpp"
 #include "cli/command.hpp"
 #include "report/head_report.hpp"
+#include "train/files.hpp"
 
 namespace rune::cli {
 
@@ -54,8 +55,10 @@ int heads(const HeadsRequest& request) {
   for (const auto& [name, can] : analysis.prunable)
     std::printf("pruning: %lld heads can go before %s drops by more than one point (%.4f at first)\n",
                 static_cast<long long>(can), name.c_str(), analysis.pruning.front().metrics.at(name));
-  for (const std::string& file : report::write_head_report(analysis, out, title))
-    std::printf("wrote %s\n", file.c_str());
+  train::FileTransaction files;  // the report's files replace the previous ones all together, or none
+  const std::vector<std::string> written = report::write_head_report(analysis, out, title);
+  files.commit();
+  for (const std::string& file : written) std::printf("wrote %s\n", file.c_str());
   return 0;
 }
 

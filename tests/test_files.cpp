@@ -178,6 +178,38 @@ TEST(Files, AFullDiskFailsWriteFileByNameAndKeepsThePreviousFile) {
   fs::remove_all(dir);
 }
 
+// Files written together replace the previous ones all at once, or, when one fails, none of them.
+TEST(Files, ATransactionReplacesAllItsFilesOrNone) {
+  const fs::path dir = scratch_dir("transaction");
+  const std::string small = (dir / "a.csv").string(), large = (dir / "b.png").string();
+  write_file(small, "old a\n");
+  write_file(large, "old b\n");
+  const std::string big(64 * 1024, 'x');
+  const std::string result = in_child({16 * 1024, false}, thrown([&] {
+                                        FileTransaction files;
+                                        write_file(small, "new a\n");  // fits: written, not yet renamed
+                                        write_file(large, big);        // does not
+                                        files.commit();
+                                      }));
+  expect_failure_naming(result, large, "File too large");
+  EXPECT_EQ(read_file(small), "old a\n") << "the file written before the failure is not replaced";
+  EXPECT_EQ(read_file(large), "old b\n");
+  EXPECT_FALSE(fs::exists(small + ".tmp"));
+  EXPECT_FALSE(fs::exists(large + ".tmp"));
+  {
+    FileTransaction files;
+    write_file(small, "new a\n");
+    write_file(large, "new b\n");
+    EXPECT_EQ(read_file(small), "old a\n") << "nothing is renamed before commit()";
+    files.commit();
+  }
+  EXPECT_EQ(read_file(small), "new a\n");
+  EXPECT_EQ(read_file(large), "new b\n");
+  write_file(small, "outside\n");  // no transaction open: renamed at once
+  EXPECT_EQ(read_file(small), "outside\n");
+  fs::remove_all(dir);
+}
+
 TEST(Files, AFullDiskFailsAPlotByNameAndKeepsThePreviousPng) {
   const fs::path dir = scratch_dir("full_png");
   const std::string path = (dir / "curves.png").string();

@@ -29,7 +29,30 @@ void sync(const std::string& tmp, const std::string& what, const std::string& pa
   if (rc != 0) throw failure(what, path, "syncing " + tmp + " failed: " + std::strerror(err));
 }
 
+thread_local FileTransaction* current_transaction = nullptr;
+
 }  // namespace
+
+FileTransaction::FileTransaction() : outer_(current_transaction) { current_transaction = this; }
+
+FileTransaction::~FileTransaction() {
+  current_transaction = outer_;
+  for (const auto& [tmp, path] : pending_) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);  // not committed: the previous files stay
+  }
+}
+
+void FileTransaction::commit() {
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    const auto& [tmp, path] = pending_[i];
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) throw failure(what_[i], path, "renaming " + tmp + " failed: " + ec.message());
+  }
+  pending_.clear();
+  what_.clear();
+}
 
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write,
                       const std::string& what) {
@@ -37,6 +60,13 @@ void write_atomically(const std::string& path, const std::function<void(const st
   try {
     write(tmp);
     sync(tmp, what, path);
+    if (FileTransaction* t = current_transaction) {  // renamed with the others, at its commit()
+      for (const auto& pending : t->pending_)
+        if (pending.first == tmp) return;
+      t->pending_.emplace_back(tmp, path);
+      t->what_.push_back(what);
+      return;
+    }
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
     if (ec) throw failure(what, path, "renaming " + tmp + " failed: " + ec.message());

@@ -10,6 +10,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace rune::train {
 
@@ -19,6 +21,26 @@ namespace rune::train {
 // file is: "checkpoint", "plot"; the message starts with it).
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write,
                       const std::string& what = "file");
+
+// Files written together, all or none (a command's report: a PNG and its CSV). While one is open
+// on this thread, write_atomically writes and syncs each temporary but renames none; commit()
+// renames them all. Destroyed without commit() (a write failed, say), it removes its
+// temporaries: every file that was there before is left as it was.
+class FileTransaction {
+ public:
+  FileTransaction();
+  ~FileTransaction();
+  FileTransaction(const FileTransaction&) = delete;
+  FileTransaction& operator=(const FileTransaction&) = delete;
+  // Renames every temporary over its target; std::runtime_error names one that fails.
+  void commit();
+
+ private:
+  friend void write_atomically(const std::string&, const std::function<void(const std::string&)>&, const std::string&);
+  std::vector<std::pair<std::string, std::string>> pending_;  // (temporary, target)
+  std::vector<std::string> what_;                             // what each one is, for messages
+  FileTransaction* outer_;
+};
 
 // `text` (any bytes) as the whole content of `path`, atomically as above; `what` as above.
 void write_file(const std::string& path, const std::string& text, const std::string& what = "file");

@@ -303,6 +303,12 @@ int train(const TrainRequest& request) {
   } else {
     folder = new_run_folder(o.run_dir, o.run_name);
   }
+  if (resumed)  // what a killed run left unfinished (curves.png.tmp ...); checkpoints/ is the manager's
+    for (const auto& entry : fs::directory_iterator(folder))
+      if (entry.path().extension() == ".tmp") {
+        std::error_code ignored;
+        fs::remove(entry.path(), ignored);
+      }
   write_file(folder + "/config.toml", config.resolved());
   CheckpointManager checkpoints(folder + "/checkpoints", static_cast<int>(o.keep_last), "val_" + task->primary_metric(),
                                 task->higher_is_better());
