@@ -46,7 +46,4 @@ std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector
 // The subcommand's first argument: a checkpoint file (.h5) that exists, into `path`.
 void add_checkpoint_argument(CLI::App& command, std::string& path);
 
-// The run folder a checkpoint lives in (<run>/checkpoints/x.h5), or "" when it is not in one.
-std::string run_folder_of(const std::string& checkpoint);
-
 }  // namespace rune::cli

@@ -46,7 +46,7 @@ int evaluate(const EvalRequest& request) {
     return train::kExitNonFinite;
   }
   // reports go to --out, else next to the run's other files, else here
-  const std::string run = run_folder_of(request.checkpoint);
+  const std::string run = train::run_folder_of(request.checkpoint);
   const std::string out = !request.out_dir.empty() ? request.out_dir : !run.empty() ? run : ".";
   std::filesystem::create_directories(out);
   train::FileTransaction files;  // the reports replace the previous ones all together, or none

@@ -8,6 +8,7 @@
 #include "cli/command.hpp"
 #include "report/head_report.hpp"
 #include "train/files.hpp"
+#include "train/trainer.hpp"
 
 namespace rune::cli {
 
@@ -29,7 +30,7 @@ int heads(const HeadsRequest& request) {
   HeadAnalysis analysis = analyse_heads(*loaded->task, request.analysis);
   const std::string& split = request.analysis.split;
   if (request.prune) prune_heads(*loaded->task, analysis);
-  const std::string run = run_folder_of(request.checkpoint);
+  const std::string run = train::run_folder_of(request.checkpoint);
   const std::string out = !request.out_dir.empty() ? request.out_dir
                           : !run.empty()           ? (fs::path(run) / ("heads-" + split)).string()
                                                    : "heads-" + split;

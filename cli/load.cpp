@@ -1,5 +1,4 @@
 #include <cstdio>
-#include <filesystem>
 
 #include "cli/command.hpp"
 #include "train/config.hpp"
@@ -34,11 +33,6 @@ std::unique_ptr<LoadedTask> load_task(const std::string& path, const std::vector
 
 void add_checkpoint_argument(CLI::App& command, std::string& path) {
   command.add_option("checkpoint", path, "The checkpoint (.h5)")->required()->check(CLI::ExistingFile);
-}
-
-std::string run_folder_of(const std::string& checkpoint) {
-  const std::filesystem::path run = std::filesystem::path(checkpoint).parent_path().parent_path();
-  return std::filesystem::exists(run / "config.toml") ? run.string() : "";
 }
 
 }  // namespace rune::cli

@@ -340,13 +340,13 @@ struct MemoryImage {
   std::string closed;
 
   static void* allocate(std::size_t size, H5FD_file_image_op_t, void* self) {
-    return static_cast<MemoryImage*>(self)->resize(nullptr, size);
+    return static_cast<MemoryImage*>(self)->resize(size);
   }
   static void* copy(void* to, const void* from, std::size_t size, H5FD_file_image_op_t, void*) {
     return std::memcpy(to, from, size);
   }
-  static void* reallocate(void* data, std::size_t size, H5FD_file_image_op_t, void* self) {
-    return static_cast<MemoryImage*>(self)->resize(static_cast<char*>(data), size);
+  static void* reallocate(void*, std::size_t size, H5FD_file_image_op_t, void* self) {
+    return static_cast<MemoryImage*>(self)->resize(size);  // the driver's buffer is always `data`
   }
   static herr_t release(void* data, H5FD_file_image_op_t op, void* self) {
     auto& image = *static_cast<MemoryImage*>(self);
@@ -359,15 +359,13 @@ struct MemoryImage {
   static void* same(void* self) { return self; }
   static herr_t keep(void*) { return 0; }
 
-  void* resize(char* old, std::size_t new_size) {
+  void* resize(std::size_t new_size) {
     if (new_size > capacity) {
       const std::size_t grown = std::max(new_size, capacity * 2);
-      char* p = static_cast<char*>(std::realloc(old, grown));
+      char* p = static_cast<char*>(std::realloc(data, grown));
       if (!p) return nullptr;
       std::memset(p + capacity, 0, grown - capacity);
       data = p, capacity = grown;
-    } else {
-      data = old ? old : data;
     }
     size = new_size;
     return data;
@@ -449,6 +447,7 @@ std::string read_bytes(const std::string& path) {
                              bytes_text(2 * size) + "; " + limit.text);
   }
   std::string bytes;
+  if (!ec) bytes.reserve(static_cast<std::size_t>(size));
   char buffer[1 << 16];
   std::size_t got;
   while ((got = std::fread(buffer, 1, sizeof buffer, f)) > 0) bytes.append(buffer, got);
@@ -586,14 +585,10 @@ CheckpointManager::CheckpointManager(std::string folder, int keep_last, std::str
   std::filesystem::create_directories(folder_);
   // a resumed run continues the bookkeeping of the files already there, and clears what a killed
   // run left: the temporary of a save it did not finish, a numbered file it did not prune yet
+  remove_temporaries(folder_);
   for (const auto& entry : std::filesystem::directory_iterator(folder_)) {
     const std::string name = entry.path().filename().string();
-    if (entry.path().extension() == ".tmp") {
-      std::error_code ignored;
-      std::filesystem::remove(entry.path(), ignored);
-    } else if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".h5") {
-      numbered_.push_back(entry.path().string());
-    }
+    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".h5") numbered_.push_back(entry.path().string());
   }
   std::sort(numbered_.begin(), numbered_.end());
   prune();

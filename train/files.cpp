@@ -37,21 +37,28 @@ FileTransaction::FileTransaction() : outer_(current_transaction) { current_trans
 
 FileTransaction::~FileTransaction() {
   current_transaction = outer_;
-  for (const auto& [tmp, path] : pending_) {
+  for (const Pending& p : pending_) {
     std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);  // not committed: the previous files stay
+    std::filesystem::remove(p.tmp, ignored);  // not committed: the previous files stay
   }
 }
 
 void FileTransaction::commit() {
-  for (std::size_t i = 0; i < pending_.size(); ++i) {
-    const auto& [tmp, path] = pending_[i];
+  for (const Pending& p : pending_) {
     std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw failure(what_[i], path, "renaming " + tmp + " failed: " + ec.message());
+    std::filesystem::rename(p.tmp, p.path, ec);
+    if (ec) throw failure(p.what, p.path, "renaming " + p.tmp + " failed: " + ec.message());
   }
   pending_.clear();
-  what_.clear();
+}
+
+void remove_temporaries(const std::string& folder) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
+    if (entry.path().extension() == ".tmp") {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    }
 }
 
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write,
@@ -62,9 +69,8 @@ void write_atomically(const std::string& path, const std::function<void(const st
     sync(tmp, what, path);
     if (FileTransaction* t = current_transaction) {  // renamed with the others, at its commit()
       for (const auto& pending : t->pending_)
-        if (pending.first == tmp) return;
-      t->pending_.emplace_back(tmp, path);
-      t->what_.push_back(what);
+        if (pending.tmp == tmp) return;
+      t->pending_.push_back({tmp, path, what});
       return;
     }
     std::error_code ec;

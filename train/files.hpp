@@ -10,7 +10,6 @@
 
 #include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace rune::train {
@@ -37,10 +36,16 @@ class FileTransaction {
 
  private:
   friend void write_atomically(const std::string&, const std::function<void(const std::string&)>&, const std::string&);
-  std::vector<std::pair<std::string, std::string>> pending_;  // (temporary, target)
-  std::vector<std::string> what_;                             // what each one is, for messages
+  struct Pending {
+    std::string tmp, path, what;
+  };
+  std::vector<Pending> pending_;  // written and synced, not yet renamed
   FileTransaction* outer_;
 };
+
+// Removes the temporaries ("*.tmp") that writes killed half-way left in `folder` (not below it).
+// Only for a folder no other process writes to: a run's own folder, say.
+void remove_temporaries(const std::string& folder);
 
 // `text` (any bytes) as the whole content of `path`, atomically as above; `what` as above.
 void write_file(const std::string& path, const std::string& text, const std::string& what = "file");

@@ -230,17 +230,12 @@ std::string format_metrics(const std::map<std::string, double>& m, const std::st
 
 // ------------------------------------------------------------------------- train
 
-namespace {
-
-// The run folder a checkpoint to resume lives in (<run>/checkpoints/x.h5).
-std::string resumed_run_folder(const std::string& checkpoint) {
+std::string run_folder_of(const std::string& checkpoint) {
   const fs::path p(checkpoint);
-  if (p.parent_path().filename() != "checkpoints" || !fs::exists(p.parent_path().parent_path() / "config.toml"))
-    throw std::runtime_error("checkpoint " + checkpoint + " is not inside a run folder (<run>/checkpoints/)");
-  return p.parent_path().parent_path().string();
+  const bool in_run =
+      p.parent_path().filename() == "checkpoints" && fs::exists(p.parent_path().parent_path() / "config.toml");
+  return in_run ? p.parent_path().parent_path().string() : "";
 }
-
-}  // namespace
 
 int train(const TrainRequest& request) {
   // a resumed run's config is the one it started with, from its checkpoint; --set may change
@@ -285,7 +280,9 @@ int train(const TrainRequest& request) {
   std::int64_t start = 0;
   if (resumed) {
     const Checkpoint& c = *resumed;
-    folder = resumed_run_folder(request.resume);
+    folder = run_folder_of(request.resume);
+    if (folder.empty())
+      throw std::runtime_error("checkpoint " + request.resume + " is not inside a run folder (<run>/checkpoints/)");
     load_parameters(model, c, request.resume);
     if (c.optimizer != opt->name())
       throw std::runtime_error("checkpoint " + request.resume + " holds " + c.optimizer +
@@ -303,12 +300,7 @@ int train(const TrainRequest& request) {
   } else {
     folder = new_run_folder(o.run_dir, o.run_name);
   }
-  if (resumed)  // what a killed run left unfinished (curves.png.tmp ...); checkpoints/ is the manager's
-    for (const auto& entry : fs::directory_iterator(folder))
-      if (entry.path().extension() == ".tmp") {
-        std::error_code ignored;
-        fs::remove(entry.path(), ignored);
-      }
+  if (resumed) remove_temporaries(folder);  // what a killed run left unfinished (curves.png.tmp ...)
   write_file(folder + "/config.toml", config.resolved());
   CheckpointManager checkpoints(folder + "/checkpoints", static_cast<int>(o.keep_last), "val_" + task->primary_metric(),
                                 task->higher_is_better());

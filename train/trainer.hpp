@@ -41,6 +41,10 @@ struct TrainRequest {
 // Trains; returns one of the exit codes above. Throws for bad input (config, checkpoint, data).
 int train(const TrainRequest& request);
 
+// The run folder a checkpoint lives in (<run>/checkpoints/x.h5, beside <run>/config.toml), or ""
+// when it is not in one.
+std::string run_folder_of(const std::string& checkpoint);
+
 // The seed every run, and every task rebuilt from a checkpoint, starts from (key `seed`).
 std::uint64_t read_seed(Config& config);
 
