@@ -8,7 +8,7 @@
 #include "analysis/seq2seq_batch.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
-#include "examples/translation/bleu.hpp"
+#include "text/bleu.hpp"
 #include "train/model_config.hpp"
 
 namespace rune::examples {
@@ -344,8 +344,8 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
   const std::vector<Pair>& data = split == "test" ? test_ : val_;
   NoGradGuard no_grad;
   double loss_sum = 0, tokens = 0, right = 0, exact = 0;
-  std::vector<std::vector<Tokens>> references;
-  std::vector<Tokens> hypotheses;
+  std::vector<std::vector<text::Tokens>> references;
+  std::vector<text::Tokens> hypotheses;
   for (std::size_t at = 0; at < data.size(); at += 256) {
     const std::vector<Pair> chunk(data.begin() + static_cast<std::ptrdiff_t>(at),
                                   data.begin() + static_cast<std::ptrdiff_t>(std::min(data.size(), at + 256)));
@@ -368,8 +368,8 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
     const std::vector<std::string> decoded = translate(sources, nullptr);
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       exact += decoded[i] == chunk[i].target;
-      hypotheses.push_back(split_words(decoded[i]));
-      references.push_back({split_words(chunk[i].target)});
+      hypotheses.push_back(text::split_words(decoded[i]));
+      references.push_back({text::split_words(chunk[i].target)});
     }
   }
   model_->train();
@@ -377,7 +377,7 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
   return {{"loss", loss_sum / tokens},
           {"token_accuracy", right / tokens},
           {"exact_match", exact / n},
-          {"bleu", corpus_bleu(references, hypotheses)}};
+          {"bleu", text::corpus_bleu(references, hypotheses)}};
 }
 
 std::int64_t TranslationTask::prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) {

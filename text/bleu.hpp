@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace rune::examples {
+namespace rune::text {
 
 using Tokens = std::vector<std::string>;
 
@@ -18,4 +18,4 @@ Tokens split_words(const std::string& text);  // on runs of ASCII whitespace
 // std::invalid_argument when the two lists differ in length or a hypothesis has no reference.
 double corpus_bleu(const std::vector<std::vector<Tokens>>& references, const std::vector<Tokens>& hypotheses);
 
-}  // namespace rune::examples
+}  // namespace rune::text

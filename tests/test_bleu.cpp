@@ -1,4 +1,4 @@
-// Corpus BLEU-4 (examples/translation/bleu.hpp) against NLTK's corpus_bleu on the corpora of
+// Corpus BLEU-4 (text/bleu.hpp) against NLTK's corpus_bleu on the corpora of
 // tests/parity/fixtures/bleu_cases.tsv (make fixtures writes them with python3-nltk): identical,
 // noisy, too short for 4-grams, brevity-penalised, two references, length ties, an empty
 // hypothesis, no match at all.
@@ -9,9 +9,9 @@
 #include <map>
 #include <sstream>
 
-#include "examples/translation/bleu.hpp"
+#include "text/bleu.hpp"
 
-namespace rune::examples {
+namespace rune::text {
 namespace {
 
 std::vector<std::string> split_tabs(const std::string& line) {
@@ -57,4 +57,4 @@ TEST(Bleu, EdgesAndErrors) {
 }
 
 }  // namespace
-}  // namespace rune::examples
+}  // namespace rune::text

@@ -1,4 +1,4 @@
-#include "examples/translation/bleu.hpp"
+#include "text/bleu.hpp"
 
 #include <algorithm>
 #include <cfloat>
@@ -8,7 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace rune::examples {
+namespace rune::text {
 
 Tokens split_words(const std::string& text) {
   Tokens out;
@@ -78,4 +78,4 @@ double corpus_bleu(const std::vector<std::vector<Tokens>>& references, const std
   return bp * std::exp(log_sum);
 }
 
-}  // namespace rune::examples
+}  // namespace rune::text
