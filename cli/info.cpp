@@ -21,6 +21,7 @@ int info(const std::string& checkpoint) {
               static_cast<long long>(c.optimizer_steps));
   if (!c.metrics.empty()) std::printf("metrics: %s\n", train::format_metrics(c.metrics, "").c_str());
   for (const auto& [k, v] : c.meta_strings) std::printf("meta %s: %zu entries\n", k.c_str(), v.size());
+  for (const auto& [k, v] : c.meta_bytes) std::printf("meta %s: %zu bytes\n", k.c_str(), v.size());
   for (const auto& [k, v] : c.meta_numbers) {
     std::string s;
     for (double x : v) s += (s.empty() ? "" : ", ") + train::significant(x);

@@ -16,6 +16,7 @@ packages=(
   nlohmann-json3-dev               # JSON (the metrics log, reports)
   libcairo2-dev                    # PNG plots, and reading PNG images
   zlib1g-dev                       # gzipped IDX image files
+  libsentencepiece-dev             # subword tokens (text/subword.cpp)
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -54,6 +54,7 @@ train::Checkpoint sample_checkpoint(const nn::Module& model, const optim::Optimi
   c.config = "{\"model\": {\"d_model\": 16}}";
   c.meta_strings = {{"vocabulary", {"<pad>", "<bos>", "soixante", "cent", "été"}}};
   c.meta_numbers = {{"image_size", {32, 32}}, {"mean", {0.4914, 0.4822, 0.4465}}};
+  c.meta_bytes = {{"subwords", std::string("\x0a\x00\xff model", 9)}, {"empty", ""}};
   c.architecture = {{"norm_first", std::int64_t{1}}, {"layer_norm_eps", 1e-5}, {"activation", std::string("gelu")}};
   return c;
 }
@@ -103,6 +104,7 @@ TEST(Checkpoint, RoundTripKeepsEveryFieldAndTheLayoutIsTheNameTree) {
   EXPECT_EQ(r.config, c.config);
   EXPECT_EQ(r.meta_strings, c.meta_strings);
   EXPECT_EQ(r.meta_numbers, c.meta_numbers);
+  EXPECT_EQ(r.meta_bytes, c.meta_bytes);
   EXPECT_EQ(r.architecture, c.architecture);
 
   // on disk: name '.' -> '/', float32, exact shape (what h5py and h5ls show)

@@ -157,6 +157,16 @@ struct Writer {
     if (rank0) number_attr<std::int64_t>(ds.get(), "rank0", 1, H5T_NATIVE_INT64);
   }
 
+  // Bytes kept whole: a 1-d uint8 dataset (h5py: bytes(f[name][()])).
+  void bytes(const std::string& name, const std::string& value) const {
+    const hsize_t n = value.size();
+    const H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    const H5 ds(H5Dcreate2(file, name.c_str(), H5T_NATIVE_UINT8, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                H5Dclose);
+    if (!ds.ok() || (n > 0 && H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, value.data()) < 0))
+      fail("dataset " + name);
+  }
+
   void strings(const std::string& name, const std::vector<std::string>& values) const {
     const H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(type.get(), H5T_VARIABLE);
@@ -311,6 +321,23 @@ struct Reader {
     return out;
   }
 
+  std::string bytes(const std::string& name) const {
+    const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+    const H5 space(H5Dget_space(ds.get()), H5Sclose);
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n < 0 || static_cast<std::size_t>(n) > file_size) fail("dataset '" + name + "' has no readable size");
+    std::string out(static_cast<std::size_t>(n), '\0');
+    if (n > 0 && H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+      fail("dataset '" + name + "' cannot be read");
+    return out;
+  }
+
+  bool is_bytes_dataset(const std::string& name) const {
+    const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+    const H5 type(H5Dget_type(ds.get()), H5Tclose);
+    return H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1;
+  }
+
   bool is_string_dataset(const std::string& name) const {
     const H5 ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
     const H5 type(H5Dget_type(ds.get()), H5Tclose);
@@ -429,6 +456,7 @@ std::string hdf5_image(const std::string& path, const Checkpoint& c) {
   for (const auto& [key, list] : c.meta_strings) w.strings("meta/" + key, list);
   for (const auto& [key, list] : c.meta_numbers)
     w.tensor("meta/" + key, from_vector(list, {static_cast<std::int64_t>(list.size())}), false);
+  for (const auto& [key, value] : c.meta_bytes) w.bytes("meta/" + key, value);
   if (file.close_now() < 0 || memory.closed.empty()) w.fail("the file (closing it)");
   return std::move(memory.closed);
 }
@@ -548,6 +576,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   for (const std::string& key : r.datasets_under("meta")) {
     if (r.is_string_dataset("meta/" + key)) {
       c.meta_strings[key] = r.strings("meta/" + key);
+    } else if (r.is_bytes_dataset("meta/" + key)) {
+      c.meta_bytes[key] = r.bytes("meta/" + key);
     } else {
       const Tensor t = to_dtype(r.tensor("meta/" + key), DType::float64).contiguous();
       c.meta_numbers[key] = std::vector<double>(t.data<double>(), t.data<double>() + t.numel());

@@ -51,6 +51,7 @@ struct Checkpoint {
   std::string config;                                            // the resolved config, as text
   std::map<std::string, std::vector<std::string>> meta_strings;  // vocabulary, class names, ...
   std::map<std::string, std::vector<double>> meta_numbers;       // image size, mean, std, ...
+  std::map<std::string, std::string> meta_bytes;                 // files kept whole (a SentencePiece model)
   std::map<std::string, CheckpointValue> architecture;           // how to compute with params
 };
 
