@@ -125,9 +125,31 @@ TEST(Bible, KeepsQuotationsAndAddedWordsAndDecodesEntities) {
 }
 
 TEST(Bible, WordsAssembledFromTwoTagsCarryBothNumbers) {
-  Verse v = parse_osis_verse(R"(<w lemma="strong:H0001">ab</w><w lemma="strong:H0002">cd</w> ef)");
-  EXPECT_EQ(v.text, "abcd ef");
+  Verse v = parse_osis_verse(R"(<w lemma="strong:H0001">ab</w>-<w lemma="strong:H0002">cd</w> ef)");
+  EXPECT_EQ(v.text, "ab-cd ef");
   EXPECT_EQ(v.strongs, (Strongs{{"H0001", "H0002"}, {}}));
+}
+
+TEST(Bible, SeparatesAddedWordsGluedToTaggedOnesButKeepsEnclitics) {
+  // spaRV1909eb Romans 16:27 (end) and Proverbs 24:32 (middle)
+  Verse v =
+      parse_osis_verse(R"(<w lemma="strong:G4514">los Romanos</w>, <transChange type="added">enviada</transChange><w )"
+                       R"(lemma="strong:G1223">por</w><transChange type="added">medio de</transChange><w )"
+                       R"(lemma="strong:G5402">Febe</w>, <w lemma="strong:H7896">y púse</w><transChange )"
+                       R"(type="added">lo</transChange> <w lemma="strong:H3820">en mi corazón</w>)");
+  EXPECT_EQ(v.text, "los Romanos, enviada por medio de Febe, y púselo en mi corazón");
+  EXPECT_EQ(v.strongs, (Strongs{{"G4514"},
+                                {"G4514"},
+                                {},
+                                {"G1223"},
+                                {},
+                                {},
+                                {"G5402"},
+                                {"H7896"},
+                                {"H7896"},
+                                {"H3820"},
+                                {"H3820"},
+                                {"H3820"}}));
 }
 
 TEST(Bible, AlignsWordsSharingAStrongsNumber) {

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <tuple>
 
@@ -24,7 +23,12 @@ namespace {
 struct Tag {
   std::string name;
   bool closing = false, self_closing = false;
-  std::map<std::string, std::string> attributes;
+  std::vector<std::pair<std::string, std::string>> attributes;  // few: a map would cost more
+  const std::string* attribute(const char* key) const {
+    for (const auto& [k, v] : attributes)
+      if (k == key) return &v;
+    return nullptr;
+  }
 };
 
 Tag parse_tag(const std::string& s, std::size_t begin, std::size_t end) {  // s[begin] == '<', s[end] == '>'
@@ -46,7 +50,7 @@ Tag parse_tag(const std::string& s, std::size_t begin, std::size_t end) {  // s[
     if (close == std::string::npos || close > end) break;
     std::size_t name_begin = i;
     while (name_begin < eq && (s[name_begin] == ' ' || s[name_begin] == '\t' || s[name_begin] == '\n')) ++name_begin;
-    tag.attributes[s.substr(name_begin, eq - name_begin)] = s.substr(eq + 2, close - eq - 2);
+    tag.attributes.emplace_back(s.substr(name_begin, eq - name_begin), s.substr(eq + 2, close - eq - 2));
     i = close + 1;
   }
   return tag;
@@ -103,13 +107,15 @@ std::size_t decode_entity(const std::string& s, std::size_t i, std::string& out)
 // that the following bare tokens share.
 std::vector<std::string> strongs_of(const std::string& lemma) {
   std::vector<std::string> out;
-  std::istringstream in(lemma);
   std::string prefix;
-  for (std::string token; in >> token;) {
-    std::string value = token;
-    if (std::size_t colon = token.find(':'); colon != std::string::npos) {
-      prefix = token.substr(0, colon);
-      value = token.substr(colon + 1);
+  for (std::size_t begin = 0; begin < lemma.size();) {
+    std::size_t end = lemma.find(' ', begin);
+    if (end == std::string::npos) end = lemma.size();
+    std::string value = lemma.substr(begin, end - begin);
+    begin = end + 1;
+    if (std::size_t colon = value.find(':'); colon != std::string::npos) {
+      prefix = value.substr(0, colon);
+      value.erase(0, colon + 1);
     }
     if (prefix != "strong" || value.empty()) continue;
     // a letter and at least four digits, then any suffix: H430 and H0430 are the same number
@@ -141,16 +147,26 @@ bool closes_word(const std::string& s, std::size_t i) {
 bool dropped(const Tag& tag) {
   if (tag.name == "note" || tag.name == "speaker") return true;
   if (tag.name == "title") {
-    auto it = tag.attributes.find("canonical");
-    return it == tag.attributes.end() || it->second != "true";
+    const std::string* canonical = tag.attribute("canonical");
+    return !canonical || *canonical != "true";
   }
   return false;
 }
 
 // Line, line-group, paragraph and list boundaries separate words even without whitespace.
 bool separates(const Tag& tag) {
-  static const std::set<std::string> names = {"l", "lg", "lb", "div", "p", "chapter", "item", "list"};
-  return names.count(tag.name) > 0;
+  for (const char* name : {"l", "lg", "lb", "div", "p", "chapter", "item", "list"})
+    if (tag.name == name) return true;
+  return false;
+}
+
+// The RV1909 glues added words to tagged ones without a space ("enviada</transChange><w>por</w>"):
+// such a seam is a word boundary, unless the added word is an enclitic pronoun the tagged verb
+// takes ("púse</w><transChange>lo</transChange>": "púselo").
+bool is_enclitic(const std::string& word) {
+  for (const char* e : {"lo", "la", "los", "las", "le", "les", "me", "te", "se", "nos", "os"})
+    if (word == e) return true;
+  return false;
 }
 
 const std::vector<std::string>& canonical_books() {
@@ -179,6 +195,7 @@ Verse parse_osis_verse(const std::string& markup) {
   std::vector<std::vector<std::string>> open_w;  // the numbers of each <w> we are inside
   int skip_depth = 0;                            // > 0: inside a dropped element
   bool break_pending = false;
+  bool at_seam = false;  // right after </w> or </transChange>, no text since
 
   auto end_word = [&] {
     if (!word.empty()) {
@@ -221,14 +238,21 @@ Verse parse_osis_verse(const std::string& markup) {
         continue;
       }
       add_text(text);
+      if (!text.empty()) at_seam = false;
       text.clear();
+      const bool inline_tag = tag.name == "w" || tag.name == "transChange";
+      if (at_seam && inline_tag && !tag.closing) {
+        std::size_t content_end = markup.find('<', i);
+        if (tag.name == "w" || !is_enclitic(markup.substr(i, content_end - i))) end_word();
+      }
+      at_seam = inline_tag && tag.closing;
       if (tag.closing) {
         if (tag.name == "w" && !open_w.empty()) open_w.pop_back();
       } else if (dropped(tag)) {
         if (!tag.self_closing) skip_depth = 1;
       } else if (tag.name == "w" && !tag.self_closing) {
-        auto it = tag.attributes.find("lemma");
-        open_w.push_back(it == tag.attributes.end() ? std::vector<std::string>{} : strongs_of(it->second));
+        const std::string* lemma = tag.attribute("lemma");
+        open_w.push_back(lemma ? strongs_of(*lemma) : std::vector<std::string>{});
       }
       if (separates(tag)) end_word();
       continue;
