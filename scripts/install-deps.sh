@@ -17,6 +17,8 @@ packages=(
   libcairo2-dev                    # PNG plots, and reading PNG images
   zlib1g-dev                       # gzipped IDX image files
   libsentencepiece-dev             # subword tokens (text/subword.cpp)
+  libsword-dev                     # the Bible corpus (text/bible.cpp) read through libsword
+  sword-text-web sword-text-sparv  # its two modules: the World English Bible, the Reina-Valera 1909
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
 )
 if [[ "${1:-}" == "--bench" ]]; then
