@@ -28,6 +28,7 @@ Command add_info(CLI::App& app);
 Command add_translate(CLI::App& app);
 Command add_attention(CLI::App& app);
 Command add_heads(CLI::App& app);
+Command add_align(CLI::App& app);
 Command add_tasks(CLI::App& app);
 Command add_config(CLI::App& app);
 

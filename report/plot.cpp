@@ -121,6 +121,10 @@ void panel(cairo_t* cr, const Box& b, const std::string& title, const std::vecto
   }
 }
 
+// The colours of word links drawn over a heatmap: gold links and predicted ones.
+const double kGold[3] = {0.96, 0.62, 0.0};
+const double kPredicted[3] = {0.86, 0.08, 0.08};
+
 // A weight's colour on the attention maps' scale (weight_cell) as cairo's source.
 void weight_colour(cairo_t* cr, double w) {
   const GridCell c = weight_cell(w, "");
@@ -259,6 +263,95 @@ void plot_attention(const std::string& path, const std::string& title, const std
   text(cr, sx + 20, sy + sh / 2, "0.5", 0, 0.5);
   text(cr, sx + 20, sy + sh, "0", 0, 0.5);
   write_png(page, path, "attention map");
+}
+
+void plot_alignment(const std::string& path, const std::string& title, const Heatmap& map,
+                    const std::vector<std::pair<int, int>>& gold, const std::vector<std::pair<int, int>>& predicted) {
+  const auto n_rows = static_cast<int>(map.rows.size()), n_cols = static_cast<int>(map.columns.size());
+  for (const auto* links : {&gold, &predicted})
+    for (const auto& [r, c] : *links)
+      if (r < 0 || r >= n_rows || c < 0 || c >= n_cols)
+        throw std::invalid_argument("plot_alignment: link (" + std::to_string(r) + ", " + std::to_string(c) +
+                                    ") outside the " + std::to_string(n_rows) + "x" + std::to_string(n_cols) + " map");
+  const double cell = std::clamp(640.0 / std::max({n_rows, n_cols, 1}), 10.0, 36.0);
+  const double font = std::clamp(cell * 0.55, 7.0, 13.0);
+  std::size_t longest = 1;  // room for the word labels, from their length in bytes
+  for (const auto* words : {&map.rows, &map.columns})
+    for (const std::string& w : *words) longest = std::max(longest, w.size());
+  const double label = std::min(240.0, 12 + 0.62 * font * static_cast<double>(longest));
+  const double x0 = 40 + label, y0 = 70;
+  // wide enough for the titles, centred on the page (about 0.6 em per character)
+  const double titles =
+      std::max(0.6 * 15 * static_cast<double>(title.size()), 0.6 * 12 * static_cast<double>(map.title.size()));
+  const int W = static_cast<int>(std::max({x0 + cell * n_cols + 90, titles + 40, 560.0}));
+  const int H = static_cast<int>(y0 + cell * n_rows + label + 84);
+  Page page = start_page(W, H, title, 15, 20);
+  cairo_t* cr = page.cr.get();
+  cairo_set_font_size(cr, 12);
+  text(cr, W / 2.0, y0 - 24, map.title, 0.5, 0);
+  for (int r = 0; r < n_rows; ++r)
+    for (int c = 0; c < n_cols; ++c) {
+      const auto& row = map.weights.at(static_cast<std::size_t>(r));
+      weight_colour(cr, static_cast<std::size_t>(c) < row.size() ? row[static_cast<std::size_t>(c)] : 0.0);
+      cairo_rectangle(cr, x0 + cell * c, y0 + cell * r, cell, cell);
+      cairo_fill(cr);
+    }
+  cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, x0, y0, cell * n_cols, cell * n_rows);
+  cairo_stroke(cr);
+  // gold: an amber frame inside the cell; predicted: a red dot in its centre
+  const double frame = std::max(2.0, cell / 8);
+  const auto gold_frame = [&](double x, double y, double size) {
+    cairo_set_source_rgb(cr, kGold[0], kGold[1], kGold[2]);
+    cairo_set_line_width(cr, frame);
+    cairo_rectangle(cr, x + frame / 2, y + frame / 2, size - frame, size - frame);
+    cairo_stroke(cr);
+  };
+  const auto red_dot = [&](double x, double y, double size) {
+    cairo_set_source_rgb(cr, kPredicted[0], kPredicted[1], kPredicted[2]);
+    cairo_arc(cr, x + size / 2, y + size / 2, std::max(2.0, size / 5), 0, 2 * M_PI);
+    cairo_fill(cr);
+  };
+  for (const auto& [r, c] : gold) gold_frame(x0 + cell * c, y0 + cell * r, cell);
+  for (const auto& [r, c] : predicted) red_dot(x0 + cell * c, y0 + cell * r, cell);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, font);
+  for (int r = 0; r < n_rows; ++r)  // target words, right-aligned left of the rows
+    text(cr, x0 - 4, y0 + cell * (r + 0.5), map.rows[static_cast<std::size_t>(r)], 1.0, 0.5);
+  for (int c = 0; c < n_cols; ++c) {  // source words, turned down under the columns
+    cairo_save(cr);
+    cairo_move_to(cr, x0 + cell * (c + 0.5) + font / 3, y0 + cell * n_rows + 4);
+    cairo_rotate(cr, M_PI / 2);
+    cairo_show_text(cr, map.columns[static_cast<std::size_t>(c)].c_str());
+    cairo_restore(cr);
+  }
+  cairo_set_font_size(cr, 12);  // the axes' names
+  text(cr, x0 + cell * n_cols / 2, y0 + cell * n_rows + label + 14, "source words", 0.5, 0.5);
+  cairo_save(cr);
+  cairo_translate(cr, 22, y0 + cell * n_rows / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  text(cr, 0, 0, "target words", 0.5, 0.5);
+  cairo_restore(cr);
+  // the legend, and the colour scale right of the map
+  const double ly = H - 30;
+  gold_frame(20, ly - 9, 18);
+  red_dot(200, ly - 9, 18);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 12);
+  text(cr, 44, ly, "gold link", 0, 0.5);
+  text(cr, 224, ly, "predicted link", 0, 0.5);
+  const double sx = x0 + cell * n_cols + 24, sh = std::min(200.0, std::max(cell * n_rows, 60.0));
+  for (int i = 0; i < 100; ++i) {
+    weight_colour(cr, 1.0 - i / 99.0);
+    cairo_rectangle(cr, sx, y0 + sh * i / 100.0, 14, sh / 100.0 + 0.5);
+    cairo_fill(cr);
+  }
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 11);
+  text(cr, sx + 18, y0, "1", 0, 0.5);
+  text(cr, sx + 18, y0 + sh, "0", 0, 0.5);
+  write_png(page, path, "alignment map");
 }
 
 void plot_curves(const std::string& path, const std::string& title, const Series& loss, const Series& val_loss,

@@ -1,6 +1,7 @@
 // Pictures as PNG (cairo): training curves (the training loss per step, raw and smoothed, and the
 // validation loss on the left, the other validation metrics on the right), attention heatmaps
-// over tokens, attention over an image, a confusion matrix; and reading a PNG image.
+// over tokens (with word links over them), attention over an image, a confusion matrix; and reading
+// a PNG image.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,13 @@ struct Heatmap {
 // Heatmaps in a grid (`per_row` to a row), each with its token labels on both axes, and one
 // colour scale from 0 to 1 for all; written atomically like plot_curves.
 void plot_attention(const std::string& path, const std::string& title, const std::vector<Heatmap>& maps, int per_row);
+
+// One heatmap (rows: target words, columns: source words) with word links drawn over it: a gold
+// link as an amber frame inside its cell, a predicted link as a red dot in its centre (a right
+// prediction has both), and a legend under it. Links are (row, column) cells. Written atomically
+// like plot_curves.
+void plot_alignment(const std::string& path, const std::string& title, const Heatmap& map,
+                    const std::vector<std::pair<int, int>>& gold, const std::vector<std::pair<int, int>>& predicted);
 
 // A confusion matrix, counts[label][predicted]: each cell coloured by its share of the row, with
 // its count written in; class names on both axes. Written atomically like plot_curves.

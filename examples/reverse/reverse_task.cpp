@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/attention_recorder.hpp"
 #include "analysis/seq2seq_batch.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
@@ -97,6 +98,59 @@ analysis::AnalysisBatch ReverseTask::analysis_batch(std::int64_t index) {
   const auto rows = [&](const Tensor& t) { return slice(t, 0, start, end).contiguous(); };
   return analysis::seq2seq_analysis_batch(*model_, rows(analysis_.src), rows(analysis_.tgt_in),
                                           rows(analysis_.tgt_out));
+}
+
+std::int64_t ReverseTask::prepare_alignment(const std::string& split, std::int64_t limit) {
+  if (split != "val" && split != "test")
+    throw std::invalid_argument("reverse: no split '" + split + "' to align (val or test)");
+  alignment_ = split_batch(split);
+  alignment_size_ = limit > 0 ? std::min(limit, eval_size_) : eval_size_;
+  return alignment_size_;
+}
+
+analysis::AlignmentExample ReverseTask::alignment_example(std::int64_t index) {
+  if (index < 0 || index >= alignment_size_)
+    throw std::out_of_range("ReverseTask::alignment_example: no example " + std::to_string(index) + " of " +
+                            std::to_string(alignment_size_));
+  const std::int64_t S = alignment_.src.size(1);
+  const std::int64_t* src = alignment_.src.data<std::int64_t>() + index * S;
+  std::int64_t n = 0;
+  while (n < S && src[n] != kPad) ++n;
+  const std::vector<std::string> vocab = vocabulary();
+  analysis::AlignmentExample e;
+  e.name = "pair " + std::to_string(index);
+  for (std::int64_t i = 0; i < n; ++i) {
+    e.source_words.push_back(vocab[static_cast<std::size_t>(src[i])]);
+    e.target_words.push_back(vocab[static_cast<std::size_t>(src[n - 1 - i])]);
+    e.gold.emplace_back(static_cast<int>(n - 1 - i), static_cast<int>(i));
+    e.source_word_of.push_back(static_cast<int>(i));  // a digit is a token and a word; no <eos>
+    e.target_word_of.push_back(static_cast<int>(i));  // row i predicts target digit i
+  }
+  e.target_word_of.push_back(-1);  // the last row predicts <eos>
+  e.attention.source = e.source_words;
+  e.attention.target = {"<bos>"};
+  e.attention.target.insert(e.attention.target.end(), e.target_words.begin(), e.target_words.end());
+  // the example alone, unpadded: (1, n) and (1, n + 1)
+  const Tensor s_ids = slice(slice(alignment_.src, 0, index, index + 1), 1, 0, n).contiguous();
+  const Tensor t_in = slice(slice(alignment_.tgt_in, 0, index, index + 1), 1, 0, n + 1).contiguous();
+  std::vector<std::pair<std::string, nn::MultiheadAttention*>> cross;
+  const auto& layers = *model_->transformer->decoder->layers;
+  for (std::size_t l = 0; l < layers.size(); ++l)
+    cross.emplace_back("transformer.decoder.layers." + std::to_string(l) + ".multihead_attn",
+                       layers[l].multihead_attn.get());
+  NoGradGuard no_grad;
+  model_->eval();
+  {
+    const analysis::AttentionRecorder recorder(cross);
+    model_->forward(s_ids, t_in);
+    for (std::size_t l = 0; l < cross.size(); ++l) {
+      const Tensor& w = recorder.weights(l);  // (1, H, n + 1, n)
+      e.attention.layers.push_back(
+          {"cross", static_cast<std::int64_t>(l), reshape(w, {w.size(1), w.size(2), w.size(3)})});
+    }
+  }
+  model_->train();
+  return e;
 }
 
 std::map<std::string, double> ReverseTask::evaluate(const std::string& split) {
@@ -245,8 +299,9 @@ void ReverseTask::describe(train::Checkpoint& c) const {
 }
 
 namespace {
-const bool registered = train::register_task<ReverseTask, train::Translator, analysis::HeadAnalysisSource>(
-    "reverse", "reverse a sequence of digits: the smallest sequence-to-sequence task, a smoke test");
+const bool registered =
+    train::register_task<ReverseTask, train::Translator, analysis::HeadAnalysisSource, analysis::AlignmentSource>(
+        "reverse", "reverse a sequence of digits: the smallest sequence-to-sequence task, a smoke test");
 }  // namespace
 
 }  // namespace rune::examples

@@ -2,7 +2,8 @@
 // The encoder-decoder must learn to attend from each output position to the mirrored input
 // position, so its cross-attention map is an anti-diagonal. A smoke test of the whole pipeline
 // and the template of the translation task. It translates too (`rune translate CKPT "3 1 4"`):
-// digits separated by spaces in, the model's greedy reversal out.
+// digits separated by spaces in, the model's greedy reversal out. Its gold word alignment is exact
+// (`rune align`): target digit j is source digit n - 1 - j of n.
 //
 // Config keys: data.digits, data.min_len, data.max_len, data.batch_size, data.batches_per_epoch,
 // data.eval_size; model.d_model, model.nhead, model.num_encoder_layers, model.num_decoder_layers,
@@ -15,13 +16,17 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/alignment.hpp"
 #include "analysis/head_analysis.hpp"
 #include "nn/seq2seq.hpp"
 #include "train/task.hpp"
 
 namespace rune::examples {
 
-class ReverseTask : public train::Task, public train::Translator, public analysis::HeadAnalysisSource {
+class ReverseTask : public train::Task,
+                    public train::Translator,
+                    public analysis::HeadAnalysisSource,
+                    public analysis::AlignmentSource {
  public:
   ReverseTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
@@ -34,6 +39,12 @@ class ReverseTask : public train::Task, public train::Translator, public analysi
   void describe(train::Checkpoint& c) const override;
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
+  // Every sequence of the split ("val" or "test") has gold links, one per digit: (n - 1 - j, j).
+  std::int64_t prepare_alignment(const std::string& split, std::int64_t limit) override;
+  // Sequence `index` ("pair <index>") with its reversal forced through the decoder; the attention
+  // holds the cross layers only. Words are the digits; the source has no special token, the
+  // decoder's last row predicts <eos>.
+  analysis::AlignmentExample alignment_example(std::int64_t index) override;
 
   // Greedy reversals of digit sequences ("3 1 4": digits of data.digits separated by ASCII
   // whitespace, the first data.max_len read); a token that is not a digit is refused by name.
@@ -62,6 +73,8 @@ class ReverseTask : public train::Task, public train::Translator, public analysi
   std::shared_ptr<nn::Seq2SeqTransformer> model_;
   Batch analysis_;  // prepare_analysis()'s examples
   std::int64_t analysis_size_ = 0, analysis_batch_size_ = 1;
+  Batch alignment_;  // prepare_alignment()'s examples
+  std::int64_t alignment_size_ = 0;
 };
 
 }  // namespace rune::examples

@@ -1,5 +1,6 @@
-// The reverse task, the fast part: the architecture facts its checkpoints carry, and translating
-// digit sequences (`rune translate`) with the errors it names. Its trainings run in tests/test_cli.cpp.
+// The reverse task, the fast part: the architecture facts its checkpoints carry, translating
+// digit sequences (`rune translate`) with the errors it names, and its examples with gold word
+// alignments (`rune align`). Its trainings run in tests/test_cli.cpp and test_reverse_align_e2e.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -82,6 +83,50 @@ TEST(ReverseTask, TranslatesDigitSequencesAloneAsInABatch) {
   EXPECT_NE(error_of([&] { task->translate({"3 x 4"}, nullptr); }).find("'x' in '3 x 4' is not a digit 0..9"),
             std::string::npos);
   EXPECT_NE(error_of([&] { task->log_probability({{"3 4", "4 10"}}, nullptr); }).find("'10'"), std::string::npos);
+}
+
+TEST(ReverseTask, AlignmentExamplesHoldTheMirroredLinksAndTheCrossAttention) {
+  const auto task = tiny_task("");  // 2 heads, one decoder layer
+  EXPECT_EQ(task->prepare_alignment("test", 0), 8);
+  EXPECT_EQ(task->prepare_alignment("val", 3), 3);
+  for (std::int64_t i = 0; i < 3; ++i) {
+    const analysis::AlignmentExample e = task->alignment_example(i);
+    EXPECT_EQ(e.name, "pair " + std::to_string(i));
+    const auto n = static_cast<int>(e.source_words.size());
+    ASSERT_GE(n, 2);
+    ASSERT_LE(n, 5);
+    ASSERT_EQ(e.target_words.size(), e.source_words.size());
+    std::vector<int> words(static_cast<std::size_t>(n));
+    analysis::Links gold;
+    for (int j = 0; j < n; ++j) {
+      EXPECT_EQ(e.target_words[static_cast<std::size_t>(j)], e.source_words[static_cast<std::size_t>(n - 1 - j)]);
+      gold.emplace_back(n - 1 - j, j);
+      words[static_cast<std::size_t>(j)] = j;
+    }
+    EXPECT_EQ(e.gold, gold);
+    EXPECT_EQ(e.source_word_of, words);  // digits alone, no <eos>
+    words.push_back(-1);                 // the row that predicts <eos>
+    EXPECT_EQ(e.target_word_of, words);
+    EXPECT_EQ(e.attention.source, e.source_words);
+    EXPECT_EQ(e.attention.target.front(), "<bos>");
+    // the cross layer only, (H, n + 1, n), each row a distribution over the source digits
+    ASSERT_EQ(e.attention.layers.size(), 1u);
+    EXPECT_EQ(e.attention.layers[0].kind, "cross");
+    const Tensor& w = e.attention.layers[0].weights;
+    ASSERT_EQ(w.shape(), (Shape{2, n + 1, n}));
+    const std::vector<double> v = values(w);
+    for (std::int64_t row = 0; row < 2 * (n + 1); ++row) {
+      double total = 0;
+      for (int k = 0; k < n; ++k) total += v[static_cast<std::size_t>(row * n + k)];
+      EXPECT_NEAR(total, 1.0, 1e-5);
+    }
+    EXPECT_EQ(analysis::cross_layers(e).size(), 1u);  // consistent with its word maps
+  }
+  EXPECT_NE(error_of([&] { task->alignment_example(3); }).find("no example 3 of 3"), std::string::npos);
+  EXPECT_NE(error_of([&] { task->prepare_alignment("train", 0); }).find("reverse: no split 'train' to align"),
+            std::string::npos);
+  // a command asking for the capability finds it
+  EXPECT_NE(train::tasks_with(analysis::AlignmentSource::capability).find("reverse"), std::string::npos);
 }
 
 }  // namespace
