@@ -270,7 +270,8 @@ std::vector<VersePair> some_pairs() {
 }
 
 TEST(Bible, CacheRoundTrip) {
-  const auto path = (scratch_dir("bible_cache") / "pairs.tsv").string();
+  // in a folder that does not exist yet: the cache makes it
+  const auto path = (scratch_dir("bible_cache") / "data" / "bible" / "pairs.tsv").string();
   auto pairs = some_pairs();
   write_bible_cache(path, pairs, "engWEB2015eb", "spaRV1909eb");
   auto back = read_bible_cache(path);

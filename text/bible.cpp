@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -446,6 +447,11 @@ void write_bible_cache(const std::string& path, const std::vector<VersePair>& pa
     out += p.book + "\t" + std::to_string(p.chapter) + "\t" + std::to_string(p.verse) + "\t" + p.source + "\t" +
            p.target + "\t" + format_strongs(p.source_strongs) + "\t" + format_strongs(p.target_strongs) + "\n";
   }
+  // the cache's folder (data/bible/ by default) is made on first use
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+  if (ec) throw std::runtime_error("Bible cache " + path + ": cannot create its folder: " + ec.message());
   train::write_file(path, out, "Bible cache");
 }
 
