@@ -381,7 +381,9 @@ int train(const TrainRequest& request) {
                   (step + 1) % o.log_every == 0 || step + 1 == total);
     const bool last = step + 1 == total;
     if ((step + 1) % o.eval_every == 0 || last) {
+      const auto eval_start = std::chrono::steady_clock::now();
       const std::map<std::string, double> metrics = task->evaluate("val");
+      const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
       model.train();
       if (!std::all_of(metrics.begin(), metrics.end(), [](const auto& m) { return std::isfinite(m.second); })) {
         // the parameters have gone bad without the training loss showing it yet: no checkpoint of them
@@ -393,6 +395,7 @@ int train(const TrainRequest& request) {
       }
       std::vector<std::pair<std::string, double>> rec{{"step", static_cast<double>(step + 1)}};
       for (const auto& [k, v] : metrics) rec.emplace_back("val_" + k, v);
+      rec.emplace_back("eval_s", eval_s);  // within elapsed_s: the training alone is their difference
       log.append(rec);
       checkpoints.save(make_checkpoint(step + 1, metrics));
       observe();
