@@ -9,9 +9,9 @@ int main(int argc, char** argv) {
   CLI::App app{"rune: train and inspect Transformer models (Runestone)"};
   app.require_subcommand(1);
   using namespace rune::cli;
-  const std::vector<Command> commands{add_train(app),     add_eval(app),      add_info(app),
-                                      add_translate(app), add_attention(app), add_heads(app),
-                                      add_align(app),     add_tasks(app),     add_config(app)};
+  const std::vector<Command> commands{add_train(app),     add_eval(app),  add_info(app),  add_translate(app),
+                                      add_attention(app), add_heads(app), add_align(app), add_tasks(app),
+                                      add_config(app),    add_score(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (const Command& c : commands)
