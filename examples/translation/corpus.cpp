@@ -12,7 +12,8 @@ namespace rune::examples {
 Tokenization tokenization_from_name(const std::string& name) {
   if (name == "word") return Tokenization::word;
   if (name == "char") return Tokenization::character;
-  throw std::invalid_argument("tokenization '" + name + "' is not one of word, char");
+  if (name == "sentencepiece") return Tokenization::subword;
+  throw std::invalid_argument("tokenization '" + name + "' is not one of word, char, sentencepiece");
 }
 
 std::vector<std::string> tokenize(const std::string& text, Tokenization t) {
@@ -120,20 +121,28 @@ std::string preview(const std::string& text) {
 
 std::string long_pairs_warning(const std::vector<Pair>& pairs, Tokenization t, std::int64_t max_len,
                                const std::string& what) {
-  const auto fits = [&](const std::string& text) {
-    return static_cast<std::int64_t>(tokenize(text, t).size()) < max_len;  // with <eos>: at most max_len
+  return long_pairs_warning(
+      pairs, [t](const std::string& text, bool) { return tokenize(text, t).size(); }, max_len, what);
+}
+
+std::string long_pairs_warning(const std::vector<Pair>& pairs,
+                               const std::function<std::size_t(const std::string&, bool)>& count_tokens,
+                               std::int64_t max_len, const std::string& what) {
+  const auto fits = [&](const std::string& text, bool source) {
+    return static_cast<std::int64_t>(count_tokens(text, source)) < max_len;  // with <eos>: at most max_len
   };
   std::size_t count = 0;
   const Pair* first = nullptr;
   for (const Pair& p : pairs)
-    if (!fits(p.source) || !fits(p.target)) {
+    if (!fits(p.source, true) || !fits(p.target, false)) {
       if (!first) first = &p;
       ++count;
     }
   if (!first) return "";
-  const std::string where = first->line > 0
-                                ? "line " + std::to_string(first->line)
-                                : "\"" + preview(fits(first->source) ? first->target : first->source) + "\"";
+  const std::string where = first->line > 0 ? "line " + std::to_string(first->line)
+                            : !first->name.empty()
+                                ? first->name
+                                : "\"" + preview(fits(first->source, true) ? first->target : first->source) + "\"";
   return what + ": " + std::to_string(count) + " of " + std::to_string(pairs.size()) +
          " pairs are longer than data.max_len = " + std::to_string(max_len) +
          " tokens, <eos> included (first: " + where +

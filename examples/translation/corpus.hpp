@@ -5,19 +5,28 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rune::examples {
 
 struct Pair {
+  Pair() = default;
+  Pair(std::string source_text, std::string target_text, std::int64_t line_number = 0)
+      : source(std::move(source_text)), target(std::move(target_text)), line(line_number) {}
   std::string source, target;
-  std::int64_t line = 0;  // its line in a TSV file (from 1); 0 for generated pairs
+  std::int64_t line = 0;                       // its line in a TSV file (from 1); 0 for generated pairs
+  std::string name;                            // "Acts 2:4" for a Bible verse; empty otherwise
+  std::vector<std::pair<int, int>> alignment;  // gold (source word, target word) links, if known
 };
 
-enum class Tokenization { word, character };
-Tokenization tokenization_from_name(const std::string& name);  // "word" or "char"
+// Subwords are SentencePiece pieces (text/subword.hpp), one model per language; tokenize() and
+// join() below handle words and characters only.
+enum class Tokenization { word, character, subword };
+Tokenization tokenization_from_name(const std::string& name);  // "word", "char" or "sentencepiece"
 
 // Words split on ASCII whitespace; characters are UTF-8 code points (é and ç are one token; a space
 // is a token of its own). join() undoes it.
@@ -56,6 +65,10 @@ std::string preview(const std::string& text);
 // (first: line 17) and are cut ...", naming the first such pair by its line, or by its
 // start when it has none. "" when every pair fits.
 std::string long_pairs_warning(const std::vector<Pair>& pairs, Tokenization t, std::int64_t max_len,
+                               const std::string& what);
+// The same with the tokens counted by `count(text, source)`.
+std::string long_pairs_warning(const std::vector<Pair>& pairs,
+                               const std::function<std::size_t(const std::string&, bool)>& count, std::int64_t max_len,
                                const std::string& what);
 
 // English and French words for n (number_words.hpp).

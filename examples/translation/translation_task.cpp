@@ -8,7 +8,9 @@
 #include "analysis/seq2seq_batch.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "text/bible.hpp"
 #include "text/bleu.hpp"
+#include "text/sacrebleu.hpp"
 #include "train/model_config.hpp"
 
 namespace rune::examples {
@@ -30,12 +32,26 @@ void warn(const std::string& warning) {
 }  // namespace
 
 TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& context) : seed_(context.seed) {
-  source_ = c.string("data.source", "numbers", {"numbers", "tsv"},
-                     "the sentence pairs: numbers (English number words to French ones, 0..999,999, generated) "
-                     "or tsv (a file of source<TAB>target lines)");
-  tokenization_ = tokenization_from_name(c.string("data.tokenization", "word", {"word", "char"},
-                                                  "tokens: words (split at spaces) or characters (UTF-8 code points)"));
-  const std::int64_t min_freq = c.integer("data.min_freq", 1, {1}, "tokens seen fewer times in training become <unk>");
+  source_ = c.string("data.source", "numbers", {"numbers", "tsv", "bible"},
+                     "the sentence pairs: numbers (English number words to French ones, 0..999,999, generated), "
+                     "tsv (a file of source<TAB>target lines) or bible (English to Spanish verses of two SWORD "
+                     "Bible modules, split by whole books: docs/bible.md)");
+  tokenization_ = tokenization_from_name(
+      c.string("data.tokenization", "word", {"word", "char", "sentencepiece"},
+               "tokens: words (split at spaces), characters (UTF-8 code points) or sentencepiece (subwords: a "
+               "SentencePiece model per language, trained on the training split, kept in every checkpoint)"));
+  std::int64_t min_freq = 1;
+  text::SubwordOptions subword_options;
+  if (tokenization_ == Tokenization::subword) {
+    subword_options.vocab_size = c.integer("data.vocab_size", 8000, {300},
+                                           "SentencePiece pieces per language, 4 specials and 256 bytes included");
+    subword_options.model_type =
+        c.string("data.subword_model", "unigram", {"unigram", "bpe"}, "the SentencePiece model: unigram or bpe");
+    c.unused_here({"data.min_freq"}, "data.tokenization", {"word", "char"});
+  } else {
+    min_freq = c.integer("data.min_freq", 1, {1}, "tokens seen fewer times in training become <unk>");
+    c.unused_here({"data.vocab_size", "data.subword_model"}, "data.tokenization", {"sentencepiece"});
+  }
   max_len_ = c.integer("data.max_len", 64, {2}, "tokens kept of each sentence, <eos> included (longer ones are cut)");
   batch_size_ = c.integer("data.batch_size", 64, {1}, "sentence pairs per training batch");
   label_smoothing_ =
@@ -44,8 +60,10 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   length_penalty_ =
       c.number("decode.length_penalty", 0.6, {0.0, 5.0},
                "beam search's length penalty alpha: scores are divided by ((5 + length) / 6)^alpha (GNMT)");
-  std::string path;
+  std::string path, cache, source_module, target_module, sword_path;
   double val_fraction = 0, test_fraction = 0;
+  eval_size_ = permille_ = 0;
+  batches_per_epoch_ = 0;  // tsv and bible: counted from the data, when it is read
   if (source_ == "numbers") {
     batches_per_epoch_ =
         c.integer("data.batches_per_epoch", 200, {1}, "training batches per epoch, each drawn from the seed");
@@ -53,19 +71,28 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
         c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
     permille_ = c.integer("data.split_permille", 10, {1, 333},
                           "per mille of all numbers held out for test, and as many for validation (never trained on)");
-    c.unused_here({"data.path", "data.val_fraction", "data.test_fraction"}, "data.source", {"tsv"});
-  } else {
+  } else if (source_ == "tsv") {
     path = c.string("data.path", "", "the TSV file: one source<TAB>target pair per line");
     val_fraction = c.number("data.val_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for validation");
     test_fraction = c.number("data.test_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for test");
-    eval_size_ = permille_ = 0;
-    batches_per_epoch_ = 0;  // counted from the file, when it is read
-    c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
+  } else {
+    cache = c.string("data.cache", "data/bible/engWEB2015eb-spaRV1909eb.tsv",
+                     "the verse pairs as read once from the SWORD modules (written when missing or of other modules)");
+    source_module = c.string("data.source_module", "engWEB2015eb", "the SWORD module of the source language");
+    target_module = c.string("data.target_module", "spaRV1909eb", "the SWORD module of the target language");
+    sword_path =
+        c.string("data.sword_path", "", "the folder of the SWORD modules (empty: $SWORD_PATH or /usr/share/sword)");
   }
+  c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
+  c.unused_here({"data.path", "data.val_fraction", "data.test_fraction"}, "data.source", {"tsv"});
+  c.unused_here({"data.cache", "data.source_module", "data.target_module", "data.sword_path"}, "data.source",
+                {"bible"});
   nn::Seq2SeqOptions o;
   o.transformer = train::read_transformer_options(c, 128, 8, context.dropout);
   train::read_embedding_options(c, o);
   if (context.describe_only) return;  // rune config: the keys are declared; no data is read
+  if (source_ == "numbers" && tokenization_ == Tokenization::subword)
+    c.fail("data.tokenization", "sentencepiece is trained on a corpus: it needs data.source = \"tsv\" or \"bible\"");
 
   std::vector<std::vector<std::string>> src_texts, tgt_texts;  // of the training split
   if (!context.load_data) {
@@ -91,10 +118,22 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
       }
     // words never exceed data.max_len's default; characters do (a test checks every number's words)
     warn(long_pairs_warning(drawn, tokenization_, max_len_, "the number words (a sample)"));
+  } else if (source_ == "bible") {
+    for (text::VersePair& v : text::load_bible_pairs(cache, source_module, target_module, sword_path)) {
+      Pair p(std::move(v.source), std::move(v.target));
+      p.name = v.book + " " + std::to_string(v.chapter) + ":" + std::to_string(v.verse);
+      const text::BibleSplit split = text::bible_split(v.book);
+      if (split != text::BibleSplit::train) p.alignment = text::strongs_alignment(v.source_strongs, v.target_strongs);
+      (split == text::BibleSplit::train ? train_
+       : split == text::BibleSplit::val ? val_
+                                        : test_)
+          .push_back(std::move(p));
+    }
+    batches_per_epoch_ = static_cast<std::int64_t>((train_.size() + static_cast<std::size_t>(batch_size_) - 1) /
+                                                   static_cast<std::size_t>(batch_size_));
   } else {
     if (path.empty()) c.fail("data.path", "data.source = \"tsv\" needs the file's path");
     std::vector<Pair> pairs = read_tsv_pairs(path);
-    warn(long_pairs_warning(pairs, tokenization_, max_len_, path));
     Generator split_gen(seed_ * 31 + 4);
     shuffle(pairs, split_gen);
     const auto n_test = static_cast<std::size_t>(test_fraction * static_cast<double>(pairs.size()));
@@ -106,12 +145,51 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
     if (train_.empty() || val_.empty()) c.fail("data.path", path + " is too small for its splits");
     batches_per_epoch_ = static_cast<std::int64_t>((train_.size() + static_cast<std::size_t>(batch_size_) - 1) /
                                                    static_cast<std::size_t>(batch_size_));
-    for (const Pair& p : train_) {
-      src_texts.push_back(tokenize(p.source, tokenization_));
-      tgt_texts.push_back(tokenize(p.target, tokenization_));
+  }
+  if (tokenization_ == Tokenization::subword) {
+    // a SentencePiece model per language: from the checkpoint, or trained on the training split
+    if (context.checkpoint) {
+      for (const char* key : {"source_subwords", "target_subwords"})
+        if (!context.checkpoint->meta_bytes.count(key))
+          throw std::runtime_error("the checkpoint holds no /meta/" + std::string(key) +
+                                   " (the SentencePiece model of data.tokenization = \"sentencepiece\")");
+      src_subwords_ =
+          text::SubwordModel::from_bytes(context.checkpoint->meta_bytes.at("source_subwords"), "/meta/source_subwords");
+      tgt_subwords_ =
+          text::SubwordModel::from_bytes(context.checkpoint->meta_bytes.at("target_subwords"), "/meta/target_subwords");
+    } else {
+      std::vector<std::string> sources, targets;
+      for (const Pair& p : train_) {
+        sources.push_back(p.source);
+        targets.push_back(p.target);
+      }
+      try {
+        src_subwords_ = text::SubwordModel::train(sources, subword_options);
+        tgt_subwords_ = text::SubwordModel::train(targets, subword_options);
+      } catch (const std::invalid_argument& e) {
+        c.fail("data.vocab_size", e.what());
+      }
     }
   }
-  if (context.checkpoint) {
+  if (source_ != "numbers" && context.load_data) {
+    std::vector<Pair> all = train_;
+    all.insert(all.end(), val_.begin(), val_.end());
+    all.insert(all.end(), test_.begin(), test_.end());
+    // in the file's order, so that the first long pair named is the first in the file
+    std::stable_sort(all.begin(), all.end(), [](const Pair& a, const Pair& b) { return a.line < b.line; });
+    warn(long_pairs_warning(
+        all, [this](const std::string& t, bool source) { return tokens(t, source).size(); }, max_len_,
+        source_ == "bible" ? "the Bible verses" : path));
+    if (!context.checkpoint)
+      for (const Pair& p : train_) {
+        src_texts.push_back(tokens(p.source, true));
+        tgt_texts.push_back(tokens(p.target, false));
+      }
+  }
+  if (tokenization_ == Tokenization::subword) {
+    src_vocab_ = Vocabulary(src_subwords_->pieces());
+    tgt_vocab_ = Vocabulary(tgt_subwords_->pieces());
+  } else if (context.checkpoint) {
     // the vocabularies the model was trained with, whatever the data holds now
     for (const char* key : {"source_vocabulary", "target_vocabulary"})
       if (!context.checkpoint->meta_strings.count(key))
@@ -162,8 +240,8 @@ TranslationTask::Batch TranslationTask::encode(const std::vector<Pair>& pairs) c
   std::size_t S = 1, T = 1;
   for (const Pair& p : pairs) {
     std::vector<std::int64_t> s, t;
-    for (const auto& tok : tokenize(p.source, tokenization_)) s.push_back(src_vocab_.id(tok));
-    for (const auto& tok : tokenize(p.target, tokenization_)) t.push_back(tgt_vocab_.id(tok));
+    for (const auto& tok : tokens(p.source, true)) s.push_back(src_vocab_.id(tok));
+    for (const auto& tok : tokens(p.target, false)) t.push_back(tgt_vocab_.id(tok));
     s.resize(std::min<std::size_t>(s.size(), static_cast<std::size_t>(max_len_ - 1)));
     t.resize(std::min<std::size_t>(t.size(), static_cast<std::size_t>(max_len_ - 1)));
     s.push_back(Vocabulary::eos);
@@ -201,13 +279,19 @@ void TranslationTask::prepare_epoch(std::int64_t epoch) {
   }
   // length buckets: within each run of kBucketBatches batches, sort by source length, so a batch
   // holds sentences of similar length and little padding; then shuffle the batches' order
-  const auto length = [&](const Pair& p) { return tokenize(p.source, tokenization_).size(); };
+  // (each source is tokenized once: subword encoding is too slow to repeat in every comparison)
+  std::vector<std::size_t> length(pairs.size()), order(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) length[i] = tokens(pairs[i].source, true).size();
+  std::iota(order.begin(), order.end(), std::size_t{0});
   const std::size_t chunk = static_cast<std::size_t>(batch_size_ * kBucketBatches);
-  for (std::size_t at = 0; at < pairs.size(); at += chunk) {
-    const auto end = pairs.begin() + static_cast<std::ptrdiff_t>(std::min(pairs.size(), at + chunk));
-    std::stable_sort(pairs.begin() + static_cast<std::ptrdiff_t>(at), end,
-                     [&](const Pair& a, const Pair& b) { return length(a) < length(b); });
-  }
+  for (std::size_t at = 0; at < order.size(); at += chunk)
+    std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(at),
+                     order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), at + chunk)),
+                     [&](std::size_t a, std::size_t b) { return length[a] < length[b]; });
+  std::vector<Pair> sorted;
+  sorted.reserve(pairs.size());
+  for (const std::size_t i : order) sorted.push_back(std::move(pairs[i]));
+  pairs = std::move(sorted);
   epoch_batches_.clear();
   for (std::size_t at = 0; at < pairs.size(); at += static_cast<std::size_t>(batch_size_))
     epoch_batches_.emplace_back(pairs.begin() + static_cast<std::ptrdiff_t>(at),
@@ -232,16 +316,16 @@ train::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t i
 void TranslationTask::note_reading(std::vector<std::string>& notes, std::size_t number, const std::string& text,
                                    bool source) const {
   const Vocabulary& vocab = source ? src_vocab_ : tgt_vocab_;
-  const std::vector<std::string> tokens = tokenize(text, tokenization_);
+  const std::vector<std::string> read = tokens(text, source);
   const std::string sentence = "sentence " + std::to_string(number);
-  const auto n = static_cast<std::int64_t>(tokens.size());
+  const auto n = static_cast<std::int64_t>(read.size());
   if (n >= max_len_)
     notes.push_back(sentence + (source ? "" : ": the target") + " (\"" + preview(text) + "\") has " +
                     std::to_string(n) + " tokens; the model " + (source ? "reads " : "scores ") +
                     std::to_string(max_len_ - 1) + " of them (data.max_len = " + std::to_string(max_len_) +
                     ", <eos> included): the rest is ignored");
   std::vector<std::string> unknown;  // distinct, in order of appearance
-  for (const std::string& t : tokens)
+  for (const std::string& t : read)
     if (vocab.id(t) == Vocabulary::unk && std::find(unknown.begin(), unknown.end(), t) == unknown.end())
       unknown.push_back(t);
   if (unknown.empty()) return;
@@ -271,7 +355,7 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
       if ((ended = id == Vocabulary::eos || id == Vocabulary::pad)) break;
       tokens.push_back(tgt_vocab_.token(id));
     }
-    out.push_back(join(tokens, tokenization_));
+    out.push_back(detokenize(tokens));
     if (!notes) continue;
     const auto number = static_cast<std::size_t>(i) + 1;
     note_reading(*notes, number, sources[static_cast<std::size_t>(i)], true);
@@ -299,9 +383,25 @@ std::vector<double> TranslationTask::log_probability(const std::vector<std::pair
   return out;
 }
 
+std::vector<std::string> TranslationTask::tokens(const std::string& text, bool source) const {
+  if (tokenization_ == Tokenization::subword) return (source ? src_subwords_ : tgt_subwords_)->encode(text);
+  return tokenize(text, tokenization_);
+}
+
+std::string TranslationTask::detokenize(const std::vector<std::string>& target_tokens) const {
+  if (tokenization_ == Tokenization::subword) return tgt_subwords_->decode(target_tokens);
+  return join(target_tokens, tokenization_);
+}
+
 analysis::TokenAttention TranslationTask::attention_maps(const std::string& sentence) {
+  const std::string output = translate({sentence}, nullptr).front();
+  analysis::TokenAttention maps = forced_attention(sentence, output);
+  maps.output = output;
+  return maps;
+}
+
+analysis::TokenAttention TranslationTask::forced_attention(const std::string& source, const std::string& target) {
   analysis::TokenAttention maps;
-  maps.output = translate({sentence}, nullptr).front();
   NoGradGuard no_grad;
   model_->eval();
   // the maps in the order they are drawn: every encoder layer's, then the decoder's self- and
@@ -323,7 +423,7 @@ analysis::TokenAttention TranslationTask::attention_maps(const std::string& sent
   for (std::size_t l = 0; l < dec.size(); ++l)
     watched.push_back(
         {"cross", static_cast<std::int64_t>(l), "transformer.decoder.layers." + std::to_string(l) + ".multihead_attn"});
-  const Batch b = encode({{sentence, maps.output}});
+  const Batch b = encode({{source, target}});
   {
     const analysis::AttentionRecorder recorder(*model_);
     model_->forward(b.src, b.tgt_in);
@@ -340,12 +440,51 @@ analysis::TokenAttention TranslationTask::attention_maps(const std::string& sent
   return maps;
 }
 
+std::int64_t TranslationTask::prepare_alignment(const std::string& split, std::int64_t limit) {
+  const std::vector<Pair>& data = split == "test" ? test_ : val_;
+  aligned_.clear();
+  for (const Pair& p : data)
+    if (!p.alignment.empty() && (limit <= 0 || static_cast<std::int64_t>(aligned_.size()) < limit))
+      aligned_.push_back(&p);
+  return static_cast<std::int64_t>(aligned_.size());
+}
+
+analysis::AlignmentExample TranslationTask::alignment_example(std::int64_t index) {
+  const Pair& p = *aligned_.at(static_cast<std::size_t>(index));
+  analysis::AlignmentExample e;
+  e.name = p.name;
+  e.source_words = text::split_words(p.source);
+  e.target_words = text::split_words(p.target);
+  e.gold = p.alignment;
+  e.attention = forced_attention(p.source, p.target);
+  // the words of the tokens the model read: encode() keeps max_len - 1 of each side
+  const auto word_of = [&](const std::string& text, bool source) {
+    std::vector<std::string> read = tokens(text, source);
+    read.resize(std::min(read.size(), static_cast<std::size_t>(max_len_ - 1)));
+    if (tokenization_ == Tokenization::subword) return text::SubwordModel::word_of_pieces(read);
+    std::vector<int> words(read.size());
+    if (tokenization_ == Tokenization::word) {
+      std::iota(words.begin(), words.end(), 0);
+    } else {  // characters: a space ends a word and belongs to none
+      int w = 0;
+      for (std::size_t i = 0; i < read.size(); ++i) words[i] = read[i] == " " ? (++w, -1) : w;
+    }
+    return words;
+  };
+  e.source_word_of = word_of(p.source, true);
+  e.source_word_of.push_back(-1);  // <eos>
+  e.target_word_of = word_of(p.target, false);
+  e.target_word_of.push_back(-1);  // the row that predicts <eos>
+  return e;
+}
+
 std::map<std::string, double> TranslationTask::evaluate(const std::string& split) {
   const std::vector<Pair>& data = split == "test" ? test_ : val_;
   NoGradGuard no_grad;
-  double loss_sum = 0, tokens = 0, right = 0, exact = 0;
+  double loss_sum = 0, counted = 0, right = 0, exact = 0;
   std::vector<std::vector<text::Tokens>> references;
   std::vector<text::Tokens> hypotheses;
+  std::vector<std::string> outputs, targets;  // whole texts, for sacreBLEU and chrF
   for (std::size_t at = 0; at < data.size(); at += 256) {
     const std::vector<Pair> chunk(data.begin() + static_cast<std::ptrdiff_t>(at),
                                   data.begin() + static_cast<std::ptrdiff_t>(std::min(data.size(), at + 256)));
@@ -360,7 +499,7 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
     const std::int64_t* want = b.tgt_out.data<std::int64_t>();
     for (std::int64_t i = 0; i < b.tgt_out.numel(); ++i)
       if (want[i] != Vocabulary::pad) {
-        ++tokens;
+        ++counted;
         right += predicted.data<std::int64_t>()[i] == want[i];
       }
     std::vector<std::string> sources;
@@ -369,15 +508,22 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       exact += decoded[i] == chunk[i].target;
       hypotheses.push_back(text::split_words(decoded[i]));
+      outputs.push_back(decoded[i]);
+      targets.push_back(chunk[i].target);
       references.push_back({text::split_words(chunk[i].target)});
     }
   }
   model_->train();
   const auto n = static_cast<double>(data.size());
-  return {{"loss", loss_sum / tokens},
-          {"token_accuracy", right / tokens},
-          {"exact_match", exact / n},
-          {"bleu", text::corpus_bleu(references, hypotheses)}};
+  std::map<std::string, double> metrics{{"loss", loss_sum / counted},
+                                        {"token_accuracy", right / counted},
+                                        {"exact_match", exact / n},
+                                        {"bleu", text::corpus_bleu(references, hypotheses)}};
+  if (source_ != "numbers") {  // real text: the scores papers report, 0..100
+    metrics["sacrebleu"] = text::corpus_bleu_sacre(outputs, {targets}).score;
+    metrics["chrf"] = text::corpus_chrf(outputs, {targets});
+  }
+  return metrics;
 }
 
 std::int64_t TranslationTask::prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) {
@@ -404,11 +550,20 @@ void TranslationTask::describe(train::Checkpoint& c) const {
   a["unk_id"] = Vocabulary::unk;
   a["source_vocabulary"] = std::string("source_vocabulary");  // keys of /meta
   a["target_vocabulary"] = std::string("target_vocabulary");
-  const bool words = tokenization_ == Tokenization::word;
-  a["tokenization"] = std::string(words ? "word" : "char");
-  a["tokenization_rule"] = std::string(
-      words ? "split at runs of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r); output tokens joined by one space"
-            : "UTF-8 code points (a space is a token); output tokens joined with nothing");
+  if (tokenization_ == Tokenization::subword) {
+    c.meta_bytes["source_subwords"] = src_subwords_->bytes();
+    c.meta_bytes["target_subwords"] = tgt_subwords_->bytes();
+    a["tokenization"] = std::string("sentencepiece");
+    a["tokenization_rule"] = std::string(
+        "the SentencePiece models /meta/source_subwords and /meta/target_subwords (serialized ModelProto); token id = "
+        "piece id; output pieces decoded by the target model");
+  } else {
+    const bool words = tokenization_ == Tokenization::word;
+    a["tokenization"] = std::string(words ? "word" : "char");
+    a["tokenization_rule"] = std::string(
+        words ? "split at runs of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r); output tokens joined by one space"
+              : "UTF-8 code points (a space is a token); output tokens joined with nothing");
+  }
   a["unknown_tokens"] = std::string("unk_id");
   // encode() keeps max_len - 1 tokens of each side before <eos>; translate() decodes max_len steps
   a["max_source_tokens"] = max_len_ - 1;
@@ -421,8 +576,8 @@ void TranslationTask::describe(train::Checkpoint& c) const {
 
 namespace {
 const bool registered = train::register_task<TranslationTask, train::Translator, analysis::HeadAnalysisSource,
-                                             analysis::TextAttentionSource>(
-    "translation", "an encoder-decoder Transformer translating number words or a TSV parallel corpus");
+                                             analysis::TextAttentionSource, analysis::AlignmentSource>(
+    "translation", "an encoder-decoder Transformer translating number words, a TSV parallel corpus or the Bible");
 }  // namespace
 
 }  // namespace rune::examples

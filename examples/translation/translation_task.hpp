@@ -3,22 +3,31 @@
 // the KV cache (exact match, token accuracy, corpus BLEU-4).
 //
 // Data (data.source): "numbers", English number words to French ones for 0..999,999, drawn with
-// a uniform number of digits and split by number (test numbers never appear in training); or
-// "tsv", a source<TAB>target file split by line. Keys: data.source, data.path, data.tokenization
-// (word | char), data.min_freq, data.max_len, data.batch_size, data.batches_per_epoch (numbers),
-// data.eval_size (numbers), data.split_permille (numbers), data.val_fraction and
-// data.test_fraction (tsv); model.* (read_transformer_options, and model.positions and
-// model.tie_output); train.label_smoothing; decode.beam (1:
-// greedy) and decode.length_penalty for beam search.
+// a uniform number of digits and split by number (test numbers never appear in training);
+// "tsv", a source<TAB>target file split by line; or "bible", English to Spanish verses of two SWORD
+// modules with Strong's-number word alignments, split by whole books (text/bible.hpp). Keys:
+// data.source, data.path, data.tokenization (word | char | sentencepiece), data.min_freq,
+// data.vocab_size and data.subword_model (sentencepiece), data.max_len, data.batch_size,
+// data.batches_per_epoch (numbers), data.eval_size (numbers), data.split_permille (numbers),
+// data.val_fraction and data.test_fraction (tsv), data.cache, data.source_module,
+// data.target_module and data.sword_path (bible); model.* (read_transformer_options, and
+// model.positions and model.tie_output); train.label_smoothing; decode.beam (1: greedy) and
+// decode.length_penalty for beam search.
+//
+// Real text (tsv, bible) is also scored as sacreBLEU scores it (sacrebleu: 13a tokens, exp
+// smoothing; chrf), and the best checkpoint is the one with the highest sacrebleu.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "analysis/alignment.hpp"
 #include "analysis/attention_maps.hpp"
 #include "analysis/head_analysis.hpp"
 #include "examples/translation/corpus.hpp"
 #include "nn/seq2seq.hpp"
+#include "text/subword.hpp"
 #include "train/task.hpp"
 
 namespace rune::examples {
@@ -26,14 +35,15 @@ namespace rune::examples {
 class TranslationTask : public train::Task,
                         public train::Translator,
                         public analysis::HeadAnalysisSource,
-                        public analysis::TextAttentionSource {
+                        public analysis::TextAttentionSource,
+                        public analysis::AlignmentSource {
  public:
   TranslationTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
   std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
   train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
   std::map<std::string, double> evaluate(const std::string& split) override;
-  std::string primary_metric() const override { return "exact_match"; }
+  std::string primary_metric() const override { return source_ == "numbers" ? "exact_match" : "sacrebleu"; }
   bool higher_is_better() const override { return true; }
   std::string items_name() const override { return "tokens"; }
   void describe(train::Checkpoint& c) const override;
@@ -53,11 +63,22 @@ class TranslationTask : public train::Task,
   // pass over it recording every attention module's per-head weights.
   analysis::TokenAttention attention_maps(const std::string& sentence) override;
 
+  // The split's pairs with gold word links (Bible verses), each with the cross-attention of its
+  // reference translation forced through the decoder.
+  std::int64_t prepare_alignment(const std::string& split, std::int64_t limit) override;
+  analysis::AlignmentExample alignment_example(std::int64_t index) override;
+
  private:
   struct Batch {
     Tensor src, tgt_in, tgt_out;  // (B, S), (B, T), (B, T) int64, pad = 0
   };
   Batch encode(const std::vector<Pair>& pairs) const;
+  // The tokens of a source or target text (words, characters or the side's subword pieces), and
+  // target tokens back to text.
+  std::vector<std::string> tokens(const std::string& text, bool source) const;
+  std::string detokenize(const std::vector<std::string>& tokens) const;
+  // Every attention map of the model reading `source` and teacher-forced on `target`.
+  analysis::TokenAttention forced_attention(const std::string& source, const std::string& target);
   // Notes on how the model reads one text of sentence `number` (from 1), a source or a target: the
   // words `vocab` lacks (read as <unk>) and the tokens beyond data.max_len (ignored).
   void note_reading(std::vector<std::string>& notes, std::size_t number, const std::string& text, bool source) const;
@@ -75,7 +96,9 @@ class TranslationTask : public train::Task,
   std::shared_ptr<nn::Seq2SeqTransformer> model_;
   std::int64_t prepared_epoch_ = -1;
   std::vector<std::vector<Pair>> epoch_batches_;
-  std::vector<std::vector<Pair>> analysis_;  // prepare_analysis()'s chunks of a split
+  std::vector<std::vector<Pair>> analysis_;                        // prepare_analysis()'s chunks of a split
+  std::optional<text::SubwordModel> src_subwords_, tgt_subwords_;  // data.tokenization = sentencepiece
+  std::vector<const Pair*> aligned_;                               // prepare_alignment()'s pairs
 };
 
 }  // namespace rune::examples
