@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -82,6 +83,28 @@ inline RunResult run_rune(const std::string& args, const std::string& dir) {
   const int status = ::pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+// OMP_NUM_THREADS=1 for the rune processes a test starts while it lives, restored after: a tiny
+// model gains nothing from a second thread, and ctest -j2 runs another test beside it, against
+// whose threads OpenMP's waiting threads would spin.
+class OneThread {
+ public:
+  OneThread() : had_(std::getenv("OMP_NUM_THREADS") != nullptr) {
+    if (had_) old_ = std::getenv("OMP_NUM_THREADS");
+    ::setenv("OMP_NUM_THREADS", "1", 1);
+  }
+  ~OneThread() {
+    if (had_)
+      ::setenv("OMP_NUM_THREADS", old_.c_str(), 1);
+    else
+      ::unsetenv("OMP_NUM_THREADS");
+  }
+
+ private:
+  bool had_;
+  std::string old_;
+};
+
 #endif
 
 }  // namespace rune

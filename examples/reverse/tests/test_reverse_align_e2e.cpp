@@ -36,27 +36,6 @@ std::map<std::string, std::vector<std::string>> csv_rows(const std::string& text
   return rows;
 }
 
-// OMP_NUM_THREADS=1 for the rune processes this test starts, restored after: a model this small
-// gains nothing from a second thread, and ctest -j2 runs another test beside it, against whose
-// threads OpenMP's waiting threads would spin.
-class OneThread {
- public:
-  OneThread() : had_(std::getenv("OMP_NUM_THREADS") != nullptr) {
-    if (had_) old_ = std::getenv("OMP_NUM_THREADS");
-    ::setenv("OMP_NUM_THREADS", "1", 1);
-  }
-  ~OneThread() {
-    if (had_)
-      ::setenv("OMP_NUM_THREADS", old_.c_str(), 1);
-    else
-      ::unsetenv("OMP_NUM_THREADS");
-  }
-
- private:
-  bool had_;
-  std::string old_;
-};
-
 TEST(ReverseAlign, SomeHeadLearnsTheAntiDiagonalAndThePositionBaselineDoesNot) {
   const OneThread one_thread;
   const fs::path dir = scratch_dir("reverse_align");
