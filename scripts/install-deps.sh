@@ -22,7 +22,7 @@ packages=(
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words python3-nltk)
+  packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words python3-nltk python3-sentencepiece)
 fi
 
 missing=()
