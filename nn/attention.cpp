@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "autograd/tape.hpp"
@@ -105,10 +106,33 @@ void KVCache::truncate(std::int64_t length) {
 
 void KVCache::reorder(const Tensor& index) {
   if (empty()) return;
-  if (k_buf_.defined()) {  // the buffers keep their capacity; the valid prefix is re-sliced
-    NoGradGuard no_grad;
-    k_buf_ = index_select(k_buf_, 0, index);
-    v_buf_ = index_select(v_buf_, 0, index);
+  if (k_buf_.defined()) {
+    // new buffers of the same capacity, each (row, head) gathering only the valid prefix of its old
+    // row: a beam search reorders every step, and copying the unused capacity too doubled its cost
+    if (index.dtype() != DType::int64 || index.dim() != 1)
+      throw std::invalid_argument("KVCache::reorder: the index must be a 1-d int64 tensor, not " +
+                                  shape_str(index.shape()));
+    const Tensor idx = index.contiguous();
+    const std::int64_t rows = idx.size(0), old_rows = k_buf_.size(0);
+    const auto gather = [&](const Tensor& buf) {
+      Tensor out = rune::empty({rows, buf.size(1), buf.size(2), buf.size(3)}, buf.dtype());
+      const std::size_t elem = dtype_size(buf.dtype());
+      const std::int64_t heads = buf.size(1), block = buf.size(2) * buf.size(3);  // one head's capacity
+      const std::size_t bytes = static_cast<std::size_t>(length_ * buf.size(3)) * elem;
+      const auto* from = static_cast<const char*>(buf.raw_data());
+      auto* to = static_cast<char*>(out.raw_data());
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const std::int64_t src = idx.data<std::int64_t>()[i];
+        if (src < 0 || src >= old_rows)
+          throw std::out_of_range("KVCache::reorder: row " + std::to_string(src) + " of " + std::to_string(old_rows));
+        for (std::int64_t h = 0; h < heads; ++h)
+          std::memcpy(to + static_cast<std::size_t>((i * heads + h) * block) * elem,
+                      from + static_cast<std::size_t>((src * heads + h) * block) * elem, bytes);
+      }
+      return out;
+    };
+    k_buf_ = gather(k_buf_);
+    v_buf_ = gather(v_buf_);
     k_ = k_buf_.slice(2, 0, length_);
     v_ = v_buf_.slice(2, 0, length_);
   } else {

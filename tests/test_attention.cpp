@@ -311,6 +311,33 @@ TEST(KVCache, GrowsInPlaceWithoutGradAndByConcatenationWithGrad) {
   EXPECT_TRUE(cache.empty());
 }
 
+TEST(KVCache, ReorderGathersRowsAndKeepsGrowingInPlace) {
+  // beam search's reorder: row i becomes old row index[i], in the buffers and in the concatenations
+  Generator g(10);
+  for (const bool grad : {false, true}) {
+    nn::KVCache cache;
+    std::vector<Tensor> ks, vs;
+    for (int step = 0; step < 20; ++step) {  // past the initial capacity of 16
+      ks.push_back(randn({3, 2, 1, 4}, g).requires_grad_(grad));
+      vs.push_back(randn({3, 2, 1, 5}, g).requires_grad_(grad));
+      cache.append(ks.back(), vs.back());
+    }
+    const Tensor index = from_vector(std::vector<std::int64_t>{2, 0, 0, 1}, {4});
+    NoGradGuard no_grad;
+    const Tensor want_k = index_select(concat(ks, 2), 0, index), want_v = index_select(concat(vs, 2), 0, index);
+    cache.reorder(index);
+    EXPECT_EQ(cache.length(), 20);
+    EXPECT_EQ(max_abs_diff(cache.keys(), want_k), 0.0) << "grad " << grad;
+    EXPECT_EQ(max_abs_diff(cache.values(), want_v), 0.0) << "grad " << grad;
+    // the next steps continue the reordered rows
+    const Tensor k = randn({4, 2, 3, 4}, g), v = randn({4, 2, 3, 5}, g);
+    cache.append(k, v);
+    EXPECT_EQ(max_abs_diff(cache.keys(), concat({want_k, k}, 2)), 0.0);
+    EXPECT_EQ(max_abs_diff(cache.values(), concat({want_v, v}, 2)), 0.0);
+    EXPECT_THROW(cache.reorder(from_vector(std::vector<std::int64_t>{4}, {1})), std::out_of_range);
+  }
+}
+
 TEST(KVCache, KeepsGradientsFlowingUnderGradMode) {
   Generator g(9);
   const Tensor k1 = randn({1, 1, 2, 3}, g).requires_grad_(), k2 = randn({1, 1, 1, 3}, g).requires_grad_();
