@@ -31,7 +31,7 @@ bible: build             ## English to Spanish on the Bible (about 30-40 min of 
 	$(BUILD)/rune translate runs/en_es/checkpoints/best.h5 "In the beginning, God created the heavens and the earth." \
 	  "Peter and John went up into the temple at the hour of prayer."
 	$(BUILD)/rune attention runs/en_es/checkpoints/best.h5 "Peter and John went up into the temple at the hour of prayer." --out runs/en_es
-	$(BUILD)/rune heads runs/en_es/checkpoints/best.h5 --prune --limit 300 --no-progress
+	$(BUILD)/rune heads runs/en_es/checkpoints/best.h5 --limit 300 --no-progress
 	@echo "run folder: runs/en_es (curves.png, align-test/alignment.md and .png, heads-test/heads.md, checkpoints/)"
 
 bible-torch: build       ## the PyTorch twin of runs/en_es: same model, data, tokens, steps and schedule (bench/torch_bible.py)
