@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "text/utf8.hpp"
 #include "train/files.hpp"
 
 namespace rune::text {
@@ -57,24 +58,6 @@ Tag parse_tag(const std::string& s, std::size_t begin, std::size_t end) {  // s[
   return tag;
 }
 
-void append_utf8(std::string& out, unsigned long cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // Decodes the entity at s[i] == '&' into `out`; returns the index after it. An unknown or
 // unterminated entity is kept as it is.
 std::size_t decode_entity(const std::string& s, std::size_t i, std::string& out) {
@@ -96,7 +79,7 @@ std::size_t decode_entity(const std::string& s, std::size_t i, std::string& out)
     char* end = nullptr;
     unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
     if (!digits.empty() && *end == '\0' && cp > 0 && cp <= 0x10FFFF) {
-      append_utf8(out, cp);
+      append_utf8(out, static_cast<char32_t>(cp));
       return semi + 1;
     }
   }

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "text/utf8.hpp"
+
 namespace rune::text {
 namespace {
 
@@ -52,23 +54,10 @@ char32_t decode(std::string_view s, std::size_t i, std::size_t& length) {
 }
 
 void encode(char32_t cp, std::string& out) {
-  if (cp & kInvalid) {
-    out += static_cast<char>(cp & 0xFF);
-  } else if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  if (cp & kInvalid)
+    out += static_cast<char>(cp & 0xFF);  // a byte that was not UTF-8 goes back as it was
+  else
+    append_utf8(out, cp);
 }
 
 // Python's str.isspace(): what str.split() and str.rstrip() take as whitespace
