@@ -60,6 +60,9 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   length_penalty_ =
       c.number("decode.length_penalty", 0.6, {0.0, 5.0},
                "beam search's length penalty alpha: scores are divided by ((5 + length) / 6)^alpha (GNMT)");
+  val_beam_ = c.integer("decode.val_beam", beam_, {1, 64},
+                        "beam width when scoring the validation split (during training, it chooses the best "
+                        "checkpoint); decode.beam unless set. 1 (greedy) makes validation several times faster");
   std::string path, cache, source_module, target_module, sword_path;
   double val_fraction = 0, test_fraction = 0;
   eval_size_ = permille_ = 0;
@@ -337,6 +340,11 @@ void TranslationTask::note_reading(std::vector<std::string>& notes, std::size_t 
 
 std::vector<std::string> TranslationTask::translate(const std::vector<std::string>& sources,
                                                     std::vector<std::string>* notes) {
+  return decode_texts(sources, notes, beam_);
+}
+
+std::vector<std::string> TranslationTask::decode_texts(const std::vector<std::string>& sources,
+                                                       std::vector<std::string>* notes, std::int64_t beam) {
   NoGradGuard no_grad;
   model_->eval();
   std::vector<Pair> pairs;
@@ -344,8 +352,7 @@ std::vector<std::string> TranslationTask::translate(const std::vector<std::strin
   const Batch b = encode(pairs);
   const std::int64_t steps = max_len_;
   const Tensor ids =
-      (beam_ > 1 ? model_->beam_search(b.src, beam_, steps, length_penalty_) : model_->greedy(b.src, steps))
-          .contiguous();
+      (beam > 1 ? model_->beam_search(b.src, beam, steps, length_penalty_) : model_->greedy(b.src, steps)).contiguous();
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < ids.size(0); ++i) {
     std::vector<std::string> tokens;
@@ -504,7 +511,7 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
       }
     std::vector<std::string> sources;
     for (const Pair& p : chunk) sources.push_back(p.source);
-    const std::vector<std::string> decoded = translate(sources, nullptr);
+    const std::vector<std::string> decoded = decode_texts(sources, nullptr, split == "test" ? beam_ : val_beam_);
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       exact += decoded[i] == chunk[i].target;
       hypotheses.push_back(text::split_words(decoded[i]));

@@ -84,13 +84,16 @@ class TranslationTask : public train::Task,
   void note_reading(std::vector<std::string>& notes, std::size_t number, const std::string& text, bool source) const;
   std::vector<Pair> sample_numbers(Generator& g, std::int64_t count, Split split) const;
   void prepare_epoch(std::int64_t epoch);
+  // translate() with a beam of `beam` (1: greedy).
+  std::vector<std::string> decode_texts(const std::vector<std::string>& sources, std::vector<std::string>* notes,
+                                        std::int64_t beam);
 
   std::uint64_t seed_;
   std::string source_;
   Tokenization tokenization_;
   std::int64_t max_len_, batch_size_, batches_per_epoch_, eval_size_, permille_;
   double label_smoothing_, length_penalty_;
-  std::int64_t beam_;
+  std::int64_t beam_, val_beam_;
   std::vector<Pair> train_, val_, test_;  // tsv: the splits; numbers: val and test only
   Vocabulary src_vocab_, tgt_vocab_;
   std::shared_ptr<nn::Seq2SeqTransformer> model_;
