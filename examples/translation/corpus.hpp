@@ -71,7 +71,7 @@ Split number_split(std::int64_t n, std::uint64_t seed, std::int64_t permille);
 
 // Classes of numbers with forms of their own, most of them seldom drawn by digit count: 2..999
 // (the whole sentence is the form that ends the others: "quatre-vingts", "deux cents"), the
-// multiples of 1,000, 10,000 and 100,000 (one draw in 3,000: a number that ends in "mille", no s
+// multiples of 1,000, 10,000 and 100,000 (one draw in 2,000: a number that ends in "mille", no s
 // on "cents" or "quatre-vingts" before it), and the numbers from 1,000 whose thousands part ends
 // in 00 or 80 ("deux cent mille ...", "quatre-vingt mille ..."). They overlap: 200,000 is in four.
 // 0 and 1 are in none, since held out neither could be learnt from the others: "zero" is a word
@@ -113,7 +113,7 @@ class NumberSplits {
 // those with that many digits, so small numbers (and their irregular words) are as common as large
 // ones. Training numbers (Split::train: trains_on) come instead, with probability rare_fraction,
 // from a rare class, each class as often, uniform among its training members: the multiples of
-// 1,000 would otherwise be one draw in 3,000.
+// 1,000 would otherwise be one draw in 2,000.
 std::vector<std::int64_t> sample_numbers(Generator& g, std::int64_t count, Split split, const NumberSplits& splits,
                                          double rare_fraction);
 

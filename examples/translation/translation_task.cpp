@@ -469,7 +469,7 @@ void TranslationTask::write_examples(const std::string& path, bool wrong_only) c
   const Examples data = examples(evaluated_);
   const bool numbered = source_ == "numbers";
   std::vector<report::CsvField> header{"index"};
-  if (numbered) header.insert(header.end(), {"number", "trained"});
+  if (numbered) header.insert(header.end(), {"number", "training"});
   header.insert(header.end(), {"source", "reference", "translation", "exact"});
   report::Csv csv(header);
   const auto row = [&](std::size_t i, const std::string* wrong) {

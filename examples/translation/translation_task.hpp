@@ -50,8 +50,8 @@ class TranslationTask : public train::Task,
   // After evaluate(split): errors-<split>.csv, every example translated wrong; the first few also
   // on stderr.
   std::vector<std::string> write_reports(const std::string& split, const std::string& dir) override;
-  // Every example of the split evaluated last: index, (number, trained,) source, reference,
-  // translation, exact.
+  // Every example of the split evaluated last: index, (number, training: 1 for a number training
+  // may draw,) source, reference, translation, exact.
   void write_predictions(const std::string& path) const override;
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;

@@ -278,7 +278,7 @@ dir = "runs"
   std::istringstream rows(read_file(dir / "rare.csv"));
   std::string line;
   std::getline(rows, line);
-  EXPECT_EQ(line, "index,number,trained,source,reference,translation,exact");
+  EXPECT_EQ(line, "index,number,training,source,reference,translation,exact");
   std::vector<std::vector<std::string>> predictions;
   std::string sources;
   while (std::getline(rows, line)) {
