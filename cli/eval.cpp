@@ -1,4 +1,5 @@
-// rune eval CKPT [--split val|test] [--set key=value ...] [--out DIR] [--predictions FILE]
+// rune eval CKPT [--split val|test|...] [--set key=value ...] [--out DIR] [--predictions FILE]
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,13 @@ int evaluate(const EvalRequest& request) {
   train::EvalReports* reports = train::find_capability<train::EvalReports>(task);
   if (!request.predictions.empty() && !reports)
     train::capability<train::EvalReports>(task, "checkpoint " + request.checkpoint);  // throws, naming who can
+  const std::vector<std::string> splits = task.splits();
+  if (std::find(splits.begin(), splits.end(), request.split) == splits.end()) {
+    std::string names;
+    for (const std::string& s : splits) names += (names.empty() ? "" : ", ") + s;
+    throw std::runtime_error("--split " + request.split + ": the '" + task.name() + "' task of " + request.checkpoint +
+                             " has no such split (it has " + names + ")");
+  }
   const std::map<std::string, double> metrics = task.evaluate(request.split);
   std::printf("%s, step %lld, %s split:\n", request.checkpoint.c_str(), static_cast<long long>(loaded->checkpoint.step),
               request.split.c_str());
@@ -72,7 +80,9 @@ Command add_eval(CLI::App& app) {
   auto r = std::make_shared<EvalRequest>();
   CLI::App* c = app.add_subcommand("eval", "Evaluate a checkpoint on a split of its task's data");
   add_checkpoint_argument(*c, r->checkpoint);
-  c->add_option("--split", r->split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  c->add_option("--split", r->split,
+                "val or test, or a split of the task's own (the numbers: domain, every number; rare, the held-out "
+                "rare forms)");
   c->add_option("--set", r->sets, "Override a key of the checkpoint's config (the data or the image size, say)");
   c->add_option("--out", r->out_dir,
                 "Folder for the reports (eval-<split>.json, confusion matrix); default: the run folder");

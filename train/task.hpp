@@ -67,8 +67,11 @@ class Task {
   virtual nn::Module& model() = 0;
   virtual std::int64_t batches_per_epoch() const = 0;
   virtual BatchLoss train_batch(std::int64_t epoch, std::int64_t index) = 0;
-  // Metrics on a split ("val" or "test"), in eval mode; keys without the split's prefix.
+  // Metrics on a split ("val" or "test", or another of splits()), in eval mode; keys without the
+  // split's prefix.
   virtual std::map<std::string, double> evaluate(const std::string& split) = 0;
+  // The splits evaluate() takes (`rune eval --split`): val and test, and any the task adds.
+  virtual std::vector<std::string> splits() const { return {"val", "test"}; }
   virtual std::string primary_metric() const = 0;  // a key of evaluate()'s result
   virtual bool higher_is_better() const = 0;
   virtual std::string items_name() const { return "items"; }  // "tokens", "images"

@@ -1,7 +1,8 @@
 // Parallel corpora for the translation example: sentence pairs, tokenization (words, or UTF-8
 // code points), vocabularies with <pad> <bos> <eos> <unk>, and two sources of pairs: the built-in
-// number words (English -> French, numbers 0..999,999) and tab-separated files
-// (source<TAB>target; a Tatoeba pair file's third column, the attribution, goes with `cut -f1,2`).
+// number words (English -> French, numbers 0..999,999), with their splits (val, test, the rare
+// classes' held-out halves) and training draws, and tab-separated files (source<TAB>target; a
+// Tatoeba pair file's third column, the attribution, goes with `cut -f1,2`).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "autograd/random.hpp"
 
 namespace rune::examples {
 
@@ -78,5 +81,53 @@ Pair number_pair(std::int64_t n);
 // validation, the rest train; fixed by the seed, so the splits are disjoint by number.
 enum class Split { train, val, test };
 Split number_split(std::int64_t n, std::uint64_t seed, std::int64_t permille);
+
+// Classes of numbers with forms of their own, most of them seldom drawn by digit count: 2..999
+// (the whole sentence is the form that ends the others: "quatre-vingts", "deux cents"), the
+// multiples of 1,000, 10,000 and 100,000 (one draw in 2,000: a number that ends in "mille", no s
+// on "cents" or "quatre-vingts" before it), and the numbers from 1,000 whose thousands part ends
+// in 00 or 80 ("deux cent mille ...", "quatre-vingt mille ..."). They overlap: 200,000 is in four.
+// 0 and 1 are in none, since held out neither could be learnt from the others: "zero" is a word
+// of its own, and "one" starts no other sentence but before "hundred" or "thousand", where French
+// drops it ("cent", "mille").
+enum class RareClass { below_1000, multiple_of_1000, multiple_of_10000, multiple_of_100000, thousands_00_80 };
+inline constexpr RareClass kRareClasses[] = {RareClass::below_1000, RareClass::multiple_of_1000,
+                                             RareClass::multiple_of_10000, RareClass::multiple_of_100000,
+                                             RareClass::thousands_00_80};
+const char* rare_class_name(RareClass c);  // "below_1000", "multiple_of_1000", ... "thousands_00_80"
+bool in_rare_class(std::int64_t n, RareClass c);
+
+// Every split of the numbers 0..999,999: val and test by number_split; the held-out halves of the
+// rare classes, the rare split; training, every other number. Each number of a rare class belongs
+// to one stratum, its smallest class (200,000: multiple_of_100000; 80,001: thousands_00_80); half
+// of each stratum (rounded down), its members ranked by a hash of (number, seed) as number_split
+// does, is held out, so each class is held out by half. Fixed by the seed; the hold-out is
+// independent of number_split, so a held-out number may also be in the val or test split.
+class NumberSplits {
+ public:
+  NumberSplits(std::uint64_t seed, std::int64_t permille);
+  Split split(std::int64_t n) const { return number_split(n, seed_, permille_); }
+  bool held_out(std::int64_t n) const { return held_out_.at(static_cast<std::size_t>(n)); }
+  bool trains_on(std::int64_t n) const { return split(n) == Split::train && !held_out(n); }
+  // The held-out numbers, ascending: the rare split.
+  const std::vector<std::int64_t>& held_out_numbers() const { return held_; }
+  // The members of a rare class that training draws (trains_on), ascending.
+  const std::vector<std::int64_t>& training(RareClass c) const { return training_[static_cast<std::size_t>(c)]; }
+
+ private:
+  std::uint64_t seed_;
+  std::int64_t permille_;
+  std::vector<bool> held_out_;  // by number
+  std::vector<std::int64_t> held_;
+  std::vector<std::vector<std::int64_t>> training_;  // by RareClass
+};
+
+// `count` numbers of a split: the number of digits uniform in 1..6, then the number uniform among
+// those with that many digits, so small numbers (and their irregular words) are as common as large
+// ones. Training numbers (Split::train: trains_on) come instead, with probability rare_fraction,
+// from a rare class, each class as often, uniform among its training members: the multiples of
+// 1,000 would otherwise be one draw in 2,000.
+std::vector<std::int64_t> sample_numbers(Generator& g, std::int64_t count, Split split, const NumberSplits& splits,
+                                         double rare_fraction);
 
 }  // namespace rune::examples

@@ -1,28 +1,49 @@
 #include "examples/translation/translation_task.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <numeric>
 
 #include "analysis/attention_recorder.hpp"
 #include "analysis/seq2seq_batch.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "examples/translation/number_words.hpp"
+#include "report/csv.hpp"
 #include "text/bible.hpp"
 #include "text/bleu.hpp"
 #include "text/sacrebleu.hpp"
+#include "train/files.hpp"
 #include "train/model_config.hpp"
+#include "train/progress.hpp"
 
 namespace rune::examples {
 
 namespace {
 constexpr std::int64_t kBucketBatches = 64;  // batches sorted by length together
+constexpr std::size_t kEvalBatch = 256;      // sentences evaluated together
 
 // A Fisher-Yates shuffle driven by our Generator (std::shuffle's results differ between
 // standard libraries; these do not).
 template <class T>
 void shuffle(std::vector<T>& v, Generator& g) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[g.below(i)]);
+}
+
+// Whether the (T, V) logits of a teacher-forced pass over one target, `want` (its tokens, <eos>,
+// then padding), put want[t] first at every position up to <eos>, ahead of every other token by
+// kTieMargin.
+constexpr float kTieMargin = 1e-2f;
+bool greedy_follows(const float* logits, const std::int64_t* want, std::int64_t T, std::int64_t V) {
+  for (std::int64_t t = 0; t < T; ++t) {
+    const float* row = logits + t * V;
+    for (std::int64_t v = 0; v < V; ++v)
+      if (v != want[t] && row[v] > row[want[t]] - kTieMargin) return false;
+    if (want[t] == Vocabulary::eos) return true;
+  }
+  return false;
 }
 
 // A warning about the data, on stderr where `rune train`, `eval` and the rest show it; none if empty.
@@ -62,7 +83,7 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
                "beam search's length penalty alpha: scores are divided by ((5 + length) / 6)^alpha (GNMT)");
   val_beam_ = c.integer("decode.val_beam", beam_, {1, 64},
                         "beam width when scoring the validation split (during training, it chooses the best "
-                        "checkpoint); decode.beam unless set. 1 (greedy) makes validation several times faster");
+                        "checkpoint); decode.beam unless set; 1 (greedy) is the fastest");
   std::string path, cache, source_module, target_module, sword_path;
   double val_fraction = 0, test_fraction = 0;
   eval_size_ = permille_ = 0;
@@ -74,6 +95,10 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
         c.integer("data.eval_size", 1000, {1}, "numbers in the validation split, and as many in the test split");
     permille_ = c.integer("data.split_permille", 10, {1, 333},
                           "per mille of all numbers held out for test, and as many for validation (never trained on)");
+    rare_fraction_ = c.number("data.rare_fraction", 0.25, {0.0, 1.0},
+                              "fraction of the training numbers drawn from the rare classes (1..999, multiples of "
+                              "1,000, 10,000 and 100,000, thousands part ending in 00 or 80; a class at a time, "
+                              "half of each held out) instead of by digit count");
   } else if (source_ == "tsv") {
     path = c.string("data.path", "", "the TSV file: one source<TAB>target pair per line");
     val_fraction = c.number("data.val_fraction", 0.05, {0.0, 0.5}, "the fraction of the lines held out for validation");
@@ -86,7 +111,8 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
     sword_path =
         c.string("data.sword_path", "", "the folder of the SWORD modules (empty: $SWORD_PATH or /usr/share/sword)");
   }
-  c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille"}, "data.source", {"numbers"});
+  c.unused_here({"data.batches_per_epoch", "data.eval_size", "data.split_permille", "data.rare_fraction"},
+                "data.source", {"numbers"});
   c.unused_here({"data.path", "data.val_fraction", "data.test_fraction"}, "data.source", {"tsv"});
   c.unused_here({"data.cache", "data.source_module", "data.target_module", "data.sword_path"}, "data.source",
                 {"bible"});
@@ -108,13 +134,17 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
                         {{"data.eval_size", eval_size_},
                          {"data.batch_size", batch_size_},
                          {"data.batches_per_epoch", batches_per_epoch_}});
+    numbers_ = std::make_shared<const NumberSplits>(seed_, permille_);
     Generator val_gen(seed_ * 31 + 1), test_gen(seed_ * 31 + 2), vocab_gen(seed_ * 31 + 3);
-    val_ = sample_numbers(val_gen, eval_size_, Split::val);
-    test_ = sample_numbers(test_gen, eval_size_, Split::test);
+    val_numbers_ = sample_numbers(val_gen, eval_size_, Split::val, *numbers_, rare_fraction_);
+    test_numbers_ = sample_numbers(test_gen, eval_size_, Split::test, *numbers_, rare_fraction_);
+    for (const std::int64_t n : val_numbers_) val_.push_back(number_pair(n));
+    for (const std::int64_t n : test_numbers_) test_.push_back(number_pair(n));
     std::vector<Pair> drawn = val_;  // checked for length below
     drawn.insert(drawn.end(), test_.begin(), test_.end());
     if (!context.checkpoint)
-      for (const Pair& p : sample_numbers(vocab_gen, 20000, Split::train)) {
+      for (const std::int64_t n : sample_numbers(vocab_gen, 20000, Split::train, *numbers_, rare_fraction_)) {
+        const Pair p = number_pair(n);
         src_texts.push_back(tokenize(p.source, tokenization_));
         tgt_texts.push_back(tokenize(p.target, tokenization_));
         drawn.push_back(p);
@@ -223,20 +253,6 @@ TranslationTask::TranslationTask(train::Config& c, const train::TaskContext& con
   model_ = std::make_shared<nn::Seq2SeqTransformer>(o, *context.init);
 }
 
-std::vector<Pair> TranslationTask::sample_numbers(Generator& g, std::int64_t count, Split split) const {
-  // digits uniform in 1..6, then the number uniform among those with that many digits, so small
-  // numbers (and their irregular words) are as common as large ones
-  static constexpr std::int64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
-  std::vector<Pair> out;
-  while (static_cast<std::int64_t>(out.size()) < count) {
-    const std::uint64_t d = 1 + g.below(6);
-    const std::int64_t lo = d == 1 ? 0 : kPow10[d - 1], hi = kPow10[d];
-    const std::int64_t n = lo + static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(hi - lo)));
-    if (number_split(n, seed_, permille_) == split) out.push_back(number_pair(n));
-  }
-  return out;
-}
-
 TranslationTask::Batch TranslationTask::encode(const std::vector<Pair>& pairs) const {
   // source: tokens + eos; decoder input: bos + tokens; target: tokens + eos; padded to the batch's longest
   std::vector<std::vector<std::int64_t>> src, tgt;
@@ -275,7 +291,9 @@ void TranslationTask::prepare_epoch(std::int64_t epoch) {
   Generator g(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + 17);
   std::vector<Pair> pairs;
   if (source_ == "numbers") {
-    pairs = sample_numbers(g, batch_size_ * batches_per_epoch_, Split::train);
+    for (const std::int64_t n :
+         sample_numbers(g, batch_size_ * batches_per_epoch_, Split::train, *numbers_, rare_fraction_))
+      pairs.push_back(number_pair(n));
   } else {
     pairs = train_;
     shuffle(pairs, g);
@@ -485,16 +503,51 @@ analysis::AlignmentExample TranslationTask::alignment_example(std::int64_t index
   return e;
 }
 
+std::vector<std::string> TranslationTask::splits() const {
+  if (source_ == "numbers") return {"val", "test", "domain", "rare"};
+  return {"val", "test"};
+}
+
+std::vector<std::int64_t> TranslationTask::split_numbers(const std::string& split) const {
+  const std::vector<std::string> known = splits();
+  if (source_ != "numbers" || std::find(known.begin(), known.end(), split) == known.end())
+    throw std::invalid_argument("translation: no split '" + split + "' of numbers");
+  if (split == "val") return val_numbers_;
+  if (split == "test") return test_numbers_;
+  if (!numbers_) throw std::logic_error("translation: the " + split + " split needs the data loaded");
+  if (split == "rare") return numbers_->held_out_numbers();
+  std::vector<std::int64_t> every(static_cast<std::size_t>(kMaxNumberWords) + 1);
+  std::iota(every.begin(), every.end(), std::int64_t{0});
+  return every;
+}
+
+TranslationTask::Examples TranslationTask::examples(const std::string& split) const {
+  Examples e;
+  if (source_ == "numbers")
+    e.numbers = split_numbers(split);
+  else if (split == "val" || split == "test")
+    e.pairs = split == "test" ? test_ : val_;
+  else
+    throw std::invalid_argument("translation: no split '" + split + "'");
+  return e;
+}
+
 std::map<std::string, double> TranslationTask::evaluate(const std::string& split) {
-  const std::vector<Pair>& data = split == "test" ? test_ : val_;
+  const Examples data = examples(split);
+  // rune eval's long work (the domain's million numbers take minutes) shows its progress
+  train::ProgressLine progress(split == "domain" || split == "rare", 10);
+  const auto start = train::ProgressLine::Clock::now();
+  evaluated_.clear();
+  wrong_.clear();
   NoGradGuard no_grad;
   double loss_sum = 0, counted = 0, right = 0, exact = 0;
   std::vector<std::vector<text::Tokens>> references;
   std::vector<text::Tokens> hypotheses;
   std::vector<std::string> outputs, targets;  // whole texts, for sacreBLEU and chrF
-  for (std::size_t at = 0; at < data.size(); at += 256) {
-    const std::vector<Pair> chunk(data.begin() + static_cast<std::ptrdiff_t>(at),
-                                  data.begin() + static_cast<std::ptrdiff_t>(std::min(data.size(), at + 256)));
+  for (std::size_t at = 0; at < data.size(); at += kEvalBatch) {
+    const std::size_t end = std::min(data.size(), at + kEvalBatch);
+    std::vector<Pair> chunk;
+    for (std::size_t i = at; i < end; ++i) chunk.push_back(data.pair(i));
     model_->eval();
     const Batch b = encode(chunk);
     const Tensor logits = model_->forward(b.src, b.tgt_in);
@@ -509,19 +562,51 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
         ++counted;
         right += predicted.data<std::int64_t>()[i] == want[i];
       }
-    std::vector<std::string> sources;
-    for (const Pair& p : chunk) sources.push_back(p.source);
-    const std::vector<std::string> decoded = decode_texts(sources, nullptr, split == "test" ? beam_ : val_beam_);
+    // Greedy decoding outputs an example's reference when, fed the reference as above, the model
+    // puts the reference's next token first at every position up to its <eos>: step t of decoding
+    // then sees the very prefix position t sees here (the decoder is causal). Such an example is
+    // not decoded again; one within kTieMargin of a tie anywhere (the two passes round
+    // differently), or under beam search, is.
+    const Tensor scores = logits.contiguous();  // (B, T, V)
+    const std::int64_t T = scores.size(1), V = scores.size(2);
+    std::vector<std::string> decoded(chunk.size()), sources;
+    std::vector<std::size_t> undecided;
+    const std::int64_t beam = split == "val" ? val_beam_ : beam_;
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-      exact += decoded[i] == chunk[i].target;
+      const auto offset = static_cast<std::int64_t>(i) * T;
+      if (beam == 1 && greedy_follows(scores.data<float>() + offset * V, want + offset, T, V)) {
+        std::vector<std::string> words;
+        for (std::int64_t t = 0; want[offset + t] != Vocabulary::eos; ++t)
+          words.push_back(tgt_vocab_.token(want[offset + t]));
+        decoded[i] = detokenize(words);
+      } else {
+        undecided.push_back(i);
+        sources.push_back(chunk[i].source);
+      }
+    }
+    const std::vector<std::string> translations = decode_texts(sources, nullptr, beam);
+    for (std::size_t k = 0; k < undecided.size(); ++k) decoded[undecided[k]] = translations[k];
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      if (decoded[i] == chunk[i].target)
+        ++exact;
+      else
+        wrong_.emplace_back(at + i, decoded[i]);
       hypotheses.push_back(text::split_words(decoded[i]));
       outputs.push_back(decoded[i]);
       targets.push_back(chunk[i].target);
       references.push_back({text::split_words(chunk[i].target)});
     }
+    progress.show(train::ProgressLine::status("evaluating the " + split + " split: example",
+                                              static_cast<std::int64_t>(end), static_cast<std::int64_t>(data.size()),
+                                              start));
   }
   model_->train();
+  evaluated_ = split;
   const auto n = static_cast<double>(data.size());
+  progress.line("the " + split + " split: " + std::to_string(wrong_.size()) + " of " + std::to_string(data.size()) +
+                " translations wrong (" +
+                train::duration(std::chrono::duration<double>(train::ProgressLine::Clock::now() - start).count()) +
+                ")");
   std::map<std::string, double> metrics{{"loss", loss_sum / counted},
                                         {"token_accuracy", right / counted},
                                         {"exact_match", exact / n},
@@ -532,6 +617,65 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
   }
   return metrics;
 }
+
+void TranslationTask::write_examples(const std::string& path, bool wrong_only) const {
+  if (evaluated_.empty()) throw std::logic_error("translation: no split was evaluated");
+  const Examples data = examples(evaluated_);
+  const bool numbered = source_ == "numbers";
+  std::vector<report::CsvField> header{"index"};
+  if (numbered) header.insert(header.end(), {"number", "training"});
+  header.insert(header.end(), {"source", "reference", "translation", "exact"});
+  report::Csv csv(header);
+  const auto row = [&](std::size_t i, const std::string* wrong) {
+    const Pair p = data.pair(i);
+    std::vector<report::CsvField> fields{i};
+    if (numbered) fields.insert(fields.end(), {data.numbers[i], numbers_->trains_on(data.numbers[i]) ? 1 : 0});
+    fields.insert(fields.end(), {report::CsvField::quoted(p.source), report::CsvField::quoted(p.target),
+                                 report::CsvField::quoted(wrong ? *wrong : p.target), wrong ? 0 : 1});
+    csv.row(fields);
+  };
+  auto w = wrong_.begin();
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const bool is_wrong = w != wrong_.end() && w->first == i;
+    if (is_wrong || !wrong_only) row(i, is_wrong ? &w->second : nullptr);
+    if (is_wrong) ++w;
+  }
+  csv.write(path);
+}
+
+std::vector<std::string> TranslationTask::write_reports(const std::string& split, const std::string& dir) {
+  if (evaluated_ != split) evaluate(split);
+  const Examples data = examples(split);
+  // the first few on stderr, so a reader sees the output without opening the file
+  const auto show = [&](std::size_t i, const std::string& translation) {
+    const Pair p = data.pair(i);
+    std::fprintf(stderr, "  %s -> %s (reference: %s)\n", p.source.c_str(), translation.c_str(), p.target.c_str());
+  };
+  if (source_ != "numbers") {  // real text: hardly a translation is exact, so every one is written
+    const std::string path = (std::filesystem::path(dir) / ("translations-" + split + ".csv")).string();
+    write_examples(path, false);
+    constexpr std::size_t kShown = 3;
+    std::fprintf(stderr, "the translations of the %s split are in %s; the first %zu:\n", split.c_str(), path.c_str(),
+                 std::min(kShown, data.size()));
+    auto w = wrong_.begin();
+    for (std::size_t i = 0; i < std::min(kShown, data.size()); ++i) {
+      const bool is_wrong = w != wrong_.end() && w->first == i;
+      show(i, is_wrong ? w->second : data.pair(i).target);
+      if (is_wrong) ++w;
+    }
+    return {path};
+  }
+  const std::string path = (std::filesystem::path(dir) / ("errors-" + split + ".csv")).string();
+  write_examples(path, true);
+  constexpr std::size_t kShown = 10;
+  if (!wrong_.empty())
+    std::fprintf(stderr, "%zu of %zu translations of the %s split are wrong (%s); the first %zu:\n", wrong_.size(),
+                 data.size(), split.c_str(), path.c_str(), std::min(kShown, wrong_.size()));
+  for (std::size_t k = 0; k < std::min(kShown, wrong_.size()); ++k) show(wrong_[k].first, wrong_[k].second);
+  return {path};
+}
+
+void TranslationTask::write_predictions(const std::string& path) const { write_examples(path, false); }
 
 std::int64_t TranslationTask::prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) {
   const std::vector<Pair>& data = split == "test" ? test_ : val_;
@@ -582,9 +726,10 @@ void TranslationTask::describe(train::Checkpoint& c) const {
 }
 
 namespace {
-const bool registered = train::register_task<TranslationTask, train::Translator, analysis::HeadAnalysisSource,
-                                             analysis::TextAttentionSource, analysis::AlignmentSource>(
-    "translation", "an encoder-decoder Transformer translating number words, a TSV parallel corpus or the Bible");
+const bool registered =
+    train::register_task<TranslationTask, train::Translator, train::EvalReports, analysis::HeadAnalysisSource,
+                         analysis::TextAttentionSource, analysis::AlignmentSource>(
+        "translation", "an encoder-decoder Transformer translating number words, a TSV parallel corpus or the Bible");
 }  // namespace
 
 }  // namespace rune::examples

@@ -3,16 +3,21 @@
 // the KV cache (exact match, token accuracy, corpus BLEU-4).
 //
 // Data (data.source): "numbers", English number words to French ones for 0..999,999, drawn with
-// a uniform number of digits and split by number (test numbers never appear in training);
-// "tsv", a source<TAB>target file split by line; or "bible", English to Spanish verses of two SWORD
-// modules with Strong's-number word alignments, split by whole books (text/bible.hpp). Keys:
-// data.source, data.path, data.tokenization (word | char | sentencepiece), data.min_freq,
-// data.vocab_size and data.subword_model (sentencepiece), data.max_len, data.batch_size,
-// data.batches_per_epoch (numbers), data.eval_size (numbers), data.split_permille (numbers),
-// data.val_fraction and data.test_fraction (tsv), data.cache, data.source_module,
-// data.target_module and data.sword_path (bible); model.* (read_transformer_options, and
-// model.positions and model.tie_output); train.label_smoothing; decode.beam (1: greedy) and
+// a uniform number of digits and split by number (test numbers never appear in training), a
+// fraction of each batch (data.rare_fraction) drawn from the rare classes (corpus.hpp) instead,
+// half of each of which is held out; "tsv", a source<TAB>target file split by line; or "bible",
+// English to Spanish verses of two SWORD modules with Strong's-number word alignments, split by
+// whole books (text/bible.hpp). Keys: data.source, data.path, data.tokenization (word | char |
+// sentencepiece), data.min_freq, data.vocab_size and data.subword_model (sentencepiece),
+// data.max_len, data.batch_size, data.batches_per_epoch (numbers), data.eval_size (numbers),
+// data.split_permille (numbers), data.rare_fraction (numbers), data.val_fraction and
+// data.test_fraction (tsv), data.cache, data.source_module, data.target_module and data.sword_path
+// (bible); model.* (read_transformer_options, and model.positions and model.tie_output);
+// train.label_smoothing; decode.beam (1: greedy), decode.val_beam (validation's) and
 // decode.length_penalty for beam search.
+//
+// Splits: val and test; the numbers add domain (every number 0..999,999, training numbers
+// included) and rare (the held-out halves of the rare classes, never trained on).
 //
 // Real text (tsv, bible) is also scored as sacreBLEU scores it (sacrebleu: 13a tokens, exp
 // smoothing; chrf), and the best checkpoint is the one with the highest sacrebleu.
@@ -34,6 +39,7 @@ namespace rune::examples {
 
 class TranslationTask : public train::Task,
                         public train::Translator,
+                        public train::EvalReports,
                         public analysis::HeadAnalysisSource,
                         public analysis::TextAttentionSource,
                         public analysis::AlignmentSource {
@@ -43,10 +49,20 @@ class TranslationTask : public train::Task,
   std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
   train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
   std::map<std::string, double> evaluate(const std::string& split) override;
+  std::vector<std::string> splits() const override;
+  // The numbers of a split (data.source = numbers): val's and test's as drawn, domain's
+  // 0..999,999, rare's the held-out ones (ascending).
+  std::vector<std::int64_t> split_numbers(const std::string& split) const;
   std::string primary_metric() const override { return source_ == "numbers" ? "exact_match" : "sacrebleu"; }
   bool higher_is_better() const override { return true; }
   std::string items_name() const override { return "tokens"; }
   void describe(train::Checkpoint& c) const override;
+  // After evaluate(split): the numbers' errors-<split>.csv, every example translated wrong; real
+  // text's translations-<split>.csv, every example. The first few also on stderr.
+  std::vector<std::string> write_reports(const std::string& split, const std::string& dir) override;
+  // Every example of the split evaluated last: index, (number, training: 1 for a number training
+  // may draw,) source, reference, translation, exact.
+  void write_predictions(const std::string& path) const override;
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
 
@@ -82,7 +98,16 @@ class TranslationTask : public train::Task,
   // Notes on how the model reads one text of sentence `number` (from 1), a source or a target: the
   // words `vocab` lacks (read as <unk>) and the tokens beyond data.max_len (ignored).
   void note_reading(std::vector<std::string>& notes, std::size_t number, const std::string& text, bool source) const;
-  std::vector<Pair> sample_numbers(Generator& g, std::int64_t count, Split split) const;
+  // A split's examples: numbers, whose pairs are made as they are read, or stored pairs (tsv).
+  struct Examples {
+    std::vector<std::int64_t> numbers;
+    std::vector<Pair> pairs;
+    std::size_t size() const { return numbers.empty() ? pairs.size() : numbers.size(); }
+    Pair pair(std::size_t i) const { return numbers.empty() ? pairs[i] : number_pair(numbers[i]); }
+  };
+  Examples examples(const std::string& split) const;
+  // The examples of the split evaluated last, all or the wrong ones, as a CSV file.
+  void write_examples(const std::string& path, bool wrong_only) const;
   void prepare_epoch(std::int64_t epoch);
   // translate() with a beam of `beam` (1: greedy).
   std::vector<std::string> decode_texts(const std::vector<std::string>& sources, std::vector<std::string>* notes,
@@ -92,9 +117,14 @@ class TranslationTask : public train::Task,
   std::string source_;
   Tokenization tokenization_;
   std::int64_t max_len_, batch_size_, batches_per_epoch_, eval_size_, permille_;
-  double label_smoothing_, length_penalty_;
+  double label_smoothing_, length_penalty_, rare_fraction_ = 0;
   std::int64_t beam_, val_beam_;
-  std::vector<Pair> train_, val_, test_;  // tsv: the splits; numbers: val and test only
+  std::vector<Pair> train_, val_, test_;                  // tsv, bible: the splits; numbers: val and test only
+  std::vector<std::int64_t> val_numbers_, test_numbers_;  // numbers: those of val_ and test_
+  std::shared_ptr<const NumberSplits> numbers_;           // numbers: every split of them
+  // The split evaluate() saw last, and its wrong translations by index (a right one is its reference).
+  std::string evaluated_;
+  std::vector<std::pair<std::size_t, std::string>> wrong_;
   Vocabulary src_vocab_, tgt_vocab_;
   std::shared_ptr<nn::Seq2SeqTransformer> model_;
   std::int64_t prepared_epoch_ = -1;

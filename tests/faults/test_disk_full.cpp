@@ -153,11 +153,16 @@ TEST(DiskFull, AttentionAndHeadsFailByNameAndKeepTheirPreviousFiles) {
                                        {"heads", checkpoint, "--split", "val", "--out", "heads", "--no-progress"},
                                        {"heads", checkpoint, "--split", "test", "--out", "heads", "--no-progress"}}};
   for (const Command& command : commands) {
+    // the limits: just under the size of each file the limited command writes, measured by a run
+    // of it (the earlier run's files may be larger), then the earlier run's files written again
+    std::set<rlim_t> limits{0};
+    const Exit sizing = run_rune(command.limited, dir.string());
+    ASSERT_EQ(sizing.code, 0) << sizing.output;
+    for (const auto& entry : fs::directory_iterator(dir / command.out)) limits.insert(size_of(entry.path()) - 1);
+    fs::remove_all(dir / command.out);
     const Exit previous = run_rune(command.previous, dir.string());
     ASSERT_EQ(previous.code, 0) << previous.output;
     const Snapshot before = snapshot(dir);
-    std::set<rlim_t> limits{0};
-    for (const auto& entry : fs::directory_iterator(dir / command.out)) limits.insert(size_of(entry.path()) - 1);
     for (const rlim_t limit : limits) {
       const Case c{command.what + " over " + command.out + "/", limit, command.out + "/"};
       expect_clean_failure(c, run_rune(command.limited, dir.string(), limit), dir, before);

@@ -7,10 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "autograd/ops.hpp"
 #include "examples/translation/corpus.hpp"
+#include "examples/translation/number_words.hpp"
 #include "examples/translation/translation_task.hpp"
 #include "tests/described.hpp"
 #include "tests/helpers.hpp"
@@ -255,6 +258,194 @@ TEST(Translation, NumberSplitsAreDisjointAndSized) {
   EXPECT_NEAR(test / 100000.0, 0.01, 0.002);
   EXPECT_NEAR(val / 100000.0, 0.01, 0.002);
   EXPECT_EQ(number_pair(71).target, "soixante et onze");
+}
+
+// The rare classes by example (they overlap), and their sizes over the whole domain.
+TEST(Translation, RareClassesAreTheFormsThatDrawingByDigitCountSeldomShows) {
+  const auto classes = [](std::int64_t n) {
+    std::string names;
+    for (const RareClass c : kRareClasses)
+      if (in_rare_class(n, c)) names += (names.empty() ? "" : " ") + std::string(rare_class_name(c));
+    return names;
+  };
+  EXPECT_EQ(classes(0), "") << "zero is a word of its own";
+  EXPECT_EQ(classes(1), "") << "one alone is the only sentence where \"one\" is not dropped or after \"and\"";
+  EXPECT_EQ(classes(2), "below_1000");
+  EXPECT_EQ(classes(7), "below_1000");
+  EXPECT_EQ(classes(999), "below_1000");
+  EXPECT_EQ(classes(1000), "multiple_of_1000");
+  EXPECT_EQ(classes(67000), "multiple_of_1000");
+  EXPECT_EQ(classes(80000), "multiple_of_1000 multiple_of_10000 thousands_00_80");
+  EXPECT_EQ(classes(200000), "multiple_of_1000 multiple_of_10000 multiple_of_100000 thousands_00_80");
+  EXPECT_EQ(classes(80001), "thousands_00_80");
+  EXPECT_EQ(classes(180999), "thousands_00_80");
+  EXPECT_EQ(classes(900500), "thousands_00_80");
+  EXPECT_EQ(classes(1080), "");
+  EXPECT_EQ(classes(81000), "multiple_of_1000");
+  EXPECT_EQ(classes(999999), "");
+  std::map<RareClass, std::int64_t> size;
+  for (std::int64_t n = 0; n <= kMaxNumberWords; ++n)
+    for (const RareClass c : kRareClasses) size[c] += in_rare_class(n, c);
+  EXPECT_EQ(size[RareClass::below_1000], 998);
+  EXPECT_EQ(size[RareClass::multiple_of_1000], 999);
+  EXPECT_EQ(size[RareClass::multiple_of_10000], 99);
+  EXPECT_EQ(size[RareClass::multiple_of_100000], 9);
+  EXPECT_EQ(size[RareClass::thousands_00_80], 19 * 1000) << "thousands parts 80, 100, 180, ..., 900, 980";
+}
+
+// Half of each stratum (a number's smallest rare class), rounded down, is held out, so about half
+// of each class; fixed by the seed; training draws the rest, outside val and test.
+TEST(Translation, HalfOfEachRareClassIsHeldOutByTheSeed) {
+  const NumberSplits s(0, 10);
+  const auto stratum = [](std::int64_t n) -> std::string {
+    for (const RareClass c : {RareClass::below_1000, RareClass::multiple_of_100000, RareClass::multiple_of_10000,
+                              RareClass::multiple_of_1000, RareClass::thousands_00_80})
+      if (in_rare_class(n, c)) return rare_class_name(c);
+    return "";
+  };
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> strata;  // held out, size
+  std::map<RareClass, std::pair<std::int64_t, std::int64_t>> classes;
+  std::vector<std::int64_t> held;
+  for (std::int64_t n = 0; n <= kMaxNumberWords; ++n) {
+    if (s.held_out(n)) held.push_back(n);
+    if (s.held_out(n) && s.trains_on(n)) ADD_FAILURE() << n << " is held out and trained on";
+    const std::string name = stratum(n);
+    if (name.empty()) {
+      if (s.held_out(n)) ADD_FAILURE() << n << " is in no rare class, yet held out";
+      continue;
+    }
+    strata[name].first += s.held_out(n);
+    ++strata[name].second;
+    for (const RareClass c : kRareClasses)
+      if (in_rare_class(n, c)) {
+        classes[c].first += s.held_out(n);
+        ++classes[c].second;
+      }
+  }
+  const std::map<std::string, std::pair<std::int64_t, std::int64_t>> expected{{"below_1000", {499, 998}},
+                                                                              {"multiple_of_100000", {4, 9}},
+                                                                              {"multiple_of_10000", {45, 90}},
+                                                                              {"multiple_of_1000", {450, 900}},
+                                                                              {"thousands_00_80", {9490, 18981}}};
+  EXPECT_EQ(strata, expected);
+  for (const auto& [c, counts] : classes)
+    EXPECT_NEAR(counts.first, counts.second / 2.0, 0.05 * static_cast<double>(counts.second) + 1)
+        << rare_class_name(c) << ": " << counts.first << " of " << counts.second << " held out";
+  EXPECT_EQ(s.held_out_numbers(), held) << "the rare split: every held-out number, ascending";
+  EXPECT_EQ(held.size(), 10488u);
+  EXPECT_EQ(NumberSplits(0, 10).held_out_numbers(), held) << "fixed by the seed";
+  EXPECT_NE(NumberSplits(1, 10).held_out_numbers(), held) << "and another seed holds out others";
+  // a class's training members: every member that trains, and nothing else
+  for (const RareClass c : kRareClasses) {
+    std::vector<std::int64_t> members;
+    for (std::int64_t n = 0; n <= kMaxNumberWords; ++n)
+      if (in_rare_class(n, c) && s.trains_on(n)) members.push_back(n);
+    EXPECT_EQ(s.training(c), members) << rare_class_name(c);
+    EXPECT_GT(members.size(), 0u) << rare_class_name(c);
+  }
+}
+
+// Training numbers are never held out, nor val or test; data.rare_fraction of them come from the
+// rare classes, a class at a time. Val and test are drawn as before, by digit count alone.
+TEST(Translation, TrainingDrawsNoHeldOutNumberAndTheRareClassesAtTheirFraction) {
+  const NumberSplits s(0, 10);
+  const auto share = [&](const std::vector<std::int64_t>& drawn, RareClass c) {
+    return static_cast<double>(std::count_if(drawn.begin(), drawn.end(), [&](auto n) { return in_rare_class(n, c); })) /
+           static_cast<double>(drawn.size());
+  };
+  Generator g(7);
+  const std::vector<std::int64_t> drawn = sample_numbers(g, 200000, Split::train, s, 0.25);
+  EXPECT_EQ(std::count_if(drawn.begin(), drawn.end(), [&](auto n) { return !s.trains_on(n); }), 0);
+  // a rare draw picks each class a fifth of the time, and lands in `c` as often as that class's
+  // training members are in c (a multiple of 100,000 is one of the 49 multiples of 10,000 trained)
+  const auto rare_draws_in = [&](RareClass c) {
+    double p = 0;
+    for (const RareClass from : kRareClasses) {
+      const std::vector<std::int64_t>& members = s.training(from);
+      p += 0.25 / 5 *
+           static_cast<double>(
+               std::count_if(members.begin(), members.end(), [&](auto n) { return in_rare_class(n, c); })) /
+           static_cast<double>(members.size());
+    }
+    return p;
+  };
+  // by digit count, a multiple of 100,000 is one draw in 600,000, a multiple of 1,000 one in 2,000
+  EXPECT_NEAR(share(drawn, RareClass::multiple_of_100000), rare_draws_in(RareClass::multiple_of_100000), 0.003);
+  EXPECT_NEAR(share(drawn, RareClass::multiple_of_1000), rare_draws_in(RareClass::multiple_of_1000), 0.004);
+  EXPECT_NEAR(share(drawn, RareClass::thousands_00_80), rare_draws_in(RareClass::thousands_00_80), 0.006);
+  const std::vector<std::int64_t> plain = sample_numbers(g, 200000, Split::train, s, 0.0);
+  EXPECT_LT(share(plain, RareClass::multiple_of_1000), 0.002) << "by digit count alone: one draw in 2,000";
+  EXPECT_EQ(std::count_if(plain.begin(), plain.end(), [&](auto n) { return !s.trains_on(n); }), 0);
+  const std::vector<std::int64_t> val = sample_numbers(g, 1000, Split::val, s, 0.25);
+  EXPECT_EQ(std::count_if(val.begin(), val.end(), [&](auto n) { return s.split(n) != Split::val; }), 0);
+  EXPECT_LT(share(val, RareClass::multiple_of_1000), 0.01) << "rare_fraction is for training only";
+}
+
+// The numbers task's splits: val and test as drawn, domain every number in order, rare the held-out
+// numbers; a TSV corpus has val and test only.
+TEST(Translation, TheNumbersHaveADomainAndARareSplit) {
+  train::Config config = train::Config::parse(std::string("[data]\neval_size = 20\n") + kTinyModel, "tiny.toml");
+  Generator g(0);
+  TranslationTask task(config, {0, &g, &g});
+  EXPECT_EQ(task.splits(), (std::vector<std::string>{"val", "test", "domain", "rare"}));
+  const std::vector<std::int64_t> domain = task.split_numbers("domain");
+  ASSERT_EQ(domain.size(), 1000000u);
+  for (std::size_t i = 0; i < domain.size(); ++i)
+    if (domain[i] != static_cast<std::int64_t>(i)) FAIL() << "domain[" << i << "] = " << domain[i];
+  EXPECT_EQ(task.split_numbers("rare"), NumberSplits(0, 10).held_out_numbers());
+  const std::vector<std::int64_t> val = task.split_numbers("val");
+  EXPECT_EQ(val.size(), 20u);
+  for (const std::int64_t n : val) EXPECT_EQ(number_split(n, 0, 10), Split::val) << n;
+  EXPECT_THROW(task.split_numbers("train"), std::invalid_argument);
+
+  const fs::path dir = scratch_dir("translation_splits");
+  const std::string tsv = (dir / "pairs.tsv").string();
+  std::ofstream(tsv) << "one\tun\ntwo\tdeux\nthree\ttrois\nfour\tquatre\nfive\tcinq\n";
+  train::Config tsv_config = train::Config::parse(
+      "[data]\nsource = \"tsv\"\npath = \"" + tsv + "\"\nval_fraction = 0.2\n" + kTinyModel, "tsv.toml");
+  TranslationTask tsv_task(tsv_config, {0, &g, &g});
+  EXPECT_EQ(tsv_task.splits(), (std::vector<std::string>{"val", "test"}));
+  EXPECT_THROW(tsv_task.split_numbers("val"), std::invalid_argument);
+  fs::remove_all(dir);
+}
+
+// data.rare_fraction is a fraction, and a key of the numbers only.
+TEST(Translation, RareFractionIsAFractionOfTheNumbers) {
+  EXPECT_EQ(task_error(std::string("[data]\neval_size = 4\nrare_fraction = 1.5\n") + kTinyModel, {}),
+            "t.toml:3: data.rare_fraction: 1.5 is outside [0, 1]");
+  EXPECT_EQ(task_error(std::string("[data]\neval_size = 4\n") + kTinyModel, {"data.rare_fraction=-0.25"}),
+            "t.toml (--set): data.rare_fraction: -0.25 is outside [0, 1]");
+  EXPECT_EQ(task_error(std::string("[data]\neval_size = 4\nrare_fraction = 1\n") + kTinyModel, {}), "no exception");
+  const fs::path dir = scratch_dir("translation_rare_key");
+  const std::string tsv = (dir / "pairs.tsv").string();
+  std::ofstream(tsv) << "one\tun\ntwo\tdeux\nthree\ttrois\nfour\tquatre\nfive\tcinq\n";
+  const std::string e = task_error(
+      "[data]\nsource = \"tsv\"\npath = \"" + tsv + "\"\nval_fraction = 0.2\nrare_fraction = 0.5\n" + kTinyModel, {});
+  EXPECT_NE(e.find("t.toml:5: data.rare_fraction is read only when data.source = \"numbers\" (here \"tsv\")"),
+            std::string::npos)
+      << e;
+  fs::remove_all(dir);
+}
+
+// decode.val_beam decodes the validation split; decode.beam every other split and translate().
+TEST(Translation, ValidationDecodesWithValBeamAndTheOtherSplitsWithBeam) {
+  const auto task_with = [](const std::string& decode) {
+    train::Config config = train::Config::parse(
+        "[data]\neval_size = 24\nmax_len = 12\n[decode]\n" + decode + std::string(kTinyModel), "tiny.toml");
+    Generator g(0);
+    return std::make_unique<TranslationTask>(config, train::TaskContext{0, &g, &g});
+  };
+  const auto both = task_with("beam = 4\nval_beam = 1\n");
+  const auto greedy = task_with("beam = 1\n");
+  const auto beam = task_with("beam = 4\n");
+  // the untrained models (one seed, the same weights) decode differently greedily and with beam 4;
+  // `beam` validates with its decode.beam, val_beam being unset
+  const std::map<std::string, double> val_greedy = greedy->evaluate("val"), val_beam = beam->evaluate("val");
+  ASSERT_NE(val_greedy, val_beam) << "a model on which beam 4 and greedy agree cannot tell them apart";
+  EXPECT_EQ(both->evaluate("val"), val_greedy);
+  EXPECT_EQ(both->evaluate("test"), beam->evaluate("test"));
+  const std::vector<std::string> sources{"seventy-one", "two hundred"};
+  EXPECT_EQ(both->translate(sources, nullptr), beam->translate(sources, nullptr));
 }
 
 TEST(Translation, BeamSearchWithTheCacheMatchesRecomputingAndBeamOneIsGreedy) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "autograd/ops.hpp"
 #include "examples/translation/corpus.hpp"
@@ -137,13 +138,15 @@ dir = "runs"
   fs::remove_all(dir);
 }
 
-// The rune binary's stdout alone, its stderr and its exit status.
+// The rune binary's stdout alone, its stderr and its exit status; `env` ("OMP_NUM_THREADS=1")
+// goes before the command.
 struct Streams {
   int status;
   std::string out, err;
 };
-Streams run_rune_streams(const std::string& args, const std::string& dir) {
-  const std::string cmd = "cd '" + dir + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>stderr.txt";
+Streams run_rune_streams(const std::string& args, const std::string& dir, const std::string& env = "") {
+  const std::string cmd =
+      "cd '" + dir + "' && " + env + " '" + std::string(RUNE_BINARY) + "' " + args + " 2>stderr.txt";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -217,6 +220,110 @@ epochs = 1
   EXPECT_EQ(occurrences(r.err, cut), 1u) << r.err;
   EXPECT_EQ(occurrences(r.out, "\n"), 3u) << r.out;
   EXPECT_EQ(occurrences(r.out, "\t"), 3u) << "a translation and its score per line: " << r.out;
+  fs::remove_all(dir);
+}
+
+// The fields of one line of a report's CSV file: quoted fields hold commas, never quotes.
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (const char c : line) {
+    if (c == '"')
+      quoted = !quoted;
+    else if (c == ',' && !quoted)
+      fields.emplace_back();
+    else
+      fields.back() += c;
+  }
+  return fields;
+}
+
+// rune eval --split rare on a tiny trained checkpoint: it scores the held-out rare numbers (none
+// trained on), and each translation it reports is the one rune translate decodes, right or wrong;
+// the wrong ones are in errors-rare.csv and the first ten on stderr. A split the task lacks is
+// refused by name. One thread: the tiny model's work is all overhead, and on a busy machine
+// OpenMP's threads wait for each other.
+TEST(Translation, EvalScoresTheHeldOutRareNumbersAsTranslateDecodesThem) {
+  const fs::path dir = scratch_dir("translation_rare");
+  std::ofstream(dir / "tiny.toml") << R"(seed = 2
+[task]
+name = "translation"
+[data]
+batch_size = 32
+batches_per_epoch = 50
+eval_size = 64
+[model]
+d_model = 32
+nhead = 4
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 64
+dropout = 0.0
+[train]
+epochs = 4
+lr = 3e-3
+warmup_steps = 20
+[run]
+dir = "runs"
+)";
+  const std::string env = "OMP_NUM_THREADS=1";
+  const Streams train = run_rune_streams("train tiny.toml --no-progress", dir.string(), env);
+  ASSERT_EQ(train.status, 0) << train.out << train.err;
+  const std::string ckpt = "runs/tiny/checkpoints/last.h5";
+  const Streams eval = run_rune_streams("eval " + ckpt + " --split rare --predictions rare.csv", dir.string(), env);
+  ASSERT_EQ(eval.status, 0) << eval.out << eval.err;
+  EXPECT_NE(eval.out.find("step 200, rare split:"), std::string::npos) << eval.out;
+  EXPECT_NE(eval.out.find("exact_match"), std::string::npos) << eval.out;
+
+  std::istringstream rows(read_file(dir / "rare.csv"));
+  std::string line;
+  std::getline(rows, line);
+  EXPECT_EQ(line, "index,number,training,source,reference,translation,exact");
+  std::vector<std::vector<std::string>> predictions;
+  std::string sources;
+  while (std::getline(rows, line)) {
+    predictions.push_back(csv_fields(line));
+    ASSERT_EQ(predictions.back().size(), 7u) << line;
+    sources += predictions.back()[3] + "\n";
+  }
+  ASSERT_EQ(predictions.size(), 10488u) << "half of each rare class";
+  std::size_t exact = 0;
+  for (std::size_t i = 0; i < predictions.size(); ++i) {
+    const std::vector<std::string>& p = predictions[i];
+    EXPECT_EQ(p[0], std::to_string(i));
+    EXPECT_EQ(p[2], "0") << "held out, never trained on: " << p[1];
+    EXPECT_EQ(p[4], number_pair(std::stoll(p[1])).target);
+    EXPECT_EQ(p[6], p[5] == p[4] ? "1" : "0");
+    exact += p[6] == "1";
+  }
+  ASSERT_GT(exact, 0u) << "the test needs translations both right and wrong";
+  ASSERT_LT(exact, predictions.size());
+
+  // the same translations from rune translate, which decodes every sentence (from stdin: a line each)
+  std::ofstream(dir / "sources.txt") << sources;
+  const Streams translated = run_rune_streams("translate " + ckpt + " < sources.txt", dir.string(), env);
+  ASSERT_EQ(translated.status, 0) << translated.err;
+  std::istringstream outputs(translated.out);
+  std::size_t i = 0, differ = 0;
+  for (; std::getline(outputs, line) && i < predictions.size(); ++i)
+    if (line != predictions[i][5] && differ++ < 5)
+      ADD_FAILURE() << "rune translate: " << line << "\nrune eval: " << predictions[i][5];
+  EXPECT_EQ(i, predictions.size());
+  EXPECT_EQ(differ, 0u);
+
+  const std::string errors = read_file(dir / "runs/tiny/errors-rare.csv");
+  EXPECT_EQ(occurrences(errors, "\n"), predictions.size() - exact + 1) << "a header and every wrong translation";
+  EXPECT_NE(eval.err.find(std::to_string(predictions.size() - exact) +
+                          " of 10488 translations of the rare split are wrong (runs/tiny/errors-rare.csv); the "
+                          "first 10:\n"),
+            std::string::npos)
+      << eval.err;
+  EXPECT_EQ(occurrences(eval.err, " (reference: "), 10u) << eval.err;
+
+  const Streams bad = run_rune_streams("eval " + ckpt + " --split train", dir.string(), env);
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_EQ(bad.err, "rune: --split train: the 'translation' task of " + ckpt +
+                         " has no such split (it has val, test, domain, rare)\n");
   fs::remove_all(dir);
 }
 
