@@ -356,6 +356,25 @@ TEST(Checkpoint, ManagerKeepsTheLastNAndTheBest) {
   fs::remove_all(dir);
 }
 
+TEST(Checkpoint, ManagerKeepsTheLaterOfEqualCheckpoints) {
+  for (const bool higher : {true, false}) {
+    const std::string dir = scratch(higher ? "ties-higher" : "ties-lower");
+    train::CheckpointManager m(dir, 2, "metric", higher);
+    // (step, metric): the best value first reached at step 20, reached again at 40, lost at 50
+    const double best = higher ? 1.0 : 0.1, worse = higher ? 0.9 : 0.2;
+    for (const auto& [step, value] :
+         std::vector<std::pair<std::int64_t, double>>{{10, worse}, {20, best}, {30, worse}, {40, best}, {50, worse}}) {
+      train::Checkpoint c;
+      c.params = {{"w", full({2}, static_cast<double>(step))}};
+      c.step = step;
+      c.metrics["metric"] = value;
+      m.save(c);
+    }
+    EXPECT_EQ(train::read_checkpoint(dir + "/best.h5").step, 40) << (higher ? "higher" : "lower") << " is better";
+    fs::remove_all(dir);
+  }
+}
+
 }  // namespace
 }  // namespace rune
 

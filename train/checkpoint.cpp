@@ -657,7 +657,7 @@ std::string CheckpointManager::save(const Checkpoint& c) {
   if (!metric_.empty()) {
     const auto it = c.metrics.find(metric_);
     if (it != c.metrics.end() && std::isfinite(it->second) &&
-        (!has_best_ || (higher_is_better_ ? it->second > best_ : it->second < best_))) {
+        (!has_best_ || (higher_is_better_ ? it->second >= best_ : it->second <= best_))) {
       best_ = it->second;
       has_best_ = true;
       save_checkpoint(folder_ + "/best.h5", c);

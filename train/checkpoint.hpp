@@ -75,7 +75,9 @@ class CheckpointManager {
  public:
   // higher_is_better: true for accuracy or BLEU, false for a loss.
   CheckpointManager(std::string folder, int keep_last = 3, std::string metric = "", bool higher_is_better = true);
-  // Saves c as last.h5 and step-<step>.h5, and best.h5 when c.metrics[metric] improves.
+  // Saves c as last.h5 and step-<step>.h5, and best.h5 when c.metrics[metric] is at least as
+  // good as best.h5's: of equal checkpoints the later, more trained, one is kept (an exact-match
+  // accuracy that reaches 100% halfway would otherwise pin best.h5 there).
   // Returns the numbered file's path.
   std::string save(const Checkpoint& c);
   const std::string& folder() const { return folder_; }
