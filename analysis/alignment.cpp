@@ -252,6 +252,14 @@ std::size_t best_head(const std::vector<AlignmentCandidate>& candidates) {
   return best;
 }
 
+std::string alignment_rows_name(AlignmentRows rows) { return rows == AlignmentRows::predicts ? "predicts" : "reads"; }
+
+std::vector<int> reading_rows(const std::vector<int>& predicting_rows) {
+  std::vector<int> out(predicting_rows.size(), -1);
+  for (std::size_t q = 1; q < out.size(); ++q) out[q] = predicting_rows[q - 1];
+  return out;
+}
+
 AlignmentResult align_examples(AlignmentSource& source, const AlignmentOptions& options) {
   const std::int64_t n = source.prepare_alignment(options.split, options.limit);
   if (n <= 0) throw std::invalid_argument("the " + options.split + " split has no example with gold alignments");
@@ -266,6 +274,7 @@ AlignmentResult align_examples(AlignmentSource& source, const AlignmentOptions& 
   const auto start = train::ProgressLine::Clock::now();
   for (std::int64_t i = 0; i < n; ++i) {
     AlignmentExample e = source.alignment_example(i);
+    if (options.rows == AlignmentRows::reads) e.target_word_of = reading_rows(e.target_word_of);
     scorer.add(e);
     if (i == options.example) r.shown = std::move(e);
     progress.show(train::ProgressLine::status("align: example", i + 1, n, start));
@@ -277,6 +286,7 @@ AlignmentResult align_examples(AlignmentSource& source, const AlignmentOptions& 
   r.candidates = scorer.candidates();
   r.best = best_head(r.candidates);
   r.best_chosen_on = options.split;
+  r.rows = options.rows;
   return r;
 }
 

@@ -131,8 +131,20 @@ class AlignmentScorer {
 // both lists come from the same model. std::invalid_argument when no head has an AER.
 std::size_t best_head(const std::vector<AlignmentCandidate>& candidates);
 
+// Which decoder rows stand for a target token: the row that predicts it (its output position, as
+// AlignmentExample::target_word_of gives), or the row that reads it as input, one later (Chen et
+// al. 2020's shift-att: a decoder often attends to the source of the word it produces next, and
+// the row reading a word has already produced it).
+enum class AlignmentRows { predicts, reads };
+std::string alignment_rows_name(AlignmentRows rows);  // "predicts", "reads"
+
+// target_word_of for `rows` = reads: row q takes the word of the token row q - 1 predicts (the
+// token row q reads), row 0 (it reads <bos>) none.
+std::vector<int> reading_rows(const std::vector<int>& predicting_rows);
+
 struct AlignmentOptions {
   std::string split = "test";
+  AlignmentRows rows = AlignmentRows::predicts;
   std::int64_t limit = 0;    // examples aligned (0: every one with gold links)
   std::int64_t example = 0;  // the example kept for the picture
   bool progress = true;      // progress lines on stderr
@@ -141,10 +153,11 @@ struct AlignmentOptions {
 struct AlignmentResult {
   std::string split;
   std::int64_t examples = 0, gold_links = 0;
-  std::vector<AlignmentCandidate> candidates;  // alignment_candidates() order
-  std::size_t best = 0;                        // the best head, an index into candidates
-  std::string best_chosen_on;                  // the split whose AER chose it
-  AlignmentExample shown;                      // options.example, for the picture
+  std::vector<AlignmentCandidate> candidates;    // alignment_candidates() order
+  std::size_t best = 0;                          // the best head, an index into candidates
+  std::string best_chosen_on;                    // the split whose AER chose it
+  AlignmentRows rows = AlignmentRows::predicts;  // the rows that stood for the target tokens
+  AlignmentExample shown;                        // options.example, for the picture
 };
 
 // Aligns the split's examples of `source` under every candidate and chooses the best head on that

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "analysis/alignment.hpp"
 #include "cli/command.hpp"
@@ -31,14 +32,18 @@ int align(const AlignRequest& request) {
   const AlignmentResult result = align_examples(source, request.options);
   const std::string& split = request.options.split;
   const std::string run = train::run_folder_of(request.checkpoint);
+  const std::string folder =
+      "align-" + split + (request.options.rows == AlignmentRows::reads ? "-reads" : "");  // beside the default's
   const std::string out = !request.out_dir.empty() ? request.out_dir
-                          : !run.empty()           ? (fs::path(run) / ("align-" + split)).string()
-                                                   : "align-" + split;
+                          : !run.empty()           ? (fs::path(run) / folder).string()
+                                                   : folder;
   const std::string title =
       fs::path(request.checkpoint).filename().string() + " (step " + std::to_string(loaded->checkpoint.step) + ")";
 
-  std::printf("%s, %s split, %lld examples, %lld gold links\n", request.checkpoint.c_str(), split.c_str(),
-              static_cast<long long>(result.examples), static_cast<long long>(result.gold_links));
+  std::printf("%s, %s split, %lld examples, %lld gold links, the rows that %s each target token\n",
+              request.checkpoint.c_str(), split.c_str(), static_cast<long long>(result.examples),
+              static_cast<long long>(result.gold_links),
+              request.options.rows == AlignmentRows::predicts ? "predict" : "read");
   std::size_t width = 9;
   for (const AlignmentCandidate& c : result.candidates) width = std::max(width, c.name().size());
   std::printf("  %-*s  precision  recall    AER\n", static_cast<int>(width), "candidate");
@@ -67,10 +72,16 @@ Command add_align(CLI::App& app) {
   c->add_option("--split", r->options.split, "val or test")->check(CLI::IsMember({"val", "test"}));
   c->add_option("--limit", r->options.limit, "Align only the split's first N examples with gold links (0: all)")
       ->check(CLI::NonNegativeNumber);
+  c->add_option("--rows", r->options.rows,
+                "The decoder rows of a target token: the row that predicts it, or the one that reads it as input "
+                "(shift-att, Chen et al. 2020)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, AlignmentRows>{{"predicts", AlignmentRows::predicts},
+                                                                               {"reads", AlignmentRows::reads}}));
   c->add_option("--example", r->options.example, "The example drawn in alignment.png (an index into the split)")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--out", r->out_dir,
-                "Folder for alignment.md, alignment.csv and alignment.png; default: align-<split> in the run folder");
+                "Folder for alignment.md, alignment.csv and alignment.png; default: align-<split> (align-<split>-reads "
+                "with --rows reads) in the run folder");
   c->add_option("--set", r->sets, "Override a key of the checkpoint's config");
   c->add_flag("--no-progress", *quiet, "No progress lines on stderr");
   return {c, [r, quiet] {

@@ -57,8 +57,10 @@ std::vector<std::string> write_alignment_report(const AlignmentResult& r, const 
      << "Every head of the cross-attention of every decoder layer is a candidate, and so are each layer's mean "
      << "over its heads and the mean over all. Each target word is linked to the source word it attends to most: "
      << "the weights summed over the "
-     << "tokens of each source word and averaged over the decoder rows that predict the tokens of the target "
-     << "word, special tokens left out. The position baseline links target word j of T to source word "
+     << "tokens of each source word and averaged over the decoder rows that "
+     << (r.rows == AlignmentRows::predicts ? "predict the tokens of the target word"
+                                           : "read the tokens of the target word as input (shift-att, `--rows reads`)")
+     << ", special tokens left out. The position baseline links target word j of T to source word "
      << "round(j (S - 1) / max(T - 1, 1)) of S. Scores are over the whole split (links counted over all examples): "
      << "precision |A ∩ G| / |A|, recall |A ∩ G| / |G| and the alignment error rate AER = 1 - 2 |A ∩ G| / "
      << "(|A| + |G|) (Och & Ney 2003, with the gold links G as both sure and possible links).\n\n"

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "tests/helpers.hpp"
@@ -246,6 +247,44 @@ TEST(Alignment, AlignExamplesRunsTheSplitAndKeepsTheExampleShown) {
               align_examples(source, o);
             }).find("example 3 is out of range: the val split has 3 examples with gold alignments (0..2)"),
             std::string::npos);
+}
+
+TEST(Alignment, ReadingRowsAreThePredictingRowsOneLater) {
+  EXPECT_EQ(reading_rows({0, 1, 1, 2, -1}), (std::vector<int>{-1, 0, 1, 1, 2}));
+  EXPECT_TRUE(reading_rows({}).empty());
+  EXPECT_EQ(alignment_rows_name(AlignmentRows::reads), "reads");
+}
+
+// Reversals whose head 0 looks one row late: row q attends where row q - 1 should, row 0 to <eos>.
+class LateReversals : public Reversals {
+ public:
+  AlignmentExample alignment_example(std::int64_t index) override {
+    AlignmentExample e = reversal(static_cast<int>(index) + 2);
+    const Tensor on_time = e.attention.layers.back().weights.contiguous();  // (H, Tq, Tk)
+    const std::int64_t H = on_time.size(0), Tq = on_time.size(1), Tk = on_time.size(2);
+    std::vector<float> w(on_time.data<float>(), on_time.data<float>() + H * Tq * Tk);
+    std::fill(w.begin(), w.begin() + Tk, 0.0f);
+    w[static_cast<std::size_t>(Tk - 1)] = 1.0f;
+    for (std::int64_t q = 1; q < Tq; ++q)
+      std::copy(on_time.data<float>() + (q - 1) * Tk, on_time.data<float>() + q * Tk, w.begin() + q * Tk);
+    e.attention.layers.back().weights = from_vector(w, {H, Tq, Tk});
+    return e;
+  }
+};
+
+TEST(Alignment, RowsThatReadTheTargetAlignAHeadThatLooksOneWordLate) {
+  LateReversals source;
+  AlignmentOptions o;
+  o.progress = false;
+  const AlignmentResult predicts = align_examples(source, o);
+  EXPECT_EQ(predicts.rows, AlignmentRows::predicts);
+  EXPECT_GT(predicts.candidates.at(0).counts.aer(), 0.9);
+  o.rows = AlignmentRows::reads;
+  const AlignmentResult reads = align_examples(source, o);
+  EXPECT_EQ(reads.rows, AlignmentRows::reads);
+  EXPECT_DOUBLE_EQ(reads.candidates.at(0).counts.aer(), 0.0);
+  EXPECT_EQ(reads.candidates.at(reads.best).name(), "layer 0 head 0");
+  EXPECT_EQ(reads.gold_links, predicts.gold_links);
 }
 
 }  // namespace

@@ -52,6 +52,19 @@ dir = "runs"
   ASSERT_EQ(eval.status, 0) << eval.output;
   for (const char* metric : {"sacrebleu", "chrf", "exact_match"})
     EXPECT_NE(eval.output.find(metric), std::string::npos) << eval.output;
+  // every translation of the test book (10 verses), beside eval-test.json
+  const fs::path translations = dir / "runs" / "tiny" / "translations-test.csv";
+  EXPECT_NE(
+      eval.output.find("the translations of the test split are in " + translations.lexically_relative(dir).string()),
+      std::string::npos)
+      << eval.output;
+  std::ifstream csv(translations);
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "index,source,reference,translation,exact");
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 10);
 
   const RunResult align = run_rune("align " + ckpt + " --split test", dir.string());
   ASSERT_EQ(align.status, 0) << align.output;
@@ -61,6 +74,11 @@ dir = "runs"
     EXPECT_TRUE(fs::exists(dir / "runs" / "tiny" / "align-test" / file)) << file;
   int h = 0, w = 0;
   EXPECT_FALSE(report::read_png((dir / "runs" / "tiny" / "align-test" / "alignment.png").string(), 3, h, w).empty());
+  // the rows that read each target token, into a folder of their own
+  const RunResult reads = run_rune("align " + ckpt + " --split test --rows reads", dir.string());
+  ASSERT_EQ(reads.status, 0) << reads.output;
+  EXPECT_NE(reads.output.find("the rows that read each target token"), std::string::npos) << reads.output;
+  EXPECT_TRUE(fs::exists(dir / "runs" / "tiny" / "align-test-reads" / "alignment.md"));
 
   // the checkpoint translates with the corpus gone: its SentencePiece models are inside it
   fs::remove_all(dir / "data");
