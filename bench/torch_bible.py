@@ -23,7 +23,6 @@ import sys
 import time
 import tomllib
 
-import sentencepiece
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -75,12 +74,10 @@ def main():
     os.makedirs(out, exist_ok=True)
     if a["tokenization"] != "sentencepiece":
         raise SystemExit(f"{args.checkpoint}: tokenization {a['tokenization']!r}; this twin reads sentencepiece runs")
-    spm = {side: sentencepiece.SentencePieceProcessor(model_proto=bytes(ckpt.meta[side + "_subwords"]))
-           for side in ("source", "target")}
     limit = a["max_source_tokens"]  # max_len - 1 tokens of each side, then <eos>
 
     def ids(text, side):
-        return spm[side].encode(text)[:limit]
+        return rt.token_ids(text, ckpt, side, limit)
 
     # the run's data.cache, relative to where rune ran (run this from the same folder)
     pairs = read_cache(setting(cfg, "data.cache", "data/bible/engWEB2015eb-spaRV1909eb.tsv"))
@@ -89,7 +86,7 @@ def main():
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; {len(train)} training pairs, "
           f"{len(test)} test pairs", flush=True)
 
-    model = rt.Seq2Seq(a, spm["source"].get_piece_size(), spm["target"].get_piece_size())
+    model = rt.Seq2Seq(a, rt.subwords(ckpt, "source").get_piece_size(), rt.subwords(ckpt, "target").get_piece_size())
     dropout = setting(cfg, "model.dropout", 0.1)
     for m in model.modules():  # runestone_torch builds for inference: dropout back on
         if isinstance(m, nn.Dropout):
@@ -179,7 +176,7 @@ def main():
     model.eval()
     beam, alpha = setting(cfg, "decode.beam", 1), setting(cfg, "decode.length_penalty", 0.6)
     t1 = time.perf_counter()
-    hyps = [spm["target"].decode(h) for h in decode(model, [ids(s, "source") for s, _ in test], a, beam, alpha)]
+    hyps = [rt.detokenize(h, ckpt) for h in decode(model, [ids(s, "source") for s, _ in test], a, beam, alpha)]
     decode_s = time.perf_counter() - t1
     with open(os.path.join(out, "test.hyp"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in hyps)

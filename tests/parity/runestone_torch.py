@@ -7,7 +7,8 @@ attributes, its /meta lists and its /params, loaded with load_state_dict(strict=
     log_probability(model, ckpt, [("seventy-one", "soixante et onze")])  # as `rune translate --scores`
     model(preprocess(images, ckpt)).argmax(-1)            # a ViT's predictions, as `rune eval --predictions`
 
-Needs torch (1.13 or later) and h5py. docs/checkpoints.md explains every attribute used here.
+Needs torch (1.13 or later) and h5py, and python3-sentencepiece for checkpoints in SentencePiece
+subwords. docs/checkpoints.md explains every attribute used here.
 """
 import math
 import re
@@ -135,25 +136,44 @@ def build(ckpt):
 
 # ---------------------------------------------------------------- text (seq2seq checkpoints)
 
+def subwords(ckpt, side):
+    """The SentencePiece model of `side` ("source" or "target") a sentencepiece checkpoint holds
+    (/meta/<side>_subwords), through python3-sentencepiece; piece ids are token ids."""
+    import sentencepiece  # only sentencepiece checkpoints need it
+
+    models = ckpt.__dict__.setdefault("subword_models", {})
+    if side not in models:
+        models[side] = sentencepiece.SentencePieceProcessor(model_proto=bytes(ckpt.meta[side + "_subwords"]))
+    return models[side]
+
+
 def tokenize(text, a):
     if a["tokenization"] == "char":
         return list(text)  # code points
     return [t for t in re.split(r"[ \t\n\v\f\r]+", text) if t]
 
 
-def detokenize(tokens, a):
-    return ("" if a["tokenization"] == "char" else " ").join(tokens)
-
-
-def token_ids(text, vocab, a, limit):
-    """The first `limit` tokens of text as ids; unknown ones are unk_id, or refused."""
-    index = {t: i for i, t in enumerate(vocab)}
+def token_ids(text, ckpt, side, limit):
+    """The first `limit` token ids of text on `side`; unknown tokens are unk_id, or refused."""
+    a = ckpt.arch
+    if a["tokenization"] == "sentencepiece":
+        return subwords(ckpt, side).encode(text)[:limit]
+    index = {t: i for i, t in enumerate(ckpt.meta[a[side + "_vocabulary"]])}
     ids = []
     for t in tokenize(text, a)[:limit]:
         if t not in index and a["unknown_tokens"] != "unk_id":
             raise ValueError(f"{t!r} is not in the vocabulary")
         ids.append(index.get(t, a.get("unk_id")))
     return ids
+
+
+def detokenize(ids, ckpt):
+    """The target text of output token ids (no specials)."""
+    a = ckpt.arch
+    if a["tokenization"] == "sentencepiece":
+        return subwords(ckpt, "target").decode(ids)
+    tokens = [ckpt.meta[a["target_vocabulary"]][i] for i in ids]
+    return ("" if a["tokenization"] == "char" else " ").join(tokens)
 
 
 def frame(framing, ids, a):
@@ -164,14 +184,14 @@ def frame(framing, ids, a):
 
 def source_tensor(text, ckpt):
     a = ckpt.arch
-    ids = token_ids(text, ckpt.meta[a["source_vocabulary"]], a, a["max_source_tokens"])
+    ids = token_ids(text, ckpt, "source", a["max_source_tokens"])
     return torch.tensor([frame(a["source_framing"], ids, a)])
 
 
 @torch.no_grad()
 def translate(model, ckpt, sentences):
     """Greedy decoding, one sentence at a time, detokenized: `rune translate`'s output."""
-    a, vocab = ckpt.arch, ckpt.meta[ckpt.arch["target_vocabulary"]]
+    a = ckpt.arch
     if a["decoding"] != "greedy":
         raise NotImplementedError(f"decoding {a['decoding']!r}: only greedy is written here")
     out = []
@@ -182,8 +202,7 @@ def translate(model, ckpt, sentences):
             ids.append(int(model.decode(torch.tensor([ids]), memory, pad)[0, -1].argmax()))
             if ids[-1] in (a["eos_id"], a["pad_id"]):
                 break
-        words = [vocab[i] for i in ids[1:] if i not in (a["eos_id"], a["pad_id"])]
-        out.append(detokenize(words, a))
+        out.append(detokenize([i for i in ids[1:] if i not in (a["eos_id"], a["pad_id"])], ckpt))
     return out
 
 
@@ -193,7 +212,7 @@ def log_probability(model, ckpt, pairs):
     <eos>, teacher-forced: `rune translate --scores`."""
     a, out = ckpt.arch, []
     for source, target in pairs:
-        ids = token_ids(target, ckpt.meta[a["target_vocabulary"]], a, a["max_target_tokens"])
+        ids = token_ids(target, ckpt, "target", a["max_target_tokens"])
         tgt_in = torch.tensor([frame(a["decoder_input_framing"], ids, a)])
         tgt_out = frame(a["target_framing"], ids, a)
         lp = torch.log_softmax(model(source_tensor(source, ckpt), tgt_in)[0], -1).double()  # (T, V)
