@@ -96,6 +96,12 @@ def main():
     for name, p in model.named_parameters():  # nn.Transformer's own initialisation
         if p.dim() > 1:
             nn.init.xavier_uniform_(p)
+    # the embeddings as nn/seq2seq.cpp draws them (model.embedding_init); their pad rows zero
+    with torch.no_grad():
+        for e in (model.src_embed, model.tgt_embed):
+            if setting(cfg, "model.embedding_init", "normal") == "normal":
+                nn.init.normal_(e.weight, 0.0, a["d_model"] ** -0.5)
+            e.weight[a["pad_id"]] = 0
     model.train()
 
     batch = setting(cfg, "data.batch_size", 64)

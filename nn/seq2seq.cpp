@@ -38,8 +38,14 @@ Seq2SeqTransformer::Seq2SeqTransformer(const Seq2SeqOptions& o, Generator& gen) 
     generator = register_module("generator", std::make_shared<Linear>(C, o.tgt_vocab, true, gen));
   // Embeddings ~ N(0, 1/C), so that after the sqrt(C) scale they are as large as the positions
   // (fairseq's choice); torch.nn.Embedding's N(0, 1) would drown the positions 8 to 20 times.
+  // xavier_uniform draws them about sqrt(V / C) times smaller than that.
+  const bool xavier = o.embedding_init == Seq2SeqOptions::EmbeddingInit::xavier_uniform;
+  if (positions && xavier) init::xavier_uniform_(positions->weight, 1.0, gen);
   for (const auto& e : {src_embed, tgt_embed}) {
-    init::normal_(e->weight, 0.0, 1.0 / std::sqrt(static_cast<double>(C)), gen);
+    if (xavier)
+      init::xavier_uniform_(e->weight, 1.0, gen);
+    else
+      init::normal_(e->weight, 0.0, 1.0 / std::sqrt(static_cast<double>(C)), gen);
     NoGradGuard no_grad;
     slice(e->weight, 0, o.pad_id, o.pad_id + 1).fill_(0.0);
   }

@@ -23,6 +23,9 @@ struct Seq2SeqOptions {
   std::int64_t max_len = 256;      // positions available
   bool learned_positions = false;  // a trained (max_len, C) table instead of the sinusoids
   bool tie_output = false;         // logits = x tgt_embed.weight^T + output_bias (Press and Wolf, 2017)
+  // The embeddings' (and learned positions') initial values: N(0, 1/C) as fairseq draws them, or
+  // xavier_uniform like every other matrix, as torch.nn.Transformer's tutorials initialise the whole model.
+  enum class EmbeddingInit { normal, xavier_uniform } embedding_init = EmbeddingInit::normal;
   TransformerOptions transformer;
 };
 

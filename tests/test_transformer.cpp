@@ -255,5 +255,51 @@ TEST(Seq2Seq, LogProbabilitySumsTheTargetTokensSkippingPadding) {
   EXPECT_LT(lp[0], 0.0);
 }
 
+TEST(Seq2Seq, EmbeddingInitDrawsNormalOrXavierAndZeroesThePadRow) {
+  for (const auto init : {nn::Seq2SeqOptions::EmbeddingInit::normal, nn::Seq2SeqOptions::EmbeddingInit::xavier_uniform})
+    for (const bool learned : {false, true}) {
+      nn::Seq2SeqOptions o;
+      o.src_vocab = 300;
+      o.tgt_vocab = 500;
+      o.max_len = 100;
+      o.learned_positions = learned;
+      o.embedding_init = init;
+      o.transformer.d_model = 64;
+      o.transformer.nhead = 2;
+      o.transformer.num_encoder_layers = 1;
+      o.transformer.num_decoder_layers = 1;
+      o.transformer.dim_feedforward = 16;
+      Generator g(3);
+      const nn::Seq2SeqTransformer m(o, g);
+      const bool xavier = init == nn::Seq2SeqOptions::EmbeddingInit::xavier_uniform;
+      std::vector<std::pair<Tensor, double>> drawn{{m.src_embed->weight, 300}, {m.tgt_embed->weight, 500}};
+      for (const auto& [w, rows] : drawn) {
+        const auto v = w.to_vector<float>();
+        for (std::int64_t c = 0; c < 64; ++c) EXPECT_EQ(v[static_cast<std::size_t>(o.pad_id * 64 + c)], 0.0f);
+        double sq = 0, top = 0;
+        for (float x : v) {
+          sq += static_cast<double>(x) * x;
+          top = std::max(top, std::abs(static_cast<double>(x)));
+        }
+        const double rms = std::sqrt(sq / static_cast<double>(v.size() - 64));
+        // xavier_uniform: U(+-sqrt(6 / (rows + 64))), std = bound / sqrt(3); normal: N(0, 1/64)
+        const double bound = std::sqrt(6.0 / (rows + 64));
+        const double want = xavier ? bound / std::sqrt(3.0) : 1.0 / 8.0;
+        EXPECT_NEAR(rms, want, 0.05 * want) << (xavier ? "xavier" : "normal") << ", " << rows << " rows";
+        if (xavier)
+          EXPECT_LE(top, bound);
+        else
+          EXPECT_GT(top, 3 * want) << "a normal draw of 20,000 values reaches past 3 std";
+      }
+      if (learned) {
+        const auto p = m.positions->weight.to_vector<float>();
+        double sq = 0;
+        for (float x : p) sq += static_cast<double>(x) * x;
+        const double want = xavier ? std::sqrt(6.0 / (100 + 64)) / std::sqrt(3.0) : 1.0 / 8.0;
+        EXPECT_NEAR(std::sqrt(sq / static_cast<double>(p.size())), want, 0.05 * want);
+      }
+    }
+}
+
 }  // namespace
 }  // namespace rune

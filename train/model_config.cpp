@@ -35,6 +35,13 @@ void read_embedding_options(Config& c, nn::Seq2SeqOptions& o) {
                "position encoding: fixed sinusoids, or a learned embedding per position") == "learned";
   o.tie_output = c.boolean("model.tie_output", false,
                            "the output projection is the target embedding's weights (Press and Wolf, 2017)");
+  o.embedding_init =
+      c.string("model.embedding_init", "normal", {"normal", "xavier_uniform"},
+               "initial embeddings (and learned positions): N(0, 1/d_model) as fairseq draws them, or "
+               "xavier_uniform like the other matrices (torch.nn.Transformer's initialisation of the whole model)") ==
+              "xavier_uniform"
+          ? nn::Seq2SeqOptions::EmbeddingInit::xavier_uniform
+          : nn::Seq2SeqOptions::EmbeddingInit::normal;
 }
 
 void check_model_memory(const Config& c, const nn::Seq2SeqOptions& o, std::int64_t batch_size, std::int64_t max_len,

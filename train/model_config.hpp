@@ -22,7 +22,8 @@ namespace rune::train {
 // dropout_generator.
 nn::TransformerOptions read_transformer_options(Config& c, std::int64_t d_model, std::int64_t nhead,
                                                 Generator* dropout_generator);
-// model.positions ("sinusoidal" or "learned") and model.tie_output (false) into o.
+// model.positions ("sinusoidal" or "learned"), model.tie_output (false) and model.embedding_init
+// ("normal" or "xavier_uniform") into o.
 void read_embedding_options(Config& c, nn::Seq2SeqOptions& o);
 
 // Refuses a sequence model too large for this machine before it is built (train/memory.hpp): its
