@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "autograd/kernels.hpp"
 #include "autograd/ops.hpp"
@@ -17,6 +18,7 @@ const char* const kOpNames[] = {
 };
 
 thread_local bool t_grad_enabled = true;
+thread_local GradReadyFn* t_grad_ready = nullptr;
 std::atomic<std::uint64_t> g_sequence{0};
 std::atomic<std::uint64_t> g_visit_epoch{0};
 std::atomic<std::int64_t> g_live_nodes{0};
@@ -178,6 +180,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
   NoGradGuard no_grad;  // backward closures compute with ops but record nothing
   if (root.is_leaf()) {
     accumulate_into_leaf(*root.impl()->meta, seed);
+    if (t_grad_ready) (*t_grad_ready)(*root.impl()->meta);
     return;
   }
 
@@ -209,10 +212,25 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     }
   } clear_on_error{order};
 
+  // with a gradient-ready hook: how many nodes still to run hold an edge to each leaf
+  std::unordered_map<AutogradMeta*, int> leaf_uses;
+  if (t_grad_ready)
+    for (Node* n : order)
+      for (const auto& e : n->edges_)
+        if (e.leaf) ++leaf_uses[e.leaf.get()];
+  const auto leaves_done = [&](const Node& n) {
+    if (!t_grad_ready) return;
+    for (const auto& e : n.edges_)
+      if (e.leaf && --leaf_uses[e.leaf.get()] == 0) (*t_grad_ready)(*e.leaf);
+  };
+
   Node* root_node = root.grad_fn().get();
   root_node->pending_grad_ = seed;
   for (Node* n : order) {
-    if (!n->pending_grad_.defined()) continue;  // nothing flowed into it
+    if (!n->pending_grad_.defined()) {  // nothing flowed into it
+      leaves_done(*n);
+      continue;
+    }
     if (n->released_)
       throw std::logic_error(std::string("backward: the graph through '") + n->name() +
                              "' was already freed by an earlier backward(); call "
@@ -232,6 +250,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         accumulate_into_leaf(*e.leaf, g);
       }
     }
+    leaves_done(*n);
     if (!retain_graph) {
       n->fn_ = nullptr;  // frees the saved activations
       n->released_ = true;
@@ -239,5 +258,8 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
   }
   clear_on_error.done = true;
 }
+
+GradReadyHook::GradReadyHook(GradReadyFn fn) : fn_(std::move(fn)), previous_(t_grad_ready) { t_grad_ready = &fn_; }
+GradReadyHook::~GradReadyHook() { t_grad_ready = previous_; }
 
 }  // namespace rune

@@ -137,4 +137,23 @@ void record(Op op, Tensor& output, const std::vector<Tensor>& inputs, BackwardFn
 
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 
+// ---- gradient-ready hook (thread-local)
+// While a GradReadyHook lives, every backward() on this thread calls it once for each leaf the
+// graph reaches, as soon as that leaf's gradient is final for the pass: every node that could add
+// to it has run (a leaf used twice, a tied embedding say, is called after its second use). The
+// leaf's grad may still be undefined when no gradient actually flowed into it. Data-parallel
+// training starts reducing a bucket of gradients from here while the rest of backward runs.
+using GradReadyFn = std::function<void(const AutogradMeta& leaf)>;
+class GradReadyHook {
+ public:
+  explicit GradReadyHook(GradReadyFn fn);
+  ~GradReadyHook();
+  GradReadyHook(const GradReadyHook&) = delete;
+  GradReadyHook& operator=(const GradReadyHook&) = delete;
+
+ private:
+  GradReadyFn fn_;
+  GradReadyFn* previous_;
+};
+
 }  // namespace rune

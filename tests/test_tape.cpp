@@ -1,5 +1,5 @@
 // The tape: seeding and accumulation, fan-out, detach and no-grad, retain_graph, upstream
-// gradients, freeing of graphs and activations (1,000 training steps with flat memory), and
+// gradients, the gradient-ready hook, freeing of graphs and activations (1,000 training steps with flat memory), and
 // graphs long enough that recursion would overflow the stack.
 #include <gtest/gtest.h>
 
@@ -45,6 +45,31 @@ TEST(Tape, FanOutAndSharedWeightsAddTheirContributions) {
   Tensor b = w * w;
   sum(a + b).backward();
   EXPECT_EQ(values(w.grad()), (std::vector<double>{2.0 + 1.0, 3.0 - 3.0}));
+}
+
+TEST(Tape, GradReadyHookCallsEachLeafOnceWhenItsGradientIsFinal) {
+  Tensor w = tensor({1.0, 2.0}, DType::float64).requires_grad_();  // used first and last: tied
+  Tensor v = tensor({3.0, 4.0}, DType::float64).requires_grad_();
+  const Tensor x = tensor({0.5, -1.0}, DType::float64);
+  std::vector<std::pair<const AutogradMeta*, std::vector<double>>> calls;
+  {
+    const GradReadyHook hook([&](const AutogradMeta& leaf) {
+      ASSERT_TRUE(leaf.grad);
+      calls.emplace_back(&leaf, values(Tensor(leaf.grad)));
+    });
+    const Tensor h = w * x;  // w's first use: its gradient is final only after this node runs
+    sum(h * v + w * w).backward();
+  }
+  ASSERT_EQ(calls.size(), 2u) << "each leaf once, w although it has three edges";
+  // v is final as soon as h * v has run, before w's first use is reached
+  EXPECT_EQ(calls[0].first, v.impl()->meta.get());
+  EXPECT_EQ(calls[0].second, (std::vector<double>{0.5, -2.0}));
+  EXPECT_EQ(calls[1].first, w.impl()->meta.get());
+  EXPECT_EQ(calls[1].second, (std::vector<double>{0.5 * 3.0 + 2.0, -1.0 * 4.0 + 4.0})) << "x v + 2 w, whole";
+  // the hook is gone with its guard
+  calls.clear();
+  sum(w * 2.0).backward();
+  EXPECT_TRUE(calls.empty());
 }
 
 TEST(Tape, DiamondGraphRunsEachNodeOnce) {
