@@ -18,6 +18,8 @@ packages=(
   zlib1g-dev                       # gzipped IDX image files
   libsentencepiece-dev             # subword tokens (text/subword.cpp)
   libsword-dev                     # the Bible corpus (text/bible.cpp) read through libsword
+  libopenmpi-dev openmpi-bin       # data-parallel training (train/distributed.cpp, mpirun)
+  procps                           # pgrep (tests/test_mpi.cpp kills a rank)
   sword-text-web sword-text-sparv  # its two modules: the World English Bible, the Reina-Valera 1909
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
 )

@@ -23,6 +23,7 @@
 // continues exactly where it stopped.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -57,8 +58,20 @@ struct TaskContext {
 };
 
 struct BatchLoss {
-  Tensor loss;       // scalar, the mean over the batch's items
-  double items = 0;  // tokens or images in the batch, for throughput
+  Tensor loss;       // scalar, the mean over the batch's items; undefined when the batch has none
+  double items = 0;  // tokens or images the mean is over (data-parallel training weighs ranks by it)
+};
+
+// Data-parallel training (train/distributed.hpp): the part of each global training batch this
+// process computes. Of a batch of n rows (sentences, images), rank r of `ranks` takes rows
+// [begin, end): n / ranks each, and one more for each of the first n % ranks ranks.
+struct Shard {
+  int rank = 0, ranks = 1;
+  std::pair<std::int64_t, std::int64_t> rows(std::int64_t n) const {
+    const std::int64_t base = n / ranks, extra = n % ranks;
+    const std::int64_t begin = rank * base + std::min<std::int64_t>(rank, extra);
+    return {begin, begin + base + (rank < extra ? 1 : 0)};
+  }
 };
 
 class Task {
@@ -66,7 +79,12 @@ class Task {
   virtual ~Task() = default;
   virtual nn::Module& model() = 0;
   virtual std::int64_t batches_per_epoch() const = 0;
+  // The loss of training batch `index` of `epoch` (of this process's shard() of it).
   virtual BatchLoss train_batch(std::int64_t epoch, std::int64_t index) = 0;
+  // True when train_batch computes only shard()'s rows, so that the task trains data-parallel.
+  virtual bool shards_batches() const { return false; }
+  void set_shard(Shard s) { shard_ = s; }
+  const Shard& shard() const { return shard_; }
   // Metrics on a split ("val" or "test", or another of splits()), in eval mode; keys without the
   // split's prefix.
   virtual std::map<std::string, double> evaluate(const std::string& split) = 0;
@@ -89,6 +107,7 @@ class Task {
  private:
   friend std::unique_ptr<Task> make_task(Config&, const TaskContext&);
   std::string name_;
+  Shard shard_;
 };
 
 // Capability: files a person reads after evaluate(split), and per-example predictions.

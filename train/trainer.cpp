@@ -16,6 +16,7 @@
 #include "optim/schedule.hpp"
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
+#include "train/distributed.hpp"
 #include "train/files.hpp"
 #include "train/format.hpp"
 #include "train/metrics_log.hpp"
@@ -65,6 +66,7 @@ struct TrainOptions {
   std::int64_t epochs, eval_every, log_every, keep_last;
   std::string optimizer;
   double lr, weight_decay, clip_norm;
+  double bucket_mb;  // data-parallel training: the gradient buckets' size
   optim::Schedule schedule;
   optim::DropHeadSchedule drophead;
   std::string run_dir, run_name;
@@ -121,6 +123,10 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.log_every = c.integer("train.log_every", 10, {1},
                           "steps between records of the metrics log (and log lines with --no-progress)");
   o.keep_last = c.integer("train.keep_last", 3, {1}, "numbered step checkpoints kept besides last.h5 and best.h5");
+  o.bucket_mb = c.number("train.bucket_mb", 25.0, {1e-6},
+                         "data-parallel training (mpirun -np N rune train): megabytes (10^6 bytes) of float32 "
+                         "gradients summed by one MPI_Allreduce, started as soon as backward has finished them "
+                         "(PyTorch DDP's bucket_cap_mb)");
   o.run_dir = c.string("run.dir", "runs", "the folder that holds the run folders");
   o.run_name = c.string("run.name", {fs::path(config_path).stem().string(), "the config file's name without .toml"},
                         "the run folder's name (-2, -3 ... is added when it is taken)");
@@ -256,10 +262,20 @@ int train(const TrainRequest& request) {
   Config config =
       resumed ? Config::parse(resumed->config, request.resume + " (its config)") : Config::load(request.config);
   for (const std::string& s : request.sets) config.set(s);
+  // data-parallel: every rank runs all of this; rank 0 alone writes the run folder and prints
+  const Communicator& comm = Communicator::world();
+  const bool root = comm.rank() == 0, parallel = comm.distributed();
   Generator init, dropout;
   Setup setup = read_setup(config, request.config, init, dropout, false, resumed.get());
+  const std::uint64_t seed = read_seed(config);
   const std::unique_ptr<Task> task = std::move(setup.task);
   nn::Module& model = task->model();
+  if (parallel) {
+    if (!task->shards_batches())
+      throw std::invalid_argument("task " + task->name() + " does not train data-parallel (on " +
+                                  std::to_string(comm.size()) + " MPI ranks): run it without mpirun");
+    task->set_shard({comm.rank(), comm.size()});
+  }
   const TrainOptions& o = setup.options;
   // fine-tuning: parameters (only) from another run's checkpoint, adapted by the task if it can
   const std::string& init_from = setup.init_from;
@@ -297,17 +313,25 @@ int train(const TrainRequest& request) {
           "checkpoint " + request.resume + " is at step " + std::to_string(start) + ", and the run ends at step " +
           std::to_string(total) + " (train.epochs = " + std::to_string(o.epochs) +
           "): nothing is left to train; --set train.epochs=N " + "with N > " + std::to_string(o.epochs) + " trains on");
-  } else {
+  } else if (root) {
     folder = new_run_folder(o.run_dir, o.run_name);
   }
-  if (resumed) remove_temporaries(folder);  // what a killed run left unfinished (curves.png.tmp ...)
-  write_file(folder + "/config.toml", config.resolved());
-  CheckpointManager checkpoints(folder + "/checkpoints", static_cast<int>(o.keep_last), "val_" + task->primary_metric(),
-                                task->higher_is_better());
-
-  for (const std::string& note : checkpoints.notes()) std::fprintf(stderr, "rune train: %s\n", note.c_str());
-  // the log so far (a resumed run drops the records past its checkpoint)
-  MetricsLog log(folder + "/metrics.jsonl", start);
+  // every rank starts from rank 0's parameters (a new run's initialisation, or the same checkpoint)
+  const std::vector<Tensor> params = model.parameters();
+  broadcast_parameters(comm, params);
+  std::unique_ptr<GradientReducer> reducer;
+  if (parallel) reducer = std::make_unique<GradientReducer>(comm, params, static_cast<std::size_t>(o.bucket_mb * 1e6));
+  std::unique_ptr<CheckpointManager> checkpoints;
+  std::unique_ptr<MetricsLog> log;
+  if (root) {
+    if (resumed) remove_temporaries(folder);  // what a killed run left unfinished (curves.png.tmp ...)
+    write_file(folder + "/config.toml", config.resolved());
+    checkpoints = std::make_unique<CheckpointManager>(folder + "/checkpoints", static_cast<int>(o.keep_last),
+                                                      "val_" + task->primary_metric(), task->higher_is_better());
+    for (const std::string& note : checkpoints->notes()) std::fprintf(stderr, "rune train: %s\n", note.c_str());
+    // the log so far (a resumed run drops the records past its checkpoint)
+    log = std::make_unique<MetricsLog>(folder + "/metrics.jsonl", start);
+  }
 
   const auto make_checkpoint = [&](std::int64_t step, const std::map<std::string, double>& metrics) {
     Checkpoint c;
@@ -327,11 +351,17 @@ int train(const TrainRequest& request) {
     if (request.after_validation) request.after_validation(folder, o.run_name);
   };
 
-  ProgressLine progress(true, 1e300, request.progress);
+  ProgressLine progress(root, 1e300, request.progress);
   progress.line("run folder " + folder + (start > 0 ? ", resuming at step " + std::to_string(start) : "") + "; " +
-                std::to_string(model.num_parameters()) + " parameters; " + std::to_string(total) + " steps");
+                std::to_string(model.num_parameters()) + " parameters; " + std::to_string(total) + " steps" +
+                (parallel ? "; " + std::to_string(comm.size()) + " MPI ranks, gradients summed in " +
+                                std::to_string(reducer->buckets()) + " buckets"
+                          : ""));
   g_interrupted = 0;
   const auto previous_handler = std::signal(SIGINT, on_sigint);
+  // mpirun turns Ctrl-C into SIGTERM for every rank (then SIGKILL after odls_base_sigkill_timeout
+  // seconds): under it, SIGTERM is the interruption
+  const auto previous_term = parallel ? std::signal(SIGTERM, on_sigint) : SIG_DFL;
   const auto t0 = std::chrono::steady_clock::now();
   double items_since = 0, rate = 0;
   auto window = t0;
@@ -343,8 +373,19 @@ int train(const TrainRequest& request) {
     opt->set_lr_factor(factor);
     if (o.drophead.p > 0)
       for (auto& [name, attention] : attention_layers) attention->set_drophead(o.drophead.rate(step));
+    // ranks draw their own dropout streams, a function of (seed, rank, step) that any resume redraws
+    if (parallel) dropout.manual_seed(dropout_seed(seed, comm.rank(), step));
     const BatchLoss bl = task->train_batch(epoch, step % per_epoch);
-    const double loss = bl.loss.item();
+    double loss = bl.loss.defined() ? bl.loss.item() : 0.0, items = bl.items;
+    bool interrupted = g_interrupted != 0;
+    if (parallel) {
+      // the global batch's mean loss and item count, and whether any rank was interrupted
+      double global[3] = {items, bl.loss.defined() ? items * loss : 0.0, interrupted ? 1.0 : 0.0};
+      comm.allreduce_sum(global, 3);
+      items = global[0];
+      loss = global[1] / global[0];
+      interrupted = global[2] > 0;
+    }
     if (!std::isfinite(loss)) {
       progress.line("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1) +
                     ": stopping. The last good checkpoint is " + folder + "/checkpoints/last.h5" +
@@ -352,11 +393,16 @@ int train(const TrainRequest& request) {
       status = kExitNonFinite;
       break;
     }
-    bl.loss.backward();
+    if (parallel) {
+      // weighted by this rank's share of the items, the ranks' gradients sum to the mean loss's
+      reducer->backward(bl.loss.defined() ? bl.loss * (bl.items / items) : Tensor());
+    } else {
+      bl.loss.backward();
+    }
     const double grad_norm = optim::clip_grad_norm_(model.parameters(), o.clip_norm > 0 ? o.clip_norm : INFINITY);
     opt->step();
     opt->zero_grad();
-    items_since += bl.items;
+    items_since += items;
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - t0).count();
     const double span = std::chrono::duration<double>(now - window).count();
@@ -367,25 +413,33 @@ int train(const TrainRequest& request) {
     }
     const double per_step = elapsed / static_cast<double>(step + 1 - start);
     const double lr = o.lr * factor;
-    if ((step + 1) % o.log_every == 0 || step + 1 == total) {
-      log.append({{"step", static_cast<double>(step + 1)},
-                  {"epoch", static_cast<double>(epoch)},
-                  {"loss", loss},
-                  {"lr", lr},
-                  {"grad_norm", grad_norm},
-                  {"items_per_s", rate},
-                  {"elapsed_s", elapsed}});
+    if (root && ((step + 1) % o.log_every == 0 || step + 1 == total)) {
+      log->append({{"step", static_cast<double>(step + 1)},
+                   {"epoch", static_cast<double>(epoch)},
+                   {"loss", loss},
+                   {"lr", lr},
+                   {"grad_norm", grad_norm},
+                   {"items_per_s", rate},
+                   {"elapsed_s", elapsed}});
     }
     progress.show(status_text(step + 1, total, per_epoch, loss, lr, rate, task->items_name(),
                               per_step * static_cast<double>(total - step - 1)),
                   (step + 1) % o.log_every == 0 || step + 1 == total);
     const bool last = step + 1 == total;
     if ((step + 1) % o.eval_every == 0 || last) {
+      if (parallel && !comm.same_everywhere(parameter_digest(params)))
+        throw std::logic_error("the ranks' parameters differ at step " + std::to_string(step + 1) +
+                               ": data-parallel training has diverged");
       const auto eval_start = std::chrono::steady_clock::now();
-      const std::map<std::string, double> metrics = task->evaluate("val");
+      // rank 0 validates; the others wait for whether the run goes on
+      std::map<std::string, double> metrics;
+      if (root) metrics = task->evaluate("val");
       const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
       model.train();
-      if (!std::all_of(metrics.begin(), metrics.end(), [](const auto& m) { return std::isfinite(m.second); })) {
+      double finite =
+          std::all_of(metrics.begin(), metrics.end(), [](const auto& m) { return std::isfinite(m.second); }) ? 1 : 0;
+      comm.broadcast(&finite, sizeof finite, 0);
+      if (!finite) {
         // the parameters have gone bad without the training loss showing it yet: no checkpoint of them
         progress.line("validation at step " + std::to_string(step + 1) + " is not finite (" +
                       format_metrics(metrics, "val ") + "): stopping. The last good checkpoint is " + folder +
@@ -393,18 +447,22 @@ int train(const TrainRequest& request) {
         status = kExitNonFinite;
         break;
       }
-      std::vector<std::pair<std::string, double>> rec{{"step", static_cast<double>(step + 1)}};
-      for (const auto& [k, v] : metrics) rec.emplace_back("val_" + k, v);
-      rec.emplace_back("eval_s", eval_s);  // within elapsed_s: the training alone is their difference
-      log.append(rec);
-      checkpoints.save(make_checkpoint(step + 1, metrics));
-      observe();
+      if (root) {
+        std::vector<std::pair<std::string, double>> rec{{"step", static_cast<double>(step + 1)}};
+        for (const auto& [k, v] : metrics) rec.emplace_back("val_" + k, v);
+        rec.emplace_back("eval_s", eval_s);  // within elapsed_s: the training alone is their difference
+        log->append(rec);
+        checkpoints->save(make_checkpoint(step + 1, metrics));
+        observe();
+      }
       progress.line("step " + std::to_string(step + 1) + ": " + format_metrics(metrics, "val ") + " (" +
                     duration(elapsed) + ")");
     }
-    if (g_interrupted) {
-      checkpoints.save(make_checkpoint(step + 1, {}));
-      observe();
+    if (interrupted) {
+      if (root) {
+        checkpoints->save(make_checkpoint(step + 1, {}));
+        observe();
+      }
       progress.line("interrupted at step " + std::to_string(step + 1) + "; saved " + folder +
                     "/checkpoints/last.h5; continue with: rune train --resume " + folder + "/checkpoints/last.h5");
       status = kExitInterrupted;
@@ -412,6 +470,7 @@ int train(const TrainRequest& request) {
     }
   }
   std::signal(SIGINT, previous_handler);
+  if (parallel) std::signal(SIGTERM, previous_term);
   if (status == kExitOk) progress.line("done: " + folder);
   return status;
 }

@@ -68,7 +68,10 @@ ReverseTask::Batch ReverseTask::make_batch(Generator& g, std::int64_t size) cons
 train::BatchLoss ReverseTask::train_batch(std::int64_t epoch, std::int64_t index) {
   // the batch depends on (seed, epoch, index) only
   Generator g(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + static_cast<std::uint64_t>(index));
-  const Batch b = make_batch(g, batch_size_);
+  const Batch whole = make_batch(g, batch_size_);
+  const auto [begin, end] = shard().rows(batch_size_);
+  if (begin == end) return {};  // more ranks than the batch has rows
+  const Batch b{whole.src.slice(0, begin, end), whole.tgt_in.slice(0, begin, end), whole.tgt_out.slice(0, begin, end)};
   const Tensor logits = model_->forward(b.src, b.tgt_in);  // (B, T, V)
   const std::int64_t V = logits.size(2);
   CrossEntropyOptions o;

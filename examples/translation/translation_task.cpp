@@ -324,7 +324,10 @@ void TranslationTask::prepare_epoch(std::int64_t epoch) {
 
 train::BatchLoss TranslationTask::train_batch(std::int64_t epoch, std::int64_t index) {
   prepare_epoch(epoch);
-  const Batch b = encode(epoch_batches_.at(static_cast<std::size_t>(index)));
+  const std::vector<Pair>& all = epoch_batches_.at(static_cast<std::size_t>(index));
+  const auto [begin, end] = shard().rows(static_cast<std::int64_t>(all.size()));
+  if (begin == end) return {};  // more ranks than this batch has pairs
+  const Batch b = encode(std::vector<Pair>(all.begin() + begin, all.begin() + end));
   const Tensor logits = model_->forward(b.src, b.tgt_in);  // (B, T, V)
   CrossEntropyOptions o;
   o.ignore_index = Vocabulary::pad;

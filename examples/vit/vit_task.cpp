@@ -214,11 +214,17 @@ train::BatchLoss ViTTask::train_batch(std::int64_t epoch, std::int64_t index) {
   next_index_ = index + 1 < batches_per_epoch_ ? index + 1 : 0;
   next_ = std::async(std::launch::async, [this, e = next_epoch_, i = next_index_] { return prepare(e, i); });
 
+  // data-parallel: this rank's rows of the batch (the whole batch is prepared, so that each
+  // image's augmentation is the one a single process draws)
+  const auto [begin, end] = shard().rows(batch_size_);
+  if (begin == end) return {};  // more ranks than the batch has images
+  const Tensor images = shard().ranks > 1 ? batch.images.slice(0, begin, end) : batch.images;
+  const Tensor labels = shard().ranks > 1 ? batch.labels.slice(0, begin, end) : batch.labels;
   model_->train();
-  const Tensor logits = model_->forward(batch.images);  // (B, K)
+  const Tensor logits = model_->forward(images);  // (B, K)
   CrossEntropyOptions ce;
   ce.label_smoothing = label_smoothing_;
-  return {cross_entropy(logits, batch.labels, ce), static_cast<double>(batch_size_)};
+  return {cross_entropy(logits, labels, ce), static_cast<double>(end - begin)};
 }
 
 std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
