@@ -1,0 +1,116 @@
+// What the MPI tests share (tests/test_mpi.cpp, examples/*/tests/*_mpi.cpp): the fixture that
+// lets mpirun run as root in a container with more ranks than cores, the rune binary on N ranks,
+// and the comparison of N ranks' training against one process's.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <string>
+
+#include "autograd/ops.hpp"
+#include "tests/helpers.hpp"
+#include "train/checkpoint.hpp"
+
+namespace rune {
+
+class Mpi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // as root (CI runs as root), in a container, and quiet about the cores it does not bind
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    ::setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+    ::setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+  }
+  OneThread one_thread_;
+};
+
+// `rune args` on `ranks` processes (0: without mpirun).
+inline RunResult rune_on(int ranks, const std::string& args, const std::filesystem::path& dir) {
+  if (ranks == 0) return run_rune(args, dir.string());
+  const std::string cmd = "cd '" + dir.string() + "' && '" RUNE_MPIEXEC "' -np " + std::to_string(ranks) +
+                          " --oversubscribe --bind-to none '" RUNE_BINARY "' " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// The relative difference of two checkpoints' parameters, tensor by tensor: |a - b| / |b| in the
+// 2-norm, the largest over the tensors. Attention's key bias (the middle third of each
+// in_proj_bias) is left out: its gradient is zero in exact arithmetic (a constant added to every
+// key shifts each softmax row by a constant) and rounding noise in floats, which Adam divides by
+// its own size into steps of about lr; any change in the order of summation changes those steps.
+// It is returned in *key_bias_drift instead, the largest |a - b| there.
+inline double largest_relative_difference(const std::string& a_path, const std::string& b_path,
+                                          double* key_bias_drift = nullptr) {
+  const train::Checkpoint a = train::read_checkpoint(a_path), b = train::read_checkpoint(b_path);
+  EXPECT_EQ(a.step, b.step);
+  EXPECT_EQ(a.params.size(), b.params.size());
+  const std::map<std::string, Tensor> in_a(a.params.begin(), a.params.end());
+  double worst = 0, drift = 0;
+  for (const auto& [name, tb] : b.params) {
+    const auto va = to_dtype(in_a.at(name), DType::float64).to_vector<double>();
+    const auto vb = to_dtype(tb, DType::float64).to_vector<double>();
+    const bool packed = name.size() > 12 && name.compare(name.size() - 12, 12, "in_proj_bias") == 0;
+    const std::size_t third = vb.size() / 3;
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < vb.size(); ++i) {
+      if (packed && i >= third && i < 2 * third) {
+        drift = std::max(drift, std::abs(va[i] - vb[i]));
+        continue;
+      }
+      diff += (va[i] - vb[i]) * (va[i] - vb[i]);
+      norm += vb[i] * vb[i];
+    }
+    worst = std::max(worst, std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30));
+  }
+  if (key_bias_drift) *key_bias_drift = drift;
+  return worst;
+}
+
+inline bool same_bits(const std::string& a_path, const std::string& b_path) {
+  const train::Checkpoint a = train::read_checkpoint(a_path), b = train::read_checkpoint(b_path);
+  const std::map<std::string, Tensor> in_a(a.params.begin(), a.params.end());
+  for (const auto& [name, tb] : b.params)
+    if (to_dtype(in_a.at(name), DType::float64).to_vector<double>() != to_dtype(tb, DType::float64).to_vector<double>())
+      return false;
+  return a.params.size() == b.params.size();
+}
+
+inline int buckets_said(const std::string& output) {
+  std::smatch m;
+  return std::regex_search(output, m, std::regex("summed in ([0-9]+) buckets")) ? std::stoi(m[1]) : 0;
+}
+
+// N ranks against one process, 10 AdamW steps, buckets small enough for 5 or more a step.
+inline void expect_ranks_equal_one_process(const std::string& name, const std::string& config_text, double lr,
+                                           const std::filesystem::path& dir) {
+  std::ofstream(dir / (name + ".toml")) << config_text;
+  const RunResult one = rune_on(0, "train " + name + ".toml --no-progress --set run.name=one", dir);
+  ASSERT_EQ(one.status, 0) << one.output;
+  for (const int ranks : {2, 4}) {
+    const std::string run = "ranks" + std::to_string(ranks);
+    const RunResult r =
+        rune_on(ranks, "train " + name + ".toml --no-progress --set train.bucket_mb=0.004 --set run.name=" + run, dir);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_GE(buckets_said(r.output), 5) << r.output;
+    EXPECT_EQ(r.output.find("run folder"), r.output.rfind("run folder")) << "rank 0 alone speaks\n" << r.output;
+    double drift = 0;
+    EXPECT_LT(largest_relative_difference((dir / "runs" / run / "checkpoints/last.h5").string(),
+                                          (dir / "runs/one/checkpoints/last.h5").string(), &drift),
+              1e-6)
+        << name << " on " << ranks << " ranks";
+    EXPECT_LT(drift, 2 * 10 * lr) << "the key biases move by at most about lr a step";
+  }
+}
+
+}  // namespace rune
