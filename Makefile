@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: demo vit bible bible-torch test bench build deps clean fixtures
+.PHONY: demo vit bible bible-torch test bench bench-distributed build deps clean fixtures
 
 demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate, analyse its heads
 	rm -rf runs/numbers-demo
@@ -23,7 +23,7 @@ vit: build               ## the ViT on Fashion-MNIST: train (about 30 min), test
 	$(BUILD)/rune heads runs/fashion_mnist/checkpoints/best.h5 --prune
 	@echo "run folder: runs/fashion_mnist (curves.png, confusion-test.png, vit_attention_map.png, attention_rollout.png, heads-test/heads.md, checkpoints/)"
 
-bible: build             ## English to Spanish on the Bible (about 22 min of training, 2 cores): test BLEU and chrF, word alignment against Strong's numbers, head analysis
+bible: build             ## English to Spanish on the Bible (about 20 min of training, 2 cores): test BLEU and chrF, word alignment against Strong's numbers, head analysis
 	rm -rf runs/en_es
 	$(BUILD)/rune train examples/bible/en_es.toml
 	$(BUILD)/rune eval runs/en_es/checkpoints/best.h5 --split test
@@ -47,6 +47,9 @@ bench: build             ## benchmarks against PyTorch, both at 2 threads
 	bash bench/run.sh $(BUILD)/bench_attention
 	bash bench/run.sh $(BUILD)/bench_translation
 	bash bench/run.sh $(BUILD)/bench_vit
+
+bench-distributed: build ## data-parallel steps: 2 ranks x 1 thread against 1 rank x 2 threads (docs/distributed.md)
+	bash bench/distributed.sh $(BUILD)/bench_distributed
 
 fixtures:                ## rebuild tests/parity/fixtures from PyTorch (needs python3-torch, python3-h5py)
 	scripts/install-deps.sh --bench

@@ -303,6 +303,8 @@ void GradientReducer::backward(const Tensor& loss) {
     std::memcpy(grad.data<float>(), src, s.numel * sizeof(float));
   }
   wait_s_ = t2 - t1;
+  backward_end_ = t1;
+  reduced_ = t2;
   backward_s_ = now_s() - t0;
 }
 

@@ -82,11 +82,16 @@ class GradientReducer {
   // backward itself had finished (the communication that did not overlap it).
   double backward_seconds() const { return backward_s_; }
   double wait_seconds() const { return wait_s_; }
+  // The last backward(): when (steady-clock seconds) this rank's backward itself ended, and when
+  // the last sum was in. On one machine the ranks' clocks agree, so the latest `reduced_at` less
+  // the latest `backward_ended_at` is the communication nothing hid, apart from the ranks' skew.
+  double backward_ended_at() const { return backward_end_; }
+  double reduced_at() const { return reduced_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  double backward_s_ = 0, wait_s_ = 0;
+  double backward_s_ = 0, wait_s_ = 0, backward_end_ = 0, reduced_ = 0;
 };
 
 // The dropout seed of `rank` at `step` in a run of more than one process: a function of (seed,
