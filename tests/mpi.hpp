@@ -86,6 +86,20 @@ inline bool same_bits(const std::string& a_path, const std::string& b_path) {
   return a.params.size() == b.params.size();
 }
 
+// The metrics of the last validation record of a run's metrics.jsonl (val_* keys).
+inline std::map<std::string, double> last_validation(const std::string& path) {
+  std::map<std::string, double> last;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"val_") == std::string::npos) continue;
+    last.clear();
+    const std::regex field("\"(val_[a-z_]+)\":([-0-9.eE+]+)");
+    for (std::sregex_iterator it(line.begin(), line.end(), field), end; it != end; ++it)
+      last[(*it)[1]] = std::stod((*it)[2]);
+  }
+  return last;
+}
+
 inline int buckets_said(const std::string& output) {
   std::smatch m;
   return std::regex_search(output, m, std::regex("summed in ([0-9]+) buckets")) ? std::stoi(m[1]) : 0;
@@ -110,6 +124,14 @@ inline void expect_ranks_equal_one_process(const std::string& name, const std::s
               1e-6)
         << name << " on " << ranks << " ranks";
     EXPECT_LT(drift, 2 * 10 * lr) << "the key biases move by at most about lr a step";
+    // validation, sharded over the ranks, gives the one process's metrics
+    const auto one_val = last_validation((dir / "runs/one/metrics.jsonl").string());
+    const auto ranks_val = last_validation((dir / "runs" / run / "metrics.jsonl").string());
+    ASSERT_FALSE(one_val.empty());
+    EXPECT_EQ(ranks_val.size(), one_val.size());
+    for (const auto& [key, value] : one_val)
+      EXPECT_NEAR(ranks_val.at(key), value, 1e-5 * std::max(1.0, std::abs(value)))
+          << name << " on " << ranks << " ranks: " << key;
   }
 }
 

@@ -95,6 +95,40 @@ TEST_F(Mpi, ResumesBitForBitOnAsManyRanksAndWithinFloatsOnOthers) {
   }
 }
 
+TEST_F(Mpi, ShardedValidationTranslatesAndScoresAsOneProcessDoes) {
+  // a model trained far enough to translate some numbers, then one more validation on 1, 2 and 4
+  // ranks: each rank decodes its share of the examples, and the gathered translations score the same
+  const fs::path dir = scratch_dir("mpi_validation");
+  std::ofstream(dir / "plain.toml") << tiny_translation(0.0);
+  const RunResult trained =
+      rune_on(0,
+              "train plain.toml --no-progress --set train.epochs=80 --set train.eval_every=400 --set model.d_model=32 "
+              "--set model.dim_feedforward=64 --set run.name=base",
+              dir);
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  std::map<std::string, double> want;
+  for (const int ranks : {1, 2, 4}) {
+    const std::string run = "val" + std::to_string(ranks);
+    fs::create_directories(dir / "runs" / run / "checkpoints");
+    fs::copy_file(dir / "runs/base/config.toml", dir / "runs" / run / "config.toml");
+    fs::copy_file(dir / "runs/base/checkpoints/last.h5", dir / "runs" / run / "checkpoints/from.h5");
+    const RunResult r =
+        rune_on(ranks == 1 ? 0 : ranks,
+                "train --resume runs/" + run + "/checkpoints/from.h5 --no-progress --set train.epochs=81", dir);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::map<std::string, double> got = last_validation((dir / "runs" / run / "metrics.jsonl").string());
+    if (ranks == 1) {
+      want = got;
+      ASSERT_GT(want.at("val_bleu"), 0.3) << "the model translates some numbers";
+      ASSERT_LT(want.at("val_exact_match"), 1.0) << "and gets some wrong";
+      continue;
+    }
+    ASSERT_EQ(got.size(), want.size()) << ranks << " ranks";
+    for (const auto& [key, value] : want)
+      EXPECT_NEAR(got.at(key), value, 1e-5 * std::max(1.0, std::abs(value))) << ranks << " ranks: " << key;
+  }
+}
+
 TEST_F(Mpi, AnErrorAKilledRankOrCtrlCEndsEveryRankWithinSeconds) {
   const fs::path dir = scratch_dir("mpi_fail");
   // a config error on every rank: each says so, and the run ends rather than hang

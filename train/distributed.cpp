@@ -104,6 +104,26 @@ void Communicator::allreduce_sum([[maybe_unused]] double* values, [[maybe_unused
 #endif
 }
 
+std::vector<std::string> Communicator::allgather(const std::string& mine) const {
+#ifdef RUNE_WITH_MPI
+  if (distributed()) {
+    const int length = static_cast<int>(mine.size());
+    std::vector<int> lengths(static_cast<std::size_t>(size_)), offsets(static_cast<std::size_t>(size_), 0);
+    check(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    for (std::size_t r = 1; r < lengths.size(); ++r) offsets[r] = offsets[r - 1] + lengths[r - 1];
+    std::string all(static_cast<std::size_t>(offsets.back() + lengths.back()), '\0');
+    check(MPI_Allgatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR,
+                         MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    std::vector<std::string> out;
+    for (std::size_t r = 0; r < lengths.size(); ++r)
+      out.push_back(all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(lengths[r])));
+    return out;
+  }
+#endif
+  return {mine};
+}
+
 bool Communicator::same_everywhere(std::uint64_t value) const {
 #ifdef RUNE_WITH_MPI
   if (!distributed()) return true;

@@ -46,6 +46,8 @@ class Communicator {
   void broadcast(void* data, std::size_t bytes, int root = 0) const;
   // Every rank's values summed, element by element, in every rank's buffer (float64).
   void allreduce_sum(double* values, std::size_t n) const;
+  // Every rank's string, in rank order, on every rank.
+  std::vector<std::string> allgather(const std::string& mine) const;
   // True when `value` is the same on every rank.
   bool same_everywhere(std::uint64_t value) const;
   void barrier() const;

@@ -83,6 +83,10 @@ class Task {
   virtual BatchLoss train_batch(std::int64_t epoch, std::int64_t index) = 0;
   // True when train_batch computes only shard()'s rows, so that the task trains data-parallel.
   virtual bool shards_batches() const { return false; }
+  // True when evaluate(), with a shard of more than one rank set, computes only its shard of the
+  // split and reduces with the other ranks (train/distributed.hpp), each rank returning the
+  // split's metrics: data-parallel validation. Every rank must then call evaluate().
+  virtual bool shards_evaluation() const { return false; }
   void set_shard(Shard s) { shard_ = s; }
   const Shard& shard() const { return shard_; }
   // Metrics on a split ("val" or "test", or another of splits()), in eval mode; keys without the

@@ -431,9 +431,10 @@ int train(const TrainRequest& request) {
         throw std::logic_error("the ranks' parameters differ at step " + std::to_string(step + 1) +
                                ": data-parallel training has diverged");
       const auto eval_start = std::chrono::steady_clock::now();
-      // rank 0 validates; the others wait for whether the run goes on
+      // every rank validates its shard of the split when the task can; otherwise rank 0 alone,
+      // while the others wait for whether the run goes on
       std::map<std::string, double> metrics;
-      if (root) metrics = task->evaluate("val");
+      if (root || task->shards_evaluation()) metrics = task->evaluate("val");
       const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
       model.train();
       double finite =

@@ -15,6 +15,7 @@
 #include "text/bible.hpp"
 #include "text/bleu.hpp"
 #include "text/sacrebleu.hpp"
+#include "train/distributed.hpp"
 #include "train/files.hpp"
 #include "train/model_config.hpp"
 #include "train/progress.hpp"
@@ -547,8 +548,16 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
   std::vector<std::vector<text::Tokens>> references;
   std::vector<text::Tokens> hypotheses;
   std::vector<std::string> outputs, targets;  // whole texts, for sacreBLEU and chrF
-  for (std::size_t at = 0; at < data.size(); at += kEvalBatch) {
-    const std::size_t end = std::min(data.size(), at + kEvalBatch);
+  // data-parallel validation: this rank's examples [first, last), the others' gathered below
+  const bool sharded = shard().ranks > 1;
+  std::size_t first = 0, last = data.size();
+  if (sharded) {
+    const auto [b, e] = shard().rows(static_cast<std::int64_t>(data.size()));
+    first = static_cast<std::size_t>(b);
+    last = static_cast<std::size_t>(e);
+  }
+  for (std::size_t at = first; at < last; at += kEvalBatch) {
+    const std::size_t end = std::min(last, at + kEvalBatch);
     std::vector<Pair> chunk;
     for (std::size_t i = at; i < end; ++i) chunk.push_back(data.pair(i));
     model_->eval();
@@ -604,6 +613,34 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
                                               start));
   }
   model_->train();
+  if (sharded) {  // every rank's sums, and every rank's translations in example order
+    const train::Communicator& comm = train::Communicator::world();
+    double sums[4] = {loss_sum, counted, right, exact};
+    comm.allreduce_sum(sums, 4);
+    loss_sum = sums[0];
+    counted = sums[1];
+    right = sums[2];
+    exact = sums[3];
+    std::string mine;
+    for (const std::string& o : outputs) mine += o + '\0';
+    outputs.clear();
+    for (const std::string& part : comm.allgather(mine))
+      for (std::size_t at = 0, zero; (zero = part.find('\0', at)) != std::string::npos; at = zero + 1)
+        outputs.push_back(part.substr(at, zero - at));
+    if (outputs.size() != data.size())
+      throw std::logic_error("translation: " + std::to_string(outputs.size()) + " translations gathered for " +
+                             std::to_string(data.size()) + " examples");
+    targets.clear();
+    references.clear();
+    hypotheses.clear();
+    wrong_.clear();
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      targets.push_back(data.pair(i).target);
+      references.push_back({text::split_words(targets.back())});
+      hypotheses.push_back(text::split_words(outputs[i]));
+      if (outputs[i] != targets.back()) wrong_.emplace_back(i, outputs[i]);
+    }
+  }
   evaluated_ = split;
   const auto n = static_cast<double>(data.size());
   progress.line("the " + split + " split: " + std::to_string(wrong_.size()) + " of " + std::to_string(data.size()) +

@@ -49,6 +49,7 @@ class TranslationTask : public train::Task,
   std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
   train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
   bool shards_batches() const override { return true; }
+  bool shards_evaluation() const override { return true; }
   std::map<std::string, double> evaluate(const std::string& split) override;
   std::vector<std::string> splits() const override;
   // The numbers of a split (data.source = numbers): val's and test's as drawn, domain's

@@ -12,6 +12,7 @@
 #include "autograd/tape.hpp"
 #include "report/csv.hpp"
 #include "report/plot.hpp"
+#include "train/distributed.hpp"
 #include "train/memory.hpp"
 
 namespace rune::examples {
@@ -238,9 +239,13 @@ std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
   std::int64_t correct = 0;
   CrossEntropyOptions sum;
   sum.reduction = Reduction::sum;
-  for (std::int64_t start = 0; start < set.size(); start += eval_batch_size_) {
+  // data-parallel validation: this rank's images [first, last) (the per-image lists below then
+  // hold only these), the sums reduced with the other ranks
+  const auto [first, last] =
+      shard().ranks > 1 ? shard().rows(set.size()) : std::pair<std::int64_t, std::int64_t>{0, set.size()};
+  for (std::int64_t start = first; start < last; start += eval_batch_size_) {
     const std::vector<std::int64_t> indices = [&] {
-      std::vector<std::int64_t> v = iota(std::min(eval_batch_size_, set.size() - start));
+      std::vector<std::int64_t> v = iota(std::min(eval_batch_size_, last - start));
       for (auto& i : v) i += start;
       return v;
     }();
@@ -255,6 +260,12 @@ std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
       labels_.push_back(y);
       correct += p == y;
     }
+  }
+  if (shard().ranks > 1) {
+    double sums[2] = {loss, static_cast<double>(correct)};
+    train::Communicator::world().allreduce_sum(sums, 2);
+    loss = sums[0];
+    correct = static_cast<std::int64_t>(sums[1]);
   }
   evaluated_ = name;
   const auto n = static_cast<double>(set.size());

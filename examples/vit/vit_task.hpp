@@ -40,6 +40,7 @@ class ViTTask : public train::Task,
   std::int64_t batches_per_epoch() const override { return batches_per_epoch_; }
   train::BatchLoss train_batch(std::int64_t epoch, std::int64_t index) override;
   bool shards_batches() const override { return true; }
+  bool shards_evaluation() const override { return true; }
   std::map<std::string, double> evaluate(const std::string& split) override;  // loss, accuracy
   std::string primary_metric() const override { return "accuracy"; }
   bool higher_is_better() const override { return true; }
