@@ -73,9 +73,11 @@ struct RunResult {
   std::string output;  // stdout and stderr
 };
 
-// Runs the rune binary with arguments (shell-quoted by the caller where needed) in `dir`.
-inline RunResult run_rune(const std::string& args, const std::string& dir) {
-  const std::string cmd = "cd '" + dir + "' && '" + std::string(RUNE_BINARY) + "' " + args + " 2>&1";
+// Runs the rune binary with arguments (shell-quoted by the caller where needed) in `dir`, after
+// `launcher` when one is given (mpirun and its options: tests/mpi.hpp).
+inline RunResult run_rune(const std::string& args, const std::string& dir, const std::string& launcher = "") {
+  const std::string cmd = "cd '" + dir + "' && " + launcher + (launcher.empty() ? "'" : " '") +
+                          std::string(RUNE_BINARY) + "' " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
