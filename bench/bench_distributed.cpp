@@ -27,9 +27,8 @@
 #include "autograd/blas.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
+#include "bench/models.hpp"
 #include "bench/timing.hpp"
-#include "nn/seq2seq.hpp"
-#include "nn/vit.hpp"
 #include "optim/adam.hpp"
 #include "train/distributed.hpp"
 #include "train/task.hpp"
@@ -151,17 +150,9 @@ int main(int argc, char** argv) {
   if (!comm.distributed()) buckets = {buckets.front()};  // one process: nothing to bucket
 
   for (const double mb : buckets) {  // translation: bench_translation's train step
-    constexpr std::int64_t B = 64, L = 24, V = 200;
-    nn::Seq2SeqOptions o;
-    o.src_vocab = o.tgt_vocab = V;
-    o.max_len = 64;
-    o.transformer.d_model = 128;
-    o.transformer.nhead = 8;
-    o.transformer.num_encoder_layers = o.transformer.num_decoder_layers = 2;
-    o.transformer.dim_feedforward = 512;
-    o.transformer.dropout = 0.1;
+    constexpr std::int64_t B = bench::kTranslationBatch, L = bench::kTranslationLength, V = bench::kTranslationVocab;
     Generator g(0);
-    nn::Seq2SeqTransformer model(o, g);
+    nn::Seq2SeqTransformer model(bench::translation_options(), g);
     optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-4, 0.01, {"*.bias", "*norm*"}));
     const Tensor src = randint(4, V, {B, L}, g), tgt_in = randint(4, V, {B, L}, g), tgt_out = randint(4, V, {B, L}, g);
     CrossEntropyOptions ce;
@@ -182,17 +173,8 @@ int main(int argc, char** argv) {
   for (const VitCase& c : vits)
     for (const double mb : buckets) {
       constexpr std::int64_t B = 128;
-      nn::VisionTransformerOptions o;
-      o.image_size = c.size;
-      o.patch_size = 4;
-      o.in_chans = c.chans;
-      o.num_classes = 10;
-      o.embed_dim = c.dim;
-      o.depth = 6;
-      o.num_heads = 8;
-      o.mlp_dim = c.mlp;
       Generator g(0);
-      nn::VisionTransformer model(o, g);
+      nn::VisionTransformer model(bench::vit_options(c.size, c.chans, c.dim, c.mlp), g);
       optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-3, 0.05,
                                                            {"*.bias", "*norm*", "pos_embed", "cls_token"}));
       const Tensor images = randn({B, c.chans, c.size, c.size}, g), labels = randint(0, 10, {B}, g);

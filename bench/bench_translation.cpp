@@ -17,8 +17,8 @@
 #include "autograd/blas.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
+#include "bench/models.hpp"
 #include "bench/timing.hpp"
-#include "nn/seq2seq.hpp"
 #include "optim/adam.hpp"
 
 using namespace rune;
@@ -27,20 +27,7 @@ using bench::report;
 
 namespace {
 
-constexpr std::int64_t B = 64, L = 24, V = 200;
-
-nn::Seq2SeqOptions model_options() {
-  nn::Seq2SeqOptions o;
-  o.src_vocab = o.tgt_vocab = V;
-  o.max_len = 64;
-  nn::TransformerOptions& t = o.transformer;
-  t.d_model = 128;
-  t.nhead = 8;
-  t.num_encoder_layers = t.num_decoder_layers = 2;
-  t.dim_feedforward = 512;
-  t.dropout = 0.1;
-  return o;
-}
+constexpr std::int64_t B = bench::kTranslationBatch, L = bench::kTranslationLength, V = bench::kTranslationVocab;
 
 // Random ids in [4, V): no padding, every position real.
 Tensor ids(Generator& g) { return randint(4, V, {B, L}, g); }
@@ -50,7 +37,7 @@ Tensor ids(Generator& g) { return randint(4, V, {B, L}, g); }
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
   Generator g(0);
-  nn::Seq2SeqTransformer model(model_options(), g);
+  nn::Seq2SeqTransformer model(bench::translation_options(), g);
   optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-4, 0.01, {"*.bias", "*norm*"}));
   const Tensor src = ids(g), tgt_in = ids(g), tgt_out = ids(g);
   CrossEntropyOptions ce;

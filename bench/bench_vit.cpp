@@ -13,8 +13,8 @@
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "autograd/tape.hpp"
+#include "bench/models.hpp"
 #include "bench/timing.hpp"
-#include "nn/vit.hpp"
 #include "optim/adam.hpp"
 
 using namespace rune;
@@ -24,17 +24,8 @@ using bench::report;
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
   constexpr std::int64_t B = 128;
-  nn::VisionTransformerOptions o;
-  o.image_size = 32;
-  o.patch_size = 4;
-  o.in_chans = 3;
-  o.num_classes = 10;
-  o.embed_dim = 128;
-  o.depth = 6;
-  o.num_heads = 8;
-  o.mlp_dim = 512;
   Generator g(0);
-  nn::VisionTransformer model(o, g);
+  nn::VisionTransformer model(bench::vit_options(32, 3, 128, 512), g);
   optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-3, 0.05,
                                                        {"*.bias", "*norm*", "pos_embed", "cls_token"}));
   const Tensor images = randn({B, 3, 32, 32}, g), labels = randint(0, 10, {B}, g);

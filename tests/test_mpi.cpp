@@ -139,11 +139,16 @@ TEST_F(Mpi, AnErrorAKilledRankOrCtrlCEndsEveryRankWithinSeconds) {
 
   // rank 1 killed (SIGKILL) mid-run: mpirun ends rank 0 and exits, in seconds, with an error
   std::ofstream(dir / "long.toml") << tiny_translation(0.0) << "\n";
-  const std::string script = "cd '" + dir.string() +
-                             "' && ('" RUNE_MPIEXEC "' -np 2 --oversubscribe --bind-to none '" RUNE_BINARY
-                             "' train long.toml --no-progress --set train.epochs=1000 > killed.log 2>&1 & m=$!; "
-                             "for i in $(seq 600); do [ $(pgrep -P $m | wc -l) -ge 2 ] && grep -q 'step 5:' killed.log "
-                             "&& break; sleep 0.1; done; "
+  // a 2-rank run of long.toml started in the background (mpirun's pid in $m), once it has
+  // validated at step 5; its output in <name>.log
+  const auto started = [&](const std::string& name) {
+    return "cd '" + dir.string() +
+           "' && ('" RUNE_MPIEXEC "' -np 2 --oversubscribe --bind-to none '" RUNE_BINARY
+           "' train long.toml --no-progress --set train.epochs=1000 --set run.name=" +
+           name + " > " + name + ".log 2>&1 & m=$!; for i in $(seq 600); do grep -q 'step 5:' " + name +
+           ".log && break; sleep 0.1; done; ";
+  };
+  const std::string script = started("killed") +
                              "victim=$(pgrep -P $m | tail -1); kill -9 $victim; t0=$(date +%s.%N); wait $m; rc=$?; "
                              "echo \"$rc $(awk \"BEGIN { print $(date +%s.%N) - $t0 }\")\" > killed.rc)";
   ASSERT_EQ(std::system(script.c_str()), 0);
@@ -155,12 +160,7 @@ TEST_F(Mpi, AnErrorAKilledRankOrCtrlCEndsEveryRankWithinSeconds) {
   EXPECT_LT(seconds, 10.0) << "mpirun took " << seconds << " s to end the run";
   // Ctrl-C on mpirun (SIGINT): mpirun sends every rank SIGTERM, and the ranks agree at the next
   // step to stop there; rank 0 saves once
-  const std::string interrupt = "cd '" + dir.string() +
-                                "' && ('" RUNE_MPIEXEC "' -np 2 --oversubscribe --bind-to none '" RUNE_BINARY
-                                "' train long.toml --no-progress --set train.epochs=1000 --set run.name=ctrlc "
-                                "> ctrlc.log 2>&1 & m=$!; "
-                                "for i in $(seq 600); do grep -q 'step 5:' ctrlc.log && break; sleep 0.1; done; "
-                                "kill -INT $m; wait $m)";
+  const std::string interrupt = started("ctrlc") + "kill -INT $m; wait $m)";
   EXPECT_NE(std::system(interrupt.c_str()), 0);
   std::ifstream ctrlc_log(dir / "ctrlc.log");
   const std::string said((std::istreambuf_iterator<char>(ctrlc_log)), std::istreambuf_iterator<char>());
@@ -169,7 +169,7 @@ TEST_F(Mpi, AnErrorAKilledRankOrCtrlCEndsEveryRankWithinSeconds) {
   EXPECT_NO_THROW(train::read_checkpoint((dir / "runs/ctrlc/checkpoints/last.h5").string()));
 
   // and no checkpoint is left half-written: every one there loads
-  for (const auto& e : fs::directory_iterator(dir / "runs/long/checkpoints"))
+  for (const auto& e : fs::directory_iterator(dir / "runs/killed/checkpoints"))
     if (e.path().extension() == ".h5") {
       EXPECT_NO_THROW(train::read_checkpoint(e.path().string())) << e.path();
     }

@@ -140,6 +140,7 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
 // [train] and [run], train.init_from, the optimizer's settings. train() and declare_keys() both
 // read through here, so that `rune config` lists what a run reads.
 struct Setup {
+  std::uint64_t seed = 0;
   std::unique_ptr<Task> task;
   std::vector<std::string> task_keys;  // the keys the task declared
   TrainOptions options;
@@ -151,7 +152,7 @@ struct Setup {
 Setup read_setup(Config& config, const std::string& config_path, Generator& init, Generator& dropout,
                  bool describe_only, const Checkpoint* resumed = nullptr) {
   Setup s;
-  const std::uint64_t seed = read_seed(config);
+  const std::uint64_t seed = s.seed = read_seed(config);
   init.manual_seed(seed);
   dropout.manual_seed(seed ^ 0x5DEECE66DULL);
   const std::size_t before = config.declarations().size();
@@ -267,7 +268,6 @@ int train(const TrainRequest& request) {
   const bool root = comm.rank() == 0, parallel = comm.distributed();
   Generator init, dropout;
   Setup setup = read_setup(config, request.config, init, dropout, false, resumed.get());
-  const std::uint64_t seed = read_seed(config);
   const std::unique_ptr<Task> task = std::move(setup.task);
   nn::Module& model = task->model();
   if (parallel) {
@@ -374,7 +374,7 @@ int train(const TrainRequest& request) {
     if (o.drophead.p > 0)
       for (auto& [name, attention] : attention_layers) attention->set_drophead(o.drophead.rate(step));
     // ranks draw their own dropout streams, a function of (seed, rank, step) that any resume redraws
-    if (parallel) dropout.manual_seed(dropout_seed(seed, comm.rank(), step));
+    if (parallel) dropout.manual_seed(dropout_seed(setup.seed, comm.rank(), step));
     const BatchLoss bl = task->train_batch(epoch, step % per_epoch);
     double loss = bl.loss.defined() ? bl.loss.item() : 0.0, items = bl.items;
     bool interrupted = g_interrupted != 0;
@@ -399,7 +399,7 @@ int train(const TrainRequest& request) {
     } else {
       bl.loss.backward();
     }
-    const double grad_norm = optim::clip_grad_norm_(model.parameters(), o.clip_norm > 0 ? o.clip_norm : INFINITY);
+    const double grad_norm = optim::clip_grad_norm_(params, o.clip_norm > 0 ? o.clip_norm : INFINITY);
     opt->step();
     opt->zero_grad();
     items_since += items;

@@ -548,14 +548,11 @@ std::map<std::string, double> TranslationTask::evaluate(const std::string& split
   std::vector<std::vector<text::Tokens>> references;
   std::vector<text::Tokens> hypotheses;
   std::vector<std::string> outputs, targets;  // whole texts, for sacreBLEU and chrF
-  // data-parallel validation: this rank's examples [first, last), the others' gathered below
+  // data-parallel validation: this rank's examples [first, last) (all of them on one rank), the
+  // others' gathered below
   const bool sharded = shard().ranks > 1;
-  std::size_t first = 0, last = data.size();
-  if (sharded) {
-    const auto [b, e] = shard().rows(static_cast<std::int64_t>(data.size()));
-    first = static_cast<std::size_t>(b);
-    last = static_cast<std::size_t>(e);
-  }
+  const auto [shard_begin, shard_end] = shard().rows(static_cast<std::int64_t>(data.size()));
+  const auto first = static_cast<std::size_t>(shard_begin), last = static_cast<std::size_t>(shard_end);
   for (std::size_t at = first; at < last; at += kEvalBatch) {
     const std::size_t end = std::min(last, at + kEvalBatch);
     std::vector<Pair> chunk;

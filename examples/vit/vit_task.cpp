@@ -219,8 +219,7 @@ train::BatchLoss ViTTask::train_batch(std::int64_t epoch, std::int64_t index) {
   // image's augmentation is the one a single process draws)
   const auto [begin, end] = shard().rows(batch_size_);
   if (begin == end) return {};  // more ranks than the batch has images
-  const Tensor images = shard().ranks > 1 ? batch.images.slice(0, begin, end) : batch.images;
-  const Tensor labels = shard().ranks > 1 ? batch.labels.slice(0, begin, end) : batch.labels;
+  const Tensor images = batch.images.slice(0, begin, end), labels = batch.labels.slice(0, begin, end);
   model_->train();
   const Tensor logits = model_->forward(images);  // (B, K)
   CrossEntropyOptions ce;
@@ -239,10 +238,9 @@ std::map<std::string, double> ViTTask::evaluate(const std::string& name) {
   std::int64_t correct = 0;
   CrossEntropyOptions sum;
   sum.reduction = Reduction::sum;
-  // data-parallel validation: this rank's images [first, last) (the per-image lists below then
-  // hold only these), the sums reduced with the other ranks
-  const auto [first, last] =
-      shard().ranks > 1 ? shard().rows(set.size()) : std::pair<std::int64_t, std::int64_t>{0, set.size()};
+  // data-parallel validation: this rank's images [first, last) (all of them on one rank; the
+  // per-image lists below hold only these), the sums reduced with the other ranks
+  const auto [first, last] = shard().rows(set.size());
   for (std::int64_t start = first; start < last; start += eval_batch_size_) {
     const std::vector<std::int64_t> indices = [&] {
       std::vector<std::int64_t> v = iota(std::min(eval_batch_size_, last - start));
