@@ -58,12 +58,34 @@ inline std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
-// An empty folder of this process's own under the temp dir: rune_<name>_<pid>.
+// Removes the scratch folders a test made when it passes, and keeps a failed test's to look at.
+class ScratchFolders : public ::testing::EmptyTestEventListener {
+ public:
+  static std::vector<std::filesystem::path>& made() {
+    static std::vector<std::filesystem::path> folders;
+    return folders;
+  }
+  void OnTestEnd(const ::testing::TestInfo& test) override {
+    if (test.result()->Passed()) {
+      std::error_code ignored;
+      for (const auto& dir : made()) std::filesystem::remove_all(dir, ignored);
+    }
+    made().clear();
+  }
+};
+inline const bool scratch_folders_listened = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new ScratchFolders);
+  return true;
+}();
+
+// An empty folder of this process's own under the temp dir: rune_<name>_<pid>, removed when the
+// test passes.
 inline std::filesystem::path scratch_dir(const std::string& name) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("rune_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
+  ScratchFolders::made().push_back(dir);
   return dir;
 }
 

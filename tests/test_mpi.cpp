@@ -2,12 +2,14 @@
 // sharing a global batch train the parameters one process trains with that batch, their
 // gradients summed in many buckets; a run resumes on the same number of ranks bit for bit
 // (dropout on: the ranks' streams are redrawn) and on another number within float tolerance;
-// a rank that fails ends the run rather than leave the others waiting.
+// a rank that fails ends the run rather than leave the others waiting, and a non-finite loss on
+// one rank stops them all.
 //
 // Run by ctest with label mpi. mpirun is started as root where the tests run as root (CI), with
 // --oversubscribe (4 ranks on 2 cores) and one OpenMP thread a rank.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -173,6 +175,68 @@ TEST_F(Mpi, AnErrorAKilledRankOrCtrlCEndsEveryRankWithinSeconds) {
     if (e.path().extension() == ".h5") {
       EXPECT_NO_THROW(train::read_checkpoint(e.path().string())) << e.path();
     }
+}
+
+TEST_F(Mpi, ANonFiniteLossOnOneRankStopsEveryRankAndNamesIt) {
+  const fs::path dir = scratch_dir("mpi_nan");
+  // pairs of which one holds a source word no other holds ("poison"); one batch takes all of the
+  // training split, so each step one rank's shard holds that pair and the other's does not
+  {
+    std::ofstream tsv(dir / "pairs.tsv");
+    for (int i = 0; i < 24; ++i)
+      tsv << (i == 5 ? "poison " : "") << "w" << i % 7 << " w" << i % 5 << "\tv" << i % 7 << " v" << i % 3 << "\n";
+  }
+  std::ofstream(dir / "pairs.toml") << R"(seed = 3
+[run]
+name = "pairs"
+[task]
+name = "translation"
+[data]
+source = "tsv"
+path = "pairs.tsv"
+val_fraction = 0.05
+test_fraction = 0.0
+batch_size = 32
+[model]
+d_model = 16
+nhead = 2
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 32
+dropout = 0.0
+[decode]
+beam = 1
+[train]
+epochs = 1
+lr = 3e-3
+warmup_steps = 0
+eval_every = 1
+)";
+  ASSERT_EQ(rune_on(0, "train pairs.toml --no-progress", dir).status, 0);
+  const std::string last = (dir / "runs/pairs/checkpoints/last.h5").string();
+  // the word's embedding made as large as a float goes: any batch that reads it overflows
+  train::Checkpoint c = train::read_checkpoint(last);
+  const auto& words = c.meta_strings.at("source_vocabulary");
+  const auto poison = std::find(words.begin(), words.end(), "poison");
+  ASSERT_NE(poison, words.end()) << "the poisoned pair is in the training split";
+  for (auto& [name, t] : c.params)
+    if (name == "src_embed.weight") {
+      float* row = t.data<float>() + (poison - words.begin()) * t.size(1);
+      std::fill(row, row + t.size(1), 3e38f);
+    }
+  fs::copy(dir / "runs/pairs", dir / "runs/poisoned", fs::copy_options::recursive);
+  const std::string poisoned = (dir / "runs/poisoned/checkpoints/last.h5").string();
+  train::save_checkpoint(poisoned, c);
+  const auto before = fs::last_write_time(poisoned);
+
+  const RunResult r =
+      rune_on(2, "train --no-progress --set train.epochs=3 --resume runs/poisoned/checkpoints/last.h5", dir);
+  EXPECT_EQ(r.status, 3) << r.output;
+  const std::regex named("loss is -?nan at step 2 \\(not finite on rank [01] of 2\\): stopping");
+  EXPECT_TRUE(std::regex_search(r.output, named)) << r.output;
+  EXPECT_EQ(r.output.find("nan at step"), r.output.rfind("nan at step")) << "said once, by rank 0\n" << r.output;
+  EXPECT_EQ(fs::last_write_time(poisoned), before) << "the last good checkpoint is untouched";
+  EXPECT_EQ(train::read_checkpoint(poisoned).step, 1);
 }
 
 }  // namespace

@@ -355,7 +355,7 @@ int train(const TrainRequest& request) {
   progress.line("run folder " + folder + (start > 0 ? ", resuming at step " + std::to_string(start) : "") + "; " +
                 std::to_string(model.num_parameters()) + " parameters; " + std::to_string(total) + " steps" +
                 (parallel ? "; " + std::to_string(comm.size()) + " MPI ranks, gradients summed in " +
-                                std::to_string(reducer->buckets()) + " buckets"
+                                std::to_string(reducer->buckets()) + (reducer->buckets() == 1 ? " bucket" : " buckets")
                           : ""));
   g_interrupted = 0;
   const auto previous_handler = std::signal(SIGINT, on_sigint);
@@ -387,7 +387,19 @@ int train(const TrainRequest& request) {
       interrupted = global[2] > 0;
     }
     if (!std::isfinite(loss)) {
-      progress.line("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1) +
+      // every rank sees the global loss and stops here; the ranks whose own share was not finite
+      // are named (the data at fault is in their shards)
+      std::string where;
+      if (parallel) {
+        const bool mine = bl.loss.defined() && !std::isfinite(bl.loss.item());
+        const std::vector<std::string> flags = comm.allgather(mine ? "1" : "0");
+        std::vector<std::string> ranks;
+        for (std::size_t r = 0; r < flags.size(); ++r)
+          if (flags[r] == "1") ranks.push_back(std::to_string(r));
+        where = " (not finite on rank" + std::string(ranks.size() == 1 ? " " : "s ") + join(ranks, ", ") + " of " +
+                std::to_string(comm.size()) + ")";
+      }
+      progress.line("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1) + where +
                     ": stopping. The last good checkpoint is " + folder + "/checkpoints/last.h5" +
                     (fs::exists(folder + "/checkpoints/last.h5") ? "" : " (none was saved yet)"));
       status = kExitNonFinite;
