@@ -61,7 +61,7 @@ void bench_training(bool causal, bool backward) {
   }
   const std::string name =
       std::string("mha ") + (causal ? "causal" : "self") + (backward ? " fwd+bwd" : " fwd") + " (32,64,128) h8";
-  report(name, s, flops / s * 1e-9, "GFLOP/s");
+  report(name, s, flops / s * 1e-9, "GFLOP/s", {flops, !causal && backward});
 }
 
 void bench_decode(std::int64_t prefix, bool cached) {
@@ -102,6 +102,7 @@ void bench_decode(std::int64_t prefix, bool cached) {
 
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
+  bench::print_sgemm_peak();
   bench_training(false, true);
   bench_training(true, true);
   bench_training(false, false);

@@ -45,13 +45,14 @@ void bench_matmul(const std::string& name, const Shape& a_shape, const Shape& b_
   // numel(out) * K products, two flops each.
   const double flops = 2.0 * static_cast<double>(probe.numel()) * static_cast<double>(a_shape.back());
   const double s = median_seconds([&] { (void)matmul(a, b); });
-  report(name, s, flops / s * 1e-9, "GFLOP/s");
+  report(name, s, flops / s * 1e-9, "GFLOP/s", {flops});
 }
 
 }  // namespace
 
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
+  bench::print_sgemm_peak();
 
   bench_matmul("matmul 256^3", {256, 256}, {256, 256});
   bench_matmul("matmul 512^3", {512, 512}, {512, 512});

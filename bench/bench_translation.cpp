@@ -36,6 +36,7 @@ Tensor ids(Generator& g) { return randint(4, V, {B, L}, g); }
 
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
+  bench::print_sgemm_peak();
   Generator g(0);
   nn::Seq2SeqTransformer model(bench::translation_options(), g);
   optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-4, 0.01, {"*.bias", "*norm*"}));
@@ -48,7 +49,8 @@ int main() {
     opt.step();
     opt.zero_grad();
   });
-  report("translation train step (64x24, 2+2 layers, d128)", step, B / step, "seq/s");
+  report("translation train step (64x24, 2+2 layers, d128)", step, B / step, "seq/s",
+         {3 * bench::translation_forward_flops(bench::translation_options(), B, L), true});
   model.eval();
   const double decode = median_seconds([&] { (void)model.greedy(src, L); });
   report("greedy decode 64x24 (ours: kv cache)", decode, B / decode, "seq/s");

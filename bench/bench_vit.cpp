@@ -23,9 +23,11 @@ using bench::report;
 
 int main() {
   std::printf("# runestone BLAS: %s\n", blas::describe().c_str());
+  bench::print_sgemm_peak();
   constexpr std::int64_t B = 128;
   Generator g(0);
-  nn::VisionTransformer model(bench::vit_options(32, 3, 128, 512), g);
+  const nn::VisionTransformerOptions options = bench::vit_options(32, 3, 128, 512);
+  nn::VisionTransformer model(options, g);
   optim::AdamW opt(optim::param_groups_by_weight_decay(model.named_parameters(), 1e-3, 0.05,
                                                        {"*.bias", "*norm*", "pos_embed", "cls_token"}));
   const Tensor images = randn({B, 3, 32, 32}, g), labels = randint(0, 10, {B}, g);
@@ -36,12 +38,13 @@ int main() {
     opt.step();
     opt.zero_grad();
   });
-  report("vit train step (128x3x32x32, d128, depth 6)", step, B / step, "img/s");
+  report("vit train step (128x3x32x32, d128, depth 6)", step, B / step, "img/s",
+         {3 * bench::vit_forward_flops(options, B), true});
   model.eval();
   const double infer = median_seconds([&] {
     NoGradGuard no_grad;
     (void)model.forward(images);
   });
-  report("vit inference (128x3x32x32)", infer, B / infer, "img/s");
+  report("vit inference (128x3x32x32)", infer, B / infer, "img/s", {bench::vit_forward_flops(options, B)});
   return 0;
 }

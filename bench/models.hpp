@@ -43,3 +43,41 @@ inline nn::VisionTransformerOptions vit_options(std::int64_t image_size, std::in
 }
 
 }  // namespace rune::bench
+
+namespace rune::bench {
+
+// Model FLOPs: the multiply-adds of the matrix products (2 FLOPs each), forward only; a training
+// step counts 3 times that (backward computes two products per forward one). Elementwise work,
+// softmax and normalisation are not counted, as in the usual model-FLOPs utilisation.
+
+// One attention block on `tokens` query positions reading `keys` key positions, per sequence:
+// the q and output projections on the queries, k and v on the keys, QK^T and PV.
+inline double attention_flops(double C, double queries, double keys) {
+  return 2 * C * C * (2 * queries + 2 * keys) + 2 * 2 * queries * keys * C;
+}
+
+inline double feed_forward_flops(double C, double F, double tokens) { return 2 * 2 * C * F * tokens; }
+
+// Forward of the translation model on B pairs of source and target length L.
+inline double translation_forward_flops(const nn::Seq2SeqOptions& o, double B, double L) {
+  const auto& t = o.transformer;
+  const double C = static_cast<double>(t.d_model), F = static_cast<double>(t.dim_feedforward);
+  const double encoder =
+      static_cast<double>(t.num_encoder_layers) * (attention_flops(C, L, L) + feed_forward_flops(C, F, L));
+  const double decoder =
+      static_cast<double>(t.num_decoder_layers) * (2 * attention_flops(C, L, L) + feed_forward_flops(C, F, L));
+  return B * (encoder + decoder + 2 * C * static_cast<double>(o.tgt_vocab) * L);
+}
+
+// Forward of the ViT on B images: patch embedding, the encoder on the patches and the class
+// token, the head.
+inline double vit_forward_flops(const nn::VisionTransformerOptions& o, double B) {
+  const double C = static_cast<double>(o.embed_dim), F = static_cast<double>(o.mlp_dim);
+  const double patches = static_cast<double>(o.grid() * o.grid()), T = patches + 1;
+  const double patch = static_cast<double>(o.in_chans * o.patch_size * o.patch_size);
+  return B * (2 * patches * patch * C +
+              static_cast<double>(o.depth) * (attention_flops(C, T, T) + feed_forward_flops(C, F, T)) +
+              2 * C * static_cast<double>(o.num_classes));
+}
+
+}  // namespace rune::bench

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a Runestone benchmark (bench_X) and its PyTorch twin (torch_X.py) in one command, both at 2 threads, and
-# prints one table: per case, the median time and the rate of each side, and the speedup
-# (PyTorch's time / ours: above 1 means we are faster). Builds nothing.
+# prints one table: per case, the median time and the rate of each side, the ratio of the times
+# (ours / PyTorch's: below 1 means we are faster), each side's share of the machine's sgemm peak
+# and, for training steps, each side's peak resident memory. Builds nothing.
 #   bash bench/run.sh [path/to/bench_X]    (default: build/bench_ops; `make bench` runs each benchmark)
 #
 # Both programs print '#' comment lines (which BLAS they really use) and tab-separated case lines
@@ -59,7 +60,7 @@ for ((r = 1; r <= rounds; r++)); do
   fi
 done
 echo "# other load before the rounds: up to ${max_busy}% of the CPUs busy"
-grep -h '^#' "$tmp/ours.1.tsv" "$tmp/torch.1.tsv" | grep -v '^# WARNING' || true
+grep -h '^#' "$tmp/ours.1.tsv" "$tmp/torch.1.tsv" | grep -v '^# WARNING\|^# sgemm peak' || true
 {
   grep -h '^# WARNING' "$tmp"/torch.*.tsv | sort -u || true
   if (( max_busy > 20 )); then
@@ -70,34 +71,42 @@ grep -h '^#' "$tmp/ours.1.tsv" "$tmp/torch.1.tsv" | grep -v '^# WARNING' || true
 cat "$tmp/warnings"
 echo
 
-# Input: lines "side<TAB>case<TAB>seconds<TAB>rate<TAB>unit", ours first (sets the row order).
+# The sgemm peak: the largest 1024^3 sgemm rate our benchmark measured over its rounds.
+peak="$(grep -h '^# sgemm peak' "$tmp"/ours.*.tsv | cut -f2 | sort -g | tail -1)"
+peak="${peak:-0}"
+echo "# sgemm peak (1024^3, the largest over the rounds): $peak GFLOP/s = 100% in the peak columns"
+
+# Input: lines "side<TAB>case<TAB>seconds<TAB>rate<TAB>unit<TAB>flops<TAB>rss MiB", ours first (sets
+# the row order). Columns: each side's fastest median, rates, the ratio ours/torch of the times
+# (below 1: we are faster), each side's share of the sgemm peak (model FLOPs of the case per
+# second; blank where the case is not a compute case), each side's peak resident memory for the
+# cases that report it (the process's, the case run first in it), and the spread.
 for f in "$tmp"/ours.*.tsv; do grep -v '^#' "$f" | sed 's/^/ours\t/'; done > "$tmp/all.tsv"
 for f in "$tmp"/torch.*.tsv; do grep -v '^#' "$f" | sed 's/^/torch\t/'; done >> "$tmp/all.tsv"
-awk -F'\t' '
+awk -F'\t' -v peak="$peak" '
   NF < 5 { next }
   {
     key = $1 SUBSEP $2
     if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2; unit[$2] = $5 }
     if (!(key in best) || $3 < best[key]) { best[key] = $3; rate[key] = $4 }
     if (!(key in worst) || $3 > worst[key]) worst[key] = $3
+    if (NF >= 6 && $6 > flops[$2]) flops[$2] = $6
+    if (NF >= 7 && $7 > rss[key]) rss[key] = $7
   }
   function spread(side, c,    k) { k = side SUBSEP c; return (k in best) ? worst[k] / best[k] - 1 : 0 }
+  function ms(k) { return (k in best) ? sprintf("%.3f", best[k] * 1e3) : "n/a" }
+  function rt(k) { return (k in best) ? sprintf("%.2f", rate[k]) : "n/a" }
+  function share(c, k) { return (flops[c] > 0 && peak > 0 && (k in best)) ? sprintf("%.0f%%", 100 * flops[c] / best[k] * 1e-9 / peak) : "" }
+  function mib(k) { return (rss[k] > 0) ? sprintf("%.0f", rss[k]) : "" }
   END {
-    printf "%-38s %9s %9s %10s %10s %-8s %8s %7s\n", "case", "ours ms", "torch ms",
-           "ours rate", "torch rate", "unit", "speedup", "spread"
+    printf "%-44s %9s %9s %10s %10s %-8s %6s %6s %6s %7s %7s %7s\n", "case", "ours ms", "torch ms",
+           "ours rate", "torch rate", "unit", "ratio", "ours%pk", "torch%pk", "ours MiB", "torch MiB", "spread"
     for (i = 1; i <= n; i++) {
       c = order[i]; o = "ours" SUBSEP c; t = "torch" SUBSEP c
-      if (!(o in best) || !(t in best)) {
-        printf "%-38s %9s %9s %10s %10s %-8s %8s\n", c,
-               (o in best) ? sprintf("%.3f", best[o] * 1e3) : "n/a",
-               (t in best) ? sprintf("%.3f", best[t] * 1e3) : "n/a",
-               (o in best) ? sprintf("%.2f", rate[o]) : "n/a",
-               (t in best) ? sprintf("%.2f", rate[t]) : "n/a", unit[c], "n/a"
-        continue
-      }
+      r = ((o in best) && (t in best)) ? sprintf("%.2f", best[o] / best[t]) : "n/a"
       s = spread("ours", c); if (spread("torch", c) > s) s = spread("torch", c)
-      printf "%-38s %9.3f %9.3f %10.2f %10.2f %-8s %7.2fx %6.0f%%\n", c, best[o] * 1e3,
-             best[t] * 1e3, rate[o], rate[t], unit[c], best[t] / best[o], s * 100
+      printf "%-44s %9s %9s %10s %10s %-8s %6s %7s %8s %8s %9s %6.0f%%\n", c, ms(o), ms(t), rt(o), rt(t), unit[c], r,
+             share(c, o), share(c, t), mib(o), mib(t), s * 100
     }
   }' "$tmp/all.tsv"
 

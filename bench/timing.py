@@ -1,6 +1,9 @@
 """What every PyTorch twin of a benchmark shares: the timing rule and output format of
 bench/timing.hpp (3 warm-up runs, then the median of runs over about `budget` seconds, at least 5
-and at most 500; one tab-separated line per case: name, seconds, rate, unit)."""
+and at most 500; one tab-separated line per case: name, seconds, rate, unit, the model FLOPs of
+one run (0: not a compute case) and the process's peak resident memory in MiB so far (0: not
+reported))."""
+import resource
 import statistics
 import time
 
@@ -17,5 +20,10 @@ def median_seconds(fn, budget=0.4):
     return statistics.median(times)
 
 
-def report(name, seconds, rate, unit):
-    print(f"{name}\t{seconds:.6e}\t{rate:.3f}\t{unit}", flush=True)
+def peak_rss_mib():
+    """The process's peak resident set so far, in MiB (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def report(name, seconds, rate, unit, flops=0.0, rss=False):
+    print(f"{name}\t{seconds:.6e}\t{rate:.3f}\t{unit}\t{flops:.6e}\t{peak_rss_mib() if rss else 0.0:.1f}", flush=True)

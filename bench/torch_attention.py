@@ -40,7 +40,7 @@ def bench_training(causal, backward):
         with torch.no_grad():
             s = median_seconds(lambda: mha(x, x, x, attn_mask=mask, need_weights=False))
     name = f"mha {'causal' if causal else 'self'} {'fwd+bwd' if backward else 'fwd'} (32,64,128) h8"
-    report(name, s, flops / s * 1e-9, "GFLOP/s")
+    report(name, s, flops / s * 1e-9, "GFLOP/s", flops, rss=not causal and backward)
 
 
 def bench_decode(prefix, cached):

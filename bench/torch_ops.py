@@ -52,7 +52,7 @@ def bench_matmul(name, a_shape, b_shape):
         flops = 2.0 * probe.numel() * a_shape[-1]  # numel(out) * K products, two flops each
         s = median_seconds(lambda: torch.matmul(a, b))
     gflops = flops / s * 1e-9
-    report(name, s, gflops, "GFLOP/s")
+    report(name, s, gflops, "GFLOP/s", flops)
     return gflops
 
 

@@ -49,7 +49,7 @@ def main():
         opt.zero_grad(set_to_none=True)
 
     s = median_seconds(step)
-    report("translation train step (64x24, 2+2 layers, d128)", s, B / s, "seq/s")
+    report("translation train step (64x24, 2+2 layers, d128)", s, B / s, "seq/s", rss=True)
     model.eval()
 
     def greedy():

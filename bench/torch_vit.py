@@ -44,7 +44,7 @@ def main():
         opt.zero_grad(set_to_none=True)
 
     s = median_seconds(step)
-    report("vit train step (128x3x32x32, d128, depth 6)", s, B / s, "img/s")
+    report("vit train step (128x3x32x32, d128, depth 6)", s, B / s, "img/s", rss=True)
     model.eval()
 
     def infer():
