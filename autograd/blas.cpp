@@ -14,12 +14,34 @@ namespace {
 CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
 blasint i(std::int64_t v) { return static_cast<blasint>(v); }
 
+// OpenBLAS's results depend on how it blocks a product (a row computed in a block of 408 rows
+// can differ in its last bit from the same row in a block of 416), and its own threading blocks
+// by the thread count. So it gets single-threaded calls only (OpenBLAS built for OpenMP follows
+// the calling thread's omp_get_max_threads(), set to 1 around the call), and the blocks are
+// chosen here by the sizes alone: the same bits on any number of threads.
+class OneBlasThread {
+ public:
+  OneBlasThread() : threads_(omp_in_parallel() ? 0 : omp_get_max_threads()) {
+    if (threads_ > 1) omp_set_num_threads(1);
+  }
+  ~OneBlasThread() {
+    if (threads_ > 1) omp_set_num_threads(threads_);
+  }
+  OneBlasThread(const OneBlasThread&) = delete;
+  OneBlasThread& operator=(const OneBlasThread&) = delete;
+
+ private:
+  int threads_;
+};
+
 void call(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  const OneBlasThread one;
   cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), i(m), i(n), i(k), alpha, a, i(lda), b, i(ldb), beta, c, i(ldc));
 }
 void call(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
           std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+  const OneBlasThread one;
   cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), i(m), i(n), i(k), alpha, a, i(lda), b, i(ldb), beta, c, i(ldc));
 }
 
@@ -29,64 +51,77 @@ bool splittable_library() { return openblas_get_parallel() != 1; }
 
 // The gemms of a Transformer are tall and thin: (B*T, C) by (C, 3C) or 4C, and their weight
 // gradients reduce over all B*T rows. OpenBLAS's own threading reaches 85-130 GFLOP/s on these
-// shapes on 2 cores, one single-threaded gemm per core on an equal share reaches 150-175: so the
-// share-out is done here. Each thread takes a contiguous block of C's rows (or columns, when C
-// is wide and short), or, when C is small and the reduction long, a block of k whose partial
-// product it writes to a buffer of its own, the buffers then summed into C.
+// shapes on 2 cores, single-threaded gemms on blocks of C shared out between the cores reach
+// 150-175: so the share-out is done here. C is cut into blocks of rows (or of columns, when C is
+// wide and short), or, when C is small and the reduction long, k is cut into parts whose partial
+// products go to buffers, then summed into C in part order. The cuts depend on the sizes alone,
+// never on the thread count, and the threads share the blocks out.
+constexpr std::int64_t kMinPart = 64;     // reduction length a part of k takes at least
+constexpr std::int64_t kBlockRows = 128;  // rows (or columns) a block of C takes at least
+
+// How many parts of k a long reduction is cut into (1: none).
+std::int64_t k_parts(std::int64_t m, std::int64_t n, std::int64_t k) {
+  const std::int64_t largest_out = std::max(m, n);
+  if (k <= 4 * largest_out || k < 2 * kMinPart) return 1;
+  const std::int64_t parts = std::clamp<std::int64_t>(k / (4 * largest_out), 2, 8);
+  return parts >= 8 ? 8 : parts >= 4 ? 4 : 2;  // a power of 2, shared out evenly by 1, 2 or 4 threads
+}
+
+// How many blocks a dimension of C of `size` is cut into: about one per kBlockRows, at most 32,
+// and a multiple of 4 from 256 on (so that 1, 2 or 4 threads share them out evenly).
+std::int64_t blocks_of(std::int64_t size) {
+  const std::int64_t blocks = std::min<std::int64_t>(32, size / kBlockRows);
+  if (blocks >= 4) return blocks / 4 * 4;
+  return size >= 256 ? 4 : size >= 128 ? 2 : 1;
+}
+
+// Block t of `parts` of a dimension of `size`: [p0, p1), edges aligned to 16.
+std::pair<std::int64_t, std::int64_t> bounds(std::int64_t size, std::int64_t t, std::int64_t parts) {
+  const auto edge = [&](std::int64_t s) { return std::min(size, (size * s / parts + 15) / 16 * 16); };
+  return {t == 0 ? std::int64_t(0) : edge(t), t + 1 == parts ? size : edge(t + 1)};
+}
+
 template <class T>
 void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
                 const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  constexpr std::int64_t kMinPart = 64;  // rows, columns or reduction length a thread takes at least
-  if (threads < 2 || flops < double(1 << 23) || !splittable_library()) {
+  if (flops < double(1 << 23) || !splittable_library()) {
     call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // A block [p0, p1) of the split dimension, aligned to 16 so the parts keep vector-aligned edges.
-  // (The region may get fewer threads than asked for: the parts follow the count it has.)
-  const auto bounds = [](std::int64_t size, int t, int parts) {
-    const auto edge = [&](int s) { return std::min(size, (size * s / parts + 15) / 16 * 16); };
-    return std::pair{t == 0 ? std::int64_t(0) : edge(t), t + 1 == parts ? size : edge(t + 1)};
-  };
-  const std::int64_t largest_out = std::max(m, n);
-  if (k > 4 * largest_out && k >= threads * kMinPart) {
-    // split k: thread 0 accumulates into C with beta, the others into buffers of their own
-    const std::unique_ptr<T[]> partial(new T[static_cast<std::size_t>(threads - 1) * m * n]);
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num(), parts = omp_get_num_threads();
-      const auto [k0, k1] = bounds(k, t, parts);
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const std::int64_t parts = k_parts(m, n, k);
+  if (parts > 1) {
+    // part 0 accumulates into C with beta, the others into buffers of their own, added in order
+    const std::unique_ptr<T[]> partial(new T[static_cast<std::size_t>(parts - 1) * m * n]);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t part = 0; part < parts; ++part) {
+      const auto [k0, k1] = bounds(k, part, parts);
       const T* pa = ta ? a + k0 * lda : a + k0;  // op(A)'s columns k0..k1
       const T* pb = tb ? b + k0 : b + k0 * ldb;  // op(B)'s rows k0..k1
-      if (t == 0)
+      if (part == 0)
         call(ta, tb, m, n, k1 - k0, alpha, pa, lda, pb, ldb, beta, c, ldc);
       else
-        call(ta, tb, m, n, k1 - k0, alpha, pa, lda, pb, ldb, T(0), partial.get() + (t - 1) * m * n, n);
-#pragma omp barrier
-#pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m; ++r)
-        for (int s = 1; s < parts; ++s) {
-          const T* p = partial.get() + (s - 1) * m * n + r * n;
-          T* out = c + r * ldc;
-          for (std::int64_t j = 0; j < n; ++j) out[j] += p[j];
-        }
+        call(ta, tb, m, n, k1 - k0, alpha, pa, lda, pb, ldb, T(0), partial.get() + (part - 1) * m * n, n);
     }
-    return;
-  }
-  if (largest_out < threads * kMinPart) {
-    call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t r = 0; r < m; ++r)
+      for (std::int64_t s = 1; s < parts; ++s) {
+        const T* p = partial.get() + (s - 1) * m * n + r * n;
+        T* out = c + r * ldc;
+        for (std::int64_t j = 0; j < n; ++j) out[j] += p[j];
+      }
     return;
   }
   const bool by_rows = m >= n;
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), parts = omp_get_num_threads();
+  const std::int64_t blocks = blocks_of(by_rows ? m : n);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (std::int64_t block = 0; block < blocks; ++block) {
     if (by_rows) {
-      const auto [r0, r1] = bounds(m, t, parts);
+      const auto [r0, r1] = bounds(m, block, blocks);
       if (r1 > r0) call(ta, tb, r1 - r0, n, k, alpha, ta ? a + r0 : a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc);
     } else {
-      const auto [c0, c1] = bounds(n, t, parts);
+      const auto [c0, c1] = bounds(n, block, blocks);
       if (c1 > c0) call(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
     }
   }
@@ -107,8 +142,9 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
 std::string describe() {
   const int parallel = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
   const char* mode = parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : "sequential";
-  return std::string(openblas_get_config()) + ", core " + openblas_get_corename() + ", " + mode + " threading, " +
-         std::to_string(openblas_get_num_threads()) + " threads";
+  return std::string(openblas_get_config()) + ", core " + openblas_get_corename() + ", " + mode +
+         " threading; single-threaded calls on blocks shared out by " + std::to_string(omp_get_max_threads()) +
+         " OpenMP threads";
 }
 
 }  // namespace rune::blas

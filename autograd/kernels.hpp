@@ -7,12 +7,14 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "autograd/tensor.hpp"
 
@@ -22,6 +24,30 @@ namespace rune::detail {
 constexpr std::int64_t kParallelGrain = 1 << 15;
 
 inline int num_threads_for(std::int64_t work) { return work < kParallelGrain ? 1 : omp_get_max_threads(); }
+
+// The sum of term(i) for i in [0, n), in double, the same bits on any number of threads: blocks
+// of kSumBlock terms fixed by n alone are summed in parallel, then the block sums in order.
+constexpr std::int64_t kSumBlock = 1 << 14;
+template <class F>
+double fixed_order_sum(std::int64_t n, F&& term) {
+  const std::int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
+  if (blocks <= 1) {
+    double acc = 0;
+    for (std::int64_t i = 0; i < n; ++i) acc += term(i);
+    return acc;
+  }
+  std::vector<double> partial(static_cast<std::size_t>(blocks));
+  const int threads = num_threads_for(n);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    double acc = 0;
+    for (std::int64_t i = b * kSumBlock; i < std::min(n, (b + 1) * kSumBlock); ++i) acc += term(i);
+    partial[static_cast<std::size_t>(b)] = acc;
+  }
+  double total = 0;
+  for (const double p : partial) total += p;
+  return total;
+}
 
 template <class T>
 struct dtype_of;

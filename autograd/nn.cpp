@@ -274,20 +274,21 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
              const T* pm = mean_t.data<T>();
              const T* pr = rstd_t.data<T>();
              const int threads = detail::num_threads_for(rows * n * 4);
-             // Per-thread partial sums of dw and db, added up after the parallel loop.
-             std::vector<T> partial(static_cast<std::size_t>(threads) * 2 * n, T(0));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-             {
-               const int t = omp_get_thread_num();
-               T* pdw = partial.data() + static_cast<std::size_t>(t) * 2 * n;
+             // Partial sums of dw and db over blocks of kRowBlock rows, added up in block order
+             // after the parallel loop: the blocks, hence the sums, do not depend on the threads.
+             constexpr std::int64_t kRowBlock = 256;
+             const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+             std::vector<T> partial(static_cast<std::size_t>(blocks) * 2 * n, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+             for (std::int64_t block = 0; block < blocks; ++block) {
+               T* pdw = partial.data() + static_cast<std::size_t>(block) * 2 * n;
                T* pdb = pdw + n;
-#pragma omp for schedule(static)
-               for (std::int64_t r = 0; r < rows; ++r)
+               for (std::int64_t r = block * kRowBlock; r < std::min(rows, (block + 1) * kRowBlock); ++r)
                  layer_norm_backward_row(px + r * n, pg + r * n, pw, pm[r], pr[r], n,
                                          need_x ? gx.template data<T>() + r * n : nullptr,
                                          need_w || need_b ? pdw : nullptr, pdb);
              }
-             for (int t = 0; t < threads; ++t) {
+             for (std::int64_t t = 0; t < blocks; ++t) {
                const T* pdw = partial.data() + static_cast<std::size_t>(t) * 2 * n;
                if (need_w)
                  for (std::int64_t i = 0; i < n; ++i) gw.template data<T>()[i] += pdw[i];

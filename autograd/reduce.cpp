@@ -60,13 +60,10 @@ void sum_kernel(const T* x, T* out, OuterInner s) {
         for (std::int64_t i = 0; i < s.n; ++i) acc += row[i];
         out[o] = static_cast<T>(acc);
       }
-    } else {  // few long rows: split each row between threads
+    } else {  // few long rows: each row split into blocks the threads share (fixed_order_sum)
       for (std::int64_t o = 0; o < s.outer; ++o) {
         const T* row = x + o * s.n;
-        Acc acc = 0;
-#pragma omp parallel for num_threads(threads) reduction(+ : acc) if (threads > 1)
-        for (std::int64_t i = 0; i < s.n; ++i) acc += row[i];
-        out[o] = static_cast<T>(acc);
+        out[o] = static_cast<T>(detail::fixed_order_sum(s.n, [row](std::int64_t i) { return Acc(row[i]); }));
       }
     }
     return;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "autograd/kernels.hpp"
 #include "autograd/tape.hpp"
 
 namespace rune::optim {
@@ -11,10 +12,9 @@ namespace rune::optim {
 namespace {
 template <class T>
 double sum_squares(const T* g, std::int64_t n) {
-  double s = 0;
-#pragma omp parallel for reduction(+ : s) if (n > 65536)
-  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-  return s;
+  // the same bits on any number of threads
+  return detail::fixed_order_sum(n,
+                                 [g](std::int64_t i) { return static_cast<double>(g[i]) * static_cast<double>(g[i]); });
 }
 }  // namespace
 

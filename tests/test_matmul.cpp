@@ -161,7 +161,7 @@ TEST(Matmul, ThreadCountDoesNotChangeResults) {
 // blas::gemm shares large products out between threads itself: by rows of C when it is tall, by
 // columns when it is wide, by the reduction when C is small and k long (partial products summed).
 // Each regime, every transpose combination, beta 0 and 1 and padded leading dimensions, at 1, 2
-// and 3 threads, against a loop accumulating in double.
+// and 3 threads, against a loop accumulating in double, and bit for bit against one thread.
 TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
   struct Dims {
     std::int64_t m, n, k;
@@ -171,16 +171,17 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
   std::uint64_t seed = 20;
   for (const Dims& c : cases)
     for (int trans = 0; trans < 4; ++trans)
-      for (const float beta : {0.0f, 1.0f})
+      for (const float beta : {0.0f, 1.0f}) {
+        const bool ta = trans & 1, tb = trans & 2;
+        // stored A is (m, k) or (k, m), B (k, n) or (n, k), each row padded by 3
+        const std::int64_t a_rows = ta ? c.k : c.m, a_cols = ta ? c.m : c.k;
+        const std::int64_t b_rows = tb ? c.n : c.k, b_cols = tb ? c.k : c.n;
+        const std::int64_t lda = a_cols + 3, ldb = b_cols + 3, ldc = c.n + 3;
+        const std::vector<float> a = rnd({a_rows, lda}, seed++).to_vector<float>();
+        const std::vector<float> b = rnd({b_rows, ldb}, seed++).to_vector<float>();
+        const std::vector<float> c0 = rnd({c.m, ldc}, seed++).to_vector<float>();
+        std::vector<float> on_one_thread;
         for (const int threads : {1, 2, 3}) {
-          const bool ta = trans & 1, tb = trans & 2;
-          // stored A is (m, k) or (k, m), B (k, n) or (n, k), each row padded by 3
-          const std::int64_t a_rows = ta ? c.k : c.m, a_cols = ta ? c.m : c.k;
-          const std::int64_t b_rows = tb ? c.n : c.k, b_cols = tb ? c.k : c.n;
-          const std::int64_t lda = a_cols + 3, ldb = b_cols + 3, ldc = c.n + 3;
-          const std::vector<float> a = rnd({a_rows, lda}, seed++).to_vector<float>();
-          const std::vector<float> b = rnd({b_rows, ldb}, seed++).to_vector<float>();
-          const std::vector<float> c0 = rnd({c.m, ldc}, seed++).to_vector<float>();
           std::vector<float> out = c0;
           omp_set_num_threads(threads);
           blas::gemm(ta, tb, c.m, c.n, c.k, 0.5f, a.data(), lda, b.data(), ldb, beta, out.data(), ldc);
@@ -198,7 +199,14 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
             for (std::int64_t j = c.n; j < ldc; ++j) ASSERT_EQ(out[i * ldc + j], c0[i * ldc + j]);
           EXPECT_LT(worst, 1e-4) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb << " beta " << beta
                                  << " threads " << threads;
+          // and the same bits on any number of threads (the blocks depend on the sizes alone)
+          if (threads == 1)
+            on_one_thread = out;
+          else
+            EXPECT_TRUE(out == on_one_thread) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb
+                                              << " beta " << beta << ": " << threads << " threads differ from 1";
         }
+      }
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 
+#include <omp.h>
+
 #include "autograd/ops.hpp"
 #include "nn/attention.hpp"
 #include "optim/clip.hpp"
@@ -22,6 +24,7 @@
 #include "train/metrics_log.hpp"
 #include "train/progress.hpp"
 #include "train/task.hpp"
+#include "train/threads.hpp"
 
 namespace rune::train {
 namespace fs = std::filesystem;
@@ -67,6 +70,7 @@ struct TrainOptions {
   std::string optimizer;
   double lr, weight_decay, clip_norm;
   double bucket_mb;  // data-parallel training: the gradient buckets' size
+  bool adapt_threads;
   optim::Schedule schedule;
   optim::DropHeadSchedule drophead;
   std::string run_dir, run_name;
@@ -127,6 +131,11 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
                          "data-parallel training (mpirun -np N rune train): megabytes (10^6 bytes) of float32 "
                          "gradients summed by one MPI_Allreduce, started as soon as backward has finished them "
                          "(PyTorch DDP's bucket_cap_mb)");
+  o.adapt_threads = c.boolean("train.adapt_threads", true,
+                              "run the steps on the OpenMP thread count (OMP_NUM_THREADS, or a half of it ... "
+                              "down to 1) that is fastest now, tried now and then: fewer while other processes "
+                              "hold cores (a step's numbers do not depend on it; one process only, not under "
+                              "mpirun)");
   o.run_dir = c.string("run.dir", "runs", "the folder that holds the run folders");
   o.run_name = c.string("run.name", {fs::path(config_path).stem().string(), "the config file's name without .toml"},
                         "the run folder's name (-2, -3 ... is added when it is taken)");
@@ -362,6 +371,7 @@ int train(const TrainRequest& request) {
   // mpirun turns Ctrl-C into SIGTERM for every rank (then SIGKILL after odls_base_sigkill_timeout
   // seconds): under it, SIGTERM is the interruption
   const auto previous_term = parallel ? std::signal(SIGTERM, on_sigint) : SIG_DFL;
+  ThreadGovernor threads(o.adapt_threads && !parallel ? omp_get_max_threads() : 1);
   const auto t0 = std::chrono::steady_clock::now();
   double items_since = 0, rate = 0;
   auto window = t0;
@@ -375,6 +385,8 @@ int train(const TrainRequest& request) {
       for (auto& [name, attention] : attention_layers) attention->set_drophead(o.drophead.rate(step));
     // ranks draw their own dropout streams, a function of (seed, rank, step) that any resume redraws
     if (parallel) dropout.manual_seed(dropout_seed(setup.seed, comm.rank(), step));
+    threads.begin_step();
+    const auto step_start = std::chrono::steady_clock::now();
     const BatchLoss bl = task->train_batch(epoch, step % per_epoch);
     double loss = bl.loss.defined() ? bl.loss.item() : 0.0, items = bl.items;
     bool interrupted = g_interrupted != 0;
@@ -416,6 +428,8 @@ int train(const TrainRequest& request) {
     opt->zero_grad();
     items_since += items;
     const auto now = std::chrono::steady_clock::now();
+    const std::string changed = threads.end_step(std::chrono::duration<double>(now - step_start).count(), items);
+    if (!changed.empty()) progress.line(changed);
     const double elapsed = std::chrono::duration<double>(now - t0).count();
     const double span = std::chrono::duration<double>(now - window).count();
     if (span > 0.5 || rate == 0) {
@@ -432,6 +446,7 @@ int train(const TrainRequest& request) {
                    {"lr", lr},
                    {"grad_norm", grad_norm},
                    {"items_per_s", rate},
+                   {"threads", static_cast<double>(threads.threads())},
                    {"elapsed_s", elapsed}});
     }
     progress.show(status_text(step + 1, total, per_epoch, loss, lr, rate, task->items_name(),
