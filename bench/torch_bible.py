@@ -111,8 +111,11 @@ def main():
     min_factor = setting(cfg, "train.min_lr_factor", 0.0)
     lr, clip = setting(cfg, "train.lr", 1e-3), setting(cfg, "train.clip_norm", 1.0)
     smoothing, pad, bos, eos = setting(cfg, "train.label_smoothing", 0.1), a["pad_id"], a["bos_id"], a["eos_id"]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "norm" in n or "embed" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "norm" in n or "embed" in n)]
+    # Runestone's default no-decay patterns: "*.bias", "*_bias" (in_proj_bias), "*norm*", "*embed*"
+    def undecayed(n):
+        return n.endswith("bias") or "norm" in n or "embed" in n
+    no_decay = [p for n, p in model.named_parameters() if undecayed(n)]
+    decay = [p for n, p in model.named_parameters() if not undecayed(n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": setting(cfg, "train.weight_decay", 0.01)},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr,
                             betas=(setting(cfg, "train.beta1", 0.9), setting(cfg, "train.beta2", 0.98)),

@@ -99,8 +99,9 @@ class Task {
   virtual std::string items_name() const { return "items"; }  // "tokens", "images"
   // Task metadata a checkpoint carries (vocabulary, class names, image size ...).
   virtual void describe(Checkpoint&) const {}
-  // Parameter-name patterns kept out of weight decay (biases, norms, embeddings by default).
-  virtual std::vector<std::string> no_decay_patterns() const { return {"*.bias", "*norm*", "*embed*"}; }
+  // Parameter-name patterns kept out of weight decay (biases, attention's packed in_proj_bias
+  // included, norms and embeddings by default).
+  virtual std::vector<std::string> no_decay_patterns() const { return {"*.bias", "*_bias", "*norm*", "*embed*"}; }
   // A checkpoint's parameters into model(), strictly. A task may adapt them to its config (a ViT
   // resizes its position embedding to another image size); it returns one line per adaptation.
   virtual std::vector<std::string> load_parameters(const Checkpoint& c, const std::string& path);

@@ -47,7 +47,9 @@ class ViTTask : public train::Task,
   std::string items_name() const override { return "images"; }
   void describe(train::Checkpoint& c) const override;
   // timm's split: no decay for biases, norms, the position embedding and the class token
-  std::vector<std::string> no_decay_patterns() const override { return {"*.bias", "*norm*", "pos_embed", "cls_token"}; }
+  std::vector<std::string> no_decay_patterns() const override {
+    return {"*.bias", "*_bias", "*norm*", "pos_embed", "cls_token"};
+  }
   // A checkpoint of another image size loads with its position embedding resized (bicubic over
   // the patch grid, class-token row kept); every other parameter loads strictly.
   std::vector<std::string> load_parameters(const train::Checkpoint& c, const std::string& path) override;

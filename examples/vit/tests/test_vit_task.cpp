@@ -10,6 +10,7 @@
 #include "autograd/ops.hpp"
 #include "examples/vit/tests/tiny_vit.hpp"
 #include "examples/vit/vit_task.hpp"
+#include "optim/optimizer.hpp"
 #include "tests/described.hpp"
 #include "tests/helpers.hpp"
 
@@ -158,6 +159,27 @@ TEST(ViTTask, CheckpointCarriesTheArchitectureOfItsOptions) {
   const auto pos = std::find_if(o.params.begin(), o.params.end(), [](const auto& p) { return p.first == "pos_embed"; });
   ASSERT_NE(pos, o.params.end());
   EXPECT_EQ(pos->second.shape(), (Shape{1, 1 + 4 * 4, 16}));
+  fs::remove_all(data);
+}
+
+// Weight decay reaches the weight matrices and the patch projection only: every bias (attention's
+// packed in_proj_bias too), norm, position embedding and class token matches a no-decay pattern.
+TEST(ViTTask, NoBiasNormOrEmbeddingIsDecayed) {
+  const fs::path data = idx_folder("no_decay");
+  Generator init(1), dropout(2);
+  train::Config c = train::Config::parse(tiny_config(data), "decay.toml");
+  ViTTask task(c, {7, &init, &dropout});
+  const auto patterns = task.no_decay_patterns();
+  const auto undecayed = [&](const std::string& name) {
+    return std::any_of(patterns.begin(), patterns.end(), [&](const auto& p) { return optim::glob_match(p, name); });
+  };
+  int decayed = 0;
+  for (const auto& [name, p] : task.model().named_parameters()) {
+    const bool one_dim = p.dim() <= 1 || name == "pos_embed" || name == "cls_token";
+    EXPECT_EQ(undecayed(name), one_dim) << name;
+    decayed += !undecayed(name);
+  }
+  EXPECT_GT(decayed, 0);
   fs::remove_all(data);
 }
 
