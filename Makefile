@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: demo vit bible bible-torch test bench bench-distributed build deps clean fixtures
+.PHONY: demo vit bible bible-torch test bench vit-time bench-distributed build deps clean fixtures
 
 demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate, analyse its heads
 	rm -rf runs/numbers-demo
@@ -47,6 +47,10 @@ bench: build             ## benchmarks against PyTorch, both at 2 threads
 	bash bench/run.sh $(BUILD)/bench_attention
 	bash bench/run.sh $(BUILD)/bench_translation
 	bash bench/run.sh $(BUILD)/bench_vit
+
+vit-time: build          ## time to 91% test accuracy: the Fashion-MNIST ViT recipe, then its PyTorch twin (about 75 min)
+	scripts/install-deps.sh --bench
+	/usr/bin/python3 bench/vit_time_to_accuracy.py
 
 bench-distributed: build ## data-parallel steps: 2 ranks x 1 thread against 1 rank x 2 threads (docs/distributed.md)
 	bash bench/distributed.sh $(BUILD)/bench_distributed
