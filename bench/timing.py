@@ -3,6 +3,7 @@ bench/timing.hpp (3 warm-up runs, then the median of runs over about `budget` se
 and at most 500; one tab-separated line per case: name, seconds, rate, unit, the model FLOPs of
 one run (0: not a compute case) and the process's peak resident memory in MiB so far (0: not
 reported))."""
+import os
 import resource
 import statistics
 import time
@@ -27,3 +28,14 @@ def peak_rss_mib():
 
 def report(name, seconds, rate, unit, flops=0.0, rss=False):
     print(f"{name}\t{seconds:.6e}\t{rate:.3f}\t{unit}\t{flops:.6e}\t{peak_rss_mib() if rss else 0.0:.1f}", flush=True)
+
+
+def loaded_blas():
+    """Paths of every mapped library whose file name mentions blas."""
+    paths = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and "blas" in os.path.basename(fields[-1]).lower():
+                paths.add(fields[-1])
+    return ", ".join(sorted(paths)) or "no BLAS library mapped"

@@ -17,7 +17,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from timing import median_seconds, report  # bench/timing.py, beside this script
+from timing import loaded_blas, median_seconds, report  # bench/timing.py, beside this script
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -26,15 +26,6 @@ torch.manual_seed(0)
 REFERENCE_BLAS_GFLOPS = 10.0
 
 
-def loaded_blas():
-    """Paths of every mapped library whose file name mentions blas."""
-    paths = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            if len(fields) >= 6 and "blas" in os.path.basename(fields[-1]).lower():
-                paths.add(fields[-1])
-    return ", ".join(sorted(paths)) or "no BLAS library mapped"
 
 
 def torch_build_lines():

@@ -136,6 +136,8 @@ except ImportError:
     sys.exit(f"torch_vit_recipe.py: {sys.executable} has no torch; run it with Debian's /usr/bin/python3 "
              "(python3-torch)")
 
+from timing import loaded_blas  # noqa: E402  (bench/timing.py, beside this script)
+
 MASK64 = (1 << 64) - 1
 TWO64 = 1 << 64
 
@@ -641,14 +643,6 @@ def param_groups(model, lr, weight_decay):
 
 # ------------------------------------------------------------------------- run
 
-def loaded_blas():
-    paths = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            if len(fields) >= 6 and "blas" in os.path.basename(fields[-1]).lower():
-                paths.add(fields[-1])
-    return ", ".join(sorted(paths)) or "no BLAS library mapped"
 
 
 def evaluate(model, images, labels, batch_size):
