@@ -26,9 +26,21 @@
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "autograd/simd.hpp"
+#include "autograd/small_gemm.hpp"
 
 namespace rune {
 namespace {
+
+// One head's product: in registers when it is small (head dims of 16-64 at short lengths), where
+// a BLAS call would cost more than its FLOPs; through BLAS otherwise.
+template <class T>
+void head_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
+               const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (detail::small_gemm_pays(m, n, k))
+    detail::small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    blas::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 // Shapes and per-head addressing of one attention call.
 struct Geometry {
@@ -193,7 +205,7 @@ void probabilities(const Geometry& g, const Heads<T>& q, const Heads<T>& k, cons
   for (std::int64_t bh = 0; bh < pairs; ++bh) {
     const std::int64_t b = bh / g.H, h = bh % g.H, hk = h / g.G;
     T* pb = p + bh * g.Tq * g.Tk;
-    blas::gemm(false, true, g.Tq, g.Tk, g.D, scale, q.at(b, h), q.ld, k.at(b, hk), k.ld, T(0), pb, g.Tk);
+    head_gemm(false, true, g.Tq, g.Tk, g.D, scale, q.at(b, h), q.ld, k.at(b, hk), k.ld, T(0), pb, g.Tk);
     for (std::int64_t i = 0; i < g.Tq; ++i) {
       T* row = pb + i * g.Tk;
       softmax_row(row, masks.apply(row, b, h, i, g.Tk), g.Tk);
@@ -214,10 +226,10 @@ void scores_backward(const Geometry& g, std::int64_t b, std::int64_t h, const T*
     detail::row_map2(dr, pr, dr, g.Tk, [&](auto d, auto v) { return v * (d - dot); });
   }
   const std::int64_t hk = h / g.G;
-  if (dq) blas::gemm(false, false, g.Tq, g.D, g.Tk, scale, ds, g.Tk, k.at(b, hk), k.ld, T(0), dq->at(b, h), dq->ld);
+  if (dq) head_gemm(false, false, g.Tq, g.D, g.Tk, scale, ds, g.Tk, k.at(b, hk), k.ld, T(0), dq->at(b, h), dq->ld);
   if (dk)
-    blas::gemm(true, false, g.Tk, g.D, g.Tq, scale, ds, g.Tk, q.at(b, h), q.ld, first_in_group ? T(0) : T(1),
-               dk->at(b, hk), dk->ld);
+    head_gemm(true, false, g.Tk, g.D, g.Tq, scale, ds, g.Tk, q.at(b, h), q.ld, first_in_group ? T(0) : T(1),
+              dk->at(b, hk), dk->ld);
 }
 
 double resolve_scale(const char* op, std::optional<double> scale, std::int64_t D) {
@@ -308,12 +320,12 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
         const T* pb = p.data<T>() + bh * plane;
         if (keep.defined()) {  // dropout(P) = P * keep / (1 - p)
           const bool* kb = keep.data<bool>() + bh * plane;
-          for (std::int64_t e = 0; e < plane; ++e) dropped[e] = kb[e] ? pb[e] * T(keep_scale) : T(0);
+          detail::keep_scaled(pb, kb, T(keep_scale), dropped.data(), plane);
           pb = dropped.data();
         }
         // O[b, :, h, :] (Tq, Dv), rows H * Dv apart in the (B, Tq, H, Dv) storage
-        blas::gemm(false, false, g.Tq, g.Dv, g.Tk, T(1), pb, g.Tk, hv.at(b, h / g.G), hv.ld, T(0),
-                   storage.data<T>() + b * g.Tq * g.H * g.Dv + h * g.Dv, g.H * g.Dv);
+        head_gemm(false, false, g.Tq, g.Dv, g.Tk, T(1), pb, g.Tk, hv.at(b, h / g.G), hv.ld, T(0),
+                  storage.data<T>() + b * g.Tq * g.H * g.Dv + h * g.Dv, g.H * g.Dv);
       }
     }
   });
@@ -348,17 +360,16 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
                    const bool* kb = keep.defined() ? keep.data<bool>() + bh * pl : nullptr;
                    const T* pd = pb;  // dropout(P)
                    if (kb) {
-                     for (std::int64_t e = 0; e < pl; ++e) dropped[e] = kb[e] ? pb[e] * T(keep_scale) : T(0);
+                     detail::keep_scaled(pb, kb, T(keep_scale), dropped.data(), pl);
                      pd = dropped.data();
                    }
                    if (need_v)
-                     blas::gemm(true, false, g.Tk, g.Dv, g.Tq, T(1), pd, g.Tk, hg.at(b, h), hg.ld, r == 0 ? T(0) : T(1),
-                                hdv.at(b, kh), hdv.ld);
+                     head_gemm(true, false, g.Tk, g.Dv, g.Tq, T(1), pd, g.Tk, hg.at(b, h), hg.ld, r == 0 ? T(0) : T(1),
+                               hdv.at(b, kh), hdv.ld);
                    if (!need_q && !need_k) continue;
-                   blas::gemm(false, true, g.Tq, g.Tk, g.Dv, T(1), hg.at(b, h), hg.ld, hv.at(b, kh), hv.ld, T(0),
-                              ds.data(), g.Tk);
-                   if (kb)
-                     for (std::int64_t e = 0; e < pl; ++e) ds[e] = kb[e] ? ds[e] * T(keep_scale) : T(0);
+                   head_gemm(false, true, g.Tq, g.Tk, g.Dv, T(1), hg.at(b, h), hg.ld, hv.at(b, kh), hv.ld, T(0),
+                             ds.data(), g.Tk);
+                   if (kb) detail::keep_scaled(ds.data(), kb, T(keep_scale), ds.data(), pl);
                    scores_backward<T>(g, b, h, pb, ds.data(), hq, hk, T(scale), need_q ? &hdq : nullptr,
                                       need_k ? &hdk : nullptr, r == 0);
                  }

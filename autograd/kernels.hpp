@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -47,6 +48,23 @@ double fixed_order_sum(std::int64_t n, F&& term) {
   double total = 0;
   for (const double p : partial) total += p;
   return total;
+}
+
+// y[i] = keep[i] ? x[i] * scale : 0 (dropout's mask applied), exactly, yet with no branch on the
+// random mask: the product's bits are and-ed with all-ones or zero, which compilers vectorise (a
+// select on a bool they would not). y may be x.
+template <class T>
+inline void keep_scaled(const T* x, const bool* keep, T scale, T* y, std::int64_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  const auto* k = reinterpret_cast<const unsigned char*>(keep);
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T v = x[i] * scale;
+    Bits bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bits &= Bits(0) - static_cast<Bits>(k[i]);
+    std::memcpy(y + i, &bits, sizeof bits);
+  }
 }
 
 template <class T>

@@ -323,8 +323,12 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
     T* py = y.data<T>();
     const T s = static_cast<T>(scale);
     const int threads = detail::num_threads_for(n);
+    const std::int64_t blocks = (n + detail::kSumBlock - 1) / detail::kSumBlock;
 #pragma omp parallel for num_threads(threads) if (threads > 1)
-    for (std::int64_t i = 0; i < n; ++i) py[i] = pk[i] ? px[i] * s : T(0);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t i = b * detail::kSumBlock;
+      detail::keep_scaled(px + i, pk + i, s, py + i, std::min(detail::kSumBlock, n - i));
+    }
   });
   record(Op::dropout, y, {x}, [keep, scale](const Tensor& gy, Grads& g) {
     // dx = gy * keep / (1 - p)
@@ -338,8 +342,12 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
       const T s = static_cast<T>(scale);
       const std::int64_t m = gx.numel();
       const int threads = detail::num_threads_for(m);
+      const std::int64_t blocks = (m + detail::kSumBlock - 1) / detail::kSumBlock;
 #pragma omp parallel for num_threads(threads) if (threads > 1)
-      for (std::int64_t i = 0; i < m; ++i) px[i] = pk2[i] ? pg[i] * s : T(0);
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t i = b * detail::kSumBlock;
+        detail::keep_scaled(pg + i, pk2 + i, s, px + i, std::min(detail::kSumBlock, m - i));
+      }
     });
     g.set(0, gx);
   });

@@ -29,8 +29,9 @@ class Generator {
 };
 
 // Dropout's keep mask: keep[i] = (u_i >= p) for n uniforms u_i in [0, 1). One draw of `gen` picks
-// a key; u_i is a hash (splitmix64) of key + i, so the mask depends on the generator's state and
-// on i only, never on the thread count, and threads fill it in parallel.
+// a key; u_i is a 32-bit hash of the key and i (two keyed rounds of an integer hash, vectorised),
+// so the mask depends on the generator's state and on i only, never on the thread count, and
+// threads fill it in parallel.
 void bernoulli_keep(bool* keep, std::int64_t n, double p, Generator& gen);
 
 // The process-wide generator used when an op is given none.

@@ -2,18 +2,21 @@
 // BLAS), over the layouts the kernel treats differently: plain, transposed operands handed to
 // BLAS with a trans flag, strided views that must be copied, batched with broadcasting,
 // (B, T, C) @ (C, N) folded into one gemm, many small products run one per thread, and
-// degenerate sizes; and its gradients on the same layouts.
+// degenerate sizes; and its gradients on the same layouts. Also the register kernel attention
+// uses for small per-head products, against its reference loop.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <xtensor-blas/xlinalg.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "autograd/blas.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/random.hpp"
 #include "autograd/reference.hpp"
+#include "autograd/small_gemm.hpp"
 #include "autograd/xt.hpp"
 
 namespace rune {
@@ -207,6 +210,45 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
                                               << " beta " << beta << ": " << threads << " threads differ from 1";
         }
       }
+}
+
+// The register kernel for attention's small products against the plain loop, over every
+// transposition, row and column counts that leave tails (4-row blocks, 8- and 16-wide vectors),
+// padded leading dims, beta 0 (C unread: it holds NaN) and 1, in float and double.
+template <class T>
+void small_gemm_matches_reference(double tolerance) {
+  std::uint64_t seed = 300;
+  for (const std::int64_t m : {1, 3, 4, 7, 24})
+    for (const std::int64_t n : {1, 7, 8, 15, 16, 17, 24, 33})
+      for (const std::int64_t k : {1, 5, 16, 65})
+        for (int trans = 0; trans < 4; ++trans)
+          for (const T beta : {T(0), T(1)}) {
+            const bool ta = trans & 1, tb = trans & 2;
+            const std::int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+            const DType dt = detail::dtype_of<T>::value;
+            const std::vector<T> a = rnd({ta ? k : m, lda}, seed++, dt).template to_vector<T>();
+            const std::vector<T> b = rnd({tb ? n : k, ldb}, seed++, dt).template to_vector<T>();
+            std::vector<T> c0 = rnd({m, ldc}, seed++, dt).template to_vector<T>();
+            if (beta == T(0))
+              for (std::int64_t i = 0; i < m; ++i)
+                for (std::int64_t j = 0; j < n; ++j) c0[i * ldc + j] = std::numeric_limits<T>::quiet_NaN();
+            std::vector<T> fast = c0, slow = c0;
+            detail::small_gemm(ta, tb, m, n, k, T(0.5), a.data(), lda, b.data(), ldb, beta, fast.data(), ldc);
+            detail::small_gemm_reference(ta, tb, m, n, k, T(0.5), a.data(), lda, b.data(), ldb, beta, slow.data(), ldc);
+            double worst = 0;
+            for (std::int64_t i = 0; i < m; ++i) {
+              for (std::int64_t j = 0; j < n; ++j)
+                worst = std::max(worst, std::abs(double(fast[i * ldc + j]) - double(slow[i * ldc + j])));
+              for (std::int64_t j = n; j < ldc; ++j) ASSERT_EQ(fast[i * ldc + j], c0[i * ldc + j]) << "padding written";
+            }
+            ASSERT_LT(worst, tolerance) << m << "x" << n << "x" << k << " ta " << ta << " tb " << tb << " beta "
+                                        << double(beta);  // NaN would fail here too
+          }
+}
+
+TEST(Matmul, SmallProductKernelMatchesTheReferenceLoop) {
+  small_gemm_matches_reference<float>(1e-5);
+  small_gemm_matches_reference<double>(1e-13);
 }
 
 }  // namespace

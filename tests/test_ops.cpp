@@ -954,6 +954,50 @@ TEST(OpsNN, LayerNormWithAndWithoutWeightAndBias) {
   EXPECT_EQ(layer_norm(xf, {37}, wf, bf).dtype(), DType::float32);
 }
 
+// The keep mask is a keyed hash of the position, blocks of 65536 positions apart: no block, no
+// neighbour and no second draw may show a pattern.
+TEST(OpsNN, DropoutMaskHasItsRateEverywhereAndNoPattern) {
+  const std::int64_t n = 5 * 65536 + 123;
+  std::vector<unsigned char> first, second;
+  for (const double p : {0.1, 0.5, 0.9}) {
+    Generator g(11);
+    for (std::vector<unsigned char>* mask : {&first, &second}) {
+      std::vector<char> keep(static_cast<std::size_t>(n));
+      bernoulli_keep(reinterpret_cast<bool*>(keep.data()), n, p, g);
+      mask->assign(keep.begin(), keep.end());
+    }
+    const double q = 1 - p;
+    const auto near = [](double got, double want, double count) {  // within 5 standard errors
+      return std::abs(got - want) < 5 * std::sqrt(want * (1 - want) / count);
+    };
+    for (std::int64_t block = 0; block * 65536 < n; ++block) {
+      const std::int64_t lo = block * 65536, hi = std::min(n, lo + 65536);
+      double kept = 0;
+      for (std::int64_t i = lo; i < hi; ++i) kept += first[i];
+      EXPECT_TRUE(near(kept / double(hi - lo), q, double(hi - lo))) << "p " << p << " block " << block << ": " << kept;
+    }
+    double pairs = 0, both = 0, same = 0;
+    for (std::int64_t i = 0; i + 1 < n; ++i) {
+      pairs += first[i] && first[i + 1];
+      both += first[i] && second[i];
+      same += first[i] == first[i + 1 + (i % 7)] || i + 8 >= n;
+    }
+    EXPECT_TRUE(near(pairs / double(n - 1), q * q, double(n))) << "neighbours, p " << p;
+    EXPECT_TRUE(near(both / double(n - 1), q * q, double(n))) << "two draws, p " << p;
+    EXPECT_TRUE(near(same / double(n - 1), p * p + q * q, double(n))) << "near positions, p " << p;
+  }
+  // a dropped infinity is 0 and a kept one stays infinite (the mask selects, it does not multiply)
+  const Tensor inf = full({4096}, std::numeric_limits<double>::infinity(), DType::float64);
+  Generator g(3);
+  std::int64_t zeros = 0;
+  for (const double v : dropout(inf, 0.5, true, g).to_vector<double>()) {
+    ASSERT_TRUE(v == 0.0 || v == std::numeric_limits<double>::infinity()) << v;
+    zeros += v == 0.0;
+  }
+  EXPECT_GT(zeros, 1800);
+  EXPECT_LT(zeros, 2300);
+}
+
 TEST(OpsNN, DropoutEvalModeAndTrainModeStatistics) {
   const Tensor x = rnd({100000}, 80);
   const V xv = vals(x);

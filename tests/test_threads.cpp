@@ -124,7 +124,9 @@ Governed run_on(train::ThreadGovernor& governor, int steps, const std::function<
   Governed r;
   for (int i = 0; i < steps; ++i) {
     const int n = governor.begin_step();
-    if (governor.adapts()) EXPECT_EQ(omp_get_max_threads(), n);
+    if (governor.adapts()) {
+      EXPECT_EQ(omp_get_max_threads(), n);
+    }
     r.counts.push_back(n);
     const std::string line = governor.end_step(seconds(n), 100);
     if (!line.empty()) r.lines.push_back(line);
