@@ -1,6 +1,7 @@
 #include "optim/optimizer.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -71,16 +72,54 @@ Optimizer::ParamState& Optimizer::state_for(const std::string& name, const Tenso
 void Optimizer::step() {
   NoGradGuard no_grad;
   ++steps_;
+  struct Update {
+    const ParamGroup* group;
+    Tensor param, grad;
+    std::string name;
+    std::int64_t step;
+  };
+  std::vector<Update> updates;
   for (const ParamGroup& g : groups_)
     for (const auto& [name, t] : g.params) {
       const Tensor grad = t.grad();
       if (!grad.defined()) continue;
       if (!t.is_contiguous()) throw std::invalid_argument("optimizer: parameter '" + name + "' is not contiguous");
-      Tensor param = t;
-      ParamState& st = state_for(name, t);
-      update(g, param, grad.dtype() == t.dtype() ? grad.contiguous() : to_dtype(grad, t.dtype()).contiguous(), st.slots,
-             ++st.step);
+      const Tensor gc = grad.dtype() == t.dtype() ? grad.contiguous() : to_dtype(grad, t.dtype()).contiguous();
+      updates.push_back({&g, t, gc, name, ++state_for(name, t).step});
     }
+  if (!updates_elementwise()) {
+    for (Update& u : updates) update(*u.group, u.param, u.grad, state_for(u.name, u.param).slots, u.step);
+    return;
+  }
+  // An elementwise update runs on pieces of at most kPiece elements of every parameter, shared
+  // out between the threads at once: a model's tensors are mostly too small to be worth a
+  // parallel loop each, yet together they are millions of elements. The views are made here,
+  // on this thread, where grad mode is off.
+  constexpr std::int64_t kPiece = 1 << 15;
+  struct Piece {
+    const ParamGroup* group;
+    Tensor param, grad;
+    std::vector<Tensor> slots;
+    std::int64_t step;
+  };
+  std::vector<Piece> pieces;
+  for (Update& u : updates) {
+    const std::int64_t n = u.param.numel();
+    std::vector<Tensor>& slots = state_for(u.name, u.param).slots;
+    const auto flat = [&](const Tensor& t, std::int64_t b, std::int64_t e) { return reshape(t, {n}).slice(0, b, e); };
+    for (std::int64_t b = 0; b < n; b += kPiece) {
+      const std::int64_t e = std::min(n, b + kPiece);
+      Piece piece{u.group, flat(u.param, b, e), flat(u.grad, b, e), {}, u.step};
+      for (const Tensor& slot : slots) piece.slots.push_back(flat(slot, b, e));
+      pieces.push_back(std::move(piece));
+    }
+  }
+  const auto count = static_cast<std::int64_t>(pieces.size());
+#pragma omp parallel for schedule(static) if (count > 1)
+  for (std::int64_t i = 0; i < count; ++i) {
+    Piece& piece = pieces[static_cast<std::size_t>(i)];
+    update(*piece.group, piece.param, piece.grad, piece.slots, piece.step);
+  }
 }
 
 void Optimizer::zero_grad(bool set_to_none) {

@@ -66,6 +66,10 @@ class Optimizer {
   virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad, std::vector<Tensor>& slots,
                       std::int64_t step) = 0;
   virtual std::vector<std::string> slot_names() const = 0;
+  // True when update() treats each element on its own (SGD, Adam): step() may then call it on
+  // pieces of a parameter, and on several pieces at once. An update that needs a whole tensor
+  // (a norm, a factored second moment) keeps the default.
+  virtual bool updates_elementwise() const { return false; }
   std::int64_t steps_ = 0;
 
  private:

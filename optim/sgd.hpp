@@ -25,6 +25,7 @@ class SGD : public Optimizer {
   void update(const ParamGroup& group, Tensor& param, const Tensor& grad, std::vector<Tensor>& slots,
               std::int64_t step) override;
   std::vector<std::string> slot_names() const override;
+  bool updates_elementwise() const override { return true; }
 };
 
 class OptimizerSettings;

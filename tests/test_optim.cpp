@@ -3,6 +3,7 @@
 // gradient clipping, and the schedules (learning rate, DropHead) at known points. Trajectories
 // against torch.optim are in tests/parity/test_parity_optim.cpp.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <vector>
@@ -97,6 +98,70 @@ TEST(Optim, AdamFirstStepMovesEachWeightByAboutLr) {
   opt2.step();
   EXPECT_EQ(values(q), (std::vector<double>{1.0, 1.0}));
   for (const auto& [name, t] : opt2.state()) EXPECT_EQ(name.rfind("p/", 0), 0u) << name;
+}
+
+// step() runs elementwise updates on pieces of 32768 elements of every parameter, shared out
+// between threads: a parameter longer than a piece, one shorter, and both variants of Adam (L2
+// and decoupled decay, amsgrad) give what a plain loop over each element gives, on 1 thread and
+// on 2 with the same bits.
+TEST(Optim, AdamOnPiecesOfParametersEqualsAPlainLoopOnAnyThreadCount) {
+  for (const bool decoupled : {false, true})
+    for (const bool amsgrad : {false, true}) {
+      const optim::AdamOptions o{0.9, 0.98, 1e-6, amsgrad, decoupled};
+      const double lr = 0.01, wd = 0.1;
+      std::vector<std::vector<float>> on_one_thread;
+      for (const int threads : {1, 2}) {
+        Generator g(5);
+        const Tensor big = randn({70001}, g).requires_grad_(), small = randn({5}, g).requires_grad_();
+        const std::vector<float> p0b = big.to_vector<float>(), p0s = small.to_vector<float>();
+        optim::Adam opt({{"g", {{"big", big}, {"small", small}}, lr, lr, wd}}, o);
+        std::vector<std::vector<float>> grads;
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        for (int step = 0; step < 2; ++step) {
+          const Tensor gb = randn({70001}, g), gs = randn({5}, g);
+          sum(big * gb).backward();
+          sum(small * gs).backward();
+          grads.push_back(gb.to_vector<float>());
+          grads.push_back(gs.to_vector<float>());
+          opt.step();
+          opt.zero_grad();
+        }
+        omp_set_num_threads(saved);
+        // the reference: torch's update, element by element, in double
+        const auto reference = [&](std::vector<float> p, int which) {
+          std::vector<double> m(p.size()), v(p.size()), vmax(p.size());
+          for (int t = 1; t <= 2; ++t) {
+            const std::vector<float>& gr = grads[static_cast<std::size_t>(2 * (t - 1) + which)];
+            for (std::size_t i = 0; i < p.size(); ++i) {
+              double x = p[i], gi = gr[i];
+              if (decoupled)
+                x *= 1 - lr * wd;
+              else
+                gi += wd * x;
+              m[i] = 0.9 * m[i] + 0.1 * gi;
+              v[i] = 0.98 * v[i] + 0.02 * gi * gi;
+              vmax[i] = std::max(vmax[i], v[i]);
+              const double second = amsgrad ? vmax[i] : v[i];
+              const double denom = std::sqrt(second) / std::sqrt(1 - std::pow(0.98, t)) + 1e-6;
+              p[i] = static_cast<float>(x - lr / (1 - std::pow(0.9, t)) * m[i] / denom);
+            }
+          }
+          return p;
+        };
+        const std::vector<float> got_b = big.to_vector<float>(), got_s = small.to_vector<float>();
+        const std::vector<float> want_b = reference(p0b, 0), want_s = reference(p0s, 1);
+        double worst = 0;
+        for (std::size_t i = 0; i < got_b.size(); ++i) worst = std::max(worst, double(std::abs(got_b[i] - want_b[i])));
+        for (std::size_t i = 0; i < got_s.size(); ++i) worst = std::max(worst, double(std::abs(got_s[i] - want_s[i])));
+        EXPECT_LT(worst, 2e-6) << "decoupled " << decoupled << " amsgrad " << amsgrad << " threads " << threads;
+        if (threads == 1)
+          on_one_thread = {got_b, got_s};
+        else
+          EXPECT_TRUE(on_one_thread == std::vector<std::vector<float>>({got_b, got_s}))
+              << "2 threads differ from 1: decoupled " << decoupled << " amsgrad " << amsgrad;
+      }
+    }
 }
 
 TEST(Optim, StateRoundTripResumesBitForBit) {
