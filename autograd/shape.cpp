@@ -228,11 +228,9 @@ Tensor slice(const Tensor& x, std::int64_t dim_in, std::int64_t start, std::int6
   shape[dim] = (end - start + step - 1) / step;
   strides[dim] *= step;
   Tensor y = make_view(x, shape, strides, x.offset() + start * x.stride(dim));
-  record(Op::slice, y, {x}, [xs = x.shape(), dim, start, end, step](const Tensor& gy, Grads& g) {
-    // dx = gy scattered into the sliced positions, 0 elsewhere
-    Tensor gx = zeros(xs, gy.dtype());
-    slice(gx, dim, start, end, step).copy_(gy);
-    g.set(0, gx);
+  record(Op::slice, y, {x}, [dim, start, end, step](const Tensor& gy, Grads& g) {
+    // dx = gy scattered into the sliced positions, 0 elsewhere (the engine adds it in place)
+    g.set_slice(0, gy, dim, start, end, step);
   });
   return y;
 }

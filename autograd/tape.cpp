@@ -24,6 +24,11 @@ std::atomic<std::uint64_t> g_visit_epoch{0};
 std::atomic<std::int64_t> g_live_nodes{0};
 std::array<std::atomic<std::uint64_t>, kOpCount> g_op_counts{};
 
+// A gradient buffer only the engine holds, which may be updated in place.
+bool exclusive(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1 && t.is_contiguous();
+}
+
 // Gradients reaching one tensor from several consumers add up. A buffer only the engine holds
 // is updated in place; anything that may be shared (a view, a tensor also handed to another
 // input) is combined out of place.
@@ -32,12 +37,26 @@ void accumulate(Tensor& into, Tensor g) {
     into = std::move(g);
     return;
   }
-  const bool exclusive =
-      into.impl_ptr().use_count() == 1 && into.impl()->storage.use_count() == 1 && into.is_contiguous();
-  if (exclusive && detail::broadcast_shapes(into.shape(), g.shape(), "accumulate") == into.shape())
+  if (exclusive(into) && detail::broadcast_shapes(into.shape(), g.shape(), "accumulate") == into.shape())
     into.add_(g);
   else
     into = add(into, g);
+}
+
+// The full-size gradient of an input of `shape` whose slice `s` is g, zero elsewhere.
+Tensor scattered(const Shape& shape, const Tensor& g, const Grads::Slice& s) {
+  Tensor full = zeros(shape, g.dtype());
+  full.slice(s.dim, s.start, s.end, s.step).copy_(g);
+  return full;
+}
+
+// accumulate() for a gradient that covers slice `s` of an input of `shape`: added into that
+// slice of `into` when the engine holds `into` alone, zeros written around it only otherwise.
+void accumulate_slice(Tensor& into, const Shape& shape, const Tensor& g, const Grads::Slice& s) {
+  if (into.defined() && exclusive(into) && into.shape() == shape)
+    into.slice(s.dim, s.start, s.end, s.step).add_(g);
+  else
+    accumulate(into, scattered(shape, g, s));
 }
 
 // Leaves own their .grad buffer: the first gradient is copied in, later ones are added to it.
@@ -72,7 +91,7 @@ void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
 
 // ------------------------------------------------------------------------- Grads
 
-Grads::Grads(const Node& node) : node_(node), grads_(node.edges().size()) {}
+Grads::Grads(const Node& node) : node_(node), grads_(node.edges().size()), slices_(node.edges().size()) {}
 
 bool Grads::needs(std::size_t input) const { return node_.edges()[input].needs_grad(); }
 
@@ -82,7 +101,31 @@ void Grads::set(std::size_t input, Tensor grad) {
     throw std::logic_error(std::string("backward of '") + node_.name() + "': gradient for input " +
                            std::to_string(input) + " has shape " + shape_str(grad.shape()) +
                            " but the input has shape " + shape_str(node_.input_shape(input)));
+  Slice& s = slices_[input];
+  if (s.active) {  // a slice given before: make it full-size first
+    grads_[input] = scattered(node_.input_shape(input), grads_[input], s);
+    s.active = false;
+  }
   accumulate(grads_[input], std::move(grad));
+}
+
+void Grads::set_slice(std::size_t input, Tensor grad, std::int64_t dim, std::int64_t start, std::int64_t end,
+                      std::int64_t step) {
+  if (!needs(input)) return;
+  const Shape& shape = node_.input_shape(input);
+  Shape piece = shape;
+  piece[static_cast<std::size_t>(dim)] = (end - start + step - 1) / step;
+  if (grad.shape() != piece)
+    throw std::logic_error(std::string("backward of '") + node_.name() + "': gradient for a slice of input " +
+                           std::to_string(input) + " has shape " + shape_str(grad.shape()) +
+                           " but the slice has shape " + shape_str(piece));
+  const Slice s{dim, start, end, step, true};
+  if (grads_[input].defined()) {  // a second contribution to this input: go full-size
+    set(input, scattered(shape, grad, s));
+    return;
+  }
+  grads_[input] = std::move(grad);
+  slices_[input] = s;
 }
 
 // ------------------------------------------------------------------------- Node
@@ -244,7 +287,15 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       Tensor& g = grads.values()[i];
       if (!g.defined()) continue;
       const Node::Edge& e = n->edges_[i];
-      if (e.node) {
+      const Grads::Slice& s = grads.slice_of(i);
+      if (s.active && e.node) {
+        accumulate_slice(e.node->pending_grad_, n->input_shapes_[i], g, s);
+      } else if (s.active && e.leaf) {
+        if (e.leaf->grad)
+          Tensor(e.leaf->grad).slice(s.dim, s.start, s.end, s.step).add_(g);
+        else
+          e.leaf->grad = scattered(n->input_shapes_[i], g, s).impl_ptr();
+      } else if (e.node) {
         accumulate(e.node->pending_grad_, std::move(g));
       } else if (e.leaf) {
         accumulate_into_leaf(*e.leaf, g);

@@ -80,11 +80,23 @@ class Grads {
   bool needs(std::size_t input) const;
   // Hands over the gradient for `input`. Its shape must equal that input's shape (checked).
   void set(std::size_t input, Tensor grad);
+  // Hands over the gradient of a slice of `input` (Tensor::slice's arguments), zero elsewhere:
+  // `grad` has the slice's shape. The engine adds it into the input's gradient in place when it
+  // can, so that the pieces of a split tensor (q, k and v of one projection) fill one buffer
+  // instead of each writing a full-size one of zeros around itself.
+  void set_slice(std::size_t input, Tensor grad, std::int64_t dim, std::int64_t start, std::int64_t end,
+                 std::int64_t step);
+  struct Slice {
+    std::int64_t dim = 0, start = 0, end = 0, step = 1;
+    bool active = false;  // the gradient held for this input covers this slice only
+  };
   std::vector<Tensor>& values() { return grads_; }
+  const Slice& slice_of(std::size_t input) const { return slices_[input]; }
 
  private:
   const Node& node_;
   std::vector<Tensor> grads_;
+  std::vector<Slice> slices_;
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;

@@ -1,6 +1,7 @@
 // The tape: seeding and accumulation, fan-out, detach and no-grad, retain_graph, upstream
 // gradients, the gradient-ready hook, freeing of graphs and activations (1,000 training steps with flat memory), and
-// graphs long enough that recursion would overflow the stack.
+// graphs long enough that recursion would overflow the stack; slices' gradients added into one
+// buffer.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -70,6 +71,42 @@ TEST(Tape, GradReadyHookCallsEachLeafOnceWhenItsGradientIsFinal) {
   calls.clear();
   sum(w * 2.0).backward();
   EXPECT_TRUE(calls.empty());
+}
+
+// A slice hands the engine its piece of the gradient; the engine adds the pieces into one buffer
+// (in place when it holds it alone). Pieces side by side (q, k, v of a projection), overlapping
+// and strided pieces, and full-size gradients before and after them must still add up exactly,
+// into an intermediate tensor's gradient and into a leaf's (with and without a .grad already).
+TEST(Tape, SlicesOfOneTensorAddTheirPiecesIntoOneGradient) {
+  Generator gen(4);
+  const Tensor w = randn({4, 9}, gen, DType::float64);
+  for (const bool leaf : {true, false})
+    for (const bool full_first : {true, false}) {
+      Tensor base = randn({4, 9}, gen, DType::float64).requires_grad_();
+      base.zero_grad();  // a leaf whose .grad exists: pieces go into it
+      const Tensor x = leaf ? base : base * 2.0;
+      const Tensor q = x.slice(1, 0, 3), k = x.slice(1, 3, 6), v = x.slice(1, 6, 9);
+      const Tensor odd = x.slice(1, 1, 9, 2), rows = x.slice(0, 1, 3);  // strided; overlapping
+      Tensor loss = sum(q * 1.0) + sum(k * 2.0) + sum(v * 3.0) + sum(odd * 10.0) + sum(rows * 100.0);
+      loss = full_first ? sum(x * w) + loss : loss + sum(x * w);
+      loss.backward();
+      const std::vector<double> wv = values(w), got = values(base.grad());
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 9; ++c) {
+          double want = wv[r * 9 + c] +
+                        (c < 3   ? 1.0
+                         : c < 6 ? 2.0
+                                 : 3.0) +
+                        (c % 2 == 1 ? 10.0 : 0.0) + (r == 1 || r == 2 ? 100.0 : 0.0);
+          if (!leaf) want *= 2.0;
+          EXPECT_NEAR(got[r * 9 + c], want, 1e-12)
+              << "leaf " << leaf << " full first " << full_first << " at " << r << "," << c;
+        }
+    }
+  // a leaf reached by one slice only, with no .grad yet: zeros around the piece
+  Tensor only = tensor({1.0, 2.0, 3.0, 4.0}, DType::float64).requires_grad_();
+  sum(only.slice(0, 1, 3) * 5.0).backward();
+  EXPECT_EQ(values(only.grad()), (std::vector<double>{0.0, 5.0, 5.0, 0.0}));
 }
 
 TEST(Tape, DiamondGraphRunsEachNodeOnce) {
