@@ -213,12 +213,12 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
 }
 
 // The register kernel for attention's small products against the plain loop, over every
-// transposition, row and column counts that leave tails (4-row blocks, 8- and 16-wide vectors),
+// transposition, row and column counts that leave tails (6- and 4-row blocks, 8- and 16-wide vectors),
 // padded leading dims, beta 0 (C unread: it holds NaN) and 1, in float and double.
 template <class T>
 void small_gemm_matches_reference(double tolerance) {
   std::uint64_t seed = 300;
-  for (const std::int64_t m : {1, 3, 4, 7, 24})
+  for (const std::int64_t m : {1, 3, 4, 7, 10, 24})
     for (const std::int64_t n : {1, 7, 8, 15, 16, 17, 24, 33})
       for (const std::int64_t k : {1, 5, 16, 65})
         for (int trans = 0; trans < 4; ++trans)
