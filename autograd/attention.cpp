@@ -31,17 +31,6 @@
 namespace rune {
 namespace {
 
-// One head's product: in registers when it is small (head dims of 16-64 at short lengths), where
-// a BLAS call would cost more than its FLOPs; through BLAS otherwise.
-template <class T>
-void head_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
-               const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  if (detail::small_gemm_pays(m, n, k))
-    detail::small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else
-    blas::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
 // Shapes and per-head addressing of one attention call.
 struct Geometry {
   std::int64_t B, H, Hkv, G, Tq, Tk, D, Dv;
@@ -205,7 +194,7 @@ void probabilities(const Geometry& g, const Heads<T>& q, const Heads<T>& k, cons
   for (std::int64_t bh = 0; bh < pairs; ++bh) {
     const std::int64_t b = bh / g.H, h = bh % g.H, hk = h / g.G;
     T* pb = p + bh * g.Tq * g.Tk;
-    head_gemm(false, true, g.Tq, g.Tk, g.D, scale, q.at(b, h), q.ld, k.at(b, hk), k.ld, T(0), pb, g.Tk);
+    detail::gemm_by_size(false, true, g.Tq, g.Tk, g.D, scale, q.at(b, h), q.ld, k.at(b, hk), k.ld, T(0), pb, g.Tk);
     for (std::int64_t i = 0; i < g.Tq; ++i) {
       T* row = pb + i * g.Tk;
       softmax_row(row, masks.apply(row, b, h, i, g.Tk), g.Tk);
@@ -226,10 +215,11 @@ void scores_backward(const Geometry& g, std::int64_t b, std::int64_t h, const T*
     detail::row_map2(dr, pr, dr, g.Tk, [&](auto d, auto v) { return v * (d - dot); });
   }
   const std::int64_t hk = h / g.G;
-  if (dq) head_gemm(false, false, g.Tq, g.D, g.Tk, scale, ds, g.Tk, k.at(b, hk), k.ld, T(0), dq->at(b, h), dq->ld);
+  if (dq)
+    detail::gemm_by_size(false, false, g.Tq, g.D, g.Tk, scale, ds, g.Tk, k.at(b, hk), k.ld, T(0), dq->at(b, h), dq->ld);
   if (dk)
-    head_gemm(true, false, g.Tk, g.D, g.Tq, scale, ds, g.Tk, q.at(b, h), q.ld, first_in_group ? T(0) : T(1),
-              dk->at(b, hk), dk->ld);
+    detail::gemm_by_size(true, false, g.Tk, g.D, g.Tq, scale, ds, g.Tk, q.at(b, h), q.ld, first_in_group ? T(0) : T(1),
+                         dk->at(b, hk), dk->ld);
 }
 
 double resolve_scale(const char* op, std::optional<double> scale, std::int64_t D) {
@@ -324,8 +314,8 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
           pb = dropped.data();
         }
         // O[b, :, h, :] (Tq, Dv), rows H * Dv apart in the (B, Tq, H, Dv) storage
-        head_gemm(false, false, g.Tq, g.Dv, g.Tk, T(1), pb, g.Tk, hv.at(b, h / g.G), hv.ld, T(0),
-                  storage.data<T>() + b * g.Tq * g.H * g.Dv + h * g.Dv, g.H * g.Dv);
+        detail::gemm_by_size(false, false, g.Tq, g.Dv, g.Tk, T(1), pb, g.Tk, hv.at(b, h / g.G), hv.ld, T(0),
+                             storage.data<T>() + b * g.Tq * g.H * g.Dv + h * g.Dv, g.H * g.Dv);
       }
     }
   });
@@ -364,11 +354,11 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
                      pd = dropped.data();
                    }
                    if (need_v)
-                     head_gemm(true, false, g.Tk, g.Dv, g.Tq, T(1), pd, g.Tk, hg.at(b, h), hg.ld, r == 0 ? T(0) : T(1),
-                               hdv.at(b, kh), hdv.ld);
+                     detail::gemm_by_size(true, false, g.Tk, g.Dv, g.Tq, T(1), pd, g.Tk, hg.at(b, h), hg.ld,
+                                          r == 0 ? T(0) : T(1), hdv.at(b, kh), hdv.ld);
                    if (!need_q && !need_k) continue;
-                   head_gemm(false, true, g.Tq, g.Tk, g.Dv, T(1), hg.at(b, h), hg.ld, hv.at(b, kh), hv.ld, T(0),
-                             ds.data(), g.Tk);
+                   detail::gemm_by_size(false, true, g.Tq, g.Tk, g.Dv, T(1), hg.at(b, h), hg.ld, hv.at(b, kh), hv.ld,
+                                        T(0), ds.data(), g.Tk);
                    if (kb) detail::keep_scaled(ds.data(), kb, T(keep_scale), ds.data(), pl);
                    scores_backward<T>(g, b, h, pb, ds.data(), hq, hk, T(scale), need_q ? &hdq : nullptr,
                                       need_k ? &hdk : nullptr, r == 0);

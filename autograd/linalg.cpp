@@ -1,9 +1,9 @@
-// matmul: every product is one BLAS gemm on raw buffers, batched over broadcast leading dims.
+// matmul: every product is one gemm on raw buffers, batched over broadcast leading dims.
 //
-// Layouts: a transposed operand (a view from transpose()) is handed to BLAS with its trans flag,
-// never copied. (B, T, C) @ (C, N), the Linear layer's shape, is folded into one (B*T, C) @ (C, N)
-// gemm. Many small products (attention over B x H) run one gemm per thread; few large ones
-// let OpenBLAS spread each gemm over the threads.
+// Layouts: a transposed operand (a view from transpose()) is handed to the gemm with its trans
+// flag, never copied. (B, T, C) @ (C, N), the Linear layer's shape, is folded into one
+// (B*T, C) @ (C, N) gemm. Many small products (attention over B x H) run one per thread, in
+// registers when small (detail::gemm_by_size); few large ones are shared out by blas::gemm.
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -12,6 +12,7 @@
 #include "autograd/kernels.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/reference.hpp"
+#include "autograd/small_gemm.hpp"
 
 namespace rune {
 namespace {
@@ -72,7 +73,7 @@ void matmul_into(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
       oa += idx * sa[d];
       ob += idx * sb[d];
     }
-    blas::gemm(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), c + i * M * N, N);
+    detail::gemm_by_size(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), c + i * M * N, N);
   };
   const int threads = omp_get_max_threads();
   if (nb >= threads && threads > 1 && M * N * K < kSmallGemm) {

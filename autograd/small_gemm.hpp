@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autograd/blas.hpp"
 #include "autograd/simd.hpp"
 
 namespace rune::detail {
@@ -117,6 +118,17 @@ void small_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
     small_gemm_impl::product<T, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     small_gemm_impl::product<T, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// One product of a batch (a head of attention, a batched matmul's item): in registers when it
+// is small, through BLAS otherwise.
+template <class T>
+void gemm_by_size(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                  std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (small_gemm_pays(m, n, k))
+    small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    blas::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace rune::detail
