@@ -169,6 +169,14 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
                  std::optional<double> scale = std::nullopt, double dropout_p = 0.0, Generator* gen = nullptr);
 
+// ---------------------------------------------------------------- rope.cpp
+// Rotary position embedding in the rotate-half layout of GPT-NeoX and LLaMA: x (B, H, T, D), the
+// query or key heads at positions offset .. offset + T - 1. The first rotary_dim features (0: all
+// D; even) split into halves x1, x2; with a = position * base^(-2i / rotary_dim) for feature i of
+// a half, the result is [x1 cos a - x2 sin a, x2 cos a + x1 sin a], the other features unchanged.
+// A cached decoder passes offset = the cache length, so a step sees the angles a full pass would.
+Tensor rope(const Tensor& x, std::int64_t offset = 0, double base = 10000.0, std::int64_t rotary_dim = 0);
+
 // ---------------------------------------------------------------- image.cpp
 // im2col for non-overlapping square patches: x (B, C, H, W), H and W divisible by patch, to
 // (B, N, C * patch * patch) with N = (H/patch)(W/patch) patches in row-major grid order and the

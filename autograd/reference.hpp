@@ -14,5 +14,9 @@ Tensor log_softmax(const Tensor& x);              // over the last dim
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);  // last dim
 Tensor gelu(const Tensor& x, GeluApproximation approximate);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options);
+// Rotary embedding as the Hugging Face LLaMA code writes it: emb = cat(freqs, freqs),
+// x * cos(emb) + rotate_half(x) * sin(emb) with rotate_half(x) = cat(-x2, x1), on the first
+// rotary_dim features. Returns float64.
+Tensor rope(const Tensor& x, std::int64_t offset, double base, std::int64_t rotary_dim);
 
 }  // namespace rune::reference

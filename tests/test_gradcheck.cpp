@@ -638,6 +638,21 @@ std::vector<GradCase> all_cases() {
       },
       [](const Inputs& x) { return interpolate_bicubic(x[0], 5, 6, true); });
 
+  // ---- rotary embedding: all features from position 0; part of them, at an offset, base 100, of
+  // a permuted (non-contiguous) input
+  add_case(
+      "rope", Op::rope,
+      [] {
+        return Inputs{leaf({2, 3, 5, 8}, 131)};
+      },
+      [](const Inputs& x) { return rope(x[0]); });
+  add_case(
+      "rope_partial_offset_permuted", Op::rope,
+      [] {
+        return Inputs{leaf({2, 6, 3, 5}, 132).permute({0, 2, 1, 3}).detach().requires_grad_()};
+      },
+      [](const Inputs& x) { return rope(x[0], 7, 100.0, 2); });
+
   // ---- embedding: repeated ids add up. padding_idx's row gets no gradient by definition, though
   // the output reads it, so its positions are zeroed here for the finite differences to agree.
   add_case(
