@@ -353,6 +353,32 @@ class GQAttention(nn.Module):
 
 # ----------------------------------------------------------------------------- Transformer
 
+def reference_rope(x, offset, base, rotary_dim):
+    """Rotary embedding as the Hugging Face LLaMA code writes it, in float64: inv_freq =
+    1 / base^(arange(0, r, 2) / r), emb = cat(freqs, freqs), x * cos + rotate_half(x) * sin on the
+    first r features, rotate_half(x) = cat(-x2, x1); the other features pass through."""
+    T, r = x.shape[2], rotary_dim
+    inv_freq = 1.0 / (base ** (torch.arange(0, r, 2, dtype=torch.float64) / r))
+    freqs = torch.outer(torch.arange(offset, offset + T, dtype=torch.float64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    rot, rest = x[..., :r], x[..., r:]
+    x1, x2 = rot[..., : r // 2], rot[..., r // 2:]
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return torch.cat((rot * emb.cos() + rotated * emb.sin(), rest), dim=-1)
+
+
+def rope_fixtures():
+    def one(name, shape, offset, base, rotary_dim):
+        seed(name)
+        inputs = {"x": randn(*shape)}
+        attrs = {"offset": offset, "base": base, "rotary_dim": rotary_dim}
+        return write(name, attrs, inputs, None,
+                     lambda i: {"out": reference_rope(i["x"], offset, base, rotary_dim)})
+
+    one("rope_full.h5", (2, 3, 7, 8), 0, 10000.0, 8)
+    one("rope_partial_offset.h5", (1, 2, 5, 12), 9, 500.0, 8)
+
+
 def transformer_fixtures():
     d, h, ff = 32, 4, 64
     for name, norm_first, act in (("encoder_layer_post.h5", False, "relu"), ("encoder_layer_pre.h5", True, "gelu")):
@@ -547,6 +573,7 @@ def main():
     reader_check()
     basic_layers()
     attention_fixtures()
+    rope_fixtures()
     transformer_fixtures()
     vit_fixtures()
     optim_fixtures()

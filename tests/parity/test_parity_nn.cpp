@@ -139,6 +139,18 @@ TEST(ParityAttention, ScaledDotProductAttentionWithEveryMaskKind) {
   }
 }
 
+// Rotary embedding against the Hugging Face LLaMA formula (make_fixtures.py: reference_rope):
+// all features from position 0, and part of them at an offset with another base.
+TEST(ParityAttention, RotaryEmbeddingIsLlamasRotateHalf) {
+  Functional none;
+  for (const char* file : {"rope_full.h5", "rope_partial_offset.h5"}) {
+    const Fixture f(file);
+    check_parity(file, none, {"x"}, {}, [&](const Inputs& in) {
+      return Named{{"out", rope(in.at("x"), f.attr_int("offset"), f.attr_double("base"), f.attr_int("rotary_dim"))}};
+    });
+  }
+}
+
 nn::MultiheadAttentionOptions mha_options(const Fixture& f) {
   nn::MultiheadAttentionOptions o;
   o.embed_dim = f.attr_int("embed_dim");
