@@ -163,6 +163,15 @@ MultiheadAttentionOptions checked(MultiheadAttentionOptions o) {
   if (o.kdim < 0 || o.vdim < 0) fail("kdim and vdim must be positive");
   if (!(o.dropout >= 0.0 && o.dropout < 1.0)) fail("dropout must be in [0, 1)");
   if (!(o.drophead >= 0.0 && o.drophead < 1.0)) fail("drophead must be in [0, 1)");
+  if (o.rotary) {
+    const std::int64_t D = o.embed_dim / o.num_heads;
+    if (o.rope_dim < 0 || o.rope_dim > D || o.rope_dim % 2 != 0 || (o.rope_dim == 0 && D % 2 != 0))
+      fail("rope_dim " + std::to_string(o.rope_dim) + " must be even and at most the head dim " + std::to_string(D) +
+           " (0: all of it, when it is even)");
+    if (!(o.rope_base > 1.0) || !std::isfinite(o.rope_base)) fail("rope_base must be finite and above 1");
+    if (o.kdim != o.embed_dim || o.vdim != o.embed_dim)
+      fail("rotary positions are for self-attention: kdim and vdim must be embed_dim");
+  }
   return o;
 }
 
@@ -293,6 +302,13 @@ MultiheadAttention::Projections MultiheadAttention::split_into_heads(const Proje
     h.k = split_heads(p.k, num_kv_heads);  // (B, Hkv, Tk, D)
     h.v = split_heads(p.v, num_kv_heads);
   }
+  if (options.rotary) {  // the new positions start after those the cache holds
+    if (cache && cache->kind() == KVCache::Kind::memory)
+      throw std::invalid_argument("MultiheadAttention: rotary positions are for self-attention, not a memory cache");
+    const std::int64_t past = cache ? cache->length() : 0;
+    h.q = rope(h.q, past, options.rope_base, options.rope_dim);
+    h.k = rope(h.k, past, options.rope_base, options.rope_dim);
+  }
   if (!cache) return h;
   if (!reuse_memory) cache->append(h.k, h.v);
   if (cache->keys().size(0) != batch)
@@ -361,7 +377,11 @@ std::string MultiheadAttention::repr() const {
   if (num_kv_heads != options.num_heads) os << ", num_kv_heads=" << num_kv_heads;
   if (options.kdim != options.embed_dim) os << ", kdim=" << options.kdim;
   if (options.vdim != options.embed_dim) os << ", vdim=" << options.vdim;
-  os << ", bias=" << (options.bias ? "true" : "false") << ", dropout=" << options.dropout << ")";
+  os << ", bias=" << (options.bias ? "true" : "false") << ", dropout=" << options.dropout;
+  if (options.rotary)
+    os << ", rotary=true, rope_base=" << options.rope_base
+       << (options.rope_dim ? ", rope_dim=" + std::to_string(options.rope_dim) : std::string());
+  os << ")";
   return os.str();
 }
 

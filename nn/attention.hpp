@@ -87,6 +87,12 @@ struct MultiheadAttentionOptions {
   // this probability and the example's kept heads are scaled by H / (heads kept).
   double drophead = 0.0;
   Generator* dropout_generator = nullptr;  // null: the default generator (dropout and DropHead)
+  // Rotary position embedding (rope in autograd/ops.hpp) on the query and key heads, after their
+  // projections and before the keys are cached: a query or key at position p (p counts the
+  // positions a self-attention cache already holds) is rotated by p. Self-attention only.
+  bool rotary = false;
+  double rope_base = 10000.0;
+  std::int64_t rope_dim = 0;  // features of a head that rotate (even); 0: all of them
 };
 
 // MultiheadAttention's arguments besides query, key and value, as its forward hooks see them. A

@@ -415,10 +415,13 @@ TEST(MultiheadAttention, SelfCrossAndSeparateInputsAgree) {
   EXPECT_LT(max_abs_diff(per.output, fused), 1e-6);
 }
 
-// Decoding with the cache, one token at a time, equals running the whole prefix causally.
-void expect_cached_decoding_matches(std::int64_t H, std::int64_t Hkv) {
+// Decoding with the cache, one token at a time, equals running the whole prefix causally (with
+// rotary positions too: each step's query and key rotated by the positions the cache holds).
+void expect_cached_decoding_matches(std::int64_t H, std::int64_t Hkv, bool rotary = false) {
   Generator g(3);
-  const nn::MultiheadAttention mha(mha_options(24, H, Hkv), g);
+  nn::MultiheadAttentionOptions o = mha_options(24, H, Hkv);
+  o.rotary = rotary;
+  const nn::MultiheadAttention mha(o, g);
   const Tensor x = randn({2, 7, 24}, g);
   const Tensor full_out = mha.forward(x, x, x, AttentionMask{true, {}, {}, {}}).output;  // (B, T, C)
   NoGradGuard no_grad;
@@ -427,7 +430,8 @@ void expect_cached_decoding_matches(std::int64_t H, std::int64_t Hkv) {
     const Tensor step = slice(x, 1, t, t + 1);
     const Tensor out =
         mha.forward(step, step, step, AttentionMask{true, {}, {}, {}}, AttentionWeights::none, &cache).output;
-    EXPECT_LT(max_abs_diff(out, slice(full_out, 1, t, t + 1)), 1e-5) << "H " << H << " Hkv " << Hkv << " step " << t;
+    EXPECT_LT(max_abs_diff(out, slice(full_out, 1, t, t + 1)), 1e-5)
+        << "H " << H << " Hkv " << Hkv << " rotary " << rotary << " step " << t;
   }
   EXPECT_EQ(cache.length(), 7);
 }
@@ -436,6 +440,52 @@ TEST(MultiheadAttention, CachedDecodingMatchesTheFullPrefix) {
   expect_cached_decoding_matches(4, 4);
   expect_cached_decoding_matches(4, 2);
   expect_cached_decoding_matches(4, 1);
+}
+
+TEST(MultiheadAttention, CachedDecodingWithRotaryPositionsMatchesTheFullPrefix) {
+  expect_cached_decoding_matches(4, 4, true);
+  expect_cached_decoding_matches(4, 2, true);
+  expect_cached_decoding_matches(4, 1, true);
+}
+
+// With rotary positions the module is: project, split into heads, rotate q and k by their
+// positions, attend, combine, out_proj (here grouped-query, part of each head rotating, base 100).
+TEST(MultiheadAttention, RotaryRotatesQueriesAndKeysBetweenProjectionAndAttention) {
+  Generator g(5);
+  nn::MultiheadAttentionOptions o = mha_options(24, 4, 2);
+  o.rotary = true;
+  o.rope_base = 100.0;
+  o.rope_dim = 4;
+  nn::MultiheadAttention mha(o, g);
+  {
+    NoGradGuard no_grad;
+    Tensor(mha.in_proj_bias).copy_(randn(mha.in_proj_bias.shape(), g));  // zero at init: make it count
+  }
+  const Tensor x = randn({2, 6, 24}, g);
+  const AttentionMask causal{true, {}, {}, {}};
+  const Tensor q = linear(x, mha.q_proj_weight, slice(mha.in_proj_bias, 0, 0, 24));
+  const Tensor k = linear(x, mha.k_proj_weight, slice(mha.in_proj_bias, 0, 24, 36));
+  const Tensor v = linear(x, mha.v_proj_weight, slice(mha.in_proj_bias, 0, 36, 48));
+  const Tensor heads = attention(rope(nn::split_heads(q, 4), 0, 100.0, 4), rope(nn::split_heads(k, 2), 0, 100.0, 4),
+                                 nn::split_heads(v, 2), causal);
+  const Tensor want = mha.out_proj->forward(nn::combine_heads(heads));
+  const Tensor got = mha.forward(x, x, x, causal).output;
+  EXPECT_LT(max_abs_diff(got, want), 1e-6);
+  o.rotary = false;
+  nn::MultiheadAttention plain(o, g);
+  plain.load_state_dict(mha.named_parameters());
+  EXPECT_GT(max_abs_diff(plain.forward(x, x, x, causal).output, got), 1e-3) << "the rotation changes the output";
+  // what rotary cannot do is refused by name
+  for (const std::int64_t bad_dim : {3, 8}) {
+    o.rotary = true;
+    o.rope_dim = bad_dim;
+    EXPECT_THROW(nn::MultiheadAttention(o, g), std::invalid_argument) << bad_dim;
+  }
+  o.rope_dim = 0;
+  o.kdim = 12;
+  EXPECT_THROW(nn::MultiheadAttention(o, g), std::invalid_argument);
+  nn::KVCache memory(nn::KVCache::Kind::memory);
+  EXPECT_THROW(mha.forward(x, x, x, {}, AttentionWeights::none, &memory), std::invalid_argument);
 }
 
 TEST(MultiheadAttention, MemoryCacheProjectsTheEncoderOutputOnce) {
