@@ -24,7 +24,8 @@
 //   Embedding                       (ids) -> (y)
 //   Sinusoidal/LearnedPositional*   (x) -> (y); PositionKwargs
 //   MultiheadAttention              (query, key, value) -> (output[, weights]); MultiheadAttentionKwargs
-//   TransformerEncoderLayer/Encoder (src) -> (y); EncoderKwargs
+//   TransformerEncoderLayer         (src) -> (y); EncoderKwargs
+//   TransformerEncoder              (src) -> (y); EncoderStackKwargs
 //   TransformerDecoderLayer         (tgt, memory) -> (y); DecoderLayerKwargs
 //   TransformerDecoder              (tgt, memory) -> (y); DecoderKwargs
 //   Transformer                     (src, tgt) -> (y); TransformerKwargs

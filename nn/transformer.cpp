@@ -20,7 +20,9 @@ namespace {
 
 Tensor activate(const Tensor& x, Activation a) { return a == Activation::gelu ? gelu(x) : relu(x); }
 
-MultiheadAttentionOptions attention_options(const TransformerLayerOptions& o) {
+// A layer's attention options: its self-attention's (with the rotary positions, if any), or a
+// decoder's cross-attention's (never rotary).
+MultiheadAttentionOptions attention_options(const TransformerLayerOptions& o, bool self_attention = true) {
   MultiheadAttentionOptions m;
   m.embed_dim = o.d_model;
   m.num_heads = o.nhead;
@@ -28,6 +30,9 @@ MultiheadAttentionOptions attention_options(const TransformerLayerOptions& o) {
   m.bias = o.bias;
   m.dropout = o.dropout;
   m.dropout_generator = o.dropout_generator;
+  m.rotary = self_attention && o.rotary;
+  m.rope_base = o.rope_base;
+  m.rope_dim = o.rope_dim;
   return m;
 }
 
@@ -46,7 +51,9 @@ std::string layer_repr(const char* name, const TransformerLayerOptions& o) {
   std::ostringstream os;
   os << name << "(d_model=" << o.d_model << ", nhead=" << o.nhead << ", dim_feedforward=" << o.dim_feedforward
      << ", dropout=" << o.dropout << ", activation=" << activation_name(o.activation)
-     << ", norm_first=" << (o.norm_first ? "true" : "false") << ")";
+     << ", norm_first=" << (o.norm_first ? "true" : "false");
+  if (o.rotary) os << ", rotary=true, rope_base=" << o.rope_base;
+  os << ")";
   return os.str();
 }
 
@@ -92,17 +99,20 @@ Tensor TransformerEncoderLayer::feed_forward(const Tensor& x) const {
   return dropout2->forward(linear2->forward(dropout->forward(activate(linear1->forward(x), options.activation))));
 }
 
-Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& src_mask) const {
-  if (!has_forward_hooks()) return forward_impl(src, src_mask);
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& src_mask, KVCache* cache) const {
+  if (!has_forward_hooks()) return forward_impl(src, src_mask, cache);
   EncoderKwargs kwargs;
   kwargs.src_mask = src_mask;
+  kwargs.cache = cache;
   return with_hooks({src}, kwargs, [this](const std::vector<Tensor>& in, const EncoderKwargs& k) {
-    return forward_impl(in[0], k.src_mask);
+    return forward_impl(in[0], k.src_mask, k.cache);
   });
 }
 
-Tensor TransformerEncoderLayer::forward_impl(const Tensor& src, const AttentionMask& mask) const {
-  const auto sa = [&](const Tensor& x) { return dropout1->forward(self_attn->forward(x, x, x, mask).output); };
+Tensor TransformerEncoderLayer::forward_impl(const Tensor& src, const AttentionMask& mask, KVCache* cache) const {
+  const auto sa = [&](const Tensor& x) {
+    return dropout1->forward(self_attn->forward(x, x, x, mask, AttentionWeights::none, cache).output);
+  };
   if (options.norm_first) {
     const Tensor x = src + sa(norm1->forward(src));
     return x + feed_forward(norm2->forward(x));
@@ -118,7 +128,8 @@ std::string TransformerEncoderLayer::repr() const { return layer_repr("Transform
 TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& o, Generator& gen)
     : options(checked(o, "TransformerDecoderLayer")) {
   self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(attention_options(o), gen));
-  multihead_attn = register_module("multihead_attn", std::make_shared<MultiheadAttention>(attention_options(o), gen));
+  multihead_attn =
+      register_module("multihead_attn", std::make_shared<MultiheadAttention>(attention_options(o, false), gen));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, o.dropout_generator));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias, gen));
@@ -180,18 +191,29 @@ TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& layer, std
   if (final_norm) norm = register_module("norm", std::make_shared<LayerNorm>(layer.d_model, layer.layer_norm_eps));
 }
 
-Tensor TransformerEncoder::forward(const Tensor& src, const AttentionMask& src_mask) const {
-  if (!has_forward_hooks()) return forward_impl(src, src_mask);
-  EncoderKwargs kwargs;
+Tensor TransformerEncoder::forward(const Tensor& src, const AttentionMask& src_mask, EncoderCache* cache) const {
+  if (!has_forward_hooks()) return forward_impl(src, src_mask, cache);
+  EncoderStackKwargs kwargs;
   kwargs.src_mask = src_mask;
-  return with_hooks({src}, kwargs, [this](const std::vector<Tensor>& in, const EncoderKwargs& k) {
-    return forward_impl(in[0], k.src_mask);
+  kwargs.cache = cache;
+  return with_hooks({src}, kwargs, [this](const std::vector<Tensor>& in, const EncoderStackKwargs& k) {
+    return forward_impl(in[0], k.src_mask, k.cache);
   });
 }
 
-Tensor TransformerEncoder::forward_impl(const Tensor& src, const AttentionMask& src_mask) const {
+EncoderCache TransformerEncoder::make_cache() const {
+  EncoderCache cache;
+  cache.layers.resize(layers->size());
+  return cache;
+}
+
+Tensor TransformerEncoder::forward_impl(const Tensor& src, const AttentionMask& src_mask, EncoderCache* cache) const {
+  if (cache && cache->layers.size() != layers->size())
+    throw std::invalid_argument("TransformerEncoder: the cache has " + std::to_string(cache->layers.size()) +
+                                " layers, the encoder " + std::to_string(layers->size()) + " (use make_cache())");
   Tensor x = src;
-  for (const auto& layer : *layers) x = layer->forward(x, src_mask);
+  for (std::size_t i = 0; i < layers->size(); ++i)
+    x = (*layers)[i].forward(x, src_mask, cache ? &cache->layers[i] : nullptr);
   return norm ? norm->forward(x) : x;
 }
 

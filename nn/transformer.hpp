@@ -44,6 +44,7 @@ class FeedForward : public Module {
 // The encoder layer's and the encoder's arguments besides src, as hooks see them.
 struct EncoderKwargs : ForwardKwargs {
   AttentionMask src_mask;
+  KVCache* cache = nullptr;  // a layer's self-attention cache (a decoder-only model decoding)
 };
 
 struct TransformerLayerOptions {
@@ -57,13 +58,20 @@ struct TransformerLayerOptions {
   bool bias = true;
   std::int64_t num_kv_heads = 0;           // 0: nhead (see MultiheadAttentionOptions)
   Generator* dropout_generator = nullptr;  // null: the default generator
+  // Rotary positions in the self-attention (MultiheadAttentionOptions::rotary); never in a
+  // decoder's cross-attention.
+  bool rotary = false;
+  double rope_base = 10000.0;
+  std::int64_t rope_dim = 0;
 };
 
 class TransformerEncoderLayer : public Module {
  public:
   explicit TransformerEncoderLayer(const TransformerLayerOptions& options, Generator& gen = default_generator());
-  // src (B, S, C); src_mask: the self-attention's masks (key padding, blocked, causal).
-  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {}) const;
+  // src (B, S, C); src_mask: the self-attention's masks (key padding, blocked, causal). With a
+  // cache (a causal decoder-only stack decoding), src holds only the new positions and the
+  // self-attention sees every cached one.
+  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {}, KVCache* cache = nullptr) const;
   std::string repr() const override;
 
   const TransformerLayerOptions options;
@@ -73,7 +81,7 @@ class TransformerEncoderLayer : public Module {
   std::shared_ptr<Dropout> dropout, dropout1, dropout2;
 
  private:
-  Tensor forward_impl(const Tensor& src, const AttentionMask& src_mask) const;
+  Tensor forward_impl(const Tensor& src, const AttentionMask& src_mask, KVCache* cache) const;
   Tensor feed_forward(const Tensor& x) const;
 };
 
@@ -112,19 +120,35 @@ class TransformerDecoderLayer : public Module {
   Tensor feed_forward(const Tensor& x) const;
 };
 
+// One self-attention cache per layer of an encoder stack used as a causal decoder-only model;
+// length() positions decoded so far.
+struct EncoderCache {
+  std::vector<KVCache> layers;
+  std::int64_t length() const { return layers.empty() ? 0 : layers.front().length(); }
+};
+
+// The encoder stack's arguments besides src, as hooks see them.
+struct EncoderStackKwargs : ForwardKwargs {
+  AttentionMask src_mask;
+  EncoderCache* cache = nullptr;
+};
+
 class TransformerEncoder : public Module {
  public:
   // num_layers layers of these options, then a LayerNorm named "norm" if final_norm.
   TransformerEncoder(const TransformerLayerOptions& layer, std::int64_t num_layers, bool final_norm,
                      Generator& gen = default_generator());
-  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {}) const;
+  // With a cache (from make_cache), src holds the new positions only: a causal stack (src_mask
+  // causal) decodes one step at a time, as TransformerDecoder does.
+  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {}, EncoderCache* cache = nullptr) const;
+  EncoderCache make_cache() const;  // empty caches, one per layer
   std::string repr() const override;
 
   std::shared_ptr<ModuleList<TransformerEncoderLayer>> layers;
   std::shared_ptr<LayerNorm> norm;  // null without final_norm
 
  private:
-  Tensor forward_impl(const Tensor& src, const AttentionMask& src_mask) const;
+  Tensor forward_impl(const Tensor& src, const AttentionMask& src_mask, EncoderCache* cache) const;
 };
 
 // One DecoderLayerCache per layer; length() positions decoded so far.

@@ -1,5 +1,6 @@
 // Transformer layers and stacks (nn/transformer.hpp): names, the pre-LN / post-LN wiring, masks,
-// dropout modes, KV-cache decoding against the full prefix, and the encoder-decoder's
+// dropout modes, KV-cache decoding against the full prefix (the decoder, and a causal encoder
+// stack with rotary positions as a decoder-only model's body), and the encoder-decoder's
 // log-probability of a target (nn/seq2seq.hpp). PyTorch parity (values and
 // gradients of torch.nn.TransformerEncoderLayer, DecoderLayer and Transformer) is in tests/parity/.
 #include <gtest/gtest.h>
@@ -166,6 +167,54 @@ TEST(Transformer, CachedDecodingMatchesTheFullPrefix) {
   expect_cached_decoder_matches(true, 0);
   expect_cached_decoder_matches(false, 2);  // grouped-query
   expect_cached_decoder_matches(true, 1);   // multi-query
+}
+
+// A causal encoder stack is a decoder-only model's body: decoding it a step at a time with its
+// caches gives the full prefix's outputs, with learned-style (none) or rotary positions, MHA or
+// grouped or multi-query heads; also when the first call holds a prompt of several positions.
+void expect_cached_encoder_stack_matches(bool rotary, std::int64_t num_kv_heads, std::int64_t prompt) {
+  Generator g(4);
+  nn::TransformerLayerOptions o = small(true, nn::Activation::gelu);
+  o.num_kv_heads = num_kv_heads;
+  o.rotary = rotary;
+  o.rope_dim = rotary && num_kv_heads == 1 ? 2 : 0;
+  const nn::TransformerEncoder stack(o, 3, true, g);
+  const Tensor x = randn({2, 7, 16}, g);
+  AttentionMask causal;
+  causal.causal = true;
+  const Tensor full = stack.forward(x, causal);
+  NoGradGuard no_grad;
+  nn::EncoderCache cache = stack.make_cache();
+  const Tensor first = stack.forward(slice(x, 1, 0, prompt), causal, &cache);
+  EXPECT_LT(max_abs_diff(first, slice(full, 1, 0, prompt)), 1e-5) << "the prompt";
+  for (std::int64_t t = prompt; t < 7; ++t) {
+    const Tensor step = stack.forward(slice(x, 1, t, t + 1), causal, &cache);
+    EXPECT_LT(max_abs_diff(step, slice(full, 1, t, t + 1)), 1e-5)
+        << "rotary " << rotary << ", kv heads " << num_kv_heads << ", prompt " << prompt << ", step " << t;
+  }
+  EXPECT_EQ(cache.length(), 7);
+}
+
+TEST(Transformer, ACausalEncoderStackDecodesWithItsCachesAsItRunsTheWholePrefix) {
+  expect_cached_encoder_stack_matches(false, 0, 1);
+  expect_cached_encoder_stack_matches(true, 0, 1);
+  expect_cached_encoder_stack_matches(true, 2, 3);  // grouped-query, a prompt of 3
+  expect_cached_encoder_stack_matches(true, 1, 4);  // multi-query, part of each head rotating
+  // rotary positions go to the self-attention only, never to a decoder's cross-attention
+  nn::TransformerLayerOptions o = small(true);
+  o.rotary = true;
+  const nn::TransformerDecoderLayer layer(o);
+  EXPECT_TRUE(layer.self_attn->options.rotary);
+  EXPECT_FALSE(layer.multihead_attn->options.rotary);
+  // a cache made for another stack is refused by name
+  const nn::TransformerEncoder two(o, 2, false), three(o, 3, false);
+  nn::EncoderCache wrong = two.make_cache();
+  try {
+    (void)three.forward(zeros({1, 1, 16}), {}, &wrong);
+    FAIL() << "a 2-layer cache on a 3-layer stack";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("the cache has 2 layers, the encoder 3"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Transformer, CausalDecoderOutputsDoNotSeeTheFuture) {
