@@ -1,6 +1,6 @@
 // Fused scaled dot-product attention: the masked softmax of the scores and, in `attention`, the
-// weighted sum of the values, forward and backward, one BLAS gemm per head on raw (strided)
-// buffers with the masks applied row by row in between.
+// weighted sum of the values, forward and backward, one gemm per head on raw (strided) buffers
+// (in registers when small, detail::gemm_by_size) with the masks applied row by row in between.
 //
 // Legend: B batch, H query heads, Hkv key/value heads (H = G * Hkv: query head h reads kv head
 // h / G), Tq queries, Tk keys, D head dim (Dv for values), P the attention probabilities.
