@@ -305,6 +305,20 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 // ------------------------------------------------------------------------- dropout
 
+namespace {
+// detail::keep_scaled over n elements, blocks of them shared out between the threads.
+template <class T>
+void keep_scaled_in_blocks(const T* x, const bool* keep, T scale, T* y, std::int64_t n) {
+  const int threads = detail::num_threads_for(n);
+  const std::int64_t blocks = (n + detail::kSumBlock - 1) / detail::kSumBlock;
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t i = b * detail::kSumBlock;
+    detail::keep_scaled(x + i, keep + i, scale, y + i, std::min(detail::kSumBlock, n - i));
+  }
+}
+}  // namespace
+
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   if (!x.defined()) throw std::invalid_argument("dropout: undefined input");
   if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument("dropout: p must be in [0, 1], got " + std::to_string(p));
@@ -322,13 +336,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
     const T* px = c.data<T>();
     T* py = y.data<T>();
     const T s = static_cast<T>(scale);
-    const int threads = detail::num_threads_for(n);
-    const std::int64_t blocks = (n + detail::kSumBlock - 1) / detail::kSumBlock;
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::int64_t i = b * detail::kSumBlock;
-      detail::keep_scaled(px + i, pk + i, s, py + i, std::min(detail::kSumBlock, n - i));
-    }
+    keep_scaled_in_blocks(px, pk, s, py, n);
   });
   record(Op::dropout, y, {x}, [keep, scale](const Tensor& gy, Grads& g) {
     // dx = gy * keep / (1 - p)
@@ -341,13 +349,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
       T* px = gx.data<T>();
       const T s = static_cast<T>(scale);
       const std::int64_t m = gx.numel();
-      const int threads = detail::num_threads_for(m);
-      const std::int64_t blocks = (m + detail::kSumBlock - 1) / detail::kSumBlock;
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-      for (std::int64_t b = 0; b < blocks; ++b) {
-        const std::int64_t i = b * detail::kSumBlock;
-        detail::keep_scaled(pg + i, pk2 + i, s, px + i, std::min(detail::kSumBlock, m - i));
-      }
+      keep_scaled_in_blocks(pg, pk2, s, px, m);
     });
     g.set(0, gx);
   });

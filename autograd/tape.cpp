@@ -72,6 +72,14 @@ void accumulate_into_leaf(AutogradMeta& leaf, const Tensor& g) {
   }
 }
 
+// accumulate_into_leaf() for a gradient that covers slice `s` of a leaf of `shape`.
+void accumulate_slice_into_leaf(AutogradMeta& leaf, const Shape& shape, const Tensor& g, const Grads::Slice& s) {
+  if (leaf.grad)
+    Tensor(leaf.grad).slice(s.dim, s.start, s.end, s.step).add_(g);
+  else
+    leaf.grad = scattered(shape, g, s).impl_ptr();
+}
+
 }  // namespace
 
 const char* op_name(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
@@ -291,10 +299,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       if (s.active && e.node) {
         accumulate_slice(e.node->pending_grad_, n->input_shapes_[i], g, s);
       } else if (s.active && e.leaf) {
-        if (e.leaf->grad)
-          Tensor(e.leaf->grad).slice(s.dim, s.start, s.end, s.step).add_(g);
-        else
-          e.leaf->grad = scattered(n->input_shapes_[i], g, s).impl_ptr();
+        accumulate_slice_into_leaf(*e.leaf, n->input_shapes_[i], g, s);
       } else if (e.node) {
         accumulate(e.node->pending_grad_, std::move(g));
       } else if (e.leaf) {

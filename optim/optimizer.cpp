@@ -72,53 +72,47 @@ Optimizer::ParamState& Optimizer::state_for(const std::string& name, const Tenso
 void Optimizer::step() {
   NoGradGuard no_grad;
   ++steps_;
-  struct Update {
+  // An elementwise update runs on pieces of at most kPiece elements of every parameter, shared
+  // out between the threads at once: a model's tensors are mostly too small to be worth a
+  // parallel loop each, yet together they are millions of elements. Any other update gets each
+  // parameter whole, one after another. The views are made here, on this thread, where grad
+  // mode is off.
+  constexpr std::int64_t kPiece = 1 << 15;
+  const bool elementwise = updates_elementwise();
+  struct Piece {
     const ParamGroup* group;
     Tensor param, grad;
-    std::string name;
+    std::vector<Tensor> slots;  // views of a piece of the state's slots (elementwise)
+    std::size_t state;          // the parameter's state, whose slots a whole update gets
     std::int64_t step;
   };
-  std::vector<Update> updates;
+  std::vector<Piece> pieces;
   for (const ParamGroup& g : groups_)
     for (const auto& [name, t] : g.params) {
       const Tensor grad = t.grad();
       if (!grad.defined()) continue;
       if (!t.is_contiguous()) throw std::invalid_argument("optimizer: parameter '" + name + "' is not contiguous");
       const Tensor gc = grad.dtype() == t.dtype() ? grad.contiguous() : to_dtype(grad, t.dtype()).contiguous();
-      updates.push_back({&g, t, gc, name, ++state_for(name, t).step});
+      ParamState& st = state_for(name, t);
+      const auto state = static_cast<std::size_t>(&st - state_.data());
+      const std::int64_t step = ++st.step, n = t.numel();
+      if (!elementwise) {
+        pieces.push_back({&g, t, gc, {}, state, step});
+        continue;
+      }
+      const auto flat = [n](const Tensor& x, std::int64_t b, std::int64_t e) { return reshape(x, {n}).slice(0, b, e); };
+      for (std::int64_t b = 0; b < n; b += kPiece) {
+        const std::int64_t e = std::min(n, b + kPiece);
+        Piece piece{&g, flat(t, b, e), flat(gc, b, e), {}, state, step};
+        for (const Tensor& slot : st.slots) piece.slots.push_back(flat(slot, b, e));
+        pieces.push_back(std::move(piece));
+      }
     }
-  if (!updates_elementwise()) {
-    for (Update& u : updates) update(*u.group, u.param, u.grad, state_for(u.name, u.param).slots, u.step);
-    return;
-  }
-  // An elementwise update runs on pieces of at most kPiece elements of every parameter, shared
-  // out between the threads at once: a model's tensors are mostly too small to be worth a
-  // parallel loop each, yet together they are millions of elements. The views are made here,
-  // on this thread, where grad mode is off.
-  constexpr std::int64_t kPiece = 1 << 15;
-  struct Piece {
-    const ParamGroup* group;
-    Tensor param, grad;
-    std::vector<Tensor> slots;
-    std::int64_t step;
-  };
-  std::vector<Piece> pieces;
-  for (Update& u : updates) {
-    const std::int64_t n = u.param.numel();
-    std::vector<Tensor>& slots = state_for(u.name, u.param).slots;
-    const auto flat = [&](const Tensor& t, std::int64_t b, std::int64_t e) { return reshape(t, {n}).slice(0, b, e); };
-    for (std::int64_t b = 0; b < n; b += kPiece) {
-      const std::int64_t e = std::min(n, b + kPiece);
-      Piece piece{u.group, flat(u.param, b, e), flat(u.grad, b, e), {}, u.step};
-      for (const Tensor& slot : slots) piece.slots.push_back(flat(slot, b, e));
-      pieces.push_back(std::move(piece));
-    }
-  }
   const auto count = static_cast<std::int64_t>(pieces.size());
-#pragma omp parallel for schedule(static) if (count > 1)
+#pragma omp parallel for schedule(static) if (elementwise && count > 1)
   for (std::int64_t i = 0; i < count; ++i) {
     Piece& piece = pieces[static_cast<std::size_t>(i)];
-    update(*piece.group, piece.param, piece.grad, piece.slots, piece.step);
+    update(*piece.group, piece.param, piece.grad, elementwise ? piece.slots : state_[piece.state].slots, piece.step);
   }
 }
 
