@@ -411,6 +411,107 @@ def transformer_fixtures():
                                   memory_key_padding_mask=i["src_key_padding_mask"])})
 
 
+# ----------------------------------------------------------------------------- decoder-only LM
+
+class RotaryAttention(nn.Module):
+    """Causal self-attention with rotary queries and keys (reference_rope, offset 0) and Runestone's
+    packed layout: in_proj_weight (3C, C) as [q; k; v], in_proj_bias, out_proj."""
+
+    def __init__(self, C, H, base):
+        super().__init__()
+        self.C, self.H, self.D, self.base = C, H, C // H, base
+        self.in_proj_weight = nn.Parameter(torch.randn(3 * C, C) * 0.2)
+        self.in_proj_bias = nn.Parameter(torch.randn(3 * C) * 0.1)
+        self.out_proj = nn.Linear(C, C)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(self.C, dim=-1)
+        q, k, v = (t.view(B, T, self.H, self.D).transpose(1, 2) for t in (q, k, v))
+        q, k = reference_rope(q, 0, self.base, self.D), reference_rope(k, 0, self.base, self.D)
+        out, _ = reference_sdpa(q, k, v, 1.0 / math.sqrt(self.D), causal=True)
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.C))
+
+
+class RotaryBlock(nn.Module):
+    """A pre-LN block as nn.TransformerEncoderLayer(norm_first=True, activation="gelu") names it."""
+
+    def __init__(self, C, H, ff, base):
+        super().__init__()
+        self.self_attn = RotaryAttention(C, H, base)
+        self.linear1, self.linear2 = nn.Linear(C, ff), nn.Linear(ff, C)
+        self.norm1, self.norm2 = nn.LayerNorm(C), nn.LayerNorm(C)
+
+    def forward(self, x):
+        x = x + self.self_attn(self.norm1(x))
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+
+class Stack(nn.Module):
+    def __init__(self, blocks, C):
+        super().__init__()
+        self.layers, self.norm = nn.ModuleList(blocks), nn.LayerNorm(C)
+
+    def forward(self, x):
+        for block in self.layers:
+            x = block(x)
+        return self.norm(x)
+
+
+class CausalLM(nn.Module):
+    """A GPT-style decoder-only model with Runestone's CausalLM names: embed, positions (learned:
+    a (max_len, C) table added to the tokens; sinusoidal: Vaswani's, not a parameter; rotary: none),
+    decoder.layers.N (nn.TransformerEncoderLayer, pre-LN, GELU, causal; or RotaryBlock),
+    decoder.norm, lm_head (no bias) unless tied to embed.weight."""
+
+    def __init__(self, V, C, H, ff, layers, max_len, positions, tie, base=10000.0):
+        super().__init__()
+        self.kind, self.tie = positions, tie
+        self.embed = nn.Embedding(V, C)
+        if positions == "learned":
+            self.positions = nn.Embedding(max_len, C)
+        elif positions == "sinusoidal":
+            pe = torch.zeros(max_len, C, dtype=torch.float64)
+            t = torch.arange(max_len, dtype=torch.float64)[:, None]
+            div = torch.pow(10000.0, torch.arange(0, C, 2, dtype=torch.float64) / C)
+            pe[:, 0::2], pe[:, 1::2] = torch.sin(t / div), torch.cos(t / div)
+            self.register_buffer("pe", pe.float(), persistent=False)
+        if positions == "rotary":
+            self.decoder = Stack([RotaryBlock(C, H, ff, base) for _ in range(layers)], C)
+        else:
+            layer = nn.TransformerEncoderLayer(C, H, ff, dropout=0.0, activation="gelu", batch_first=True,
+                                               norm_first=True)
+            self.decoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(C), enable_nested_tensor=False)
+        if not tie:
+            self.lm_head = nn.Linear(C, V, bias=False)
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        x = self.embed(ids)
+        if self.kind == "learned":
+            x = x + self.positions.weight[:T]
+        elif self.kind == "sinusoidal":
+            x = x + self.pe[:T].to(x.dtype)
+        if self.kind == "rotary":
+            h = self.decoder(x)
+        else:
+            h = self.decoder(x, mask=causal_blocked(T))
+        return F.linear(h, self.embed.weight) if self.tie else self.lm_head(h)
+
+
+def causal_lm_fixtures():
+    V, C, H, ff, L, max_len = 11, 16, 2, 32, 2, 12
+    for name, positions, tie in (("causal_lm_learned_tied.h5", "learned", True),
+                                 ("causal_lm_sinusoidal.h5", "sinusoidal", False),
+                                 ("causal_lm_rotary.h5", "rotary", False)):
+        seed(name)
+        model = CausalLM(V, C, H, ff, L, max_len, positions, tie, base=100.0)
+        attrs = {"vocab": V, "d_model": C, "nhead": H, "dim_feedforward": ff, "num_layers": L, "max_len": max_len,
+                 "positions": positions, "tie_output": int(tie), "rope_base": 100.0}
+        ids = torch.randint(0, V, (2, 7))
+        write(name, attrs, {"ids": ids}, model, lambda i, model=model: {"logits": model(i["ids"])})
+
+
 # ----------------------------------------------------------------------------- ViT
 
 def resample_abs_pos_embed(pos, old, new):
@@ -575,6 +676,7 @@ def main():
     attention_fixtures()
     rope_fixtures()
     transformer_fixtures()
+    causal_lm_fixtures()
     vit_fixtures()
     optim_fixtures()
     number_words_fixture()

@@ -13,6 +13,7 @@
 
 #include "autograd/ops.hpp"
 #include "nn/attention.hpp"
+#include "nn/causal_lm.hpp"
 #include "nn/embedding.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
@@ -264,6 +265,30 @@ TEST(ParityTransformer, TwoPlusTwoLayerTransformerLoadsTorchWeightsByName) {
                  const AttentionMask src_mask = padding(in, "src_key_padding_mask");
                  return Named{{"out", model.forward(in.at("src"), in.at("tgt"), src_mask, tgt_mask, src_mask)}};
                });
+}
+
+// ------------------------------------------------------------------------- decoder-only LM
+
+TEST(ParityCausalLM, LogitsAndGradientsForEachKindOfPosition) {
+  for (const char* file : {"causal_lm_learned_tied.h5", "causal_lm_sinusoidal.h5", "causal_lm_rotary.h5"}) {
+    const Fixture f(file);
+    nn::CausalLMOptions o;
+    o.vocab = f.attr_int("vocab");
+    o.max_len = f.attr_int("max_len");
+    o.num_layers = f.attr_int("num_layers");
+    o.positions = nn::position_kind_from_name(f.attr_string("positions"));
+    o.tie_output = f.attr_int("tie_output") != 0;
+    o.layer.d_model = f.attr_int("d_model");
+    o.layer.nhead = f.attr_int("nhead");
+    o.layer.dim_feedforward = f.attr_int("dim_feedforward");
+    o.layer.rope_base = f.attr_double("rope_base");
+    o.layer.dropout = 0.0;
+    nn::CausalLM model(o);
+    EXPECT_EQ(model.named_parameters().size(), f.param_names().size()) << file;
+    check_parity(file, model, {}, {"ids"}, [&](const Inputs& in) {
+      return Named{{"logits", model.forward(in.at("ids"))}};
+    });
+  }
 }
 
 // ------------------------------------------------------------------------- ViT
