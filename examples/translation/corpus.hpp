@@ -1,5 +1,5 @@
-// Parallel corpora for the translation example: sentence pairs, tokenization (words, or UTF-8
-// code points), vocabularies with <pad> <bos> <eos> <unk>, and two sources of pairs: the built-in
+// Parallel corpora for the translation example: sentence pairs (tokens and vocabularies are
+// text/tokens.hpp's), and two sources of pairs: the built-in
 // number words (English -> French, numbers 0..999,999), with their splits (val, test, the rare
 // classes' held-out halves) and training draws, and tab-separated files (source<TAB>target; a
 // Tatoeba pair file's third column, the attribution, goes with `cut -f1,2`).
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autograd/random.hpp"
+#include "text/tokens.hpp"
 
 namespace rune::examples {
 
@@ -26,32 +27,11 @@ struct Pair {
   std::vector<std::pair<int, int>> alignment;  // gold (source word, target word) links, if known
 };
 
-// Subwords are SentencePiece pieces (text/subword.hpp), one model per language; tokenize() and
-// join() below handle words and characters only.
-enum class Tokenization { word, character, subword };
-Tokenization tokenization_from_name(const std::string& name);  // "word", "char" or "sentencepiece"
-
-// Words split on ASCII whitespace; characters are UTF-8 code points (é and ç are one token; a space
-// is a token of its own). join() undoes it.
-std::vector<std::string> tokenize(const std::string& text, Tokenization t);
-std::string join(const std::vector<std::string>& tokens, Tokenization t);
-
-class Vocabulary {
- public:
-  static constexpr std::int64_t pad = 0, bos = 1, eos = 2, unk = 3;
-  Vocabulary();  // only the four specials
-  // Tokens seen at least min_freq times in `texts`, in order of decreasing frequency (ties by token).
-  static Vocabulary build(const std::vector<std::vector<std::string>>& texts, std::int64_t min_freq);
-  explicit Vocabulary(std::vector<std::string> tokens);  // as stored in a checkpoint; specials first
-  std::int64_t id(const std::string& token) const;       // unk if absent
-  const std::string& token(std::int64_t id) const;
-  std::int64_t size() const { return static_cast<std::int64_t>(tokens_.size()); }
-  const std::vector<std::string>& tokens() const { return tokens_; }
-
- private:
-  std::vector<std::string> tokens_;
-  std::map<std::string, std::int64_t> ids_;
-};
+using text::join;
+using text::Tokenization;
+using text::tokenization_from_name;
+using text::tokenize;
+using text::Vocabulary;
 
 // Pairs of a tab-separated file. A blank line (empty, or spaces only) is skipped, wherever it is;
 // every other line is exactly source<TAB>target, each side holding more than spaces. Anything
