@@ -169,6 +169,18 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
                  std::optional<double> scale = std::nullopt, double dropout_p = 0.0, Generator* gen = nullptr);
 
+// ---------------------------------------------------------------- flash_attention.cpp
+// Memory-efficient attention (FlashAttention, Dao et al. 2022, in FlashAttention-2's loop order):
+// the same result as attention(q, k, v, mask, scale) without dropout, computed over tiles of
+// `queries` x `keys` with an online softmax, so that no (Tq, Tk) tensor is ever stored: the
+// memory kept for backward is O and one log-sum-exp per query row. The backward recomputes each
+// tile's weights. Masks: causal and key_padding_mask (a blocked or bias mask is refused).
+struct AttentionTiles {
+  std::int64_t queries = 64, keys = 128;
+};
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
+                       std::optional<double> scale = std::nullopt, AttentionTiles tiles = {});
+
 // ---------------------------------------------------------------- rope.cpp
 // Rotary position embedding in the rotate-half layout of GPT-NeoX and LLaMA: x (B, H, T, D), the
 // query or key heads at positions offset .. offset + T - 1. The first rotary_dim features (0: all

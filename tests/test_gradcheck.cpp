@@ -581,6 +581,28 @@ std::vector<GradCase> all_cases() {
         return attention(x[0], x[1], x[2], AttentionMask{true, {}, {}, {}});
       },
       kFloat32);
+  // ---- flash_attention: tiles of 2 x 3 over 5 x 7, causal at an offset, padding, grouped heads
+  add_case(
+      "flash_attention_gqa_causal_padding", Op::flash_attention,
+      [] {
+        return Inputs{leaf({2, 4, 5, 3}, 120), leaf({2, 2, 7, 3}, 121), leaf({2, 2, 7, 2}, 122)};
+      },
+      [](const Inputs& x) {
+        AttentionMask m;
+        m.causal = true;  // query i sees keys j <= i + 2
+        m.key_padding_mask = gt(ids({0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 1}, {2, 7}), ids({0}, {1}));
+        return flash_attention(x[0], x[1], x[2], m, std::nullopt, {2, 3});
+      });
+  add_case(
+      "flash_attention_strided_q_float32", Op::flash_attention,
+      [] {
+        return Inputs{leaf({1, 2, 6, 4}, 123, DType::float32), leaf({1, 1, 6, 4}, 124, DType::float32),
+                      leaf({1, 1, 6, 4}, 125, DType::float32)};
+      },
+      [](const Inputs& x) {
+        return flash_attention(x[0], x[1], x[2], AttentionMask{true, {}, {}, {}}, 0.8, {4, 4});
+      },
+      kFloat32);
   add_case(
       "attention_weights_mqa_masks", Op::attention_weights,
       [] {
