@@ -14,6 +14,25 @@ namespace rune::nn {
 
 // ------------------------------------------------------------------------- functional
 
+std::string attention_kernel_name(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::automatic:
+      return "auto";
+    case AttentionKernel::plain:
+      return "plain";
+    case AttentionKernel::tiled:
+      return "tiled";
+  }
+  return "?";
+}
+
+AttentionKernel attention_kernel_from_name(const std::string& name) {
+  if (name == "auto") return AttentionKernel::automatic;
+  if (name == "plain") return AttentionKernel::plain;
+  if (name == "tiled") return AttentionKernel::tiled;
+  throw std::invalid_argument("attention kernel '" + name + "' is not auto, plain or tiled");
+}
+
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                              const AttentionMask& mask, double dropout_p, AttentionWeights weights,
                                              std::optional<double> scale, Generator* gen) {
@@ -238,8 +257,18 @@ AttentionResult MultiheadAttention::forward_impl(const Tensor& query, const Tens
   const double p = is_training() ? options.dropout : 0.0;
   // averaged weights are the mean of the per-head ones, taken after the output (below)
   const AttentionWeights asked = weights == AttentionWeights::none ? weights : AttentionWeights::per_head;
-  AttentionResult r = scaled_dot_product_attention(heads_in.q, heads_in.k, heads_in.v, mask, p, asked, std::nullopt,
-                                                   options.dropout_generator);
+  const bool weights_needed =
+      asked != AttentionWeights::none || p > 0.0 || mask.blocked.defined() || mask.bias.defined();
+  if (options.kernel == AttentionKernel::tiled && weights_needed)
+    throw std::invalid_argument(
+        "MultiheadAttention: the tiled kernel never forms the attention weights, which this call needs (weights "
+        "asked for, dropout on them in training, or a blocked or bias mask): use the plain or automatic kernel");
+  const bool tiled =
+      !weights_needed && (options.kernel == AttentionKernel::tiled ||
+                          (options.kernel == AttentionKernel::automatic && heads_in.k.size(2) >= kTiledFromKeys));
+  AttentionResult r = tiled ? AttentionResult{flash_attention(heads_in.q, heads_in.k, heads_in.v, mask), Tensor()}
+                            : scaled_dot_product_attention(heads_in.q, heads_in.k, heads_in.v, mask, p, asked,
+                                                           std::nullopt, options.dropout_generator);
   const Tensor heads = gate_heads(combine_heads(r.output));  // (B, Tq, C), head h in columns h D .. (h + 1) D
   r.output = out_proj->forward(heads);                       // (B, Tq, C)
   if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)

@@ -76,6 +76,15 @@ class KVCache {
   std::int64_t length_ = 0;
 };
 
+// Which kernel computes attention (autograd/ops.hpp). plain stores the (Tq, Tk) weights for
+// backward; tiled (flash_attention) stores one number per query row, at the price of computing the
+// weights twice. automatic takes tiled from kTiledFromKeys keys on, where it is also the faster,
+// when nothing needs the weights: no weights asked for, no dropout on them, no blocked or bias mask.
+enum class AttentionKernel { automatic, plain, tiled };
+std::string attention_kernel_name(AttentionKernel k);
+AttentionKernel attention_kernel_from_name(const std::string& name);  // "auto", "plain" or "tiled"
+constexpr std::int64_t kTiledFromKeys = 512;
+
 struct MultiheadAttentionOptions {
   std::int64_t embed_dim = 0;
   std::int64_t num_heads = 1;
@@ -93,6 +102,8 @@ struct MultiheadAttentionOptions {
   bool rotary = false;
   double rope_base = 10000.0;
   std::int64_t rope_dim = 0;  // features of a head that rotate (even); 0: all of them
+  // tiled asked for where the weights are needed (returned, or dropout in training) is an error.
+  AttentionKernel kernel = AttentionKernel::automatic;
 };
 
 // MultiheadAttention's arguments besides query, key and value, as its forward hooks see them. A

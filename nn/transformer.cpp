@@ -33,6 +33,7 @@ MultiheadAttentionOptions attention_options(const TransformerLayerOptions& o, bo
   m.rotary = self_attention && o.rotary;
   m.rope_base = o.rope_base;
   m.rope_dim = o.rope_dim;
+  m.kernel = o.attention_kernel;
   return m;
 }
 

@@ -63,6 +63,7 @@ struct TransformerLayerOptions {
   bool rotary = false;
   double rope_base = 10000.0;
   std::int64_t rope_dim = 0;
+  AttentionKernel attention_kernel = AttentionKernel::automatic;  // every attention of the layer
 };
 
 class TransformerEncoderLayer : public Module {

@@ -488,6 +488,64 @@ TEST(MultiheadAttention, RotaryRotatesQueriesAndKeysBetweenProjectionAndAttentio
   EXPECT_THROW(mha.forward(x, x, x, {}, AttentionWeights::none, &memory), std::invalid_argument);
 }
 
+TEST(MultiheadAttention, TheTiledKernelGivesThePlainOnesOutputsGradientsAndCachedSteps) {
+  Generator g(6);
+  nn::MultiheadAttentionOptions o = mha_options(32, 4, 2);
+  nn::MultiheadAttention plain(o, g);
+  o.kernel = nn::AttentionKernel::tiled;
+  nn::MultiheadAttention tiled(o, g);
+  tiled.load_state_dict(plain.named_parameters());
+  const Tensor x0 = randn({2, 9, 32}, g), w = randn({2, 9, 32}, g);
+  AttentionMask m;
+  m.causal = true;
+  m.key_padding_mask =
+      gt(from_vector(std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {2, 9}),
+         from_vector(std::vector<std::int64_t>{0}, {1}));
+  std::vector<Tensor> out, dx;
+  for (nn::MultiheadAttention* mha : {&plain, &tiled}) {
+    const Tensor x = x0.clone().requires_grad_();
+    out.push_back(mha->forward(x, x, x, m).output);
+    sum(out.back() * w).backward();
+    dx.push_back(x.grad());
+  }
+  EXPECT_LT(max_abs_diff(out[1], out[0]), 1e-5);
+  EXPECT_LT(max_abs_diff(dx[1], dx[0]), 1e-5);
+  const auto& pp = plain.named_parameters();
+  const auto& tp = tiled.named_parameters();
+  for (std::size_t i = 0; i < pp.size(); ++i)
+    EXPECT_LT(max_abs_diff(tp[i].second.grad(), pp[i].second.grad()), 1e-5) << pp[i].first;
+  // decoding with the cache, a prompt of 4 then one step at a time
+  NoGradGuard no_grad;
+  nn::KVCache cache;
+  std::vector<Tensor> steps{tiled
+                                .forward(slice(x0, 1, 0, 4), slice(x0, 1, 0, 4), slice(x0, 1, 0, 4),
+                                         AttentionMask{true, {}, {}, {}}, AttentionWeights::none, &cache)
+                                .output};
+  for (std::int64_t t = 4; t < 9; ++t) {
+    const Tensor xt = slice(x0, 1, t, t + 1);
+    steps.push_back(tiled.forward(xt, xt, xt, AttentionMask{true, {}, {}, {}}, AttentionWeights::none, &cache).output);
+  }
+  EXPECT_LT(max_abs_diff(concat(steps, 1), plain.forward(x0, x0, x0, AttentionMask{true, {}, {}, {}}).output), 1e-5);
+}
+
+TEST(MultiheadAttention, TheTiledKernelRefusesCallsThatNeedTheWeights) {
+  Generator g(7);
+  nn::MultiheadAttentionOptions o = mha_options(16, 2);
+  o.kernel = nn::AttentionKernel::tiled;
+  o.dropout = 0.1;
+  nn::MultiheadAttention mha(o, g);
+  const Tensor x = randn({1, 5, 16}, g);
+  std::string e = error_of([&] { (void)mha.forward(x, x, x); });  // dropout on the weights in training
+  EXPECT_NE(e.find("the tiled kernel never forms the attention weights"), std::string::npos) << e;
+  e = error_of([&] { (void)mha.forward(x, x, x, {}, AttentionWeights::per_head); });
+  EXPECT_NE(e.find("use the plain or automatic kernel"), std::string::npos) << e;
+  mha.eval();  // no dropout, no weights asked for: tiled
+  EXPECT_EQ(mha.forward(x, x, x).output.shape(), (Shape{1, 5, 16}));
+  EXPECT_EQ(nn::attention_kernel_from_name("auto"), nn::AttentionKernel::automatic);
+  EXPECT_EQ(nn::attention_kernel_name(nn::AttentionKernel::tiled), "tiled");
+  EXPECT_THROW(nn::attention_kernel_from_name("fast"), std::invalid_argument);
+}
+
 TEST(MultiheadAttention, MemoryCacheProjectsTheEncoderOutputOnce) {
   Generator g(4);
   auto o = mha_options(16, 2);
