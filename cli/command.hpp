@@ -26,6 +26,7 @@ Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_translate(CLI::App& app);
+Command add_generate(CLI::App& app);
 Command add_attention(CLI::App& app);
 Command add_heads(CLI::App& app);
 Command add_align(CLI::App& app);

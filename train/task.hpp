@@ -37,6 +37,7 @@
 #include "autograd/random.hpp"
 #include "autograd/tensor.hpp"
 #include "nn/module.hpp"
+#include "nn/sampling.hpp"
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
 
@@ -142,6 +143,31 @@ class Translator {
   // the natural-log probabilities of the target's tokens.
   virtual std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
                                               std::vector<std::string>* notes) = 0;
+};
+
+// Capability: continuing a text (`rune generate`), one token at a time with the KV cache.
+struct GenerationOptions {
+  std::int64_t max_new_tokens = 200;
+  nn::SamplingOptions sampling;  // greedy (temperature 0), temperature, top-k, top-p
+  std::uint64_t seed = 0;        // the same seed, prompt and options give the same text
+};
+struct GenerationResult {
+  std::string text;                // the continuation alone
+  std::int64_t prompt_tokens = 0;  // what the model read before the first new token
+  std::int64_t new_tokens = 0;
+  double prompt_seconds = 0;  // reading the prompt (one forward over it)
+  double decode_seconds = 0;  // the new tokens, one step each
+};
+class TextGenerator {
+ public:
+  static constexpr const char* capability = "generate text";
+  virtual ~TextGenerator() = default;
+  // The continuation of `prompt`, handed to on_text piece by piece as it is decoded (on_text may
+  // be empty). notes as Translator's: a prompt cut to the model's context, characters it has
+  // never seen, the context filling up.
+  virtual GenerationResult generate(const std::string& prompt, const GenerationOptions& options,
+                                    const std::function<void(const std::string&)>& on_text,
+                                    std::vector<std::string>* notes) = 0;
 };
 
 // ----------------------------------------------------------------------------- the registry
