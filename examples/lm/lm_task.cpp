@@ -106,10 +106,10 @@ LmTask::LmTask(train::Config& c, const train::TaskContext& context) : seed_(cont
     c.unused_here({"model.rope_base", "model.rope_dim"}, "model.positions", {"rotary"});
   }
   o.tie_output = c.boolean("model.tie_output", true, "the output projection is the token embedding's weights");
-  l.attention_kernel = nn::attention_kernel_from_name(c.string(
-      "model.attention_kernel", "auto", {"auto", "plain", "tiled"},
-      "attention's kernel: plain keeps the (T, T) weights for backward, tiled (FlashAttention) one number per "
-      "query and computes the weights twice; auto takes tiled from 512 keys on when dropout is off"));
+  l.attention_kernel = nn::attention_kernel_from_name(
+      c.string("model.attention_kernel", "auto", {"auto", "plain", "tiled"},
+               "attention's kernel: plain keeps the (T, T) weights for backward, tiled (FlashAttention) one number per "
+               "query and computes the weights twice; auto takes tiled from 512 keys on when dropout is off"));
   o.max_len = context_;
   l.dropout_generator = context.dropout;
   if (context.describe_only) return;
