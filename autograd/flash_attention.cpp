@@ -33,6 +33,8 @@ namespace {
 
 using namespace attention_detail;
 
+constexpr std::int64_t kStackedRows = 128;  // at most twice this many query rows share a key tile
+
 // The masks the tiled kernel takes: causal (aligned to the end of the keys) and key padding.
 struct TileMasks {
   bool causal = false;
@@ -85,23 +87,37 @@ TileMasks tile_masks(const AttentionMask& m, const Geometry& g) {
   return t;
 }
 
-// One query tile of one head: O rows (ld ldo) and L (Br values), scratch s (Br x Bc), a (Br x Dv),
-// m and l (Br).
+// One query tile of `heads` query heads sharing a key/value head (heads = 1, or the whole group
+// of G): their rows stacked, (heads x rows) queries against each key tile in one product, so the
+// tile of K and V is read once for the group (a decoding step's single query per head becomes a
+// product of G rows instead of G vector products). q[r] is head r's first row (ld ldq), o[r] and
+// lse[r] its outputs (rows of O with ld ldo; rows values of L). Scratch: qs (heads Br x D),
+// s (heads Br x Bc), a (heads Br x Dv), m and l (heads Br).
 template <class T>
 void forward_tile(const Geometry& g, const TileMasks& masks, std::int64_t b, std::int64_t i0, std::int64_t rows,
-                  const T* q, std::int64_t ldq, const T* k, std::int64_t ldk, const T* v, std::int64_t ldv, T scale,
-                  std::int64_t Bc, T* s, T* a, T* m, T* l, T* o, std::int64_t ldo, T* lse) {
+                  std::int64_t heads, const T* const* q, std::int64_t ldq, const T* k, std::int64_t ldk, const T* v,
+                  std::int64_t ldv, T scale, std::int64_t Bc, T* qs, T* s, T* a, T* m, T* l, T* const* o,
+                  std::int64_t ldo, T* const* lse) {
   constexpr T ninf = -std::numeric_limits<T>::infinity();
-  std::fill(m, m + rows, ninf);
-  std::fill(l, l + rows, T(0));
-  std::fill(a, a + rows * g.Dv, T(0));
+  const std::int64_t n = heads * rows;  // stacked rows: head r's query i0 + t is row r * rows + t
+  const T* qa = q[0];
+  std::int64_t lda = ldq;
+  if (heads > 1) {
+    for (std::int64_t r = 0; r < heads; ++r)
+      for (std::int64_t t = 0; t < rows; ++t) std::copy_n(q[r] + t * ldq, g.D, qs + (r * rows + t) * g.D);
+    qa = qs;
+    lda = g.D;
+  }
+  std::fill(m, m + n, ninf);
+  std::fill(l, l + n, T(0));
+  std::fill(a, a + n * g.Dv, T(0));
   const std::int64_t end = masks.key_end(i0, rows, g.Tk);
   for (std::int64_t j0 = 0; j0 < end; j0 += Bc) {
     const std::int64_t cols = std::min(Bc, end - j0);
-    detail::gemm_by_size(false, true, rows, cols, g.D, scale, q, ldq, k + j0 * ldk, ldk, T(0), s, Bc);
-    for (std::int64_t r = 0; r < rows; ++r) {
+    detail::gemm_by_size(false, true, n, cols, g.D, scale, qa, lda, k + j0 * ldk, ldk, T(0), s, Bc);
+    for (std::int64_t r = 0; r < n; ++r) {
       T* row = s + r * Bc;
-      const std::int64_t visible = masks.apply(row, b, i0 + r, j0, cols);
+      const std::int64_t visible = masks.apply(row, b, i0 + r % rows, j0, cols);
       const T mt = detail::row_max(row, visible);
       const T mn = std::max(m[r], mt);
       if (mn == ninf) {  // no key of this row seen yet
@@ -117,19 +133,20 @@ void forward_tile(const Geometry& g, const TileMasks& masks, std::int64_t b, std
       }
       m[r] = mn;
     }
-    detail::gemm_by_size(false, false, rows, g.Dv, cols, T(1), s, Bc, v + j0 * ldv, ldv, T(1), a, g.Dv);
+    detail::gemm_by_size(false, false, n, g.Dv, cols, T(1), s, Bc, v + j0 * ldv, ldv, T(1), a, g.Dv);
   }
-  for (std::int64_t r = 0; r < rows; ++r) {
-    T* orow = o + r * ldo;
+  for (std::int64_t r = 0; r < n; ++r) {
+    const std::int64_t head = r / rows, t = r % rows;
+    T* orow = o[head] + t * ldo;
     const T* ar = a + r * g.Dv;
     if (l[r] == T(0)) {  // a query with no key: zeros, and a log-sum-exp that zeroes its weights
       std::fill(orow, orow + g.Dv, T(0));
-      lse[r] = std::numeric_limits<T>::infinity();
+      lse[head][t] = std::numeric_limits<T>::infinity();
       continue;
     }
     const T inv = T(1) / l[r];
     for (std::int64_t d = 0; d < g.Dv; ++d) orow[d] = ar[d] * inv;
-    lse[r] = m[r] + std::log(l[r]);
+    lse[head][t] = m[r] + std::log(l[r]);
   }
 }
 
@@ -151,19 +168,32 @@ Tensor flash_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
   detail::dispatch_float(q.dtype(), "flash_attention", [&](auto tag) {
     using T = decltype(tag);
     const Heads<T> hq = heads_of<T>(q), hk = heads_of<T>(k), hv = heads_of<T>(v);
-    const std::int64_t qtiles = (g.Tq + Br - 1) / Br, work = g.B * g.H * qtiles;
+    const std::int64_t qtiles = (g.Tq + Br - 1) / Br;
     const int threads = detail::num_threads_for(g.B * g.H * g.Tq * g.Tk * (g.D + g.Dv));
+    // a whole group of query heads per work item when that still leaves every thread work and
+    // the stacked rows stay a tile's size (decoding steps: one row per head)
+    const bool grouped = g.B * g.Hkv * qtiles >= threads && std::min(Br, g.Tq) * g.G <= 2 * kStackedRows;
+    const std::int64_t heads = grouped ? g.G : 1, work = g.B * (g.H / heads) * qtiles;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-      std::vector<T> s(static_cast<std::size_t>(Br * Bc)), a(static_cast<std::size_t>(Br * g.Dv)),
-          m(static_cast<std::size_t>(Br)), l(static_cast<std::size_t>(Br));
+      const std::int64_t n = heads * Br;
+      std::vector<T> qs(static_cast<std::size_t>(heads > 1 ? n * g.D : 0)), s(static_cast<std::size_t>(n * Bc)),
+          a(static_cast<std::size_t>(n * g.Dv)), m(static_cast<std::size_t>(n)), l(static_cast<std::size_t>(n));
+      std::vector<const T*> qp(static_cast<std::size_t>(heads));
+      std::vector<T*> op(static_cast<std::size_t>(heads)), lp(static_cast<std::size_t>(heads));
 #pragma omp for schedule(dynamic)
       for (std::int64_t w = 0; w < work; ++w) {
-        const std::int64_t bh = w / qtiles, b = bh / g.H, h = bh % g.H, i0 = (w % qtiles) * Br;
-        const std::int64_t rows = std::min(Br, g.Tq - i0), ldo = g.H * g.Dv;
-        forward_tile<T>(g, masks, b, i0, rows, hq.at(b, h) + i0 * hq.ld, hq.ld, hk.at(b, h / g.G), hk.ld,
-                        hv.at(b, h / g.G), hv.ld, T(scale), Bc, s.data(), a.data(), m.data(), l.data(),
-                        storage.data<T>() + (b * g.Tq + i0) * ldo + h * g.Dv, ldo, lse.data<T>() + bh * g.Tq + i0);
+        const std::int64_t bh = w / qtiles, b = bh / (g.H / heads), h0 = bh % (g.H / heads) * heads;
+        const std::int64_t i0 = (w % qtiles) * Br, rows = std::min(Br, g.Tq - i0), ldo = g.H * g.Dv;
+        for (std::int64_t r = 0; r < heads; ++r) {
+          const std::int64_t h = h0 + r;
+          qp[static_cast<std::size_t>(r)] = hq.at(b, h) + i0 * hq.ld;
+          op[static_cast<std::size_t>(r)] = storage.data<T>() + (b * g.Tq + i0) * ldo + h * g.Dv;
+          lp[static_cast<std::size_t>(r)] = lse.data<T>() + (b * g.H + h) * g.Tq + i0;
+        }
+        forward_tile<T>(g, masks, b, i0, rows, heads, qp.data(), hq.ld, hk.at(b, h0 / g.G), hk.ld, hv.at(b, h0 / g.G),
+                        hv.ld, T(scale), Bc, qs.data(), s.data(), a.data(), m.data(), l.data(), op.data(), ldo,
+                        lp.data());
       }
     }
   });
