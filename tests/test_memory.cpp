@@ -87,6 +87,7 @@ TEST(Memory, AnAddressSpaceLimitIsTheMemoryAvailable) {
 TEST(Memory, ActivationsGrowWithEveryDimension) {
   const double base = activation_floats(8, 16, 32, 4, 2);
   EXPECT_DOUBLE_EQ(base, 2 * 8 * 16 * (8 * 32 + 4 * 16));
+  EXPECT_DOUBLE_EQ(activation_floats(8, 16, 32, 4, 2, false), 2 * 8 * 16 * 8 * 32) << "tiled attention: no weights";
   EXPECT_GE(activation_floats(1e8, 1e4, 1e9, 1e3, 1e3), 8e24) << "no product wraps around";
 }
 

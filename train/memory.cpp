@@ -124,8 +124,9 @@ void check_memory(const Config& c, const std::string& what, double bytes, const 
                     also + "; " + limit.text);
 }
 
-double activation_floats(double batch, double length, double width, double heads, double layers) {
-  return layers * batch * length * (8 * width + heads * length);
+double activation_floats(double batch, double length, double width, double heads, double layers,
+                         bool attention_weights) {
+  return layers * batch * length * (8 * width + (attention_weights ? heads * length : 0.0));
 }
 
 }  // namespace rune::train

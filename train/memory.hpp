@@ -52,8 +52,10 @@ void check_memory(const Config& c, const std::string& what, double bytes, const 
 
 // A coarse count of the floats one batch through a Transformer stack keeps: per layer, about 8
 // (B, T, C) tensors (the input, its norm, queries, keys, values, the attention's output, the
-// feed-forward's hidden) and a (B, H, T, T) one (the attention weights). For evaluation (no
-// backward, one layer's activations alive at a time) pass layers = 1.
-double activation_floats(double batch, double length, double width, double heads, double layers);
+// feed-forward's hidden) and a (B, H, T, T) one (the attention weights), which the tiled kernel
+// does not keep (attention_weights = false). For evaluation (no backward, one layer's activations
+// alive at a time) pass layers = 1.
+double activation_floats(double batch, double length, double width, double heads, double layers,
+                         bool attention_weights = true);
 
 }  // namespace rune::train

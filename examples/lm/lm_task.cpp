@@ -110,6 +110,10 @@ LmTask::LmTask(train::Config& c, const train::TaskContext& context) : seed_(cont
       c.string("model.attention_kernel", "auto", {"auto", "plain", "tiled"},
                "attention's kernel: plain keeps the (T, T) weights for backward, tiled (FlashAttention) one number per "
                "query and computes the weights twice; auto takes tiled from 512 keys on when dropout is off"));
+  if (l.attention_kernel == nn::AttentionKernel::tiled && l.dropout > 0.0)
+    c.fail("model.attention_kernel",
+           "tiled never forms the attention weights, so it cannot drop any: it needs "
+           "model.dropout = 0 (auto falls back to plain where dropout is on)");
   o.max_len = context_;
   l.dropout_generator = context.dropout;
   if (context.describe_only) return;
@@ -176,12 +180,21 @@ LmTask::LmTask(train::Config& c, const train::TaskContext& context) : seed_(cont
   train::check_memory(c, "the model's " + train::count_text(params) + " parameters", 4 * params,
                       {{"model.d_model", l.d_model, 2}, {"model.num_layers", o.num_layers}});
   const auto B = static_cast<double>(batch_size_), T = static_cast<double>(context_);
+  // the (T, T) weights are kept unless the tiled kernel runs (with dropout, the weights are needed)
+  const bool tiled =
+      l.dropout == 0.0 && (l.attention_kernel == nn::AttentionKernel::tiled ||
+                           (l.attention_kernel == nn::AttentionKernel::automatic && context_ >= nn::kTiledFromKeys));
   const double floats = train::activation_floats(B, T, static_cast<double>(l.d_model), static_cast<double>(l.nhead),
-                                                 static_cast<double>(o.num_layers)) +
+                                                 static_cast<double>(o.num_layers), !tiled) +
                         2 * B * T * static_cast<double>(o.vocab);
-  train::check_memory(c, "a training batch's activations (about " + train::count_text(floats) + " floats)", 4 * floats,
+  train::check_memory(c,
+                      "a training batch's activations (about " + train::count_text(floats) + " floats" +
+                          (tiled ? ")"
+                                 : ", the (T, T) attention weights of every head and block included: the tiled "
+                                   "kernel, model.attention_kernel = \"tiled\" with model.dropout = 0, keeps none)"),
+                      4 * floats,
                       {{"data.batch_size", batch_size_},
-                       {"data.context", context_, 2},
+                       {"data.context", context_, tiled ? 1.0 : 2.0},
                        {"model.d_model", l.d_model},
                        {"model.num_layers", o.num_layers}});
   model_ = std::make_shared<nn::CausalLM>(o, *context.init);

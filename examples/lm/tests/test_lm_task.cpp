@@ -23,6 +23,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// s with its first `from` replaced by `to`.
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+  const std::size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? s : s.replace(at, from.size(), to);
+}
+
 std::int64_t code_points(const std::string& s) {
   std::int64_t n = 0;
   for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
@@ -224,6 +231,16 @@ TEST(LmTask, RefusesConfigsItCannotRunByKey) {
   EXPECT_NE(e.find("model.rope_dim"), std::string::npos) << e;
   e = error(tiny_lm_config(dir, "", "rope_base = 500.0"));  // learned positions read no rope_base
   EXPECT_NE(e.find("model.rope_base"), std::string::npos) << e;
+  e = error(replaced(tiny_lm_config(dir, "", "attention_kernel = \"tiled\""), "dropout = 0.0", "dropout = 0.1"));
+  EXPECT_NE(e.find("model.attention_kernel"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.dropout = 0"), std::string::npos) << e;
+  // 3,000 windows of 2,048 characters: the (T, T) weights alone would take 400 GB
+  e = error(
+      replaced(tiny_lm_config(dir, "", "attention_kernel = \"plain\"", 2048), "batch_size = 16", "batch_size = 3000"));
+  EXPECT_NE(e.find("the tiled kernel, model.attention_kernel = \"tiled\" with model.dropout = 0, keeps none"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("data.context = 2048"), std::string::npos) << e;
   e = error("[task]\nname = \"lm\"\n[data]\nsource = \"text\"\n");
   EXPECT_NE(e.find("data.train_file"), std::string::npos) << e;
 }
