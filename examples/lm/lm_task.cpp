@@ -110,7 +110,7 @@ LmTask::LmTask(train::Config& c, const train::TaskContext& context) : seed_(cont
       c.string("model.attention_kernel", "auto", {"auto", "plain", "tiled"},
                "attention's kernel: plain keeps the (T, T) weights for backward, tiled (FlashAttention) one number per "
                "query and computes the weights twice; auto takes tiled from 512 keys on when dropout is off"));
-  if (l.attention_kernel == nn::AttentionKernel::tiled && l.dropout > 0.0)
+  if (l.attention_kernel == nn::AttentionKernel::tiled && l.dropout > 0.0 && !context.describe_only)
     c.fail("model.attention_kernel",
            "tiled never forms the attention weights, so it cannot drop any: it needs "
            "model.dropout = 0 (auto falls back to plain where dropout is on)");
