@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "text/utf8.hpp"
+
 namespace rune::text {
 
 Tokenization tokenization_from_name(const std::string& name) {
@@ -21,9 +23,7 @@ std::vector<std::string> tokenize(const std::string& text, Tokenization t) {
     return out;
   }
   for (std::size_t i = 0; i < text.size();) {
-    // the length of a UTF-8 sequence from its lead byte; a stray continuation byte stands alone
-    const auto c = static_cast<unsigned char>(text[i]);
-    const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    const std::size_t n = utf8_sequence_length(static_cast<unsigned char>(text[i]));
     out.push_back(text.substr(i, n));
     i += n;
   }

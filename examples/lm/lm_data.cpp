@@ -6,27 +6,19 @@
 #include <stdexcept>
 
 #include "text/bible.hpp"
+#include "text/utf8.hpp"
 
 namespace rune::examples {
 
 namespace {
 const std::string kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's word boundary
 
-bool continuation_byte(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-// Code points of a UTF-8 string (continuation bytes are not counted).
-std::int64_t code_points(const std::string& s) {
-  std::int64_t n = 0;
-  for (const char c : s) n += !continuation_byte(static_cast<unsigned char>(c));
-  return n;
-}
-
 // The characters of the text a piece stands for: a byte piece "<0xE2>" one if its byte starts a
 // character, any other its code points, "▁" being a space.
 std::uint8_t piece_chars(const std::string& piece) {
   if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece.back() == '>')
-    return continuation_byte(static_cast<unsigned char>(std::stoi(piece.substr(3, 2), nullptr, 16))) ? 0 : 1;
-  return static_cast<std::uint8_t>(std::min<std::int64_t>(255, code_points(piece)));
+    return text::is_continuation_byte(static_cast<unsigned char>(std::stoi(piece.substr(3, 2), nullptr, 16))) ? 0 : 1;
+  return static_cast<std::uint8_t>(std::min<std::int64_t>(255, text::code_points(piece)));
 }
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+#include "text/utf8.hpp"
 #include "train/memory.hpp"
 
 namespace rune::examples {
@@ -20,15 +21,9 @@ using text::Vocabulary;
 bool unfinished(const std::string& s) {
   if (s.size() >= 3 && s.compare(s.size() - 3, 3, "\xef\xbf\xbd") == 0) return true;
   std::size_t i = s.size(), back = 0;
-  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) --i, ++back;
+  while (i > 0 && back < 4 && text::is_continuation_byte(static_cast<unsigned char>(s[i - 1]))) --i, ++back;
   if (i == 0) return back > 0;
-  const auto lead = static_cast<unsigned char>(s[i - 1]);
-  const std::size_t need = lead < 0x80           ? 0
-                           : (lead >> 5) == 0x6  ? 1
-                           : (lead >> 4) == 0xE  ? 2
-                           : (lead >> 3) == 0x1E ? 3
-                                                 : 0;
-  return back < need;
+  return back + 1 < text::utf8_sequence_length(static_cast<unsigned char>(s[i - 1]));
 }
 }  // namespace
 
