@@ -8,6 +8,7 @@
 // Dimension legend in comments: B batch, T time, C channels, N rows, K inner dim, V classes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -198,5 +199,38 @@ Tensor patchify(const Tensor& x, std::int64_t patch);
 // torch.nn.functional.interpolate(x, size=(out_h, out_w), mode='bicubic', align_corners) for
 // x (B, C, H, W): Keys' cubic kernel with A = -0.75, border taps clamped, no antialiasing.
 Tensor interpolate_bicubic(const Tensor& x, std::int64_t out_h, std::int64_t out_w, bool align_corners = false);
+
+// ---------------------------------------------------------------- conv.cpp
+// torch.nn.functional.conv2d: x (B, C, H, W), weight (O, C / groups, kh, kw), bias (O) or
+// undefined, to (B, O, P, Q) with P = (H + 2 padding - dilation (kh - 1) - 1) / stride + 1 (Q alike).
+struct Conv2dOptions {
+  std::array<std::int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  std::int64_t groups = 1;
+};
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& options = {});
+
+// torch.nn.functional.batch_norm over x (B, C, ...): per channel, (x - mean) / sqrt(var + eps) *
+// weight + bias. Training normalises by the batch's statistics (biased variance) and, when the
+// running statistics are given, updates them in place: running = (1 - momentum) running +
+// momentum batch, with the unbiased variance. Evaluation normalises by the running statistics.
+// weight and bias may be undefined; the running statistics are never differentiated.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
+
+// max_pool2d and avg_pool2d over x (B, C, H, W), as torch.nn.functional's: stride {0, 0} means the
+// kernel size; padding at most half the kernel; ceil_mode rounds the output size up (a window
+// must still start inside the input or its left padding). max_pool2d pads with -inf and takes the
+// first maximum (NaN wins); avg_pool2d divides by the window clipped to the padded input
+// (count_include_pad) or to the input. Dilation is max_pool2d's alone.
+struct Pool2dOptions {
+  std::array<std::int64_t, 2> kernel_size{2, 2}, stride{0, 0}, padding{0, 0}, dilation{1, 1};
+  bool ceil_mode = false;
+  bool count_include_pad = true;
+};
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options);
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options);
+// torch.nn.functional.adaptive_avg_pool2d: output cell (p, q) is the mean over rows
+// [floor(p H / out_h), ceil((p + 1) H / out_h)) and the columns alike.
+Tensor adaptive_avg_pool2d(const Tensor& x, std::int64_t out_h, std::int64_t out_w);
 
 }  // namespace rune

@@ -18,5 +18,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 // x * cos(emb) + rotate_half(x) * sin(emb) with rotate_half(x) = cat(-x2, x1), on the first
 // rotary_dim features. Returns float64.
 Tensor rope(const Tensor& x, std::int64_t offset, double base, std::int64_t rotary_dim);
+// The convolution as its definition sums it, one output at a time, in double; x's dtype out.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options);
 
 }  // namespace rune::reference

@@ -35,7 +35,9 @@ namespace rune {
   X(reshape) X(transpose) X(permute) X(expand) X(contiguous) X(slice) X(concat) X(index_select)    \
   X(gather) X(cast)                                                                                \
   X(matmul) X(linear) X(softmax) X(log_softmax) X(layer_norm) X(dropout) X(cross_entropy)          \
-  X(mse_loss) X(attention) X(attention_weights) X(flash_attention) X(embedding) X(patchify) X(interpolate_bicubic) X(rope)
+  X(mse_loss) X(attention) X(attention_weights) X(flash_attention) X(embedding) X(patchify)          \
+  X(interpolate_bicubic) X(rope) X(conv2d) X(batch_norm) X(max_pool2d) X(avg_pool2d)                \
+  X(adaptive_avg_pool2d)
 // clang-format on
 
 enum class Op : std::uint8_t {

@@ -695,6 +695,124 @@ std::vector<GradCase> all_cases() {
         const Tensor real = to_dtype(unsqueeze(ne(tokens, ids({0}, {1})), -1), DType::float64);
         return embedding(x[0], tokens, 0) * real;
       });
+
+  // ---- convolution: padding, stride, dilation and groups together, on a permuted image; the 1x1
+  // kernel that reads its input directly; enough images for the parallel blocks (and uneven ones);
+  // float32 through the BLAS
+  add_case(
+      "conv2d_stride_pad_dilation_groups", Op::conv2d,
+      [] {
+        return Inputs{leaf({2, 7, 6, 4}, 141).permute({0, 3, 1, 2}).detach().requires_grad_(), leaf({6, 2, 3, 2}, 142),
+                      leaf({6}, 143)};
+      },
+      [](const Inputs& x) {
+        Conv2dOptions o;
+        o.stride = {2, 1}, o.padding = {1, 2}, o.dilation = {1, 2}, o.groups = 2;
+        return conv2d(x[0], x[1], x[2], o);
+      });
+  add_case(
+      "conv2d_1x1", Op::conv2d,
+      [] {
+        return Inputs{leaf({2, 3, 4, 5}, 144), leaf({4, 3, 1, 1}, 145)};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1]); });
+  add_case(
+      "conv2d_many_images", Op::conv2d,
+      [] {
+        return Inputs{leaf({9, 2, 5, 5}, 146), leaf({3, 2, 3, 3}, 147), leaf({3}, 148)};
+      },
+      [](const Inputs& x) {
+        Conv2dOptions o;
+        o.padding = {1, 1};
+        return conv2d(x[0], x[1], x[2], o);
+      });
+  add_case(
+      "conv2d_float32", Op::conv2d,
+      [] {
+        return Inputs{leaf({2, 3, 6, 6}, 149, DType::float32), leaf({4, 3, 3, 3}, 150, DType::float32),
+                      leaf({4}, 151, DType::float32)};
+      },
+      [](const Inputs& x) {
+        Conv2dOptions o;
+        o.stride = {2, 2}, o.padding = {1, 1};
+        return conv2d(x[0], x[1], x[2], o);
+      },
+      kFloat32);
+
+  // ---- batch norm: training on images (batch statistics, the running ones updated aside) and
+  // on (B, C) rows; evaluation by running statistics
+  add_case(
+      "batch_norm_train", Op::batch_norm,
+      [] {
+        return Inputs{leaf({3, 4, 2, 3}, 152), leaf({4}, 153), leaf({4}, 154)};
+      },
+      [](const Inputs& x) {
+        return batch_norm(x[0], zeros({4}, DType::float64), ones({4}, DType::float64), x[1], x[2], true, 0.1, 1e-5);
+      });
+  add_case(
+      "batch_norm_train_rows_no_affine", Op::batch_norm,
+      [] {
+        return Inputs{transposed_leaf({5, 3}, 155)};
+      },
+      [](const Inputs& x) { return batch_norm(x[0], {}, {}, {}, {}, true); });
+  add_case(
+      "batch_norm_eval", Op::batch_norm,
+      [] {
+        return Inputs{leaf({2, 3, 2, 2}, 156), leaf({3}, 157), leaf({3}, 158)};
+      },
+      [](const Inputs& x) {
+        return batch_norm(x[0], from_vector(std::vector<double>{0.5, -1.0, 0.0}, {3}),
+                          from_vector(std::vector<double>{2.0, 0.5, 1.0}, {3}), x[1], x[2], false);
+      });
+
+  // ---- pooling: overlapping windows with padding, dilation and ceil_mode; averages with and
+  // without the padding counted; adaptive windows that overlap (7 -> 3) and that repeat (2 -> 3)
+  add_case(
+      "max_pool2d_overlap_pad", Op::max_pool2d,
+      [] {
+        return Inputs{leaf({2, 2, 5, 6}, 159)};
+      },
+      [](const Inputs& x) {
+        Pool2dOptions o;
+        o.kernel_size = {3, 3}, o.stride = {2, 2}, o.padding = {1, 1};
+        return max_pool2d(x[0], o);
+      });
+  add_case(
+      "max_pool2d_dilation_ceil_permuted", Op::max_pool2d,
+      [] {
+        return Inputs{leaf({1, 7, 6, 2}, 160).permute({0, 3, 1, 2}).detach().requires_grad_()};
+      },
+      [](const Inputs& x) {
+        Pool2dOptions o;
+        o.kernel_size = {2, 3}, o.stride = {2, 2}, o.dilation = {2, 1}, o.ceil_mode = true;
+        return max_pool2d(x[0], o);
+      });
+  add_case(
+      "avg_pool2d_count_pad", Op::avg_pool2d,
+      [] {
+        return Inputs{leaf({2, 3, 5, 5}, 161)};
+      },
+      [](const Inputs& x) {
+        Pool2dOptions o;
+        o.kernel_size = {3, 3}, o.stride = {2, 2}, o.padding = {1, 1}, o.ceil_mode = true;
+        return avg_pool2d(x[0], o);
+      });
+  add_case(
+      "avg_pool2d_exclude_pad", Op::avg_pool2d,
+      [] {
+        return Inputs{leaf({1, 2, 4, 7}, 162)};
+      },
+      [](const Inputs& x) {
+        Pool2dOptions o;
+        o.kernel_size = {2, 3}, o.stride = {1, 2}, o.padding = {1, 1}, o.count_include_pad = false;
+        return avg_pool2d(x[0], o);
+      });
+  add_case(
+      "adaptive_avg_pool2d", Op::adaptive_avg_pool2d,
+      [] {
+        return Inputs{transposed_leaf({2, 2, 2, 7}, 163)};
+      },
+      [](const Inputs& x) { return adaptive_avg_pool2d(x[0], 3, 3); });
   return c;
 }
 

@@ -85,7 +85,7 @@ def write(name, attrs, inputs, module, outputs_fn):
             put(f, name, f"outputs/{k}", v)
             put(f, name, f"loss_weights/{k}", weights[k])
         for k, v in ref_inputs.items():
-            if v.dtype == torch.float64:
+            if v.dtype == torch.float64 and v.grad is not None:  # None: an input the outputs do not differentiate
                 put(f, name, f"grads/inputs/{k}", v.grad)
         if module is not None:
             for k, p in module.named_parameters():
@@ -377,6 +377,44 @@ def rope_fixtures():
 
     one("rope_full.h5", (2, 3, 7, 8), 0, 10000.0, 8)
     one("rope_partial_offset.h5", (1, 2, 5, 12), 9, 500.0, 8)
+
+
+def conv_fixtures():
+    """torch.nn.functional's conv2d, batch_norm and pools; weights and statistics as inputs."""
+    name = "conv2d_groups.h5"
+    seed(name)
+    attrs = {"stride_h": 2, "stride_w": 1, "padding_h": 1, "padding_w": 2, "dilation_h": 1, "dilation_w": 2, "groups": 2}
+    write(name, attrs, {"x": randn(2, 4, 7, 6), "weight": randn(6, 2, 3, 3), "bias": randn(6)}, None,
+          lambda i: {"out": F.conv2d(i["x"], i["weight"], i["bias"], (2, 1), (1, 2), (1, 2), 2)})
+    name = "conv2d_resnet.h5"
+    seed(name)
+    attrs = {"stride_h": 1, "stride_w": 1, "padding_h": 1, "padding_w": 1, "dilation_h": 1, "dilation_w": 1, "groups": 1}
+    write(name, attrs, {"x": randn(3, 5, 8, 8), "weight": randn(4, 5, 3, 3) * 0.2, "bias": randn(4)}, None,
+          lambda i: {"out": F.conv2d(i["x"], i["weight"], i["bias"], 1, 1)})
+
+    for name, training in (("batch_norm_train.h5", True), ("batch_norm_eval.h5", False)):
+        seed(name)
+        mean, var = randn(3).double(), (torch.rand(3) + 0.5).double()
+        inputs = {"x": randn(4, 3, 5, 5) * 2 + 1, "weight": randn(3), "bias": randn(3),
+                  "running_mean_in": mean.float(), "running_var_in": var.float()}
+
+        def bn(i, training=training):
+            rm, rv = i["running_mean_in"].detach().clone(), i["running_var_in"].detach().clone()
+            out = F.batch_norm(i["x"], rm, rv, i["weight"], i["bias"], training, 0.1, 1e-5)
+            return {"out": out, "running_mean": rm, "running_var": rv}
+
+        write(name, {"training": int(training), "momentum": 0.1, "eps": 1e-5}, inputs, None, bn)
+
+    name = "pooling.h5"
+    seed(name)
+    write(name, {}, {"x": randn(2, 3, 7, 9)}, None, lambda i: {
+        "max": F.max_pool2d(i["x"], 3, 2, 1),
+        "max_dilated_ceil": F.max_pool2d(i["x"], (2, 3), 2, 0, (2, 1), ceil_mode=True),
+        "avg": F.avg_pool2d(i["x"], 3, 2, 1, ceil_mode=True),
+        "avg_exclude_pad": F.avg_pool2d(i["x"], (2, 3), (1, 2), 1, count_include_pad=False),
+        "adaptive": F.adaptive_avg_pool2d(i["x"], (3, 4)),
+        "adaptive_global": F.adaptive_avg_pool2d(i["x"], 1),
+    })
 
 
 def transformer_fixtures():
@@ -675,6 +713,7 @@ def main():
     basic_layers()
     attention_fixtures()
     rope_fixtures()
+    conv_fixtures()
     transformer_fixtures()
     causal_lm_fixtures()
     vit_fixtures()

@@ -152,6 +152,58 @@ TEST(ParityAttention, RotaryEmbeddingIsLlamasRotateHalf) {
   }
 }
 
+// ------------------------------------------------------------------------- CNN layers (functional)
+
+TEST(ParityConv, Conv2dWithGroupsDilationAndAResNetKernel) {
+  Functional none;
+  for (const char* file : {"conv2d_groups.h5", "conv2d_resnet.h5"}) {
+    const Fixture f(file);
+    Conv2dOptions o;
+    o.stride = {f.attr_int("stride_h"), f.attr_int("stride_w")};
+    o.padding = {f.attr_int("padding_h"), f.attr_int("padding_w")};
+    o.dilation = {f.attr_int("dilation_h"), f.attr_int("dilation_w")};
+    o.groups = f.attr_int("groups");
+    check_parity(file, none, {"x", "weight", "bias"}, {}, [&](const Inputs& in) {
+      return Named{{"out", conv2d(in.at("x"), in.at("weight"), in.at("bias"), o)}};
+    });
+  }
+}
+
+// Training (batch statistics, the running ones updated: outputs too) and evaluation.
+TEST(ParityConv, BatchNormTrainingAndEvaluation) {
+  Functional none;
+  for (const char* file : {"batch_norm_train.h5", "batch_norm_eval.h5"}) {
+    const Fixture f(file);
+    check_parity(file, none, {"x", "weight", "bias"}, {"running_mean_in", "running_var_in"}, [&](const Inputs& in) {
+      const Tensor mean = in.at("running_mean_in").clone(), var = in.at("running_var_in").clone();
+      const Tensor out = batch_norm(in.at("x"), mean, var, in.at("weight"), in.at("bias"), f.attr_int("training") != 0,
+                                    f.attr_double("momentum"), f.attr_double("eps"));
+      return Named{{"out", out}, {"running_mean", mean}, {"running_var", var}};
+    });
+  }
+}
+
+TEST(ParityConv, MaxAverageAndAdaptivePools) {
+  Functional none;
+  check_parity("pooling.h5", none, {"x"}, {}, [&](const Inputs& in) {
+    const Tensor& x = in.at("x");
+    Pool2dOptions max;
+    max.kernel_size = {3, 3}, max.stride = {2, 2}, max.padding = {1, 1};
+    Pool2dOptions dilated;
+    dilated.kernel_size = {2, 3}, dilated.stride = {2, 2}, dilated.dilation = {2, 1}, dilated.ceil_mode = true;
+    Pool2dOptions avg = max;
+    avg.ceil_mode = true;
+    Pool2dOptions exclude;
+    exclude.kernel_size = {2, 3}, exclude.stride = {1, 2}, exclude.padding = {1, 1}, exclude.count_include_pad = false;
+    return Named{{"max", max_pool2d(x, max)},
+                 {"max_dilated_ceil", max_pool2d(x, dilated)},
+                 {"avg", avg_pool2d(x, avg)},
+                 {"avg_exclude_pad", avg_pool2d(x, exclude)},
+                 {"adaptive", adaptive_avg_pool2d(x, 3, 4)},
+                 {"adaptive_global", adaptive_avg_pool2d(x, 1, 1)}};
+  });
+}
+
 nn::MultiheadAttentionOptions mha_options(const Fixture& f) {
   nn::MultiheadAttentionOptions o;
   o.embed_dim = f.attr_int("embed_dim");

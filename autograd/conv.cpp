@@ -1,0 +1,606 @@
+// The layers of a convolutional network: conv2d, batch_norm, max_pool2d, avg_pool2d and
+// adaptive_avg_pool2d, with torch.nn.functional's arguments, output sizes and arithmetic.
+//
+// Legend: B batch, C input channels, O output channels, G groups, H x W input, P x Q output,
+// kh x kw kernel, S the spatial size of a batch_norm input (H W, or 1 for (B, C)).
+//
+// conv2d lowers each image and group to one GEMM (im2col): cols (C/G kh kw, P Q) holds the input
+// pixel under each kernel tap at each output position (zero in the padding), and
+// y[b, g] = W[g] (O/G, C/G kh kw) @ cols. Backward: dW[g] += gy[b, g] @ cols^T, accumulated over
+// fixed blocks of images and the blocks summed in order (the result does not depend on the thread
+// count); dcols = W[g]^T @ gy[b, g], scattered back (col2im) into dx[b]. With enough images every
+// thread takes whole images, each GEMM on its own thread; otherwise the images go one by one and
+// the BLAS spreads each GEMM. A 1x1 kernel at stride 1 without padding reads the input itself as
+// its cols.
+//
+// Contract: inputs float32 or float64 of one dtype, any strides (copied to contiguous once);
+// outputs are new contiguous tensors. Pooling runs over (B, C) planes in parallel.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "autograd/blas.hpp"
+#include "autograd/kernels.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/reference.hpp"
+#include "autograd/simd.hpp"
+
+namespace rune {
+
+namespace {
+
+std::string pair_str(const std::array<std::int64_t, 2>& v) {
+  return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")";
+}
+
+// The tensor as (B, C, H, W), or a clear error naming the op.
+void check_image(const char* op, const Tensor& x) {
+  if (!x.defined()) throw std::invalid_argument(std::string(op) + ": undefined input");
+  if (!is_floating(x.dtype())) detail::throw_dtype(op, x.dtype(), "a floating dtype");
+  if (x.dim() != 4)
+    throw std::invalid_argument(std::string(op) + ": input " + shape_str(x.shape()) + " must be (B, C, H, W)");
+}
+
+// Valid output positions q of one kernel tap along an axis: those with 0 <= q s - pad + tap < n,
+// i.e. q in [lo, hi); the others read the padding.
+struct Span {
+  std::int64_t lo, hi;
+};
+Span valid_span(std::int64_t out, std::int64_t n, std::int64_t stride, std::int64_t pad, std::int64_t tap) {
+  const std::int64_t first = pad - tap;  // q s >= first
+  std::int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  const std::int64_t last = n - 1 + pad - tap;  // q s <= last
+  std::int64_t hi = last < 0 ? 0 : last / stride + 1;
+  lo = std::min(lo, out);
+  hi = std::clamp(hi, lo, out);
+  return {lo, hi};
+}
+
+struct ConvGeometry {
+  std::int64_t B, C, H, W, O, G, kh, kw, sh, sw, ph, pw, dh, dw, P, Q;
+  std::int64_t cg() const { return C / G; }  // input channels of a group
+  std::int64_t og() const { return O / G; }  // output channels of a group
+  std::int64_t K() const { return cg() * kh * kw; }
+  std::int64_t PQ() const { return P * Q; }
+  bool direct() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+};
+
+// cols (K, P Q) from the group's input planes x (C/G, H, W); to_cols false is the transpose:
+// x += the cols scattered back (col2im), x being zeroed by the caller.
+template <class T, bool ToCols>
+void im2col(T* x, T* cols, const ConvGeometry& g) {
+  const std::int64_t PQ = g.PQ();
+  for (std::int64_t c = 0; c < g.cg(); ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        T* row = cols + ((c * g.kh + i) * g.kw + j) * PQ;
+        T* plane = x + c * g.H * g.W;
+        const Span ps = valid_span(g.P, g.H, g.sh, g.ph, i * g.dh), qs = valid_span(g.Q, g.W, g.sw, g.pw, j * g.dw);
+        if constexpr (ToCols) {
+          std::fill(row, row + ps.lo * g.Q, T(0));
+          std::fill(row + ps.hi * g.Q, row + PQ, T(0));
+        }
+        for (std::int64_t p = ps.lo; p < ps.hi; ++p) {
+          T* out = row + p * g.Q;
+          T* in = plane + (p * g.sh - g.ph + i * g.dh) * g.W - g.pw + j * g.dw;  // in[q sw] is column q's pixel
+          if constexpr (ToCols) {
+            std::fill(out, out + qs.lo, T(0));
+            std::fill(out + qs.hi, out + g.Q, T(0));
+            if (g.sw == 1)
+              std::memcpy(out + qs.lo, in + qs.lo, static_cast<std::size_t>(qs.hi - qs.lo) * sizeof(T));
+            else
+              for (std::int64_t q = qs.lo; q < qs.hi; ++q) out[q] = in[q * g.sw];
+          } else {
+            for (std::int64_t q = qs.lo; q < qs.hi; ++q) in[q * g.sw] += out[q];
+          }
+        }
+      }
+}
+
+// Images in blocks of this many: the unit of the parallel loops and of dW's partial sums.
+constexpr std::int64_t kImageBlock = 4;
+
+// fn(first, last, thread scratch) over the blocks of images: in parallel when there are blocks for
+// every thread (each GEMM then on its thread), else in order (each GEMM on every thread).
+template <class T, class F>
+void over_image_blocks(std::int64_t B, std::int64_t work, std::size_t scratch, F&& fn) {
+  const std::int64_t blocks = (B + kImageBlock - 1) / kImageBlock;
+  const int threads = detail::num_threads_for(work);
+  const bool parallel = threads > 1 && blocks >= threads;
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    std::vector<T> buffer(scratch);
+#pragma omp for schedule(static)
+    for (std::int64_t block = 0; block < blocks; ++block)
+      fn(block, block * kImageBlock, std::min(B, (block + 1) * kImageBlock), buffer.data());
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------- conv2d
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o) {
+  check_image("conv2d", x);
+  if (!weight.defined() || weight.dim() != 4)
+    throw std::invalid_argument("conv2d: weight " + (weight.defined() ? shape_str(weight.shape()) : "undefined") +
+                                " must be (O, C / groups, kh, kw)");
+  detail::check_same_float("conv2d", x, weight);
+  const std::int64_t G = o.groups, O = weight.size(0);
+  if (G < 1 || x.size(1) % G != 0 || O % G != 0 || weight.size(1) * G != x.size(1))
+    throw std::invalid_argument("conv2d: input " + shape_str(x.shape()) + ", weight " + shape_str(weight.shape()) +
+                                " and groups " + std::to_string(G) +
+                                ": the input's channels and the weight's first dim must divide by groups, and the "
+                                "weight's second dim be channels / groups");
+  for (const auto& [name, v, least] :
+       {std::tuple{"stride", o.stride, 1}, {"padding", o.padding, 0}, {"dilation", o.dilation, 1}})
+    if (v[0] < least || v[1] < least)
+      throw std::invalid_argument(std::string("conv2d: ") + name + " " + pair_str(v) + " must be at least " +
+                                  std::to_string(least));
+  if (bias.defined()) {
+    if (bias.shape() != Shape{O})
+      throw std::invalid_argument("conv2d: bias " + shape_str(bias.shape()) + " must be " + shape_str({O}));
+    detail::check_same_float("conv2d", x, bias);
+  }
+  ConvGeometry g{x.size(0),
+                 x.size(1),
+                 x.size(2),
+                 x.size(3),
+                 O,
+                 G,
+                 weight.size(2),
+                 weight.size(3),
+                 o.stride[0],
+                 o.stride[1],
+                 o.padding[0],
+                 o.padding[1],
+                 o.dilation[0],
+                 o.dilation[1],
+                 0,
+                 0};
+  g.P = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  g.Q = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  if (g.H + 2 * g.ph < g.dh * (g.kh - 1) + 1 || g.W + 2 * g.pw < g.dw * (g.kw - 1) + 1)
+    throw std::invalid_argument("conv2d: the kernel " + pair_str({g.kh, g.kw}) + " (dilation " + pair_str(o.dilation) +
+                                ") is larger than the padded input " + pair_str({g.H + 2 * g.ph, g.W + 2 * g.pw}));
+  const Tensor xc = detail::contiguous_data(x), wc = detail::contiguous_data(weight);
+  const Tensor bc = bias.defined() ? detail::contiguous_data(bias) : Tensor();
+  Tensor y = empty({g.B, O, g.P, g.Q}, x.dtype());
+  const std::int64_t work = g.B * O * g.PQ() * g.K();
+  detail::dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    T* px = const_cast<T*>(xc.data<T>());  // read only (im2col's signature serves both ways)
+    const T* pw = wc.data<T>();
+    const T* pb = bc.defined() ? bc.data<T>() : nullptr;
+    T* py = y.data<T>();
+    over_image_blocks<T>(g.B, work, g.direct() ? 0 : static_cast<std::size_t>(g.K() * g.PQ()),
+                         [&](std::int64_t, std::int64_t first, std::int64_t last, T* cols) {
+                           for (std::int64_t b = first; b < last; ++b)
+                             for (std::int64_t gi = 0; gi < G; ++gi) {
+                               T* xg = px + (b * g.C + gi * g.cg()) * g.H * g.W;
+                               T* yg = py + (b * O + gi * g.og()) * g.PQ();  // (O/G, P Q)
+                               if (!g.direct()) im2col<T, true>(xg, cols, g);
+                               if (pb)
+                                 for (std::int64_t r = 0; r < g.og(); ++r)
+                                   std::fill(yg + r * g.PQ(), yg + (r + 1) * g.PQ(), pb[gi * g.og() + r]);
+                               blas::gemm(false, false, g.og(), g.PQ(), g.K(), T(1), pw + gi * g.og() * g.K(), g.K(),
+                                          g.direct() ? xg : cols, g.PQ(), pb ? T(1) : T(0), yg, g.PQ());
+                             }
+                         });
+  });
+  record(Op::conv2d, y, {x, weight, bias}, [xc = xc.detach(), wc = wc.detach(), g](const Tensor& gy, Grads& grads) {
+    // dx = col2im(W^T @ gy);  dW = sum over images of gy @ cols^T;  db = sum of gy over images and positions
+    const Tensor gc = detail::contiguous_data(gy);
+    const bool need_x = grads.needs(0), need_w = grads.needs(1), need_b = grads.needs(2);
+    Tensor gx = need_x ? zeros({g.B, g.C, g.H, g.W}, gy.dtype()) : Tensor();
+    Tensor gw = need_w ? empty({g.O, g.cg(), g.kh, g.kw}, gy.dtype()) : Tensor();
+    Tensor gb = need_b ? zeros({g.O}, gy.dtype()) : Tensor();
+    detail::dispatch_float(gy.dtype(), "conv2d backward", [&](auto tag) {
+      using T = decltype(tag);
+      T* px = const_cast<T*>(xc.data<T>());
+      const T* pw = wc.data<T>();
+      const T* pg = gc.data<T>();
+      const std::int64_t blocks = (g.B + kImageBlock - 1) / kImageBlock, OK = g.O * g.K();
+      std::vector<T> partial(need_w ? static_cast<std::size_t>(blocks * OK) : 0, T(0));  // dW of each block
+      const std::size_t cols_size = g.direct() ? 0 : static_cast<std::size_t>(g.K() * g.PQ());
+      over_image_blocks<T>(g.B, 2 * g.B * g.O * g.PQ() * g.K(), 2 * cols_size,
+                           [&](std::int64_t block, std::int64_t first, std::int64_t last, T* scratch) {
+                             T* cols = scratch;
+                             T* dcols = scratch + cols_size;
+                             for (std::int64_t b = first; b < last; ++b)
+                               for (std::int64_t gi = 0; gi < g.G; ++gi) {
+                                 const T* gyg = pg + (b * g.O + gi * g.og()) * g.PQ();  // (O/G, P Q)
+                                 T* xg = px + (b * g.C + gi * g.cg()) * g.H * g.W;
+                                 if (need_w) {
+                                   if (!g.direct()) im2col<T, true>(xg, cols, g);
+                                   blas::gemm(false, true, g.og(), g.K(), g.PQ(), T(1), gyg, g.PQ(),
+                                              g.direct() ? xg : cols, g.PQ(), T(1),
+                                              partial.data() + block * OK + gi * g.og() * g.K(), g.K());
+                                 }
+                                 if (need_x) {
+                                   T* gxg = gx.template data<T>() + (b * g.C + gi * g.cg()) * g.H * g.W;
+                                   blas::gemm(true, false, g.K(), g.PQ(), g.og(), T(1), pw + gi * g.og() * g.K(), g.K(),
+                                              gyg, g.PQ(), T(0), g.direct() ? gxg : dcols, g.PQ());
+                                   if (!g.direct()) im2col<T, false>(gxg, dcols, g);
+                                 }
+                               }
+                           });
+      if (need_w) {
+        T* out = gw.template data<T>();
+        std::copy(partial.begin(), partial.begin() + OK, out);
+        for (std::int64_t block = 1; block < blocks; ++block)
+          for (std::int64_t i = 0; i < OK; ++i) out[i] += partial[static_cast<std::size_t>(block * OK + i)];
+      }
+      if (need_b) {
+        T* out = gb.template data<T>();
+        for (std::int64_t b = 0; b < g.B; ++b)
+          for (std::int64_t oc = 0; oc < g.O; ++oc) out[oc] += detail::sum_simd(pg + (b * g.O + oc) * g.PQ(), g.PQ());
+      }
+    });
+    if (need_x) grads.set(0, gx);
+    if (need_w) grads.set(1, gw);
+    if (need_b) grads.set(2, gb);
+  });
+  return y;
+}
+
+// ------------------------------------------------------------------------- batch_norm
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  if (!x.defined()) throw std::invalid_argument("batch_norm: undefined input");
+  if (!is_floating(x.dtype())) detail::throw_dtype("batch_norm", x.dtype(), "a floating dtype");
+  if (x.dim() < 2) throw std::invalid_argument("batch_norm: input " + shape_str(x.shape()) + " must be (B, C, ...)");
+  const std::int64_t B = x.size(0), C = x.size(1), S = C == 0 || B == 0 ? 0 : x.numel() / (B * C);
+  for (const auto& [name, t] :
+       {std::pair{"running_mean", &running_mean}, {"running_var", &running_var}, {"weight", &weight}, {"bias", &bias}})
+    if (t->defined()) {
+      if (t->shape() != Shape{C})
+        throw std::invalid_argument(std::string("batch_norm: ") + name + " " + shape_str(t->shape()) + " must be " +
+                                    shape_str({C}) + " for the input " + shape_str(x.shape()));
+      detail::check_same_float("batch_norm", x, *t);
+    }
+  if (running_mean.defined() != running_var.defined())
+    throw std::invalid_argument("batch_norm: running_mean and running_var come together");
+  if (!training && !running_mean.defined())
+    throw std::invalid_argument("batch_norm: evaluation needs the running statistics");
+  const std::int64_t n = B * S;  // values per channel
+  if (training && n <= 1)
+    throw std::invalid_argument("batch_norm: training needs more than one value per channel, the input is " +
+                                shape_str(x.shape()));
+  const Tensor xc = detail::contiguous_data(x);
+  const Tensor wc = weight.defined() ? detail::contiguous_data(weight) : Tensor();
+  const Tensor bc = bias.defined() ? detail::contiguous_data(bias) : Tensor();
+  Tensor y = empty(x.shape(), x.dtype());
+  Tensor mean_t = empty({C}, x.dtype()), rstd_t = empty({C}, x.dtype());  // what normalised x
+  detail::dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = xc.data<T>();
+    T* py = y.data<T>();
+    T* pm = mean_t.data<T>();
+    T* pr = rstd_t.data<T>();
+    const int threads = detail::num_threads_for(2 * x.numel());
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t c = 0; c < C; ++c) {
+      double mean = 0, var = 0;
+      if (training) {
+        // two passes in double: the channel's mean, then the squares about it (no cancellation)
+        for (std::int64_t b = 0; b < B; ++b) mean += static_cast<double>(detail::sum_simd(px + (b * C + c) * S, S));
+        mean /= static_cast<double>(n);
+        for (std::int64_t b = 0; b < B; ++b) {
+          const T* row = px + (b * C + c) * S;
+          for (std::int64_t s = 0; s < S; ++s) var += (row[s] - mean) * (row[s] - mean);
+        }
+        var /= static_cast<double>(n);
+        if (running_mean.defined()) {  // the running variance is the unbiased one, as torch's
+          T* rm = running_mean.data<T>();
+          T* rv = running_var.data<T>();
+          rm[c] = static_cast<T>((1 - momentum) * rm[c] + momentum * mean);
+          rv[c] = static_cast<T>((1 - momentum) * rv[c] + momentum * var * n / (n - 1));
+        }
+      } else {
+        mean = running_mean.data<T>()[c];
+        var = running_var.data<T>()[c];
+      }
+      const T rstd = static_cast<T>(1.0 / std::sqrt(var + eps));
+      const T scale = wc.defined() ? wc.data<T>()[c] * rstd : rstd, shift = bc.defined() ? bc.data<T>()[c] : T(0);
+      pm[c] = static_cast<T>(mean);
+      pr[c] = rstd;
+      for (std::int64_t b = 0; b < B; ++b) {
+        const T* in = px + (b * C + c) * S;
+        T* out = py + (b * C + c) * S;
+        for (std::int64_t s = 0; s < S; ++s) out[s] = (in[s] - pm[c]) * scale + shift;
+      }
+    }
+  });
+  record(Op::batch_norm, y, {x, weight, bias},
+         [xc = xc.detach(), wc = wc.defined() ? wc.detach() : Tensor(), mean_t, rstd_t, training, B, C, S](
+             const Tensor& gy, Grads& g) {
+           // xhat = (x - mean) rstd;  dw = sum gy xhat;  db = sum gy (over batch and space, per channel)
+           // training (mean and rstd depend on x): dx = w rstd (gy - db / n - xhat dw / n)
+           // evaluation (running statistics, constants): dx = w rstd gy
+           const Tensor gc = detail::contiguous_data(gy);
+           const bool need_x = g.needs(0), need_w = g.needs(1), need_b = g.needs(2);
+           Tensor gx = need_x ? empty(gy.shape(), gy.dtype()) : Tensor();
+           Tensor gw = need_w ? empty({C}, gy.dtype()) : Tensor();
+           Tensor gb = need_b ? empty({C}, gy.dtype()) : Tensor();
+           detail::dispatch_float(gy.dtype(), "batch_norm backward", [&](auto tag) {
+             using T = decltype(tag);
+             const T* px = xc.data<T>();
+             const T* pg = gc.data<T>();
+             const double count = static_cast<double>(B * S);
+             const int threads = detail::num_threads_for(3 * B * C * S);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+             for (std::int64_t c = 0; c < C; ++c) {
+               const T mean = mean_t.data<T>()[c], rstd = rstd_t.data<T>()[c];
+               double sum_gy = 0, sum_gy_xhat = 0;
+               for (std::int64_t b = 0; b < B; ++b) {
+                 const T* in = px + (b * C + c) * S;
+                 const T* gr = pg + (b * C + c) * S;
+                 for (std::int64_t s = 0; s < S; ++s) {
+                   sum_gy += gr[s];
+                   sum_gy_xhat += gr[s] * (in[s] - mean) * rstd;
+                 }
+               }
+               if (need_w) gw.template data<T>()[c] = static_cast<T>(sum_gy_xhat);
+               if (need_b) gb.template data<T>()[c] = static_cast<T>(sum_gy);
+               if (!need_x) continue;
+               const T k = (wc.defined() ? wc.data<T>()[c] : T(1)) * rstd;
+               const T mean_gy = training ? static_cast<T>(sum_gy / count) : T(0);
+               const T mean_gy_xhat = training ? static_cast<T>(sum_gy_xhat / count) : T(0);
+               for (std::int64_t b = 0; b < B; ++b) {
+                 const T* in = px + (b * C + c) * S;
+                 const T* gr = pg + (b * C + c) * S;
+                 T* out = gx.template data<T>() + (b * C + c) * S;
+                 for (std::int64_t s = 0; s < S; ++s)
+                   out[s] = k * (gr[s] - mean_gy - (in[s] - mean) * rstd * mean_gy_xhat);
+               }
+             }
+           });
+           if (need_x) g.set(0, gx);
+           if (need_w) g.set(1, gw);
+           if (need_b) g.set(2, gb);
+         });
+  return y;
+}
+
+// ------------------------------------------------------------------------- pooling
+
+namespace {
+
+// torch's pooling output size: floor (or ceil) of (n + 2 pad - dilation (k - 1) - 1) / stride + 1,
+// where with ceil_mode the last window must start inside the input or its left padding.
+std::int64_t pooled_size(std::int64_t n, std::int64_t k, std::int64_t s, std::int64_t pad, std::int64_t d,
+                         bool ceil_mode) {
+  const std::int64_t span = n + 2 * pad - d * (k - 1) - 1;
+  std::int64_t out = (ceil_mode ? span + s - 1 : span) / s + 1;
+  if (ceil_mode && (out - 1) * s >= n + pad) --out;
+  return out;
+}
+
+struct PoolGeometry {
+  std::int64_t planes, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+PoolGeometry pool_geometry(const char* op, const Tensor& x, const Pool2dOptions& o, bool dilated) {
+  check_image(op, x);
+  const std::array<std::int64_t, 2> stride = o.stride[0] == 0 && o.stride[1] == 0 ? o.kernel_size : o.stride;
+  const auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(op) + ": " + what); };
+  if (o.kernel_size[0] < 1 || o.kernel_size[1] < 1)
+    fail("kernel_size " + pair_str(o.kernel_size) + " must be positive");
+  if (stride[0] < 1 || stride[1] < 1) fail("stride " + pair_str(stride) + " must be positive");
+  if (o.dilation[0] < 1 || o.dilation[1] < 1) fail("dilation " + pair_str(o.dilation) + " must be positive");
+  if (!dilated && (o.dilation[0] != 1 || o.dilation[1] != 1)) fail("has no dilation");
+  for (int a = 0; a < 2; ++a)
+    if (o.padding[a] < 0 || o.padding[a] > o.kernel_size[a] / 2)
+      fail("padding " + pair_str(o.padding) + " must be at most half the kernel " + pair_str(o.kernel_size));
+  PoolGeometry g{x.size(0) * x.size(1), x.size(2),        x.size(3),    0,         0,
+                 o.kernel_size[0],      o.kernel_size[1], stride[0],    stride[1], o.padding[0],
+                 o.padding[1],          o.dilation[0],    o.dilation[1]};
+  g.P = pooled_size(g.H, g.kh, g.sh, g.ph, g.dh, o.ceil_mode);
+  g.Q = pooled_size(g.W, g.kw, g.sw, g.pw, g.dw, o.ceil_mode);
+  if (g.P < 1 || g.Q < 1)
+    fail("input " + shape_str(x.shape()) + " is smaller than the kernel " + pair_str(o.kernel_size) + " (output " +
+         pair_str({g.P, g.Q}) + ")");
+  return g;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
+  const PoolGeometry g = pool_geometry("max_pool2d", x, o, true);
+  const Tensor xc = detail::contiguous_data(x);
+  Tensor y = empty({x.size(0), x.size(1), g.P, g.Q}, x.dtype());
+  Tensor arg = empty({g.planes * g.P * g.Q}, DType::int64);  // the pixel each output took, h W + w
+  detail::dispatch_float(x.dtype(), "max_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = xc.data<T>();
+    T* py = y.data<T>();
+    std::int64_t* pa = arg.data<std::int64_t>();
+    const int threads = detail::num_threads_for(g.planes * g.P * g.Q * g.kh * g.kw);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t pl = 0; pl < g.planes; ++pl) {
+      const T* in = px + pl * g.H * g.W;
+      for (std::int64_t p = 0; p < g.P; ++p)
+        for (std::int64_t q = 0; q < g.Q; ++q) {
+          // the first maximum wins; a NaN wins over any number (torch's rule)
+          T best = -std::numeric_limits<T>::infinity();
+          std::int64_t at = -1;
+          for (std::int64_t i = 0; i < g.kh; ++i) {
+            const std::int64_t h = p * g.sh - g.ph + i * g.dh;
+            if (h < 0 || h >= g.H) continue;
+            for (std::int64_t j = 0; j < g.kw; ++j) {
+              const std::int64_t w = q * g.sw - g.pw + j * g.dw;
+              if (w < 0 || w >= g.W) continue;
+              const T v = in[h * g.W + w];
+              if (at < 0 || v > best || std::isnan(v)) {
+                best = v, at = h * g.W + w;
+                if (std::isnan(v)) break;
+              }
+            }
+            if (at >= 0 && std::isnan(best)) break;
+          }
+          const std::int64_t out = (pl * g.P + p) * g.Q + q;
+          py[out] = best;
+          pa[out] = at;
+        }
+    }
+  });
+  record(Op::max_pool2d, y, {x}, [arg, g, xs = x.shape()](const Tensor& gy, Grads& grads) {
+    // dx[argmax] += gy: each output's gradient goes to the pixel it took
+    const Tensor gc = detail::contiguous_data(gy);
+    Tensor gx = zeros(xs, gy.dtype());
+    detail::dispatch_float(gy.dtype(), "max_pool2d backward", [&](auto tag) {
+      using T = decltype(tag);
+      const T* pg = gc.data<T>();
+      const std::int64_t* pa = arg.data<std::int64_t>();
+      T* out = gx.template data<T>();
+      const int threads = detail::num_threads_for(g.planes * g.P * g.Q);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+      for (std::int64_t pl = 0; pl < g.planes; ++pl)
+        for (std::int64_t i = pl * g.P * g.Q; i < (pl + 1) * g.P * g.Q; ++i)
+          if (pa[i] >= 0) out[pl * g.H * g.W + pa[i]] += pg[i];  // -1: a window of padding alone
+    });
+    grads.set(0, gx);
+  });
+  return y;
+}
+
+namespace {
+
+// One axis of an average pool: each output's window [start, end) clipped to the input, and the
+// size it divides by (torch: the window clipped to the padded input, or to the input alone
+// without count_include_pad).
+struct Windows {
+  std::vector<std::int64_t> start, end, divisor;
+};
+Windows pool_windows(std::int64_t out, std::int64_t n, std::int64_t k, std::int64_t s, std::int64_t pad,
+                     bool count_include_pad) {
+  Windows w;
+  for (std::int64_t o = 0; o < out; ++o) {
+    std::int64_t lo = o * s - pad, hi = std::min(lo + k, n + pad);
+    const std::int64_t padded = hi - lo;
+    lo = std::max<std::int64_t>(lo, 0), hi = std::min(hi, n);
+    w.start.push_back(lo), w.end.push_back(hi), w.divisor.push_back(count_include_pad ? padded : hi - lo);
+  }
+  return w;
+}
+
+// Adaptive pooling's windows: output o of `out` covers [floor(o n / out), ceil((o + 1) n / out)).
+Windows adaptive_windows(std::int64_t out, std::int64_t n) {
+  Windows w;
+  for (std::int64_t o = 0; o < out; ++o) {
+    w.start.push_back(o * n / out), w.end.push_back(((o + 1) * n + out - 1) / out);
+    w.divisor.push_back(w.end.back() - w.start.back());
+  }
+  return w;
+}
+
+// y[p, q] = the mean of x over rows[p] x cols[q] (each plane), and its backward: the gradient
+// spread evenly back over the window. Shared by avg_pool2d and adaptive_avg_pool2d.
+Tensor average_windows(Op op, const char* name, const Tensor& x, const Windows& rows, const Windows& cols) {
+  struct Sizes {
+    std::int64_t planes, H, W, P, Q;
+  };
+  const Sizes z{x.size(0) * x.size(1), x.size(2), x.size(3), static_cast<std::int64_t>(rows.start.size()),
+                static_cast<std::int64_t>(cols.start.size())};
+  const Tensor xc = detail::contiguous_data(x);
+  Tensor y = empty({x.size(0), x.size(1), z.P, z.Q}, x.dtype());
+  detail::dispatch_float(x.dtype(), name, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = xc.data<T>();
+    T* py = y.data<T>();
+    const int threads = detail::num_threads_for(z.planes * z.H * z.W);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (std::int64_t pl = 0; pl < z.planes; ++pl)
+      for (std::int64_t p = 0; p < z.P; ++p)
+        for (std::int64_t q = 0; q < z.Q; ++q) {
+          T sum = 0;
+          for (std::int64_t h = rows.start[p]; h < rows.end[p]; ++h)
+            for (std::int64_t w = cols.start[q]; w < cols.end[q]; ++w) sum += px[(pl * z.H + h) * z.W + w];
+          py[(pl * z.P + p) * z.Q + q] = sum / static_cast<T>(rows.divisor[p] * cols.divisor[q]);
+        }
+  });
+  record(op, y, {x}, [rows, cols, z, xs = x.shape(), name](const Tensor& gy, Grads& grads) {
+    // dx[h, w] += gy[p, q] / divisor over every window (p, q) that holds (h, w)
+    const Tensor gc = detail::contiguous_data(gy);
+    Tensor gx = zeros(xs, gy.dtype());
+    detail::dispatch_float(gy.dtype(), name, [&](auto tag) {
+      using T = decltype(tag);
+      const T* pg = gc.data<T>();
+      T* out = gx.template data<T>();
+      const int threads = detail::num_threads_for(z.planes * z.H * z.W);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+      for (std::int64_t pl = 0; pl < z.planes; ++pl)
+        for (std::int64_t p = 0; p < z.P; ++p)
+          for (std::int64_t q = 0; q < z.Q; ++q) {
+            const T v = pg[(pl * z.P + p) * z.Q + q] / static_cast<T>(rows.divisor[p] * cols.divisor[q]);
+            for (std::int64_t h = rows.start[p]; h < rows.end[p]; ++h)
+              for (std::int64_t w = cols.start[q]; w < cols.end[q]; ++w) out[(pl * z.H + h) * z.W + w] += v;
+          }
+    });
+    grads.set(0, gx);
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
+  const PoolGeometry g = pool_geometry("avg_pool2d", x, o, false);
+  return average_windows(Op::avg_pool2d, "avg_pool2d", x, pool_windows(g.P, g.H, g.kh, g.sh, g.ph, o.count_include_pad),
+                         pool_windows(g.Q, g.W, g.kw, g.sw, g.pw, o.count_include_pad));
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, std::int64_t out_h, std::int64_t out_w) {
+  check_image("adaptive_avg_pool2d", x);
+  if (out_h < 1 || out_w < 1)
+    throw std::invalid_argument("adaptive_avg_pool2d: output size " + pair_str({out_h, out_w}) + " must be positive");
+  return average_windows(Op::adaptive_avg_pool2d, "adaptive_avg_pool2d", x, adaptive_windows(out_h, x.size(2)),
+                         adaptive_windows(out_w, x.size(3)));
+}
+
+// ------------------------------------------------------------------------- references
+
+namespace reference {
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o) {
+  const auto as_double = [](const Tensor& t) {
+    return t.defined() ? to_dtype(detail::contiguous_data(t).detach(), DType::float64) : Tensor();
+  };
+  const Tensor xd = as_double(x), wd = as_double(weight), bd = as_double(bias);
+  const std::int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = weight.size(0);
+  const std::int64_t kh = weight.size(2), kw = weight.size(3), cg = C / o.groups, og = O / o.groups;
+  const std::int64_t P = (H + 2 * o.padding[0] - o.dilation[0] * (kh - 1) - 1) / o.stride[0] + 1;
+  const std::int64_t Q = (W + 2 * o.padding[1] - o.dilation[1] * (kw - 1) - 1) / o.stride[1] + 1;
+  Tensor y = empty({B, O, P, Q}, DType::float64);
+  const double* px = xd.data<double>();
+  const double* pw = wd.data<double>();
+  double* py = y.data<double>();
+  // y[b, oc, p, q] = bias[oc] + sum over the group's channels c and taps (i, j) of
+  //                  w[oc, c, i, j] x[b, group c, p stride - pad + i dilation, q ...] (0 outside)
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t oc = 0; oc < O; ++oc)
+      for (std::int64_t p = 0; p < P; ++p)
+        for (std::int64_t q = 0; q < Q; ++q) {
+          double sum = bd.defined() ? bd.data<double>()[oc] : 0.0;
+          for (std::int64_t c = 0; c < cg; ++c)
+            for (std::int64_t i = 0; i < kh; ++i)
+              for (std::int64_t j = 0; j < kw; ++j) {
+                const std::int64_t h = p * o.stride[0] - o.padding[0] + i * o.dilation[0];
+                const std::int64_t w = q * o.stride[1] - o.padding[1] + j * o.dilation[1];
+                if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                sum += pw[((oc * cg + c) * kh + i) * kw + j] * px[((b * C + oc / og * cg + c) * H + h) * W + w];
+              }
+          py[((b * O + oc) * P + p) * Q + q] = sum;
+        }
+  return to_dtype(y, x.dtype());
+}
+
+}  // namespace reference
+
+}  // namespace rune
