@@ -202,12 +202,17 @@ const TokenStream& LmTask::stream(const std::string& split) const {
   throw std::invalid_argument("lm: no split '" + split + "' (train, val or test)");
 }
 
-train::BatchLoss LmTask::train_batch(std::int64_t epoch, std::int64_t index) {
-  // windows at offsets that depend on (seed, epoch, index) only
+std::vector<std::int64_t> LmTask::window_offsets(std::int64_t epoch, std::int64_t index) const {
   Generator g(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + static_cast<std::uint64_t>(index));
-  const std::int64_t T = context_, starts = static_cast<std::int64_t>(train_.ids.size()) - T;
+  const std::int64_t starts = static_cast<std::int64_t>(train_.ids.size()) - context_;
   std::vector<std::int64_t> offsets(static_cast<std::size_t>(batch_size_));
   for (auto& o : offsets) o = static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(starts)));
+  return offsets;
+}
+
+train::BatchLoss LmTask::train_batch(std::int64_t epoch, std::int64_t index) {
+  const std::vector<std::int64_t> offsets = window_offsets(epoch, index);
+  const std::int64_t T = context_;
   const auto [begin, end] = shard().rows(batch_size_);
   if (begin == end) return {};  // more ranks than the batch has rows
   const std::int64_t B = end - begin;

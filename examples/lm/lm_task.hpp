@@ -45,6 +45,9 @@ class LmTask : public train::Task, public train::TextGenerator {
   const nn::CausalLM& lm() const { return *model_; }
   const LmTokenizer& tokenizer() const { return *tokenizer_; }
   const TokenStream& stream(const std::string& split) const;  // "train", "val" or "test"
+  // The training stream's offsets of batch `index` of `epoch`: batch_size windows, drawn from
+  // (seed, epoch, index) alone, so a resumed run or a twin in another framework sees the same.
+  std::vector<std::int64_t> window_offsets(std::int64_t epoch, std::int64_t index) const;
 
  private:
   std::uint64_t seed_;
