@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: demo vit bible bible-torch test bench vit-time bench-distributed build deps clean fixtures
+.PHONY: demo vit bible bible-torch lm-torch test bench vit-time bench-distributed build deps clean fixtures
 
 demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate, analyse its heads
 	rm -rf runs/numbers-demo
@@ -37,6 +37,11 @@ bible: build             ## English to Spanish on the Bible (about 20 min of tra
 bible-torch: build       ## the PyTorch twin of runs/en_es: same model, data, tokens, steps and schedule (bench/torch_bible.py)
 	scripts/install-deps.sh --bench
 	/usr/bin/python3 bench/torch_bible.py runs/en_es/checkpoints/best.h5 --out runs/en_es-torch
+
+lm-torch: build          ## the PyTorch twin of runs/web (same model, windows, steps, schedule; about 110 min), then step time and decoding side by side
+	scripts/install-deps.sh --bench
+	/usr/bin/python3 bench/torch_lm.py train runs/web/checkpoints/best.h5 --out runs/web-torch
+	bash bench/lm_reference.sh runs/web/checkpoints/best.h5
 
 test: build              ## the whole GoogleTest suite through ctest
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -9,6 +9,8 @@ By the checkpoint's task (the `[task] name` of its config):
                `rune translate`'s, and log P(rune's translation | sentence) against
                `rune translate --scores` (max |difference| at most 1e-4);
   reverse      `--count` random digit sequences of data.min_len..data.max_len digits, the same two checks;
+  lm           the lines of --sentences FILE, or a dozen built-in prompts: PyTorch's greedy continuations
+               (200 characters, the KV cache) against `rune generate --temperature 0`'s, character for character;
   vit          the test split (read from the config's data.dir, IDX or CIFAR-10 files): PyTorch's
                logits and predictions against `rune eval --split test --predictions`'s (max |difference|
                of the logits at most 1e-4).
@@ -52,6 +54,25 @@ def check_text(rune, path, ckpt, model, sentences):
             print(f"differs: {s!r}: rune {o!r}, torch {t!r}")
     print(f"translations equal: {same}/{len(sentences)}; log-probability max |difference| {worst:.2e}")
     return same == len(sentences) and worst <= TOLERANCE
+
+
+PROMPTS = ["In the beginning", "And God said", "The LORD is my shepherd", "Blessed are", "Then Jesus",
+           "He said to them, “", "Now the king", "Behold,", "For God so loved", "The children of Israel",
+           "After these things", "Paul, an apostle"]
+
+
+def check_lm(rune, path, ckpt, model, prompts, new_tokens=200):
+    same = 0
+    for prompt in prompts:
+        ours = subprocess.run([rune, "generate", path, "--prompt", prompt, "-n", str(new_tokens), "-t", "0"],
+                              capture_output=True, text=True, check=True).stdout
+        theirs = prompt + rt.continue_greedy(model, ckpt, prompt, new_tokens)[0] + "\n"
+        same += ours == theirs
+        if ours != theirs:
+            at = next(i for i, (a, b) in enumerate(zip(ours + "\0", theirs + "\1")) if a != b)
+            print(f"differs: {prompt!r} from character {at}: rune {ours[at:at + 40]!r}, torch {theirs[at:at + 40]!r}")
+    print(f"greedy continuations equal: {same}/{len(prompts)} ({new_tokens} tokens each)")
+    return same == len(prompts)
 
 
 def number_sentences(count):
@@ -120,7 +141,7 @@ def main():
     p.add_argument("checkpoint")
     p.add_argument("--rune", default="build/rune")
     p.add_argument("--count", type=int, default=300, help="sentences or sequences (text checkpoints)")
-    p.add_argument("--sentences", help="a file of source sentences, one a line (translation)")
+    p.add_argument("--sentences", help="a file of source sentences (translation) or prompts (lm), one a line")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="replace an architecture fact (an integer, a float or text)")
     args = p.parse_args()
@@ -146,6 +167,13 @@ def main():
         ok = check_text(args.rune, args.checkpoint, ckpt, model, sentences)
     elif task == "reverse":
         ok = check_text(args.rune, args.checkpoint, ckpt, model, digit_sequences(args.count, config, ckpt))
+    elif task == "lm":
+        if args.sentences:
+            with open(args.sentences, encoding="utf-8") as f:
+                prompts = [line.rstrip("\n") for line in f]
+        else:
+            prompts = PROMPTS
+        ok = check_lm(args.rune, args.checkpoint, ckpt, model, prompts)
     elif task == "vit":
         ok = check_vit(args.rune, args.checkpoint, ckpt, model, config)
     else:

@@ -2,7 +2,7 @@
 attributes, its /meta lists and its /params, loaded with load_state_dict(strict=True).
 
     ckpt = read("runs/numbers/checkpoints/best.h5")
-    model = build(ckpt)                                   # a Seq2Seq or a ViT, in eval mode
+    model = build(ckpt)                                   # a Seq2Seq, a ViT or a CausalLM, in eval mode
     translate(model, ckpt, ["seventy-one"])               # as `rune translate`
     log_probability(model, ckpt, [("seventy-one", "soixante et onze")])  # as `rune translate --scores`
     model(preprocess(images, ckpt)).argmax(-1)            # a ViT's predictions, as `rune eval --predictions`
@@ -12,6 +12,7 @@ subwords. docs/checkpoints.md explains every attribute used here.
 """
 import math
 import re
+import time
 from types import SimpleNamespace
 
 import h5py
@@ -61,12 +62,8 @@ class Seq2Seq(nn.Module):
         self.tgt_embed = nn.Embedding(tgt_vocab, C, padding_idx=pad)
         if a["positions"] == "learned":
             self.positions = nn.Embedding(n, C)  # positions.weight
-        else:  # PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(same): interleaved, float64 then float32
-            t = torch.arange(n, dtype=torch.float64)[:, None]
-            i = torch.arange(C, dtype=torch.float64)[None, :]
-            angle = t * torch.exp(-math.log(10000.0) * (i - i % 2) / C)
-            pe = torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
-            self.register_buffer("pe", pe.float(), persistent=False)  # not in the checkpoint
+        else:
+            self.register_buffer("pe", sinusoids(n, C), persistent=False)  # not in the checkpoint
         kw = layer_options(a, C, a["nhead"], a["dim_feedforward"])
         self.transformer = nn.Module()
         self.transformer.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**kw), a["num_encoder_layers"],
@@ -96,6 +93,78 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src, tgt_in):
         return self.decode(tgt_in, *self.encode(src))
+
+
+class CausalLM(nn.Module):
+    """nn/causal_lm.hpp: token embedding + learned or sinusoidal positions, pre-LN causal blocks
+    (nn.TransformerEncoder, named decoder), a final LayerNorm, lm_head or the embedding tied.
+    dropout as Runestone places it: after the embedding, on the attention weights, on each
+    residual branch and after the MLP's activation (0: inference)."""
+
+    def __init__(self, a, dropout=0.0):
+        super().__init__()
+        if a["positions"] not in ("learned", "sinusoidal"):
+            raise NotImplementedError(f"positions {a['positions']!r}: torch.nn.MultiheadAttention has no rotary")
+        self.a = a
+        C, n = a["d_model"], a["max_positions"]
+        self.embed = nn.Embedding(a["vocab"], C)
+        if a["positions"] == "learned":
+            self.positions = nn.Embedding(n, C)
+        else:
+            self.register_buffer("pe", sinusoids(n, C), persistent=False)
+        kw = layer_options(a, C, a["nhead"], a["dim_feedforward"])
+        kw["dropout"] = dropout
+        self.dropout = nn.Dropout(dropout)
+        self.decoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**kw), a["num_layers"],
+                                             nn.LayerNorm(C, eps=a["layer_norm_eps"]), enable_nested_tensor=False)
+        if not a["tie_output"]:
+            self.lm_head = nn.Linear(C, a["vocab"], bias=False)
+
+    def embed_at(self, ids, start):  # (B, T) -> (B, T, C), positions from start
+        table = self.positions.weight if self.a["positions"] == "learned" else self.pe
+        return self.embed(ids) + table[start:start + ids.shape[1]]
+
+    def head(self, h):
+        return F.linear(h, self.embed.weight) if self.a["tie_output"] else self.lm_head(h)
+
+    def forward(self, ids):  # (B, T) -> logits (B, T, V), causal
+        T = ids.shape[1]
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)  # True: may not attend
+        return self.head(self.decoder(self.dropout(self.embed_at(ids, 0)), mask=causal))
+
+    def forward_cached(self, ids, cache):
+        """Logits of ids (B, T) read after the cache's keys and values (a list per block of
+        (k, v), each (B, H, t, d), or [] at the start), which it extends: nn.TransformerEncoderLayer's
+        arithmetic with the keys and values kept, in eval mode."""
+        H = self.a["nhead"]
+        start = cache[0][0].shape[2] if cache else 0
+        x = self.embed_at(ids, start)
+        B, T, C = x.shape
+        for i, layer in enumerate(self.decoder.layers):
+            att = layer.self_attn
+            q, k, v = F.linear(layer.norm1(x), att.in_proj_weight, att.in_proj_bias).split(C, -1)
+            q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
+            if len(cache) > i:
+                k, v = torch.cat([cache[i][0], k], 2), torch.cat([cache[i][1], v], 2)
+                cache[i] = (k, v)
+            else:
+                cache.append((k, v))
+            scores = q @ k.transpose(-1, -2) / math.sqrt(C // H)  # (B, H, T, start + T)
+            if T > 1:
+                blocked = torch.triu(torch.ones(T, start + T, dtype=torch.bool), start + 1)
+                scores = scores.masked_fill(blocked, float("-inf"))
+            o = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
+            x = x + att.out_proj(o)
+            x = x + layer.linear2(F.gelu(layer.linear1(layer.norm2(x))))
+        return self.head(self.decoder.norm(x))
+
+
+def sinusoids(n, C):
+    """PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(same): interleaved, float64 then float32."""
+    t = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(C, dtype=torch.float64)[None, :]
+    angle = t * torch.exp(-math.log(10000.0) * (i - i % 2) / C)
+    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
 
 
 class ViT(nn.Module):
@@ -128,6 +197,8 @@ def build(ckpt):
         model = Seq2Seq(a, len(ckpt.meta[a["source_vocabulary"]]), len(ckpt.meta[a["target_vocabulary"]]))
     elif a["model"] == "vision_transformer":
         model = ViT(a)
+    elif a["model"] == "causal_lm":
+        model = CausalLM(a)
     else:
         raise ValueError(f"unknown model {a['model']!r}")
     model.load_state_dict(ckpt.params, strict=True)
@@ -218,6 +289,44 @@ def log_probability(model, ckpt, pairs):
         lp = torch.log_softmax(model(source_tensor(source, ckpt), tgt_in)[0], -1).double()  # (T, V)
         out.append(sum(float(lp[t, y]) for t, y in enumerate(tgt_out) if y != a["pad_id"]))
     return out
+
+
+# ---------------------------------------------------------------- text (causal_lm checkpoints)
+
+@torch.no_grad()
+def continue_greedy(model, ckpt, prompt, max_new_tokens):
+    """`rune generate --temperature 0` of a character-level checkpoint: <eos> then the prompt
+    (its last max_positions - 1 tokens) read in one pass, then the most probable token at each
+    step (never <pad> or <bos>) read by the KV cache; a full context is read again from its last
+    half. Returns the new text (<eos> a newline) and the seconds the new tokens took."""
+    a = ckpt.arch
+    if a["tokenization"] != "char":
+        raise NotImplementedError(f"tokenization {a['tokenization']!r}: only characters are written here")
+    vocab = ckpt.meta[a["vocabulary"]]
+    index = {t: i for i, t in enumerate(vocab)}
+    eos, limit = a["eos_id"], a["max_positions"]
+    window = ([eos] + [index.get(c, a["unk_id"]) for c in prompt])[-(limit - 1):]
+
+    def most_probable(logits):
+        x = logits[0, -1].clone()
+        x[0] = x[1] = float("-inf")  # <pad>, <bos>
+        return int(x.argmax())
+
+    cache = []
+    next_id = most_probable(model.forward_cached(torch.tensor([window]), cache))
+    new, t0 = [], time.perf_counter()
+    for i in range(max_new_tokens):
+        new.append(next_id)
+        if i + 1 == max_new_tokens:
+            break
+        window.append(next_id)
+        if cache[0][0].shape[2] < limit:
+            next_id = most_probable(model.forward_cached(torch.tensor([[next_id]]), cache))
+        else:
+            window, cache = window[-(limit // 2):], []
+            next_id = most_probable(model.forward_cached(torch.tensor([window]), cache))
+    seconds = time.perf_counter() - t0
+    return "".join("\n" if t == eos else vocab[t] for t in new), seconds
 
 
 # ---------------------------------------------------------------- images (ViT checkpoints)
