@@ -23,6 +23,8 @@ void Module::check_name(const std::string& name) const {
     throw std::invalid_argument("register: name '" + name + "' must be non-empty and contain no '.'");
   for (const auto& p : params_)
     if (p.first == name) throw std::invalid_argument("register: '" + name + "' is already a parameter");
+  for (const auto& b : buffers_)
+    if (b.first == name) throw std::invalid_argument("register: '" + name + "' is already a buffer");
   for (const auto& c : children_)
     if (c.first == name) throw std::invalid_argument("register: '" + name + "' is already a submodule");
 }
@@ -36,14 +38,34 @@ Tensor Module::register_parameter(const std::string& name, Tensor t) {
   return t;
 }
 
-void Module::collect(const std::string& prefix, NamedTensors& out) const {
-  for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  check_name(name);
+  if (!t.defined()) throw std::invalid_argument("register_buffer: '" + name + "' is undefined");
+  t = t.detach();
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out, bool buffers) const {
+  for (const auto& [name, t] : buffers ? buffers_ : params_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out, buffers);
 }
 
 NamedTensors Module::named_parameters() const {
   NamedTensors out;
-  collect("", out);
+  collect("", out, false);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", out, true);
+  return out;
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out = named_parameters();
+  collect("", out, true);
   return out;
 }
 
@@ -111,7 +133,7 @@ LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
   std::map<std::string, const Tensor*> given;
   for (const auto& [name, t] : state) given[name] = &t;
   std::vector<std::pair<Tensor, const Tensor*>> copies;
-  for (auto& [name, param] : named_parameters()) {
+  for (auto& [name, param] : state_dict()) {
     const auto it = given.find(name);
     if (it == given.end()) {
       report.missing.push_back(name);

@@ -130,6 +130,11 @@ class Module {
   virtual std::string repr() const = 0;
 
   NamedTensors named_parameters() const;  // dotted paths, registration order, depth first
+  // Buffers: state that is not trained but saved and loaded with the parameters (a batch norm's
+  // running statistics), as torch's register_buffer.
+  NamedTensors named_buffers() const;
+  // The parameters, then the buffers: what a checkpoint holds and load_state_dict takes.
+  NamedTensors state_dict() const;
   std::vector<Tensor> parameters() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
   // This module ("") and every descendant with its dotted path, depth first.
@@ -149,7 +154,8 @@ class Module {
   // A table: one row per parameter (name, shape, count) and the total.
   std::string summary() const;
 
-  // Copies values into the parameters of the same names (no grad recorded), converting dtype.
+  // Copies values into the parameters and buffers of the same names (no grad recorded),
+  // converting dtype.
   // Strict: any missing, unexpected or mis-shaped name throws std::invalid_argument listing every
   // problem, and nothing is copied. Non-strict: copies what matches and returns the rest.
   LoadReport load_state_dict(const NamedTensors& state, bool strict = true);
@@ -164,6 +170,9 @@ class Module {
  protected:
   // Registers t (made a leaf that requires grad) under `name`; returns it for the member.
   Tensor register_parameter(const std::string& name, Tensor t);
+  // Registers t (never requiring grad) as a buffer under `name`; returns it for the member, whose
+  // values the module updates in place.
+  Tensor register_buffer(const std::string& name, Tensor t);
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
     check_name(name);
@@ -195,9 +204,9 @@ class Module {
 
  private:
   void check_name(const std::string& name) const;
-  void collect(const std::string& prefix, NamedTensors& out) const;
+  void collect(const std::string& prefix, NamedTensors& out, bool buffers) const;
 
-  NamedTensors params_;
+  NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
   std::shared_ptr<ForwardHooks> hooks_;  // null until the first registration

@@ -3,8 +3,9 @@
 // Layout (format "runestone-checkpoint", version 2):
 //   /                          attributes: format, format_version, config (the full resolved
 //                              config text), epoch, step, optimizer (its name), optimizer_steps
-//   /params/<path>             every parameter, float32, its exact shape; <path> is the
-//                              parameter's name with '.' -> '/' (encoder/layers/0/norm1/weight)
+//   /params/<path>             every parameter and buffer (Module::state_dict: a batch norm's
+//                              running statistics too), float32, its exact shape; <path> is the
+//                              name with '.' -> '/' (encoder/layers/0/norm1/weight)
 //   /optimizer/<path>/<slot>   per-parameter optimizer state (exp_avg, exp_avg_sq, step, ...)
 //   /rng                       attributes: each generator's state by name ("init", "dropout", ...)
 //   /metrics                   attributes: validation metrics at save time
@@ -41,7 +42,7 @@ inline constexpr std::int64_t kCheckpointVersion = 2;
 using CheckpointValue = std::variant<std::int64_t, double, std::string>;
 
 struct Checkpoint {
-  nn::NamedTensors params;           // by parameter name (dots)
+  nn::NamedTensors params;           // parameters and buffers, by name (dots)
   nn::NamedTensors optimizer_state;  // "<param name>/<slot>", as Optimizer::state() gives it
   std::string optimizer;             // the optimizer's name ("AdamW"), empty without state
   std::int64_t optimizer_steps = 0;

@@ -344,7 +344,7 @@ int train(const TrainRequest& request) {
 
   const auto make_checkpoint = [&](std::int64_t step, const std::map<std::string, double>& metrics) {
     Checkpoint c;
-    c.params = model.named_parameters();
+    c.params = model.state_dict();  // parameters and buffers
     c.optimizer_state = opt->state();
     c.optimizer = opt->name();
     c.optimizer_steps = opt->steps();
