@@ -417,6 +417,40 @@ def conv_fixtures():
     })
 
 
+def cnn_module_fixtures():
+    """torch.nn.Conv2d and BatchNorm2d (a training step, then evaluation, with the buffers the
+    step moved), and a small block of every CNN module in a Sequential."""
+    name = "conv2d_module.h5"
+    seed(name)
+    conv = nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 1), dilation=(1, 2), groups=2)
+    write(name, {}, {"x": randn(2, 4, 7, 6)}, conv, lambda i: {"out": conv(i["x"])})
+
+    name = "batch_norm2d_module.h5"
+    seed(name)
+    bn = nn.BatchNorm2d(3, eps=1e-4, momentum=0.2)
+    with torch.no_grad():
+        bn.weight.copy_(randn(3)), bn.bias.copy_(randn(3))
+        bn.running_mean.copy_(randn(3)), bn.running_var.copy_(torch.rand(3) + 0.5)
+        bn.num_batches_tracked.fill_(5)
+
+    def train_then_eval(i):
+        out = {"train": bn(i["x"])}
+        out.update(running_mean=bn.running_mean.clone(), running_var=bn.running_var.clone(),
+                   num_batches_tracked=bn.num_batches_tracked.double().clone())
+        bn.eval()
+        out["eval"] = bn(i["x_eval"])
+        return out
+
+    write(name, {"eps": 1e-4, "momentum": 0.2}, {"x": randn(4, 3, 5, 5) * 2 + 1, "x_eval": randn(2, 3, 4, 4)}, bn,
+          train_then_eval)
+
+    name = "cnn_block.h5"
+    seed(name)
+    block = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 8, 3, stride=1, padding=1), nn.AvgPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(1))
+    write(name, {}, {"x": randn(4, 3, 12, 12)}, block, lambda i: {"out": block(i["x"])})
+
+
 def transformer_fixtures():
     d, h, ff = 32, 4, 64
     for name, norm_first, act in (("encoder_layer_post.h5", False, "relu"), ("encoder_layer_pre.h5", True, "gelu")):
@@ -714,6 +748,7 @@ def main():
     attention_fixtures()
     rope_fixtures()
     conv_fixtures()
+    cnn_module_fixtures()
     transformer_fixtures()
     causal_lm_fixtures()
     vit_fixtures()

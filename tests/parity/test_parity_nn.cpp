@@ -14,6 +14,7 @@
 #include "autograd/ops.hpp"
 #include "nn/attention.hpp"
 #include "nn/causal_lm.hpp"
+#include "nn/conv.hpp"
 #include "nn/embedding.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
@@ -201,6 +202,65 @@ TEST(ParityConv, MaxAverageAndAdaptivePools) {
                  {"avg_exclude_pad", avg_pool2d(x, exclude)},
                  {"adaptive", adaptive_avg_pool2d(x, 3, 4)},
                  {"adaptive_global", adaptive_avg_pool2d(x, 1, 1)}};
+  });
+}
+
+// torch.nn.Conv2d with stride, padding, dilation and groups: the same parameter names and shapes.
+TEST(ParityConv, Conv2dModule) {
+  Conv2dOptions o;
+  o.stride = {2, 1}, o.padding = {1, 1}, o.dilation = {1, 2}, o.groups = 2;
+  nn::Conv2d conv(4, 6, {3, 2}, o);
+  check_parity("conv2d_module.h5", conv, {"x"}, {}, [&](const Inputs& in) {
+    return Named{{"out", conv.forward(in.at("x"))}};
+  });
+}
+
+// torch.nn.BatchNorm2d loaded with its buffers (running statistics, num_batches_tracked = 5): a
+// training step, the buffers it moved, then evaluation by them.
+TEST(ParityConv, BatchNorm2dModuleTrainsThenEvaluates) {
+  const Fixture f("batch_norm2d_module.h5");
+  nn::BatchNorm2d bn(3, f.attr_double("eps"), f.attr_double("momentum"));
+  check_parity("batch_norm2d_module.h5", bn, {"x", "x_eval"}, {}, [&](const Inputs& in) {
+    bn.train();
+    Named out{{"train", bn.forward(in.at("x"))}};
+    out.emplace_back("running_mean", bn.running_mean.clone());
+    out.emplace_back("running_var", bn.running_var.clone());
+    out.emplace_back("num_batches_tracked", to_dtype(bn.num_batches_tracked, DType::float32));
+    bn.eval();
+    out.emplace_back("eval", bn.forward(in.at("x_eval")));
+    return out;
+  });
+}
+
+// Every CNN module in one torch.nn.Sequential: the names "0.weight", "1.running_mean", ...
+struct CnnBlock : nn::Module {
+  CnnBlock() {
+    Conv2dOptions same;
+    same.padding = {1, 1};
+    Pool2dOptions avg = nn::pool_options(3, 2, 1);
+    layers = {register_module("0", std::make_shared<nn::Conv2d>(3, 8, std::array<std::int64_t, 2>{3, 3}, same, false)),
+              register_module("1", std::make_shared<nn::BatchNorm2d>(8)),
+              register_module("3", std::make_shared<nn::MaxPool2d>(nn::pool_options(2))),
+              register_module("4", std::make_shared<nn::Conv2d>(8, 8, std::array<std::int64_t, 2>{3, 3}, same)),
+              register_module("5", std::make_shared<nn::AvgPool2d>(avg)),
+              register_module("6", std::make_shared<nn::AdaptiveAvgPool2d>(std::array<std::int64_t, 2>{1, 1}))};
+  }
+  Tensor forward(const Tensor& x) const {
+    Tensor h = relu(static_cast<const nn::BatchNorm2d&>(*layers[1])
+                        .forward(static_cast<const nn::Conv2d&>(*layers[0]).forward(x)));  // "2" is the ReLU
+    h = static_cast<const nn::MaxPool2d&>(*layers[2]).forward(h);
+    h = static_cast<const nn::Conv2d&>(*layers[3]).forward(h);
+    h = static_cast<const nn::AvgPool2d&>(*layers[4]).forward(h);
+    return static_cast<const nn::AdaptiveAvgPool2d&>(*layers[5]).forward(h);
+  }
+  std::string repr() const override { return "CnnBlock"; }
+  std::vector<std::shared_ptr<nn::Module>> layers;
+};
+
+TEST(ParityConv, ConvBatchNormPoolBlockInTraining) {
+  CnnBlock block;
+  check_parity("cnn_block.h5", block, {"x"}, {}, [&](const Inputs& in) {
+    return Named{{"out", block.forward(in.at("x"))}};
   });
 }
 
