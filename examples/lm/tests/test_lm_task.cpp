@@ -93,7 +93,7 @@ struct Made {
 };
 
 std::unique_ptr<Made> make(const std::string& text, const train::Checkpoint* checkpoint = nullptr) {
-  auto m = std::make_unique<Made>(Made{train::Config::parse(text, "lm.toml")});
+  auto m = std::make_unique<Made>(Made{train::Config::parse(text, "lm.toml"), Generator(1), Generator(2), nullptr});
   train::TaskContext context{0, &m->init, &m->dropout};
   context.checkpoint = checkpoint;
   m->task = std::make_unique<LmTask>(m->config, context);
