@@ -45,6 +45,43 @@ void call(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
   cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), i(m), i(n), i(k), alpha, a, i(lda), b, i(ldb), beta, c, i(ldc));
 }
 
+// A product with one row or one column of C is a matrix-vector product. OpenBLAS 0.3.21's gemm
+// packs its operands even then: a decoding step's (1, C) @ (C, 4C) copied the whole weight matrix
+// before reading it (60% of `rune generate`'s time in sgemm's packing and kernel); gemv reads it
+// once. The vector's stride is the other operand's leading dimension when it is a column.
+void gemv_call(bool trans, std::int64_t rows, std::int64_t cols, float alpha, const float* a, std::int64_t lda,
+               const float* x, std::int64_t incx, float beta, float* y, std::int64_t incy) {
+  const OneBlasThread one;
+  cblas_sgemv(CblasRowMajor, flag(trans), i(rows), i(cols), alpha, a, i(lda), x, i(incx), beta, y, i(incy));
+}
+void gemv_call(bool trans, std::int64_t rows, std::int64_t cols, double alpha, const double* a, std::int64_t lda,
+               const double* x, std::int64_t incx, double beta, double* y, std::int64_t incy) {
+  const OneBlasThread one;
+  cblas_dgemv(CblasRowMajor, flag(trans), i(rows), i(cols), alpha, a, i(lda), x, i(incx), beta, y, i(incy));
+}
+
+// C (1 x n) = alpha op(A) (1 x k) op(B) (k x n) + beta C as gemv over B, or C (m x 1) as gemv
+// over A. False when C has more than one row and column.
+template <class T>
+bool as_gemv(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
+             const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m == 1) {  // c^T = op(B)^T a^T: B stored (n, k) when tb, else (k, n)
+    if (tb)
+      gemv_call(false, n, k, alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
+    else
+      gemv_call(true, k, n, alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
+    return true;
+  }
+  if (n == 1) {  // c = op(A) b: A stored (m, k), or (k, m) when ta; b a column of op(B)
+    if (ta)
+      gemv_call(true, k, m, alpha, a, lda, b, tb ? 1 : ldb, beta, c, ldc);
+    else
+      gemv_call(false, m, k, alpha, a, lda, b, tb ? 1 : ldb, beta, c, ldc);
+    return true;
+  }
+  return false;
+}
+
 // OpenBLAS built for OpenMP runs single-threaded inside a parallel region, so the split below
 // never oversubscribes; a pthreads build would start its own threads in each part.
 bool splittable_library() { return openblas_get_parallel() != 1; }
@@ -84,6 +121,7 @@ std::pair<std::int64_t, std::int64_t> bounds(std::int64_t size, std::int64_t t, 
 template <class T>
 void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
                 const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (k > 0 && as_gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   if (flops < double(1 << 23) || !splittable_library()) {
     call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

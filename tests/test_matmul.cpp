@@ -169,7 +169,8 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
   struct Dims {
     std::int64_t m, n, k;
   };
-  const Dims cases[] = {{1040, 96, 72}, {40, 1030, 136}, {72, 56, 3000}};
+  // split by rows, by columns, by k; and one row or one column of C (the gemv path)
+  const Dims cases[] = {{1040, 96, 72}, {40, 1030, 136}, {72, 56, 3000}, {1, 1030, 136}, {1040, 1, 72}, {1, 1, 50}};
   const int saved = omp_get_max_threads();
   std::uint64_t seed = 20;
   for (const Dims& c : cases)
