@@ -66,8 +66,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) const {
       throw std::invalid_argument("BatchNorm2d(" + std::to_string(num_features) + "): input " + shape_str(in.shape()) +
                                   " must be (B, " + std::to_string(num_features) + ", H, W)");
     const bool batch_statistics = is_training() || !running_mean.defined();
-    if (is_training() && running_mean.defined()) ++num_batches_tracked.data<std::int64_t>()[0];
-    return batch_norm(in, running_mean, running_var, weight, bias, batch_statistics, momentum, eps);
+    Tensor y = batch_norm(in, running_mean, running_var, weight, bias, batch_statistics, momentum, eps);
+    if (is_training() && running_mean.defined()) ++num_batches_tracked.data<std::int64_t>()[0];  // once it ran
+    return y;
   });
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@ void write_npy(const std::string& path, const char* dtype, const std::vector<T>&
 
 struct Run {
   train::Checkpoint checkpoint;
+  std::optional<train::Config> config;  // the run's, as its checkpoint holds it
   Generator init, dropout;
   std::unique_ptr<train::Task> task;
   std::int64_t epochs = 0;
@@ -59,7 +61,8 @@ struct Run {
 std::unique_ptr<Run> rebuild(const std::string& path) {
   auto run = std::make_unique<Run>();
   run->checkpoint = train::read_checkpoint(path);
-  train::Config config = train::Config::parse(run->checkpoint.config, path + " (its config)");
+  run->config.emplace(train::Config::parse(run->checkpoint.config, path + " (its config)"));
+  train::Config& config = *run->config;
   const std::uint64_t seed = train::read_seed(config);
   run->init.manual_seed(seed);
   run->dropout.manual_seed(seed);
@@ -100,7 +103,7 @@ int step(const std::string& path) {
   const auto run = rebuild(path);
   train::Task& task = *run->task;
   // AdamW as the trainer builds it from the run's config (lr, weight decay, betas, eps, no-decay names)
-  train::Config config = train::Config::parse(run->checkpoint.config, path + " (its config)");
+  train::Config& config = *run->config;
   const double lr = config.number("train.lr", 1e-3, {0.0}, ""),
                wd = config.number("train.weight_decay", 0.01, {0.0}, "");
   optim::AdamOptions adam;
@@ -110,8 +113,7 @@ int step(const std::string& path) {
   optim::AdamW opt(
       optim::param_groups_by_weight_decay(task.model().named_parameters(), lr, wd, task.no_decay_patterns()), adam);
   const double clip = config.number("train.clip_norm", 1.0, {0.0}, "");
-  std::vector<Tensor> params;
-  for (const auto& [name, p] : task.model().named_parameters()) params.push_back(p);
+  const std::vector<Tensor> params = task.model().parameters();
   task.model().train();
   std::int64_t index = 0;
   double tokens = 0;
