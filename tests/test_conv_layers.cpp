@@ -77,6 +77,16 @@ TEST(BatchNorm2dModule, TrainingMovesAndCountsEvaluationReads) {
   EXPECT_NE(error_of([&] { bn.forward(zeros({2, 3, 4, 4})); }).find("(B, 2, H, W)"), std::string::npos);
 }
 
+TEST(BatchNorm2dModule, ARefusedBatchLeavesTheBuffersAsTheyWere) {
+  nn::BatchNorm2d bn(2);
+  EXPECT_NE(error_of([&] {
+              bn.forward(zeros({1, 2, 1, 1}));
+            }).find("more than one value per channel"),
+            std::string::npos);
+  EXPECT_EQ(bn.num_batches_tracked.data<std::int64_t>()[0], 0);
+  EXPECT_EQ(values(bn.running_mean), (std::vector<double>{0, 0}));
+}
+
 TEST(BatchNorm2dModule, BuffersTravelThroughACheckpoint) {
   Generator g(3);
   nn::BatchNorm2d bn(3);
