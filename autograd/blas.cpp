@@ -3,13 +3,52 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace rune::blas {
 namespace {
+
+// OpenBLAS built with DYNAMIC_ARCH picks its kernels once, when it loads, from the CPU's family
+// and model numbers. A CPU newer than its tables (0.3.21 knows no Sapphire or Emerald Rapids Xeon)
+// gets the oldest x86-64 kernels, Prescott's (SSE3): sgemm at 7.5 GFLOP/s on one core of such a
+// Xeon, against 38 with its AVX-512 (SkylakeX) kernels. OPENBLAS_CORETYPE overrides the choice,
+// but it is read only at load. So, before main, a program whose OpenBLAS chose a core without AVX
+// on a CPU that has AVX-512 or AVX2 runs itself again, same arguments, with OPENBLAS_CORETYPE set
+// to SkylakeX or Haswell. A user's own OPENBLAS_CORETYPE is left alone (which also ends the loop).
+bool pre_avx_core(const char* name) {
+  for (const char* old : {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Opteron", "Opteron(SSE3)",
+                          "Barcelona", "Bobcat", "Nano", "Katmai", "Coppermine", "Northwood", "Banias", "Athlon"})
+    if (std::strcmp(name, old) == 0) return true;
+  return false;
+}
+
+__attribute__((constructor)) void prefer_the_cpus_own_kernels() {
+  if (std::getenv("OPENBLAS_CORETYPE") || !pre_avx_core(openblas_get_corename())) return;
+  __builtin_cpu_init();
+  const char* core = __builtin_cpu_supports("avx512f")                                 ? "SkylakeX"
+                     : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell"
+                                                                                       : nullptr;
+  if (!core) return;  // the CPU is as old as the kernels: nothing better to load
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<char*> argv;
+  for (std::size_t at = 0; at < cmdline.size(); at += std::strlen(cmdline.c_str() + at) + 1)
+    argv.push_back(const_cast<char*>(cmdline.c_str() + at));
+  if (argv.empty()) return;
+  argv.push_back(nullptr);
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  ::execv("/proc/self/exe", argv.data());
+  ::unsetenv("OPENBLAS_CORETYPE");  // execv failed: go on with the kernels loaded
+}
 
 CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
 blasint i(std::int64_t v) { return static_cast<blasint>(v); }

@@ -54,7 +54,10 @@ for ((r = 1; r <= rounds; r++)); do
   busy="$(busy_percent)"
   if (( busy > max_busy )); then max_busy=$busy; fi
   "$bin" > "$tmp/ours.$r.tsv"
-  if ! LD_LIBRARY_PATH="$openblas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  # the kernels our side's OpenBLAS runs ("core SkylakeX" in its BLAS line: autograd/blas.cpp
+  # chooses them on a CPU newer than OpenBLAS's tables), for PyTorch's copy of the same library
+  core="$(sed -n 's/^# runestone BLAS:.*, core \([A-Za-z0-9]*\),.*/\1/p' "$tmp/ours.$r.tsv")"
+  if ! OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$core}" LD_LIBRARY_PATH="$openblas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
       "$python" "$twin" > "$tmp/torch.$r.tsv"; then
     echo "run.sh: $(basename "$twin") failed in round $r; PyTorch columns may be incomplete" >&2
   fi

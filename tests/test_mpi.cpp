@@ -92,7 +92,7 @@ TEST_F(Mpi, ResumesBitForBitOnAsManyRanksAndWithinFloatsOnOthers) {
     }
     EXPECT_LT(largest_relative_difference((dir / "runs" / a / "checkpoints/last.h5").string(),
                                           (dir / "runs" / uninterrupted / "checkpoints/last.h5").string()),
-              1e-6)
+              kRanksTolerance)
         << from << " ranks, resumed on " << to;
   }
 }
