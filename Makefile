@@ -52,6 +52,7 @@ bench: build             ## benchmarks against PyTorch, both at 2 threads
 	bash bench/run.sh $(BUILD)/bench_attention
 	bash bench/run.sh $(BUILD)/bench_translation
 	bash bench/run.sh $(BUILD)/bench_vit
+	bash bench/run.sh $(BUILD)/bench_cnn
 
 vit-time: build          ## time to 91% test accuracy: the Fashion-MNIST ViT recipe, then its PyTorch twin (about 75 min)
 	scripts/install-deps.sh --bench

@@ -2,7 +2,7 @@
 """The layers' include direction: every #include "X/..." of a file in layer L names a layer at or
 below L, and nothing outside examples/T/ includes examples/T/.
 
-    autograd -> nn -> optim -> train -> text -> analysis -> report -> cli -> examples
+    autograd -> nn -> optim -> train -> text -> analysis -> report -> vision -> cli -> examples
 
 tests/ and bench/ may include any layer (a test of examples/T/ lives in examples/T/tests/).
 
@@ -14,7 +14,7 @@ import re
 import sys
 import tempfile
 
-LAYERS = ["autograd", "nn", "optim", "train", "text", "analysis", "report", "cli", "examples"]
+LAYERS = ["autograd", "nn", "optim", "train", "text", "analysis", "report", "vision", "cli", "examples"]
 FREE = {"tests", "bench"}  # may include anything
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 SOURCES = (".cpp", ".hpp", ".h", ".cc")

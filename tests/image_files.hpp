@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "autograd/random.hpp"
-#include "examples/vit/image_data.hpp"
+#include "vision/image_data.hpp"
 
-namespace rune::examples::testdata {
+namespace rune::vision::testdata {
 
 inline const std::vector<std::string>& cifar10_classes() {
   static const std::vector<std::string> names{"airplane", "automobile", "bird",  "cat",  "deer",
@@ -91,4 +91,4 @@ inline void write_idx(const std::string& dir, const ImageSet& train, const Image
   }
 }
 
-}  // namespace rune::examples::testdata
+}  // namespace rune::vision::testdata

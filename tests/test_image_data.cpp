@@ -9,11 +9,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "examples/vit/image_data.hpp"
-#include "examples/vit/tests/image_files.hpp"
 #include "tests/helpers.hpp"
+#include "tests/image_files.hpp"
+#include "vision/image_data.hpp"
 
-namespace rune::examples {
+namespace rune::vision {
 namespace {
 
 namespace fs = std::filesystem;
@@ -325,4 +325,4 @@ TEST(ImageData, PadsToTheCentreAndUpsamplesBilinearly) {
 }
 
 }  // namespace
-}  // namespace rune::examples
+}  // namespace rune::vision

@@ -1,4 +1,4 @@
-#include "examples/vit/image_data.hpp"
+#include "vision/image_data.hpp"
 
 #include <zlib.h>
 
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <stdexcept>
 
-namespace rune::examples {
+namespace rune::vision {
 namespace fs = std::filesystem;
 
 ImageSet ImageSet::subset(const std::vector<std::int64_t>& indices) const {
@@ -372,4 +372,4 @@ std::vector<std::uint8_t> resized_image(const ImageSet& set, std::int64_t index,
   return bytes;
 }
 
-}  // namespace rune::examples
+}  // namespace rune::vision

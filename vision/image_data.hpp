@@ -20,7 +20,7 @@
 #include "autograd/random.hpp"
 #include "autograd/tensor.hpp"
 
-namespace rune::examples {
+namespace rune::vision {
 
 struct ImageSet {
   std::int64_t channels = 0, height = 0, width = 0;
@@ -85,4 +85,4 @@ ImageSet resampled(const ImageSet& set, std::int64_t size);
 // transform's resize, for drawing.
 std::vector<std::uint8_t> resized_image(const ImageSet& set, std::int64_t index, const ImageTransform& transform);
 
-}  // namespace rune::examples
+}  // namespace rune::vision

@@ -45,6 +45,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import runestone_torch  # the PyTorch twins of the models (nn/resnet.hpp: ResNet)
+
 torch.set_num_threads(1)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 written = []
@@ -449,6 +451,27 @@ def cnn_module_fixtures():
     block = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(8, 8, 3, stride=1, padding=1), nn.AvgPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(1))
     write(name, {}, {"x": randn(4, 3, 12, 12)}, block, lambda i: {"out": block(i["x"])})
+
+    # nn/resnet.hpp against runestone_torch.ResNet (torchvision's names): a training step's logits
+    # and every gradient, the running statistics it moved, then evaluation by them
+    name = "resnet_module.h5"
+    seed(name)
+    a = {"in_chans": 3, "num_classes": 5, "widths": "4,8", "blocks": "2,1"}
+    net = runestone_torch.ResNet(a)
+    with torch.no_grad():  # batch norms away from their initial 1 and 0, so that a mix-up shows
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(1 + 0.3 * randn(m.num_features)), m.bias.copy_(0.3 * randn(m.num_features))
+
+    def resnet_train_then_eval(i):
+        out = {"train": net(i["x"])}
+        out.update(running_mean=net.layer2[0].downsample[1].running_mean.clone(),
+                   running_var=net.layer1[1].bn2.running_var.clone())
+        net.eval()
+        out["eval"] = net(i["x_eval"])
+        return out
+
+    write(name, a, {"x": randn(4, 3, 8, 8), "x_eval": randn(2, 3, 8, 8)}, net, resnet_train_then_eval)
 
 
 def transformer_fixtures():

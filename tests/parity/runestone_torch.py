@@ -2,10 +2,10 @@
 attributes, its /meta lists and its /params, loaded with load_state_dict(strict=True).
 
     ckpt = read("runs/numbers/checkpoints/best.h5")
-    model = build(ckpt)                                   # a Seq2Seq, a ViT or a CausalLM, in eval mode
+    model = build(ckpt)                                   # a Seq2Seq, a ViT, a ResNet or a CausalLM, in eval mode
     translate(model, ckpt, ["seventy-one"])               # as `rune translate`
     log_probability(model, ckpt, [("seventy-one", "soixante et onze")])  # as `rune translate --scores`
-    model(preprocess(images, ckpt)).argmax(-1)            # a ViT's predictions, as `rune eval --predictions`
+    model(preprocess(images, ckpt)).argmax(-1)            # a ViT's or ResNet's predictions, as `rune eval --predictions`
 
 Needs torch (1.13 or later) and h5py, and python3-sentencepiece for checkpoints in SentencePiece
 subwords. docs/checkpoints.md explains every attribute used here.
@@ -190,6 +190,50 @@ class ViT(nn.Module):
         return self.head(x[:, 0] if self.a["pool"] == "cls" else x[:, 1:].mean(1))
 
 
+class BasicBlock(nn.Module):
+    """nn/resnet.hpp: torchvision's BasicBlock (conv1, bn1, conv2, bn2, downsample = (conv, bn))."""
+
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.downsample = None
+        if stride != 1 or cin != c:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + shortcut)
+
+
+class ResNet(nn.Module):
+    """nn/resnet.hpp: a 3x3 stem (no max-pool), stages of basic blocks, global mean, fc."""
+
+    def __init__(self, a):
+        super().__init__()
+        widths = [int(w) for w in str(a["widths"]).split(",")]
+        blocks = [int(b) for b in str(a["blocks"]).split(",")]
+        self.conv1 = nn.Conv2d(a["in_chans"], widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        cin = widths[0]
+        for s, (c, n) in enumerate(zip(widths, blocks)):
+            stage = []
+            for b in range(n):
+                stage.append(BasicBlock(cin, c, 2 if s > 0 and b == 0 else 1))
+                cin = c
+            setattr(self, f"layer{s + 1}", nn.Sequential(*stage))
+        self.stages = len(widths)
+        self.fc = nn.Linear(cin, a["num_classes"])
+
+    def forward(self, images):  # (B, in_chans, H, W), normalised -> logits (B, K)
+        x = F.relu(self.bn1(self.conv1(images)))
+        for s in range(self.stages):
+            x = getattr(self, f"layer{s + 1}")(x)
+        return self.fc(x.mean((2, 3)))
+
+
 def build(ckpt):
     """The model the checkpoint describes, its parameters loaded strictly, in eval mode."""
     a = ckpt.arch
@@ -199,6 +243,8 @@ def build(ckpt):
         model = ViT(a)
     elif a["model"] == "causal_lm":
         model = CausalLM(a)
+    elif a["model"] == "resnet":
+        model = ResNet(a)
     else:
         raise ValueError(f"unknown model {a['model']!r}")
     model.load_state_dict(ckpt.params, strict=True)
@@ -329,7 +375,7 @@ def continue_greedy(model, ckpt, prompt, max_new_tokens):
     return "".join("\n" if t == eos else vocab[t] for t in new), seconds
 
 
-# ---------------------------------------------------------------- images (ViT checkpoints)
+# ---------------------------------------------------------------- images (ViT and ResNet checkpoints)
 
 def preprocess(images, ckpt):
     """uint8 images (B, in_chans, native_image_size, native_image_size) -> the model's input:

@@ -18,6 +18,7 @@
 #include "nn/embedding.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
+#include "nn/resnet.hpp"
 #include "nn/transformer.hpp"
 #include "nn/vit.hpp"
 #include "tests/parity/fixture.hpp"
@@ -261,6 +262,26 @@ TEST(ParityConv, ConvBatchNormPoolBlockInTraining) {
   CnnBlock block;
   check_parity("cnn_block.h5", block, {"x"}, {}, [&](const Inputs& in) {
     return Named{{"out", block.forward(in.at("x"))}};
+  });
+}
+
+// nn/resnet.hpp against runestone_torch.ResNet: a training step (logits, every gradient, the
+// running statistics it moved in a downsample and a block), then evaluation by those statistics.
+TEST(ParityConv, ResNetTrainingStepThenEvaluation) {
+  const Fixture f("resnet_module.h5");
+  nn::ResNetOptions o;
+  o.in_chans = f.attr_int("in_chans");
+  o.num_classes = f.attr_int("num_classes");
+  o.widths = {4, 8};
+  o.blocks = {2, 1};
+  nn::ResNet net(o);
+  check_parity("resnet_module.h5", net, {"x", "x_eval"}, {}, [&](const Inputs& in) {
+    Named out{{"train", net.forward(in.at("x"))}};
+    out.emplace_back("running_mean", (*net.layers[1])[0].downsample->bn->running_mean.clone());
+    out.emplace_back("running_var", (*net.layers[0])[1].bn2->running_var.clone());
+    net.eval();
+    out.emplace_back("eval", net.forward(in.at("x_eval")));
+    return out;
   });
 }
 

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "examples/vit/tests/image_files.hpp"
 #include "tests/config_check.hpp"
 #include "tests/helpers.hpp"
+#include "tests/image_files.hpp"
 
 namespace rune::examples {
 namespace {
@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 
 TEST(ViTConfig, ATinyRunReadsExactlyTheListedKeys) {
   const fs::path dir = scratch_dir("vit_config");
-  testdata::write_idx(dir.string(), testdata::synthetic_images(96, 1, 8, 4, 1),
-                      testdata::synthetic_images(16, 1, 8, 4, 2), false);
+  vision::testdata::write_idx(dir.string(), vision::testdata::synthetic_images(96, 1, 8, 4, 1),
+                              vision::testdata::synthetic_images(16, 1, 8, 4, 2), false);
   std::ofstream(dir / "tiny.toml") << R"([task]
 name = "vit"
 [data]

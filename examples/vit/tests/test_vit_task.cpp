@@ -41,8 +41,8 @@ TEST(ViTTask, PrefetchedBatchesEqualBatchesMadeOnDemand) {
 // loaded, naming both files and both sizes (not at the first evaluation).
 TEST(ViTTask, ATestSplitOfAnotherImageSizeIsRefusedWhenLoaded) {
   const fs::path data = scratch_dir("vit_test_size");
-  testdata::write_idx(data.string(), testdata::synthetic_images(480, 1, 12, 4, 1),
-                      testdata::synthetic_images(20, 1, 10, 4, 2), false);
+  vision::testdata::write_idx(data.string(), vision::testdata::synthetic_images(480, 1, 12, 4, 1),
+                              vision::testdata::synthetic_images(20, 1, 10, 4, 2), false);
   Generator init(1), dropout(2);
   train::Config c = train::Config::parse(tiny_config(data), "v.toml");
   const std::string e = error_of([&] { ViTTask task(c, {7, &init, &dropout}); });

@@ -15,11 +15,11 @@
 
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
-#include "examples/vit/tests/image_files.hpp"
 #include "examples/vit/tests/tiny_vit.hpp"
 #include "examples/vit/vit_task.hpp"
 #include "optim/adam.hpp"
 #include "tests/helpers.hpp"
+#include "tests/image_files.hpp"
 
 namespace rune::examples {
 namespace {
@@ -70,7 +70,7 @@ TEST(ViTTask, ATinyViTLearnsFromIdxFiles) {
 
 TEST(ViTTask, ATinyViTLearnsFromCifar10Files) {
   const fs::path data = scratch_dir("vit_cifar");
-  testdata::write_cifar10(data.string(), testdata::synthetic_images(64, 3, 32, 10, 4), 32);
+  vision::testdata::write_cifar10(data.string(), vision::testdata::synthetic_images(64, 3, 32, 10, 4), 32);
   const std::string header = "[task]\nname = \"vit\"\n[data]\ndataset = \"cifar10\"\ndir = \"" + data.string() + "\"\n";
   {  // CIFAR-10's augmentation defaults: crops from 4 pixels of padding, flips
     Generator init(1), dropout(2);
@@ -315,9 +315,9 @@ name = "tiny"
 TEST(ViTTask, TheShippedConfigsTrain) {
   const fs::path data = idx_folder("configs");
   const fs::path fm = data / "fm", cifar = data / "cifar";
-  testdata::write_idx(fm.string(), testdata::synthetic_images(200, 1, 28, 10, 1),
-                      testdata::synthetic_images(50, 1, 28, 10, 2), true);
-  testdata::write_cifar10(cifar.string(), testdata::synthetic_images(60, 3, 32, 10, 4), 30);
+  vision::testdata::write_idx(fm.string(), vision::testdata::synthetic_images(200, 1, 28, 10, 1),
+                              vision::testdata::synthetic_images(50, 1, 28, 10, 2), true);
+  vision::testdata::write_cifar10(cifar.string(), vision::testdata::synthetic_images(60, 3, 32, 10, 4), 30);
   const std::string examples = std::string(RUNE_SOURCE_DIR) + "/examples/vit/";
   const std::string small =
       " --no-progress --set model.embed_dim=16 --set model.num_heads=2 --set model.mlp_dim=32 "

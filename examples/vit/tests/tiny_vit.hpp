@@ -5,16 +5,16 @@
 #include <filesystem>
 #include <string>
 
-#include "examples/vit/tests/image_files.hpp"
 #include "tests/helpers.hpp"
+#include "tests/image_files.hpp"
 
 namespace rune::examples {
 
 // A folder of 12x12 grey IDX files: 480 training and 120 test images of 4 classes.
 inline std::filesystem::path idx_folder(const std::string& name) {
   const std::filesystem::path dir = scratch_dir("vit_" + name);
-  testdata::write_idx(dir.string(), testdata::synthetic_images(480, 1, 12, 4, 1),
-                      testdata::synthetic_images(120, 1, 12, 4, 2), true);
+  vision::testdata::write_idx(dir.string(), vision::testdata::synthetic_images(480, 1, 12, 4, 1),
+                              vision::testdata::synthetic_images(120, 1, 12, 4, 2), true);
   return dir;
 }
 
