@@ -266,9 +266,10 @@ AttentionResult MultiheadAttention::forward_impl(const Tensor& query, const Tens
   const bool tiled =
       !weights_needed && (options.kernel == AttentionKernel::tiled ||
                           (options.kernel == AttentionKernel::automatic && heads_in.k.size(2) >= kTiledFromKeys));
-  AttentionResult r = tiled ? AttentionResult{flash_attention(heads_in.q, heads_in.k, heads_in.v, mask), Tensor()}
-                            : scaled_dot_product_attention(heads_in.q, heads_in.k, heads_in.v, mask, p, asked,
-                                                           std::nullopt, options.dropout_generator);
+  AttentionResult r =
+      tiled ? AttentionResult{flash_attention(heads_in.q, heads_in.k, heads_in.v, mask, options.scale), Tensor()}
+            : scaled_dot_product_attention(heads_in.q, heads_in.k, heads_in.v, mask, p, asked, options.scale,
+                                           options.dropout_generator);
   const Tensor heads = gate_heads(combine_heads(r.output));  // (B, Tq, C), head h in columns h D .. (h + 1) D
   r.output = out_proj->forward(heads);                       // (B, Tq, C)
   if (weights == AttentionWeights::averaged) r.weights = mean(r.weights, {1});  // (B, Tq, Tk)

@@ -104,6 +104,9 @@ struct MultiheadAttentionOptions {
   std::int64_t rope_dim = 0;  // features of a head that rotate (even); 0: all of them
   // tiled asked for where the weights are needed (returned, or dropout in training) is an error.
   AttentionKernel kernel = AttentionKernel::automatic;
+  // The scores' factor, softmax(scale q k^T): 1 / sqrt(head dim) when unset (torch's scale=None,
+  // Vaswani et al.'s); 1 is the unscaled dot product (docs/experiments/sqrt-dk.md).
+  std::optional<double> scale;
 };
 
 // MultiheadAttention's arguments besides query, key and value, as its forward hooks see them. A

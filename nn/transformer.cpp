@@ -34,6 +34,7 @@ MultiheadAttentionOptions attention_options(const TransformerLayerOptions& o, bo
   m.rope_base = o.rope_base;
   m.rope_dim = o.rope_dim;
   m.kernel = o.attention_kernel;
+  m.scale = o.attention_scale;
   return m;
 }
 
@@ -277,6 +278,7 @@ TransformerLayerOptions TransformerOptions::layer() const {
   l.norm_first = norm_first;
   l.bias = bias;
   l.num_kv_heads = num_kv_heads;
+  l.attention_scale = attention_scale;
   l.dropout_generator = dropout_generator;
   return l;
 }

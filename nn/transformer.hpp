@@ -64,6 +64,7 @@ struct TransformerLayerOptions {
   double rope_base = 10000.0;
   std::int64_t rope_dim = 0;
   AttentionKernel attention_kernel = AttentionKernel::automatic;  // every attention of the layer
+  std::optional<double> attention_scale;                          // every attention's MultiheadAttentionOptions::scale
 };
 
 class TransformerEncoderLayer : public Module {
@@ -193,6 +194,7 @@ struct TransformerOptions {
   bool norm_first = false;
   bool bias = true;
   std::int64_t num_kv_heads = 0;
+  std::optional<double> attention_scale;  // TransformerLayerOptions::attention_scale
   Generator* dropout_generator = nullptr;
   TransformerLayerOptions layer() const;
 };

@@ -25,6 +25,10 @@ nn::TransformerOptions read_transformer_options(Config& c, std::int64_t d_model,
   t.norm_first = c.boolean("model.norm_first", true,
                            "layer norm before each sublayer (pre-norm) instead of after the residual sum "
                            "(the original Transformer)");
+  if (c.string("model.attention_scale", "sqrt_dk", {"sqrt_dk", "none"},
+               "the attention scores' factor: q.k / sqrt(d_k) (Vaswani et al.), or the plain dot product q.k "
+               "(docs/experiments/sqrt-dk.md)") == "none")
+    t.attention_scale = 1.0;
   t.dropout_generator = dropout_generator;
   return t;
 }
@@ -80,6 +84,8 @@ void describe_seq2seq(const nn::Seq2SeqTransformer& model, const std::string& so
   // the key/value heads as the attention modules were built (0 in the options means nhead)
   const std::int64_t kv_heads = (*core.encoder->layers)[0].self_attn->num_kv_heads;
   if (kv_heads != t.nhead) a["num_kv_heads"] = kv_heads;
+  // only when not 1 / sqrt(d_model / nhead), which readers of older checkpoints assume
+  if (t.attention_scale) a["attention_scale"] = *t.attention_scale;
   a["num_encoder_layers"] = static_cast<std::int64_t>(core.encoder->layers->size());
   a["num_decoder_layers"] = static_cast<std::int64_t>(core.decoder->layers->size());
   a["dim_feedforward"] = t.dim_feedforward;

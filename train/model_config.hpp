@@ -18,8 +18,8 @@ namespace rune::train {
 
 // model.d_model and model.nhead (defaults given; nhead must divide d_model),
 // model.num_encoder_layers and model.num_decoder_layers (2), model.dim_feedforward (4 d_model),
-// model.dropout (0.1), model.activation (gelu), model.norm_first (true). Dropout draws from
-// dropout_generator.
+// model.dropout (0.1), model.activation (gelu), model.norm_first (true), model.attention_scale
+// (sqrt_dk, or none: the plain dot product). Dropout draws from dropout_generator.
 nn::TransformerOptions read_transformer_options(Config& c, std::int64_t d_model, std::int64_t nhead,
                                                 Generator* dropout_generator);
 // model.positions ("sinusoidal" or "learned"), model.tie_output (false) and model.embedding_init
@@ -36,6 +36,7 @@ void check_model_memory(const Config& c, const nn::Seq2SeqOptions& o, std::int64
 // Into c.architecture, every fact of `model` needed to compute with its parameters, each taken
 // from the model's options and structure: model = "seq2seq_transformer", the layer sizes,
 // activation, norm_first, layer_norm_eps, bias, num_kv_heads (only when not plain multi-head),
+// attention_scale (only when not 1 / sqrt(d_k)),
 // the final norms, embedding_scale, positions (and its formula), max_positions, tie_output, the
 // pad, bos and eos ids, the attention masks and the decoder's framing ("<bos> tokens" in,
 // "tokens <eos>" out). source_framing is the task's ("tokens <eos>", or "tokens").

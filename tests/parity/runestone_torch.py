@@ -248,6 +248,14 @@ def build(ckpt):
     else:
         raise ValueError(f"unknown model {a['model']!r}")
     model.load_state_dict(ckpt.params, strict=True)
+    if "attention_scale" in a:  # scores s q.k instead of q.k / sqrt(d_k): torch 1.13 has no scale
+        # argument, so the query projections carry the factor s sqrt(d_k) (exact in real numbers)
+        factor = a["attention_scale"] * math.sqrt(a["d_model"] / a["nhead"])
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.MultiheadAttention):
+                    m.in_proj_weight[: m.embed_dim] *= factor
+                    m.in_proj_bias[: m.embed_dim] *= factor
     return model.eval()
 
 
