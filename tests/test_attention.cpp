@@ -415,6 +415,31 @@ TEST(MultiheadAttention, SelfCrossAndSeparateInputsAgree) {
   EXPECT_LT(max_abs_diff(per.output, fused), 1e-6);
 }
 
+// scale = 1 (model.attention_scale = "none") is the default 1/sqrt(D) with the query projection
+// multiplied by sqrt(D), in both kernels; and a scale far from the default changes the output.
+TEST(MultiheadAttention, AScaleOfOneIsTheDefaultWithQueriesTimesSqrtD) {
+  for (const nn::AttentionKernel kernel : {nn::AttentionKernel::plain, nn::AttentionKernel::tiled}) {
+    Generator g1(4), g2(4);
+    nn::MultiheadAttentionOptions o = mha_options(16, 4);
+    o.kernel = kernel;
+    const nn::MultiheadAttention standard(o, g1);
+    o.scale = 1.0;
+    const nn::MultiheadAttention unscaled(o, g2);
+    Generator g(5);
+    const Tensor x = randn({2, 6, 16}, g);
+    const Tensor before = unscaled.forward(x, x, x).output;
+    EXPECT_GT(max_abs_diff(before, standard.forward(x, x, x).output), 1e-3) << "the scale changed nothing";
+    {
+      NoGradGuard no_grad;
+      const double root_d = 2.0;  // D = 16 / 4
+      Tensor wq = slice(standard.in_proj_weight, 0, 0, 16), bq = slice(standard.in_proj_bias, 0, 0, 16);
+      wq.copy_(mul(wq, root_d));
+      bq.copy_(mul(bq, root_d));
+    }
+    EXPECT_LT(max_abs_diff(before, standard.forward(x, x, x).output), 2e-6) << nn::attention_kernel_name(kernel);
+  }
+}
+
 // Decoding with the cache, one token at a time, equals running the whole prefix causally (with
 // rotary positions too: each step's query and key rotated by the positions the cache holds).
 void expect_cached_decoding_matches(std::int64_t H, std::int64_t Hkv, bool rotary = false) {
