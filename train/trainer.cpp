@@ -229,9 +229,12 @@ std::uint64_t read_seed(Config& config) {
       "seed", 0, {0}, "the seed of everything random: initialisation, dropout, data order, splits and sampling"));
 }
 
-std::vector<std::string> declare_keys(Config& config) {
+std::vector<std::string> declare_keys(Config& config) { return describe_run(config, "CONFIG.toml").task_keys; }
+
+RunDescription describe_run(Config& config, const std::string& config_path) {
   Generator init, dropout;
-  return read_setup(config, "CONFIG.toml", init, dropout, true).task_keys;
+  const Setup s = read_setup(config, config_path, init, dropout, true);
+  return {s.task_keys, s.task->primary_metric(), s.task->higher_is_better()};
 }
 
 std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix) {
