@@ -210,6 +210,9 @@ TEST(Sweep, DescribeRunNamesTheTasksPrimaryMetricWithoutItsData) {
   EXPECT_EQ(d.primary_metric, "exact_match");
   EXPECT_TRUE(d.higher_is_better);
   EXPECT_FALSE(d.task_keys.empty());
+  // without data the steps are unknown: a warmup longer than epochs x 1 stand-in batch is no error
+  Config warm = Config::parse("[task]\nname = \"reverse\"\n[train]\nepochs = 3\nwarmup_steps = 40\n", "warm.toml");
+  EXPECT_EQ(describe_run(warm, "warm.toml").primary_metric, "exact_match");
   // the translation task's metric depends on its data source
   Config t = Config::parse("[task]\nname = \"translation\"\n[data]\nsource = \"tsv\"\npath = \"x.tsv\"\n", "t.toml");
   EXPECT_EQ(describe_run(t, "t.toml").primary_metric, "sacrebleu");
