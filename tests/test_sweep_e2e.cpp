@@ -93,8 +93,13 @@ TEST(SweepE2e, ACtrlCdSweepGoesOnWhereItStoppedAndTabulatesEveryRun) {
             "train.epochs=10", "--set", "train.eval_every=8", nullptr);
     ::_exit(127);
   }
-  // Ctrl-C once the second run has saved a checkpoint
+  // while it runs, a second sweep in its folder is refused
   const std::string second = sweep + "/model.nhead=1,seed=4";
+  for (int i = 0; i < 2400 && !fs::exists(second); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  const RunResult locked = run_rune(command, dir);
+  EXPECT_EQ(locked.status, 1) << locked.output;
+  EXPECT_NE(locked.output.find("another rune sweep is running in runs/sweep-tiny"), std::string::npos) << locked.output;
+  // Ctrl-C once the second run has saved a checkpoint
   for (int i = 0; i < 2400 && !fs::exists(second + "/checkpoints/step-000008.h5"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   ::kill(child, SIGINT);

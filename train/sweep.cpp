@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -330,12 +331,13 @@ std::string file_text(const std::string& path) {
 }
 
 // Holds an exclusive lock on <folder>/.lock while it lives: two sweeps in one folder would start
-// the same runs.
+// the same runs. The runs inherit the descriptor (no O_CLOEXEC), so that the lock lasts while any
+// of them does, even past a sweep killed with kill -9.
 class FolderLock {
  public:
   explicit FolderLock(const std::string& folder) {
     const std::string path = folder + "/.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
     if (fd_ < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd_);
@@ -540,9 +542,12 @@ int run_sweep(const SweepRequest& request) {
     argv.push_back(nullptr);
     manifest.runs[i] = {r.name, "running", 0};
     save_manifest();
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error(std::string("cannot start a run: fork: ") + std::strerror(errno));
     if (pid == 0) {
+      // a sweep that dies (kill -9) interrupts its runs as Ctrl-C would: each saves last.h5
+      if (::prctl(PR_SET_PDEATHSIG, SIGINT) != 0 || ::getppid() != parent) ::_exit(kExitInterrupted);
       if (request.jobs > 1) {
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd < 0 || ::dup2(fd, STDOUT_FILENO) < 0 || ::dup2(fd, STDERR_FILENO) < 0) ::_exit(127);
