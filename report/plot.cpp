@@ -479,6 +479,9 @@ void plot_error_bars(const std::string& path, const std::string& title, const st
   for (std::size_t k = 0; k < series.size(); ++k) {
     const ErrorBarSeries& s = series[k];
     const double* c = kColours[k % 5];
+    // the series side by side at each x (seaborn's dodge), so that their bars do not hide each other
+    const double dodge = 8 * (static_cast<double>(k) - static_cast<double>(series.size() - 1) / 2);
+    const auto dodged = [&](double x) { return X(x) + dodge; };
     cairo_set_source_rgb(cr, c[0], c[1], c[2]);
     // the means, joined in the order given
     cairo_set_line_width(cr, 2);
@@ -486,15 +489,15 @@ void plot_error_bars(const std::string& path, const std::string& title, const st
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.mean[i])) continue;
       if (started)
-        cairo_line_to(cr, X(s.x[i]), Y(s.mean[i]));
+        cairo_line_to(cr, dodged(s.x[i]), Y(s.mean[i]));
       else
-        cairo_move_to(cr, X(s.x[i]), Y(s.mean[i]));
+        cairo_move_to(cr, dodged(s.x[i]), Y(s.mean[i]));
       started = true;
     }
     cairo_stroke(cr);
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.mean[i])) continue;
-      const double px = X(s.x[i]);
+      const double px = dodged(s.x[i]);
       if (i < s.spread.size() && std::isfinite(s.spread[i]) && s.spread[i] > 0) {
         const double lo = Y(s.mean[i] - s.spread[i]), hi = Y(s.mean[i] + s.spread[i]);
         cairo_set_line_width(cr, 1.5);
@@ -514,7 +517,7 @@ void plot_error_bars(const std::string& path, const std::string& title, const st
     for (const auto& [x, y] : s.values)
       if (std::isfinite(y)) {
         cairo_new_sub_path(cr);
-        cairo_arc(cr, X(x) + 9, Y(y), 3, 0, 2 * M_PI);
+        cairo_arc(cr, dodged(x) + 9, Y(y), 3, 0, 2 * M_PI);
         cairo_stroke(cr);
       }
     const double lx = b.x + b.w + 30, ly = b.y + 10 + 20 * static_cast<double>(k);
