@@ -1,6 +1,7 @@
 #include "train/sweep.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -486,7 +487,12 @@ int run_sweep(const SweepRequest& request) {
 
   // each run gets cores / jobs OpenMP threads, unless the user chose a count
   if (!std::getenv("OMP_NUM_THREADS")) {
-    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    // the cores this process may run on (taskset, a container's cpuset), else the machine's
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    const unsigned cores = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0
+                               ? static_cast<unsigned>(std::max(1, CPU_COUNT(&allowed)))
+                               : std::max(1u, std::thread::hardware_concurrency());
     const unsigned each = std::max(1u, cores / static_cast<unsigned>(request.jobs));
     ::setenv("OMP_NUM_THREADS", std::to_string(each).c_str(), 1);
   }
