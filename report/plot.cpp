@@ -395,6 +395,140 @@ void plot_panels(const std::string& path, const std::string& title, const std::s
   write_png(page, path, "plot");
 }
 
+void plot_error_bars(const std::string& path, const std::string& title, const std::string& x_label,
+                     const std::string& y_label, const std::vector<std::pair<double, std::string>>& x_ticks,
+                     const std::vector<ErrorBarSeries>& series) {
+  // the legend's width follows its longest name (the other keys' values of a sweep's line)
+  double legend_w = 0;
+  {
+    Page probe = start_page(1, 1, "", 12, 0);
+    cairo_set_font_size(probe.cr.get(), 12);
+    for (const ErrorBarSeries& s : series) {
+      cairo_text_extents_t e;
+      cairo_text_extents(probe.cr.get(), s.name.c_str(), &e);
+      legend_w = std::max(legend_w, e.x_advance);
+    }
+  }
+  legend_w = std::min(legend_w + 40, 600.0);
+  const Box b{90, 60, 620, 380};
+  const int W = static_cast<int>(b.x + b.w + 30 + legend_w), H = 520;
+  Page page = start_page(W, H, title, 16, 24);
+  cairo_t* cr = page.cr.get();
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  const auto take_y = [&](double y) {
+    if (std::isfinite(y)) y0 = std::min(y0, y), y1 = std::max(y1, y);
+  };
+  for (const auto& [x, name] : x_ticks) x0 = std::min(x0, x), x1 = std::max(x1, x);
+  for (const ErrorBarSeries& s : series) {
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
+      const double spread = i < s.spread.size() && std::isfinite(s.spread[i]) ? s.spread[i] : 0.0;
+      take_y(s.mean[i] - spread), take_y(s.mean[i] + spread);
+    }
+    for (const auto& [x, y] : s.values) take_y(y), x0 = std::min(x0, x), x1 = std::max(x1, x);
+  }
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, b.x, b.y, b.w, b.h);
+  cairo_stroke(cr);
+  if (!(y0 <= y1) || !(x0 <= x1)) {
+    cairo_set_font_size(cr, 13);
+    text(cr, b.x + b.w / 2, b.y + b.h / 2, "no values yet", 0.5, 0.5);
+    write_png(page, path, "plot");
+    return;
+  }
+  // room on both sides of the outer values, so that their bars and dots are clear of the frame
+  const double xpad = x1 > x0 ? (x1 - x0) * 0.08 : 0.5;
+  x0 -= xpad, x1 += xpad;
+  if (y1 - y0 <= 1e-9 * std::max({1.0, std::abs(y0), std::abs(y1)})) {
+    const double mid = (y0 + y1) / 2, half = std::max(1e-3, std::abs(mid) * 0.05);
+    y0 = mid - half, y1 = mid + half;
+  }
+  const double ypad = (y1 - y0) * 0.08;
+  y0 -= ypad, y1 += ypad;
+  const auto X = [&](double x) { return b.x + (x - x0) / (x1 - x0) * b.w; };
+  const auto Y = [&](double y) { return b.y + b.h - (y - y0) / (y1 - y0) * b.h; };
+  cairo_set_font_size(cr, 11);
+  for (const auto& [x, name] : x_ticks) {
+    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+    cairo_move_to(cr, X(x), b.y);
+    cairo_line_to(cr, X(x), b.y + b.h);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, X(x), b.y + b.h + 16, name, 0.5, 0);
+  }
+  const double ys = tick_step(y1 - y0, 6);
+  for (double t = std::ceil(y0 / ys) * ys; t <= y1 + ys * 1e-6; t += ys) {
+    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+    cairo_move_to(cr, b.x, Y(t));
+    cairo_line_to(cr, b.x + b.w, Y(t));
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, b.x - 6, Y(t), label(t), 1.0, 0.5);
+  }
+  cairo_set_font_size(cr, 13);
+  text(cr, b.x + b.w / 2, b.y + b.h + 40, x_label, 0.5, 0);
+  cairo_save(cr);
+  cairo_move_to(cr, 24, b.y + b.h / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, y_label.c_str(), &e);
+  cairo_rel_move_to(cr, -e.width / 2, 0);
+  cairo_show_text(cr, y_label.c_str());
+  cairo_restore(cr);
+  cairo_set_font_size(cr, 12);
+  for (std::size_t k = 0; k < series.size(); ++k) {
+    const ErrorBarSeries& s = series[k];
+    const double* c = kColours[k % 5];
+    // the series side by side at each x (seaborn's dodge), so that their bars do not hide each other
+    const double dodge = 8 * (static_cast<double>(k) - static_cast<double>(series.size() - 1) / 2);
+    const auto dodged = [&](double x) { return X(x) + dodge; };
+    cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+    // the means, joined in the order given
+    cairo_set_line_width(cr, 2);
+    bool started = false;
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      if (!std::isfinite(s.mean[i])) continue;
+      if (started)
+        cairo_line_to(cr, dodged(s.x[i]), Y(s.mean[i]));
+      else
+        cairo_move_to(cr, dodged(s.x[i]), Y(s.mean[i]));
+      started = true;
+    }
+    cairo_stroke(cr);
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      if (!std::isfinite(s.mean[i])) continue;
+      const double px = dodged(s.x[i]);
+      if (i < s.spread.size() && std::isfinite(s.spread[i]) && s.spread[i] > 0) {
+        const double lo = Y(s.mean[i] - s.spread[i]), hi = Y(s.mean[i] + s.spread[i]);
+        cairo_set_line_width(cr, 1.5);
+        cairo_move_to(cr, px, lo);
+        cairo_line_to(cr, px, hi);
+        cairo_move_to(cr, px - 6, lo);
+        cairo_line_to(cr, px + 6, lo);
+        cairo_move_to(cr, px - 6, hi);
+        cairo_line_to(cr, px + 6, hi);
+        cairo_stroke(cr);
+      }
+      cairo_arc(cr, px, Y(s.mean[i]), 4.5, 0, 2 * M_PI);
+      cairo_fill(cr);
+    }
+    // each value beside its mean's bar rather than on it
+    cairo_set_line_width(cr, 1.2);
+    for (const auto& [x, y] : s.values)
+      if (std::isfinite(y)) {
+        cairo_new_sub_path(cr);
+        cairo_arc(cr, dodged(x) + 9, Y(y), 3, 0, 2 * M_PI);
+        cairo_stroke(cr);
+      }
+    const double lx = b.x + b.w + 30, ly = b.y + 10 + 20 * static_cast<double>(k);
+    cairo_rectangle(cr, lx, ly - 2, 14, 4);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, lx + 20, ly, s.name, 0, 0.5);
+  }
+  write_png(page, path, "plot");
+}
+
 void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
                const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
                const std::vector<GridLegend>& legend) {

@@ -26,6 +26,21 @@ void plot_curves(const std::string& path, const std::string& title, const Series
 void plot_panels(const std::string& path, const std::string& title, const std::string& x_label,
                  const std::vector<std::pair<std::string, std::vector<Series>>>& panels);
 
+// A metric against one variable, the sweep's plot: per series, its mean at each x with an error
+// bar of +-spread, joined by a line, and the values it is the mean of as hollow dots. The x axis
+// is labelled only at `x_ticks` (position, label): the caller places the values on it (a number
+// itself, its log10, or the index of a category). A mean or spread that is NaN draws no point or
+// no bar. A legend of the series' names is drawn right of the plot. Written atomically like
+// plot_curves.
+struct ErrorBarSeries {
+  std::string name;
+  std::vector<double> x, mean, spread;            // one point each
+  std::vector<std::pair<double, double>> values;  // (x, value): what the means are over
+};
+void plot_error_bars(const std::string& path, const std::string& title, const std::string& x_label,
+                     const std::string& y_label, const std::vector<std::pair<double, std::string>>& x_ticks,
+                     const std::vector<ErrorBarSeries>& series);
+
 // A table of coloured cells with a short text in each (rows x columns; the head analysis's
 // pattern-class map and importance heatmap, an attention module per row, a head per column)
 // and a legend of named colours under it. Written atomically like plot_curves.

@@ -16,7 +16,8 @@
 // Config keys: a task reads every key it uses in its constructor, each with its default, range
 // and description (train/config.hpp), and reads them all before it loads data or builds its model:
 // with context.describe_only (`rune config`) it returns right after them, so that the keys are
-// listed without any data. Such a task is only destroyed, never used.
+// listed without any data. Such a task is asked only for its primary_metric() and
+// higher_is_better() (`rune sweep`), then destroyed.
 //
 // Determinism: a task's training batch is a function of (seed, epoch, index) only, and its
 // dropout draws from the generator the trainer hands it (saved in checkpoints), so a resumed run

@@ -84,7 +84,10 @@ std::string described(const Infos& infos) {
   return list;
 }
 
-TrainOptions read_train_options(Config& c, const std::string& config_path, std::int64_t batches_per_epoch) {
+// steps_known false: batches_per_epoch stands in for a task that loads no data, and the checks
+// against the run's number of steps are left to the run.
+TrainOptions read_train_options(Config& c, const std::string& config_path, std::int64_t batches_per_epoch,
+                                bool steps_known = true) {
   TrainOptions o;
   o.epochs = c.integer("train.epochs", 10, {1},
                        "passes over the task's training batches (an epoch is the task's batches per epoch)");
@@ -106,7 +109,7 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.schedule.min_factor = c.number("train.min_lr_factor", 0.0, {0.0, 1.0},
                                    "warmup_cosine: the final learning rate, as a fraction of train.lr");
   try {
-    o.schedule.validate();
+    if (steps_known) o.schedule.validate();
   } catch (const std::invalid_argument& e) {
     c.fail("train.warmup_steps", e.what());
   }
@@ -120,7 +123,7 @@ TrainOptions read_train_options(Config& c, const std::string& config_path, std::
   o.drophead.warmup_steps = c.integer("train.drophead_warmup_steps", {o.schedule.warmup_steps, "train.warmup_steps"},
                                       {0}, "the scheduled DropHead rate's falling phase, in steps");
   o.drophead.total_steps = total;
-  if (o.drophead.scheduled && o.drophead.warmup_steps >= total)
+  if (steps_known && o.drophead.scheduled && o.drophead.warmup_steps >= total)
     c.fail("train.drophead_warmup_steps", "must be below the run's " + std::to_string(total) + " steps");
   o.eval_every = c.integer("train.eval_every", {batches_per_epoch, "batches per epoch"}, {1},
                            "steps between validations, each followed by checkpoints (and at the last step)");
@@ -171,8 +174,8 @@ Setup read_setup(Config& config, const std::string& config_path, Generator& init
   for (std::size_t i = before; i < config.declarations().size(); ++i)
     if (config.declarations()[i].key != "task.name") s.task_keys.push_back(config.declarations()[i].key);
   // a described task has no data, hence no batches: one stands in (the defaults that depend on
-  // them have rules that say so)
-  s.options = read_train_options(config, config_path, describe_only ? 1 : s.task->batches_per_epoch());
+  // them have rules that say so), and the checks against the run's steps wait for the run
+  s.options = read_train_options(config, config_path, describe_only ? 1 : s.task->batches_per_epoch(), !describe_only);
   s.init_from =
       config.string("train.init_from", "",
                     "fine-tuning: a checkpoint whose parameters (only) start the run; the task may adapt them "
@@ -229,9 +232,12 @@ std::uint64_t read_seed(Config& config) {
       "seed", 0, {0}, "the seed of everything random: initialisation, dropout, data order, splits and sampling"));
 }
 
-std::vector<std::string> declare_keys(Config& config) {
+std::vector<std::string> declare_keys(Config& config) { return describe_run(config, "CONFIG.toml").task_keys; }
+
+RunDescription describe_run(Config& config, const std::string& config_path) {
   Generator init, dropout;
-  return read_setup(config, "CONFIG.toml", init, dropout, true).task_keys;
+  const Setup s = read_setup(config, config_path, init, dropout, true);
+  return {s.task_keys, s.task->primary_metric(), s.task->higher_is_better()};
 }
 
 std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix) {

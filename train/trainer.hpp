@@ -53,6 +53,16 @@ std::uint64_t read_seed(Config& config);
 // or building a model: what `rune config` lists. Returns the keys the task itself declared.
 std::vector<std::string> declare_keys(Config& config);
 
+// What a run of `config` is judged by, read as declare_keys reads (no data, no model): the task's
+// primary validation metric (best.h5 is chosen by val_<metric>) and its direction. `config_path`
+// names the config as `rune train` is given it (run.name's default is its stem).
+struct RunDescription {
+  std::vector<std::string> task_keys;  // the keys the task declared
+  std::string primary_metric;          // a key of the task's evaluate(), without val_
+  bool higher_is_better = true;
+};
+RunDescription describe_run(Config& config, const std::string& config_path);
+
 // "val loss 0.1234, val bleu 0.5678": metrics in key order, each with `prefix`.
 std::string format_metrics(const std::map<std::string, double>& m, const std::string& prefix);
 
