@@ -2,6 +2,7 @@
 // curves, configs, metrics and pictures; report/html_report.hpp). A sweep folder stands for its
 // runs. A folder that is neither, or cannot be read, is an error naming it (exit 1).
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/command.hpp"
 #include "report/html_report.hpp"
@@ -19,6 +20,8 @@ int report_runs(const std::vector<std::string>& paths, const std::string& out, c
       std::fprintf(stderr, "%s: %s\n", folder.path.c_str(), note.c_str());
   }
   const std::string page = report::html_report(runs, title);
+  if (const std::filesystem::path parent = std::filesystem::path(out).parent_path(); !parent.empty())
+    std::filesystem::create_directories(parent);
   train::write_file(out, page, "report");
   std::printf("wrote %s: %zu run%s, %.1f kB\n", out.c_str(), runs.size(), runs.size() == 1 ? "" : "s",
               static_cast<double>(page.size()) / 1024);

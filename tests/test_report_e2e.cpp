@@ -104,15 +104,15 @@ TEST(Report, TwoTrainedRunsRenderInChromium) {
   ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_TRUE(fs::exists(dir / "runs" / "wide" / "heads-test" / "head_importance.png")) << r.output;
 
-  r = run_rune("report runs/narrow runs/wide --out report.html", dir.string());
+  r = run_rune("report runs/narrow runs/wide --out pages/report.html", dir.string());  // pages/ is made
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("wrote report.html: 2 runs"), std::string::npos) << r.output;
-  const std::string html = read_file(dir / "report.html");
+  EXPECT_NE(r.output.find("wrote pages/report.html: 2 runs"), std::string::npos) << r.output;
+  const std::string html = read_file(dir / "pages" / "report.html");
   EXPECT_EQ(html.find("http://"), std::string::npos) << "the page must not reach for the network";
   EXPECT_EQ(html.find("https://"), std::string::npos) << "the page must not reach for the network";
   EXPECT_NE(html.find("src=\"data:image/png;base64,iVBORw0KGgo"), std::string::npos);  // a PNG, inline
 
-  const RunResult dom = browse(dir / "report.html", "--dump-dom", dir);
+  const RunResult dom = browse(dir / "pages" / "report.html", "--dump-dom", dir);
   ASSERT_EQ(dom.status, 0) << dom.output;
   expect_rendered_without_errors(dom.output);
   EXPECT_EQ(dom.output.find("Uncaught"), std::string::npos) << dom.output;
@@ -126,7 +126,8 @@ TEST(Report, TwoTrainedRunsRenderInChromium) {
   EXPECT_NE(dom.output.find("data-view=\"loss step 0.60\""), std::string::npos);  // the first view
 
   // another view, asked for in the address: validation loss over time, unsmoothed, log scale
-  const RunResult view = browse(dir / "report.html", "--dump-dom", dir, "#metric=val_loss&x=time&smoothing=0&log=1");
+  const RunResult view =
+      browse(dir / "pages" / "report.html", "--dump-dom", dir, "#metric=val_loss&x=time&smoothing=0&log=1");
   ASSERT_EQ(view.status, 0) << view.output;
   expect_rendered_without_errors(view.output);
   EXPECT_NE(view.output.find("data-view=\"val_loss time 0.00 log\""), std::string::npos) << view.output;
@@ -136,7 +137,7 @@ TEST(Report, TwoTrainedRunsRenderInChromium) {
   fs::create_directories(artefacts);
   const fs::path shot = artefacts / "report.png";
   fs::remove(shot);
-  const RunResult s = browse(dir / "report.html",
+  const RunResult s = browse(dir / "pages" / "report.html",
                              "--screenshot='" + shot.string() + "' --window-size=1280,2000 --hide-scrollbars", dir);
   ASSERT_EQ(s.status, 0) << s.output;
   const std::string png = read_file(shot);
