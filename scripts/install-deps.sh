@@ -22,6 +22,7 @@ packages=(
   procps                           # pgrep (tests/test_mpi.cpp kills a rank)
   sword-text-web sword-text-sparv  # its two modules: the World English Bible, the Reina-Valera 1909
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
+  chromium                         # headless browser: the test that loads rune report's page (tests/test_report_e2e.cpp)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words python3-nltk python3-sentencepiece)

@@ -152,6 +152,28 @@ TEST(Config, EveryReadDeclaresItsKeyForRuneConfig) {
                                    "train.lr", "train.steps", "train.no_decay"}));
 }
 
+// given_values: the config flattened, each value as TOML writes it, --set values included.
+TEST(Config, GivenValuesFlattenTheConfig) {
+  Config c = Config::parse(kText, "base.toml");
+  c.set("model.d_model=256");
+  c.set("model.dropout=0.6");  // toml++ itself writes 0.59999999999999998
+  c.set("train.eps=1e-9");
+  c.set("train.warmup=2.0");
+  c.set("run.name=\"a \\\"b\\\"\"");
+  const std::vector<std::pair<std::string, std::string>> want{{"model.activation", "\"gelu\""},
+                                                              {"model.d_model", "256"},
+                                                              {"model.dropout", "0.6"},
+                                                              {"model.nhead", "8"},
+                                                              {"run.name", "\"a \\\"b\\\"\""},
+                                                              {"seed", "7"},
+                                                              {"train.eps", "1e-9"},
+                                                              {"train.lr", "0.0005"},
+                                                              {"train.no_decay", "[\"*.bias\", \"*norm*\"]"},
+                                                              {"train.steps", "1000"},
+                                                              {"train.warmup", "2.0"}};
+  EXPECT_EQ(c.given_values(), want);
+}
+
 // A --set value that is no TOML value stays a string for a key that wants one, and otherwise
 // says what is wrong with it instead of "got a string".
 TEST(Config, SetValuesThatAreNoTomlValueSayWhy) {

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -442,6 +443,55 @@ std::vector<std::string> Config::given_keys() const {
   std::vector<std::string> keys;
   for (const auto& [key, line] : given) keys.push_back(key);
   return keys;
+}
+
+namespace {
+
+// The shortest text that reads back as the same double, as TOML writes a float: 0.6 (not
+// toml++'s 0.59999999999999998), 2.0, 1e-9.
+std::string shortest_float(double v) {
+  if (!std::isfinite(v)) return toml_float(v);
+  std::string text;
+  for (int digits = 1; digits <= 17; ++digits) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    text = buf;
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  if (const std::size_t e = text.find('e'); e != std::string::npos) {  // 1e-09 -> 1e-9, 1e+20 -> 1e20
+    std::string exponent = text.substr(e + 1), sign;
+    if (exponent[0] == '-' || exponent[0] == '+') sign = exponent[0] == '-' ? "-" : "", exponent.erase(0, 1);
+    exponent.erase(0, std::min(exponent.find_first_not_of('0'), exponent.size() - 1));
+    return text.substr(0, e + 1) + sign + exponent;
+  }
+  return text.find('.') == std::string::npos ? text + ".0" : text;  // still a float
+}
+
+// A value as given_values() shows it: strings in double quotes, arrays as [a, b].
+std::string flat_text(const toml::node& n) {
+  if (const auto* f = n.as_floating_point()) return shortest_float(f->get());
+  if (const toml::array* a = n.as_array()) {
+    std::string out;
+    for (const toml::node& e : *a) out += (out.empty() ? "" : ", ") + flat_text(e);
+    return "[" + out + "]";
+  }
+  if (n.is_table()) {
+    std::ostringstream os;
+    os << *n.as_table();
+    return os.str();
+  }
+  return value_text(&n);
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Config::given_values() const {
+  std::vector<std::pair<std::string, int>> given;
+  leaves(impl_->table, "", given);
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const auto& [key, line] : given) values.emplace_back(key, flat_text(*find(impl_->table, key)));
+  std::sort(values.begin(), values.end());
+  return values;
 }
 
 const std::vector<KeyInfo>& Config::declarations() const { return impl_->declarations; }

@@ -101,6 +101,9 @@ class Config {
                                    const std::string& description);
   bool has(const std::string& key) const;       // given in the file or by set()
   std::vector<std::string> given_keys() const;  // every key given (file or set()), dotted
+  // Every key given (file or set()), dotted, with its value as TOML text ("tsv" quoted, 3, 0.5,
+  // true, [1, 2]), sorted by key: a config flattened, to compare runs (rune report).
+  std::vector<std::pair<std::string, std::string>> given_values() const;
   // Every key read so far, in the order first read (a key read twice keeps its first declaration).
   const std::vector<KeyInfo>& declarations() const;
 
