@@ -1,7 +1,8 @@
 // The ViT example's task: a VisionTransformer classifying images (Fashion-MNIST, MNIST or
 // CIFAR-10), trained with label-smoothed cross-entropy on augmented batches that a second thread
 // prepares while the model trains; scored by top-1 accuracy, with a confusion matrix and
-// per-example predictions; and the attention of the class token over an image's patches.
+// per-example predictions; the attention of the class token over an image's patches; and the
+// model as ONNX.
 //
 // Keys:
 //   data.dataset        fashion_mnist | mnist | cifar10 (IDX files for the first two)
@@ -32,7 +33,8 @@ namespace rune::examples {
 class ViTTask : public train::Task,
                 public train::EvalReports,
                 public analysis::HeadAnalysisSource,
-                public analysis::ImageAttentionSource {
+                public analysis::ImageAttentionSource,
+                public train::OnnxExporter {
  public:
   ViTTask(train::Config& config, const train::TaskContext& context);
   ~ViTTask() override;
@@ -61,6 +63,11 @@ class ViTTask : public train::Task,
   // Head analysis: every block's (1 + N, 1 + N) attention is valid (no padding).
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
+
+  // ONNX: images (pixel values 0..255, the model's size) -> logits, normalised inside as in
+  // training; class names, mean and std in the metadata (onnx/export.hpp).
+  std::vector<std::string> export_onnx(const std::string& path) override;
+  std::string onnx_layout() const override;
 
   const nn::VisionTransformer& vit() const { return *model_; }
   const ImageSet& split(const std::string& name) const;  // "train", "val" or "test"

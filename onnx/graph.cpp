@@ -1,0 +1,353 @@
+#include "onnx/graph.hpp"
+
+#include <onnx/checker.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "autograd/ops.hpp"
+#include "train/files.hpp"
+
+namespace rune::onnx_export {
+
+namespace {
+
+void set_dims(onnx::ValueInfoProto& v, int type, const std::vector<Dim>& dims) {
+  onnx::TypeProto_Tensor* t = v.mutable_type()->mutable_tensor_type();
+  t->set_elem_type(type);
+  onnx::TensorShapeProto* shape = t->mutable_shape();
+  for (const Dim& d : dims) {
+    onnx::TensorShapeProto_Dimension* dim = shape->add_dim();
+    if (const auto* size = std::get_if<std::int64_t>(&d))
+      dim->set_dim_value(*size);
+    else
+      dim->set_dim_param(std::get<std::string>(d));
+  }
+}
+
+std::string join_values(const std::vector<std::int64_t>& v) {
+  std::string s;
+  for (std::int64_t x : v) s += std::to_string(x) + ",";
+  return s;
+}
+
+}  // namespace
+
+GraphBuilder::GraphBuilder(const std::string& name) { graph_.set_name(name); }
+
+std::string GraphBuilder::fresh(const std::string& hint) {
+  const std::string base = hint.empty() ? "v" : hint;
+  // "<hint>:<n>": no parameter, graph input or output has a colon in its name
+  return base + ":" + std::to_string(counts_[base]++);
+}
+
+std::string GraphBuilder::input(const std::string& name, int type, const std::vector<Dim>& dims) {
+  set_dims(*graph_.add_input(), type, dims);
+  graph_.mutable_input(graph_.input_size() - 1)->set_name(name);
+  return name;
+}
+
+void GraphBuilder::output(const std::string& value, const std::string& name, int type, const std::vector<Dim>& dims) {
+  onnx::NodeProto* n = graph_.add_node();
+  n->set_op_type("Identity");
+  n->set_name(name);
+  n->add_input(value);
+  n->add_output(name);
+  onnx::ValueInfoProto* v = graph_.add_output();
+  v->set_name(name);
+  set_dims(*v, type, dims);
+}
+
+std::string GraphBuilder::initializer(const std::string& name, const Tensor& t) {
+  if (const auto it = initializers_.find(name); it != initializers_.end()) {
+    if (it->second != t.impl())
+      throw std::logic_error("GraphBuilder: two different tensors for the initializer '" + name + "'");
+    return name;
+  }
+  initializers_[name] = t.impl();
+  onnx::TensorProto* p = graph_.add_initializer();
+  p->set_name(name);
+  for (std::int64_t d : t.shape()) p->add_dims(d);
+  if (t.dtype() == DType::int64) {
+    const Tensor c = t.contiguous();
+    p->set_data_type(onnx::TensorProto::INT64);
+    p->set_raw_data(std::string(static_cast<const char*>(c.raw_data()), static_cast<std::size_t>(c.numel()) * 8));
+  } else {
+    // float64 and float32 parameters alike become float32, the graph's one float type
+    const Tensor c = to_dtype(t.detach(), DType::float32).contiguous();
+    p->set_data_type(onnx::TensorProto::FLOAT);
+    p->set_raw_data(std::string(static_cast<const char*>(c.raw_data()), static_cast<std::size_t>(c.numel()) * 4));
+  }
+  return name;
+}
+
+std::string GraphBuilder::ints(const std::vector<std::int64_t>& values, const std::string& hint) {
+  const std::string key = "i:" + join_values(values);
+  if (const auto it = constants_.find(key); it != constants_.end()) return it->second;
+  const std::string name = fresh(hint);
+  onnx::TensorProto* p = graph_.add_initializer();
+  p->set_name(name);
+  p->set_data_type(onnx::TensorProto::INT64);
+  p->add_dims(static_cast<std::int64_t>(values.size()));
+  for (std::int64_t v : values) p->add_int64_data(v);
+  return constants_[key] = name;
+}
+
+std::string GraphBuilder::scalar(float value, const std::string& hint) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  const std::string key = "f:" + std::to_string(bits);
+  if (const auto it = constants_.find(key); it != constants_.end()) return it->second;
+  const std::string name = fresh(hint);
+  onnx::TensorProto* p = graph_.add_initializer();
+  p->set_name(name);
+  p->set_data_type(onnx::TensorProto::FLOAT);  // rank 0: broadcasts against anything
+  p->add_float_data(value);
+  return constants_[key] = name;
+}
+
+std::vector<std::string> GraphBuilder::nodes(const std::string& op, const std::vector<std::string>& inputs, int outputs,
+                                             const std::vector<Attribute>& attributes, const std::string& hint) {
+  onnx::NodeProto* n = graph_.add_node();
+  n->set_op_type(op);
+  const std::string base = fresh(hint.empty() ? op : hint);
+  n->set_name(base);
+  for (const std::string& in : inputs) n->add_input(in);
+  std::vector<std::string> out;
+  for (int i = 0; i < outputs; ++i) {
+    out.push_back(outputs == 1 ? base : base + "." + std::to_string(i));
+    n->add_output(out.back());
+  }
+  for (const Attribute& a : attributes) {
+    onnx::AttributeProto* p = n->add_attribute();
+    p->set_name(a.name);
+    if (const auto* i = std::get_if<std::int64_t>(&a.value)) {
+      p->set_type(onnx::AttributeProto::INT);
+      p->set_i(*i);
+    } else if (const auto* f = std::get_if<float>(&a.value)) {
+      p->set_type(onnx::AttributeProto::FLOAT);
+      p->set_f(*f);
+    } else {
+      p->set_type(onnx::AttributeProto::INTS);
+      for (std::int64_t v : std::get<std::vector<std::int64_t>>(a.value)) p->add_ints(v);
+    }
+  }
+  return out;
+}
+
+std::string GraphBuilder::node(const std::string& op, const std::vector<std::string>& inputs,
+                               const std::vector<Attribute>& attributes, const std::string& hint) {
+  return nodes(op, inputs, 1, attributes, hint).front();
+}
+
+// ------------------------------------------------------------------------- layers
+
+namespace {
+
+std::string transpose(GraphBuilder& g, const std::string& x, const std::vector<std::int64_t>& perm,
+                      const std::string& hint = "") {
+  return g.node("Transpose", {x}, {{"perm", perm}}, hint);
+}
+
+}  // namespace
+
+std::string linear(GraphBuilder& g, const std::string& x, const std::string& weight, const std::string& bias) {
+  const std::string y = g.node("MatMul", {x, transpose(g, weight, {1, 0}, "weight_t")});
+  return bias.empty() ? y : g.node("Add", {y, bias});
+}
+
+std::string linear(GraphBuilder& g, const nn::Linear& m, const std::string& prefix, const std::string& x) {
+  const std::string w = g.initializer(prefix + ".weight", m.weight);
+  return linear(g, x, w, m.bias.defined() ? g.initializer(prefix + ".bias", m.bias) : "");
+}
+
+std::string layer_norm(GraphBuilder& g, const nn::LayerNorm& m, const std::string& prefix, const std::string& x) {
+  const std::int64_t C = m.normalized_shape;
+  const std::string scale = m.weight.defined() ? g.initializer(prefix + ".weight", m.weight)
+                                               : g.initializer(prefix + ".unit_weight", ones({C}));
+  const std::string bias =
+      m.bias.defined() ? g.initializer(prefix + ".bias", m.bias) : g.initializer(prefix + ".zero_bias", zeros({C}));
+  return g.node("LayerNormalization", {x, scale, bias},
+                {{"axis", std::int64_t{-1}}, {"epsilon", static_cast<float>(m.eps)}}, "layer_norm");
+}
+
+std::string activation(GraphBuilder& g, nn::Activation a, const std::string& x) {
+  if (a == nn::Activation::relu) return g.node("Relu", {x});
+  // 0.5 x (1 + erf(x / sqrt 2)), the exact GELU
+  const std::string e = g.node("Erf", {g.node("Mul", {x, g.scalar(static_cast<float>(M_SQRT1_2))})});
+  const std::string one_plus = g.node("Add", {e, g.scalar(1.0f)});
+  return g.node("Mul", {g.node("Mul", {x, one_plus}), g.scalar(0.5f)}, {}, "gelu");
+}
+
+std::string embedding(GraphBuilder& g, const nn::Embedding& m, const std::string& prefix, const std::string& ids) {
+  return g.node("Gather", {g.initializer(prefix + ".weight", m.weight), ids}, {{"axis", std::int64_t{0}}}, "embed");
+}
+
+std::string padding_bias(GraphBuilder& g, const std::string& key_padding_mask) {
+  // the lowest float rather than -inf: a row of padding alone stays finite (it never happens here:
+  // every source ends in <eos>)
+  const std::string bias = g.node(
+      "Where", {key_padding_mask, g.scalar(std::numeric_limits<float>::lowest(), "masked"), g.scalar(0.0f, "zero")});
+  return g.node("Unsqueeze", {bias, g.ints({1, 2}, "axes")}, {}, "padding_bias");  // (B, 1, 1, Tk)
+}
+
+AttentionValues multihead_attention(GraphBuilder& g, const nn::MultiheadAttention& m, const std::string& prefix,
+                                    const std::string& query, const std::string& key_value, const std::string& bias,
+                                    const std::string& past_key, const std::string& past_value) {
+  const nn::MultiheadAttentionOptions& o = m.options;
+  if (o.rotary)
+    throw std::invalid_argument(prefix + ": rotary positions are not exported to ONNX (only absolute positions are)");
+  const std::int64_t C = o.embed_dim, H = o.num_heads, Hkv = m.num_kv_heads, D = m.head_dim, KV = Hkv * D;
+  // the q, k and v weights and biases: rows of the packed ones, or the separate ones
+  std::string wq, wk, wv, bq, bk, bv;
+  const std::string sizes = g.ints({C, KV, KV}, "qkv_sizes");
+  if (m.in_proj_weight.defined()) {
+    const auto w = g.nodes("Split", {g.initializer(prefix + ".in_proj_weight", m.in_proj_weight), sizes}, 3,
+                           {{"axis", std::int64_t{0}}}, "in_proj_weight");
+    wq = w[0], wk = w[1], wv = w[2];
+  } else {
+    wq = g.initializer(prefix + ".q_proj_weight", m.q_proj_weight);
+    wk = g.initializer(prefix + ".k_proj_weight", m.k_proj_weight);
+    wv = g.initializer(prefix + ".v_proj_weight", m.v_proj_weight);
+  }
+  if (m.in_proj_bias.defined()) {
+    const auto b = g.nodes("Split", {g.initializer(prefix + ".in_proj_bias", m.in_proj_bias), sizes}, 3,
+                           {{"axis", std::int64_t{0}}}, "in_proj_bias");
+    bq = b[0], bk = b[1], bv = b[2];
+  }
+  // (B, T, heads * D) -> (B, heads, T, D)
+  const auto heads = [&](const std::string& x, std::int64_t n) {
+    return transpose(g, g.node("Reshape", {x, g.ints({0, 0, n, D})}), {0, 2, 1, 3}, "heads");
+  };
+  const std::string q = heads(linear(g, query, wq, bq), H);  // (B, H, Tq, D)
+  std::string k = heads(linear(g, key_value, wk, bk), Hkv);  // (B, Hkv, Tk, D)
+  std::string v = heads(linear(g, key_value, wv, bv), Hkv);
+  if (!past_key.empty()) {
+    k = g.node("Concat", {past_key, k}, {{"axis", std::int64_t{2}}}, "present_key");
+    v = g.node("Concat", {past_value, v}, {{"axis", std::int64_t{2}}}, "present_value");
+  }
+  // grouped-query heads: the G = H / Hkv query heads of a key/value head are adjacent, so
+  // (B, H, Tq, D) read as (B, Hkv, G Tq, D) meets its keys in one MatMul
+  const bool grouped = Hkv != H;
+  const std::string qg = grouped ? g.node("Reshape", {q, g.ints({0, Hkv, -1, D})}) : q;
+  std::string scores = g.node("MatMul", {qg, transpose(g, k, {0, 1, 3, 2}, "keys_t")}, {}, "scores");
+  scores = g.node("Mul", {scores, g.scalar(static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))), "scale")});
+  if (!bias.empty()) scores = g.node("Add", {scores, bias}, {}, "masked_scores");
+  const std::string p = g.node("Softmax", {scores}, {{"axis", std::int64_t{-1}}}, "attention_weights");
+  std::string out = g.node("MatMul", {p, v}, {}, "attention");                                    // (B, Hkv, G Tq, D)
+  if (grouped) out = g.node("Reshape", {out, g.ints({0, H, -1, D})});                             // (B, H, Tq, D)
+  out = g.node("Reshape", {transpose(g, out, {0, 2, 1, 3}), g.ints({0, 0, C})}, {}, "combined");  // (B, Tq, C)
+  return {linear(g, *m.out_proj, prefix + ".out_proj", out), k, v};
+}
+
+namespace {
+
+std::string feed_forward(GraphBuilder& g, const nn::Linear& linear1, const nn::Linear& linear2, nn::Activation a,
+                         const std::string& prefix, const std::string& x) {
+  return linear(g, linear2, prefix + ".linear2", activation(g, a, linear(g, linear1, prefix + ".linear1", x)));
+}
+
+}  // namespace
+
+std::string encoder_layer(GraphBuilder& g, const nn::TransformerEncoderLayer& m, const std::string& prefix,
+                          const std::string& x, const std::string& bias) {
+  const auto sa = [&](const std::string& in) {
+    return multihead_attention(g, *m.self_attn, prefix + ".self_attn", in, in, bias).output;
+  };
+  const auto ff = [&](const std::string& in) {
+    return feed_forward(g, *m.linear1, *m.linear2, m.options.activation, prefix, in);
+  };
+  const auto norm = [&](const nn::LayerNorm& n, const char* name, const std::string& in) {
+    return layer_norm(g, n, prefix + "." + name, in);
+  };
+  if (m.options.norm_first) {  // x = x + sa(norm1(x)); x + ff(norm2(x))
+    const std::string h = g.node("Add", {x, sa(norm(*m.norm1, "norm1", x))}, {}, "residual");
+    return g.node("Add", {h, ff(norm(*m.norm2, "norm2", h))}, {}, "residual");
+  }
+  // x = norm1(x + sa(x)); norm2(x + ff(x))
+  const std::string h = norm(*m.norm1, "norm1", g.node("Add", {x, sa(x)}, {}, "residual"));
+  return norm(*m.norm2, "norm2", g.node("Add", {h, ff(h)}, {}, "residual"));
+}
+
+std::string encoder(GraphBuilder& g, const nn::TransformerEncoder& m, const std::string& prefix, const std::string& x,
+                    const std::string& bias) {
+  std::string h = x;
+  for (std::size_t i = 0; i < m.layers->size(); ++i)
+    h = encoder_layer(g, (*m.layers)[i], prefix + ".layers." + std::to_string(i), h, bias);
+  return m.norm ? layer_norm(g, *m.norm, prefix + ".norm", h) : h;
+}
+
+AttentionValues decoder_layer(GraphBuilder& g, const nn::TransformerDecoderLayer& m, const std::string& prefix,
+                              const std::string& x, const std::string& memory, const std::string& memory_bias,
+                              const std::string& past_key, const std::string& past_value) {
+  AttentionValues self;
+  const auto sa = [&](const std::string& in) {
+    self = multihead_attention(g, *m.self_attn, prefix + ".self_attn", in, in, "", past_key, past_value);
+    return self.output;
+  };
+  const auto ca = [&](const std::string& in) {
+    return multihead_attention(g, *m.multihead_attn, prefix + ".multihead_attn", in, memory, memory_bias).output;
+  };
+  const auto ff = [&](const std::string& in) {
+    return feed_forward(g, *m.linear1, *m.linear2, m.options.activation, prefix, in);
+  };
+  const auto norm = [&](const nn::LayerNorm& n, const char* name, const std::string& in) {
+    return layer_norm(g, n, prefix + "." + name, in);
+  };
+  const auto add = [&](const std::string& a, const std::string& b) { return g.node("Add", {a, b}, {}, "residual"); };
+  std::string h;
+  if (m.options.norm_first) {  // x + sa(norm1(x)); + ca(norm2(x)); + ff(norm3(x))
+    h = add(x, sa(norm(*m.norm1, "norm1", x)));
+    h = add(h, ca(norm(*m.norm2, "norm2", h)));
+    h = add(h, ff(norm(*m.norm3, "norm3", h)));
+  } else {  // norm1(x + sa(x)); norm2(x + ca(x)); norm3(x + ff(x))
+    h = norm(*m.norm1, "norm1", add(x, sa(x)));
+    h = norm(*m.norm2, "norm2", add(h, ca(h)));
+    h = norm(*m.norm3, "norm3", add(h, ff(h)));
+  }
+  return {h, self.key, self.value};
+}
+
+// ------------------------------------------------------------------------- models
+
+onnx::ModelProto make_model(GraphBuilder& g, const std::map<std::string, std::string>& metadata) {
+  onnx::ModelProto model;
+  model.set_ir_version(onnx::IR_VERSION);
+  model.set_producer_name("runestone");
+  model.set_producer_version(RUNE_ONNX_PRODUCER_VERSION);
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOpset);
+  for (const auto& [key, value] : metadata) {
+    onnx::StringStringEntryProto* p = model.add_metadata_props();
+    p->set_key(key);
+    p->set_value(value);
+  }
+  *model.mutable_graph() = g.graph();
+  return model;
+}
+
+void check_model(const onnx::ModelProto& model, const std::string& what) {
+  try {
+    onnx::checker::check_model(model);
+    // full_check: strict shape inference with type checks, on a copy (it adds value_info)
+    onnx::ModelProto copy = model;
+    onnx::shape_inference::InferShapes(copy, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions(/*check_type=*/true, /*strict_mode=*/1));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": the ONNX checker refuses the model: " + e.what());
+  }
+}
+
+void write_model(const onnx::ModelProto& model, const std::string& path) {
+  check_model(model, "ONNX model " + path + " (graph " + model.graph().name() + ")");
+  std::string bytes;
+  if (!model.SerializeToString(&bytes))
+    throw std::runtime_error("ONNX model " + path + ": the model does not serialise (over 2 GB?)");
+  train::write_file(path, bytes, "ONNX model");
+}
+
+}  // namespace rune::onnx_export
