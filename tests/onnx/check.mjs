@@ -16,50 +16,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
-
-// ------------------------------------------------------------------ the models' metadata_props
-
-// ModelProto's metadata_props (field 14: key = 1, value = 2), read from the protobuf bytes: the
-// runtime does not hand them out.
-export function metadataOf(path) {
-  const bytes = readFileSync(path);
-  let at = 0;
-  const varint = (end) => {
-    let value = 0n, shift = 0n;
-    for (;;) {
-      if (at >= end) throw new Error(`${path}: truncated protobuf`);
-      const b = bytes[at++];
-      value |= BigInt(b & 0x7f) << shift;
-      if (!(b & 0x80)) return value;
-      shift += 7n;
-    }
-  };
-  const fields = (end, visit) => {  // calls visit(field, start, end) for each length-delimited field
-    while (at < end) {
-      const tag = Number(varint(end)), field = tag >>> 3, wire = tag & 7;
-      if (wire === 0) varint(end);
-      else if (wire === 1) at += 8;
-      else if (wire === 5) at += 4;
-      else if (wire === 2) {
-        const length = Number(varint(end)), start = at;
-        at = start + length;
-        visit(field, start, at);
-      } else throw new Error(`${path}: protobuf wire type ${wire} is not expected in a model`);
-    }
-  };
-  const text = (start, end) => bytes.subarray(start, end).toString('utf8');
-  const meta = {};
-  fields(bytes.length, (field, start, end) => {
-    if (field !== 14) return;
-    const after = at;
-    at = start;
-    let key = '', value = '';
-    fields(end, (f, s, e) => { if (f === 1) key = text(s, e); else if (f === 2) value = text(s, e); });
-    meta[key] = value;
-    at = after;
-  });
-  return meta;
-}
+import { metadataOf } from './metadata.mjs';
 
 // ------------------------------------------------------------------ the ViT
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs check.mjs (the arguments after DIR are its own) in Node.js with onnxruntime-node, whose npm
-# packages are installed into DIR the first time, and again only when package-lock.json changes:
+# Runs check.mjs, or example.mjs after --example (the arguments after DIR are the script's), in
+# Node.js with onnxruntime-node, whose npm packages are installed into DIR the first time, and
+# again only when package-lock.json changes:
 # `npm ci --ignore-scripts` installs the CPU build the package ships (its install script would
 # only fetch an optional GPU build). npm's cache goes into DIR too, so a rerun needs no network.
 #
 #   tests/onnx/run_check.sh DIR vit --model M.onnx --images DIR --predictions P.csv
 #   tests/onnx/run_check.sh DIR translation --encoder E.onnx --decoder D.onnx --sources S.txt --rune R.tsv
+#   tests/onnx/run_check.sh DIR --example translate M.onnx "seventy-one"      (docs/onnx.md's example)
 #
 # The e2e tests use DIR = build/onnx-node. Exit codes: check.mjs's (0 equal, 1 different, 2
 # usage); 3 without node or npm; 4 when npm ci fails.
@@ -30,7 +32,14 @@ dir="$(cd "$dir" && pwd)"
     fi
     cp "$here/package-lock.json" "$dir/installed-lock.json"
   fi
-  cp "$here/check.mjs" "$dir/check.mjs.tmp"
-  mv "$dir/check.mjs.tmp" "$dir/check.mjs"
+  for script in check.mjs metadata.mjs example.mjs; do  # a test running one meanwhile keeps its copy
+    cp "$here/$script" "$dir/$script.tmp"
+    mv "$dir/$script.tmp" "$dir/$script"
+  done
 ) 9>"$dir/.lock"
-exec node "$dir/check.mjs" "$@"
+script=check.mjs
+if [[ "${1:-}" == "--example" ]]; then
+  script=example.mjs
+  shift
+fi
+exec node "$dir/$script" "$@"

@@ -2,7 +2,8 @@
 // trained by the rune binary (post-LN, learned positions, output tied to the target embedding:
 // the branches the demo's config does not take), exported by `rune export`, then greedy-decoded
 // from Node.js (tests/onnx/check.mjs) on 200 numbers: every translation must equal `rune
-// translate`'s and every log-probability `rune translate --scores`' within 1e-4.
+// translate`'s and every log-probability `rune translate --scores`' within 1e-4. docs/onnx.md's
+// example (tests/onnx/example.mjs) prints the translations rune prints.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -70,6 +71,14 @@ dir = "runs"
   EXPECT_EQ(check.status, 0) << check.output;
   EXPECT_NE(check.output.find("translations equal: 200 of 200"), std::string::npos) << check.output;
   std::printf("%s", check.output.c_str());  // the figures, in ctest's output
+
+  // docs/onnx.md's example prints what rune translate prints
+  const std::string some = "'seventy-one' 'two hundred and thirty-four' 'eighty thousand' 'nine hundred and five'";
+  const RunResult example = run_onnx_check("--example translate onnx/tiny.onnx " + some, dir.string());
+  ASSERT_EQ(example.status, 0) << example.output;
+  const RunResult rune = run_rune("translate " + ckpt + " " + some, dir.string());
+  ASSERT_EQ(rune.status, 0) << rune.output;
+  EXPECT_EQ(example.output, rune.output);
 }
 
 }  // namespace

@@ -2,11 +2,12 @@
 // branch the shipped configs do not take) trained by the rune binary on IDX files, exported by
 // `rune export`, then run from Node.js (tests/onnx/check.mjs) on the first 64 test images, read
 // from the same files: its logits must be within 1e-4 of `rune eval --predictions`' and its
-// predicted classes the same.
+// predicted classes the same; docs/onnx.md's example (tests/onnx/example.mjs) names the same classes.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "examples/vit/tests/tiny_vit.hpp"
 #include "tests/helpers.hpp"
@@ -48,6 +49,18 @@ name = "tiny"
   EXPECT_EQ(check.status, 0) << check.output;
   EXPECT_NE(check.output.find("predicted classes equal: 64 of 64"), std::string::npos) << check.output;
   std::printf("%s", check.output.c_str());  // the figures, in ctest's output
+
+  // docs/onnx.md's example names the classes rune predicts (MNIST's names are the digits)
+  const RunResult example = run_onnx_check("--example classify tiny.onnx '" + data.string() + "' 8", data);
+  ASSERT_EQ(example.status, 0) << example.output;
+  std::istringstream rows(read_file(data / "preds.csv"));
+  std::string expected, line;
+  std::getline(rows, line);  // index,label,predicted,logit_0,...
+  for (int i = 0; i < 8 && std::getline(rows, line); ++i) {
+    const std::size_t a = line.find(','), b = line.find(',', a + 1), c = line.find(',', b + 1);
+    expected += "test image " + std::to_string(i) + ": " + line.substr(b + 1, c - b - 1) + "\n";
+  }
+  EXPECT_EQ(example.output, expected);
 }
 
 }  // namespace
