@@ -311,6 +311,75 @@ AttentionValues decoder_layer(GraphBuilder& g, const nn::TransformerDecoderLayer
   return {h, self.key, self.value};
 }
 
+// ------------------------------------------------------------------------- convolutional layers
+
+namespace {
+
+std::vector<std::int64_t> pair(const std::array<std::int64_t, 2>& a) { return {a[0], a[1]}; }
+
+// ONNX's pads: the begins of every spatial axis, then their ends
+std::vector<std::int64_t> pads(const std::array<std::int64_t, 2>& p) { return {p[0], p[1], p[0], p[1]}; }
+
+std::vector<Attribute> pool_attributes(const rune::Pool2dOptions& o) {
+  const std::array<std::int64_t, 2> stride = o.stride[0] == 0 && o.stride[1] == 0 ? o.kernel_size : o.stride;
+  return {{"kernel_shape", pair(o.kernel_size)},
+          {"strides", pair(stride)},
+          {"pads", pads(o.padding)},
+          {"ceil_mode", std::int64_t{o.ceil_mode}}};
+}
+
+}  // namespace
+
+std::string conv2d(GraphBuilder& g, const nn::Conv2d& m, const std::string& prefix, const std::string& x) {
+  std::vector<std::string> inputs{x, g.initializer(prefix + ".weight", m.weight)};
+  if (m.bias.defined()) inputs.push_back(g.initializer(prefix + ".bias", m.bias));
+  return g.node("Conv", inputs,
+                {{"kernel_shape", pair(m.kernel_size)},
+                 {"strides", pair(m.options.stride)},
+                 {"pads", pads(m.options.padding)},
+                 {"dilations", pair(m.options.dilation)},
+                 {"group", m.options.groups}},
+                "conv");
+}
+
+std::string batch_norm(GraphBuilder& g, const nn::BatchNorm2d& m, const std::string& prefix, const std::string& x) {
+  if (!m.running_mean.defined())
+    throw std::invalid_argument(prefix +
+                                ": a BatchNorm2d without running statistics normalises by each batch's, "
+                                "which an exported (evaluation) graph does not do");
+  const std::int64_t C = m.num_features;
+  const std::string scale = m.weight.defined() ? g.initializer(prefix + ".weight", m.weight)
+                                               : g.initializer(prefix + ".unit_weight", ones({C}));
+  const std::string bias =
+      m.bias.defined() ? g.initializer(prefix + ".bias", m.bias) : g.initializer(prefix + ".zero_bias", zeros({C}));
+  return g.node("BatchNormalization",
+                {x, scale, bias, g.initializer(prefix + ".running_mean", m.running_mean),
+                 g.initializer(prefix + ".running_var", m.running_var)},
+                {{"epsilon", static_cast<float>(m.eps)}}, "batch_norm");
+}
+
+std::string max_pool2d(GraphBuilder& g, const nn::MaxPool2d& m, const std::string& x) {
+  std::vector<Attribute> a = pool_attributes(m.options);
+  a.push_back({"dilations", pair(m.options.dilation)});
+  return g.node("MaxPool", {x}, a, "max_pool");
+}
+
+std::string avg_pool2d(GraphBuilder& g, const nn::AvgPool2d& m, const std::string& x) {
+  if (m.options.dilation[0] != 1 || m.options.dilation[1] != 1)
+    throw std::invalid_argument("AvgPool2d: a dilated average pool has no ONNX operator before opset 19");
+  std::vector<Attribute> a = pool_attributes(m.options);
+  a.push_back({"count_include_pad", std::int64_t{m.options.count_include_pad}});
+  return g.node("AveragePool", {x}, a, "avg_pool");
+}
+
+std::string adaptive_avg_pool2d(GraphBuilder& g, const nn::AdaptiveAvgPool2d& m, const std::string& x) {
+  if (m.output_size[0] != 1 || m.output_size[1] != 1)
+    throw std::invalid_argument("AdaptiveAvgPool2d: output size (" + std::to_string(m.output_size[0]) + ", " +
+                                std::to_string(m.output_size[1]) +
+                                ") is exported only as (1, 1) (GlobalAveragePool); its cells depend on the input size");
+  return g.node("GlobalAveragePool", {x}, {}, "global_avg_pool");
+}
+
 // ------------------------------------------------------------------------- models
 
 onnx::ModelProto make_model(GraphBuilder& g, const std::map<std::string, std::string>& metadata) {

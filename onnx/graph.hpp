@@ -30,6 +30,7 @@
 
 #include "autograd/tensor.hpp"
 #include "nn/attention.hpp"
+#include "nn/conv.hpp"
 #include "nn/embedding.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
@@ -125,6 +126,23 @@ std::string encoder(GraphBuilder& g, const nn::TransformerEncoder& m, const std:
 AttentionValues decoder_layer(GraphBuilder& g, const nn::TransformerDecoderLayer& m, const std::string& prefix,
                               const std::string& x, const std::string& memory, const std::string& memory_bias,
                               const std::string& past_key, const std::string& past_value);
+
+// ------------------------------------------------------------------------- convolutional layers
+// x (B, C, H, W) -> (B, O, P, Q), as the modules compute in eval mode.
+
+// Conv with the module's stride, padding, dilation and groups; prefix.weight and prefix.bias.
+std::string conv2d(GraphBuilder& g, const nn::Conv2d& m, const std::string& prefix, const std::string& x);
+// BatchNormalization by the running statistics (prefix.running_mean, prefix.running_var: the
+// checkpoint's buffers), as evaluation normalises; a norm without running statistics (it
+// normalises by each batch's, always) is refused.
+std::string batch_norm(GraphBuilder& g, const nn::BatchNorm2d& m, const std::string& prefix, const std::string& x);
+// MaxPool and AveragePool with the module's kernel, stride (0: the kernel), padding, ceil_mode
+// and count_include_pad; AveragePool has no dilation before opset 19 (a dilated one is refused).
+std::string max_pool2d(GraphBuilder& g, const nn::MaxPool2d& m, const std::string& x);
+std::string avg_pool2d(GraphBuilder& g, const nn::AvgPool2d& m, const std::string& x);
+// AdaptiveAvgPool2d to (1, 1) as GlobalAveragePool; another output size, whose cells depend on
+// the input's size, is refused.
+std::string adaptive_avg_pool2d(GraphBuilder& g, const nn::AdaptiveAvgPool2d& m, const std::string& x);
 
 // ------------------------------------------------------------------------- models
 

@@ -10,6 +10,9 @@
 //     back), against `rune translate CKPT --scores < S.txt > R.tsv`: the same translations, and
 //     each translation's log-probability (teacher-forced through the decoder step, <eos>
 //     included, as --scores computes it) within --tolerance.
+//   node check.mjs tensors --model M.onnx --spec spec.json [--tolerance 1e-4]
+//     any graph on the inputs spec.json names, its outputs against the files rune wrote (the
+//     convolutional builders' test, tests/test_onnx_layers_e2e.cpp).
 //
 // Prints the figures, one per line; exits 1 naming what differs, 2 on a usage error.
 import { readFileSync, existsSync } from 'node:fs';
@@ -228,6 +231,36 @@ async function checkTranslation(args) {
   return failures;
 }
 
+// ------------------------------------------------------------------ any graph, on given tensors
+
+// spec.json: {"inputs": [{"name", "file", "dims"}], "outputs": [{"name", "file"}]}, each file raw
+// little-endian float32 (what a C++ test wrote from rune's tensors).
+async function checkTensors(args) {
+  const spec = JSON.parse(readFileSync(args.spec, 'utf8'));
+  const floats = (file) => {
+    const b = readFileSync(file);
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+  };
+  const feeds = {};
+  for (const i of spec.inputs) feeds[i.name] = new ort.Tensor('float32', floats(i.file), i.dims);
+  const session = await ort.InferenceSession.create(args.model);
+  const out = await session.run(feeds);
+  const tolerance = Number(args.tolerance ?? 1e-4);
+  const failures = [];
+  for (const o of spec.outputs) {
+    const want = floats(o.file), got = out[o.name].data;
+    if (got.length !== want.length) {
+      failures.push(`${o.name}: ${got.length} values, rune's ${want.length}`);
+      continue;
+    }
+    let maxDiff = 0;
+    for (let k = 0; k < got.length; ++k) maxDiff = Math.max(maxDiff, Math.abs(got[k] - want[k]));
+    console.log(`${o.name} [${out[o.name].dims}]: max |difference| against rune ${maxDiff.toExponential(3)} (tolerance ${tolerance})`);
+    if (!(maxDiff <= tolerance)) failures.push(`${o.name} differs by ${maxDiff} > ${tolerance}`);
+  }
+  return failures;
+}
+
 // ------------------------------------------------------------------ the command line
 
 function parse(argv) {
@@ -236,8 +269,12 @@ function parse(argv) {
     if (!argv[i].startsWith('--') || i + 1 >= argv.length) throw new Error(`unexpected argument "${argv[i]}"`);
     args[argv[i].slice(2)] = argv[i + 1];
   }
-  const need = { vit: ['model', 'images', 'predictions'], translation: ['encoder', 'decoder', 'sources', 'rune'] }[args.kind];
-  if (!need) throw new Error('the first argument is vit or translation');
+  const need = {
+    vit: ['model', 'images', 'predictions'],
+    translation: ['encoder', 'decoder', 'sources', 'rune'],
+    tensors: ['model', 'spec'],
+  }[args.kind];
+  if (!need) throw new Error('the first argument is vit, translation or tensors');
   for (const key of need) if (!args[key]) throw new Error(`${args.kind} needs --${key}`);
   return args;
 }
@@ -248,11 +285,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     args = parse(process.argv.slice(2));
   } catch (e) {
     console.error(`check.mjs: ${e.message}\nusage: node check.mjs vit --model M.onnx --images DIR --predictions P.csv ` +
-                  `[--count 64] | translation --encoder E.onnx --decoder D.onnx --sources S.txt --rune R.tsv`);
+                  `[--count 64] | translation --encoder E.onnx --decoder D.onnx --sources S.txt --rune R.tsv | ` +
+                  `tensors --model M.onnx --spec spec.json`);
     process.exit(2);
   }
   try {
-    const failures = args.kind === 'vit' ? await checkVit(args) : await checkTranslation(args);
+    const check = { vit: checkVit, translation: checkTranslation, tensors: checkTensors }[args.kind];
+    const failures = await check(args);
     for (const f of failures) console.error(`FAILED: ${f}`);
     process.exit(failures.length ? 1 : 0);
   } catch (e) {
