@@ -12,10 +12,6 @@ namespace rune::onnx_export {
 
 namespace {
 
-constexpr int kFloat = onnx::TensorProto::FLOAT;
-constexpr int kInt64 = onnx::TensorProto::INT64;
-constexpr int kBool = onnx::TensorProto::BOOL;
-
 // A (1, n, 1, 1) float32 tensor of per-channel values.
 Tensor per_channel(const std::vector<double>& v) {
   std::vector<float> f(v.begin(), v.end());
@@ -57,8 +53,8 @@ Metadata with_cache_facts(const nn::Seq2SeqTransformer& m, Metadata metadata) {
 
 }  // namespace
 
-onnx::ModelProto vit_model(const nn::VisionTransformer& model, const std::vector<double>& mean,
-                           const std::vector<double>& stdev, const Metadata& metadata) {
+Model vit_model(const nn::VisionTransformer& model, const std::vector<double>& mean, const std::vector<double>& stdev,
+                const Metadata& metadata) {
   const nn::VisionTransformerOptions& o = model.options;
   if (static_cast<std::int64_t>(mean.size()) != o.in_chans || static_cast<std::int64_t>(stdev.size()) != o.in_chans)
     throw std::invalid_argument("vit_model: mean and std for " + std::to_string(mean.size()) + " and " +
@@ -110,7 +106,7 @@ onnx::ModelProto vit_model(const nn::VisionTransformer& model, const std::vector
   return make_model(g, metadata);
 }
 
-onnx::ModelProto seq2seq_encoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata) {
+Model seq2seq_encoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata) {
   check_seq2seq(model);
   GraphBuilder g("encoder");
   const std::int64_t C = model.options.transformer.d_model;
@@ -128,7 +124,7 @@ onnx::ModelProto seq2seq_encoder_model(const nn::Seq2SeqTransformer& model, cons
   return make_model(g, with_cache_facts(model, metadata));
 }
 
-onnx::ModelProto seq2seq_decoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata) {
+Model seq2seq_decoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata) {
   check_seq2seq(model);
   GraphBuilder g("decoder_step");
   const std::int64_t C = model.options.transformer.d_model, V = model.options.tgt_vocab;

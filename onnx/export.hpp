@@ -25,26 +25,25 @@
 // and target_vocabulary_size (V).
 #pragma once
 
-#include <onnx/onnx_pb.h>
-
 #include <map>
 #include <string>
 #include <vector>
 
 #include "nn/seq2seq.hpp"
 #include "nn/vit.hpp"
+#include "onnx/model.hpp"
 
 namespace rune::onnx_export {
 
 using Metadata = std::map<std::string, std::string>;
 
 // The ViT's graph; mean and std per input channel (of pixel / 255), as the model was trained with.
-onnx::ModelProto vit_model(const nn::VisionTransformer& model, const std::vector<double>& mean,
-                           const std::vector<double>& stdev, const Metadata& metadata);
+Model vit_model(const nn::VisionTransformer& model, const std::vector<double>& mean, const std::vector<double>& stdev,
+                const Metadata& metadata);
 
 // The encoder-decoder's two graphs.
-onnx::ModelProto seq2seq_encoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata);
-onnx::ModelProto seq2seq_decoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata);
+Model seq2seq_encoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata);
+Model seq2seq_decoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata);
 
 // The file names an export to `path` writes: for the encoder-decoder, path without its .onnx
 // ending plus "-encoder.onnx" and "-decoder.onnx" ("out/numbers.onnx" -> "out/numbers-encoder.onnx").

@@ -1,32 +1,17 @@
 #include "onnx/graph.hpp"
 
-#include <onnx/checker.h>
-#include <onnx/shape_inference/implementation.h>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 
 #include "autograd/ops.hpp"
+#include "onnx/protobuf.hpp"
 #include "train/files.hpp"
 
 namespace rune::onnx_export {
 
 namespace {
-
-void set_dims(onnx::ValueInfoProto& v, int type, const std::vector<Dim>& dims) {
-  onnx::TypeProto_Tensor* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(type);
-  onnx::TensorShapeProto* shape = t->mutable_shape();
-  for (const Dim& d : dims) {
-    onnx::TensorShapeProto_Dimension* dim = shape->add_dim();
-    if (const auto* size = std::get_if<std::int64_t>(&d))
-      dim->set_dim_value(*size);
-    else
-      dim->set_dim_param(std::get<std::string>(d));
-  }
-}
 
 std::string join_values(const std::vector<std::int64_t>& v) {
   std::string s;
@@ -34,9 +19,11 @@ std::string join_values(const std::vector<std::int64_t>& v) {
   return s;
 }
 
+std::string bytes_of(const void* data, std::size_t size) { return std::string(static_cast<const char*>(data), size); }
+
 }  // namespace
 
-GraphBuilder::GraphBuilder(const std::string& name) { graph_.set_name(name); }
+GraphBuilder::GraphBuilder(const std::string& name) { graph_.name = name; }
 
 std::string GraphBuilder::fresh(const std::string& hint) {
   const std::string base = hint.empty() ? "v" : hint;
@@ -45,20 +32,13 @@ std::string GraphBuilder::fresh(const std::string& hint) {
 }
 
 std::string GraphBuilder::input(const std::string& name, int type, const std::vector<Dim>& dims) {
-  set_dims(*graph_.add_input(), type, dims);
-  graph_.mutable_input(graph_.input_size() - 1)->set_name(name);
+  graph_.inputs.push_back({name, type, dims});
   return name;
 }
 
 void GraphBuilder::output(const std::string& value, const std::string& name, int type, const std::vector<Dim>& dims) {
-  onnx::NodeProto* n = graph_.add_node();
-  n->set_op_type("Identity");
-  n->set_name(name);
-  n->add_input(value);
-  n->add_output(name);
-  onnx::ValueInfoProto* v = graph_.add_output();
-  v->set_name(name);
-  set_dims(*v, type, dims);
+  graph_.nodes.push_back({"Identity", name, {value}, {name}, {}});
+  graph_.outputs.push_back({name, type, dims});
 }
 
 std::string GraphBuilder::initializer(const std::string& name, const Tensor& t) {
@@ -68,19 +48,17 @@ std::string GraphBuilder::initializer(const std::string& name, const Tensor& t) 
     return name;
   }
   initializers_[name] = t.impl();
-  onnx::TensorProto* p = graph_.add_initializer();
-  p->set_name(name);
-  for (std::int64_t d : t.shape()) p->add_dims(d);
+  Initializer init{name, kFloat, t.shape(), ""};
   if (t.dtype() == DType::int64) {
     const Tensor c = t.contiguous();
-    p->set_data_type(onnx::TensorProto::INT64);
-    p->set_raw_data(std::string(static_cast<const char*>(c.raw_data()), static_cast<std::size_t>(c.numel()) * 8));
+    init.type = kInt64;
+    init.raw = bytes_of(c.raw_data(), static_cast<std::size_t>(c.numel()) * 8);
   } else {
     // float64 and float32 parameters alike become float32, the graph's one float type
     const Tensor c = to_dtype(t.detach(), DType::float32).contiguous();
-    p->set_data_type(onnx::TensorProto::FLOAT);
-    p->set_raw_data(std::string(static_cast<const char*>(c.raw_data()), static_cast<std::size_t>(c.numel()) * 4));
+    init.raw = bytes_of(c.raw_data(), static_cast<std::size_t>(c.numel()) * 4);
   }
+  graph_.initializers.push_back(std::move(init));
   return name;
 }
 
@@ -88,11 +66,10 @@ std::string GraphBuilder::ints(const std::vector<std::int64_t>& values, const st
   const std::string key = "i:" + join_values(values);
   if (const auto it = constants_.find(key); it != constants_.end()) return it->second;
   const std::string name = fresh(hint);
-  onnx::TensorProto* p = graph_.add_initializer();
-  p->set_name(name);
-  p->set_data_type(onnx::TensorProto::INT64);
-  p->add_dims(static_cast<std::int64_t>(values.size()));
-  for (std::int64_t v : values) p->add_int64_data(v);
+  graph_.initializers.push_back({name,
+                                 kInt64,
+                                 {static_cast<std::int64_t>(values.size())},
+                                 bytes_of(values.data(), values.size() * sizeof(std::int64_t))});
   return constants_[key] = name;
 }
 
@@ -102,40 +79,17 @@ std::string GraphBuilder::scalar(float value, const std::string& hint) {
   const std::string key = "f:" + std::to_string(bits);
   if (const auto it = constants_.find(key); it != constants_.end()) return it->second;
   const std::string name = fresh(hint);
-  onnx::TensorProto* p = graph_.add_initializer();
-  p->set_name(name);
-  p->set_data_type(onnx::TensorProto::FLOAT);  // rank 0: broadcasts against anything
-  p->add_float_data(value);
+  graph_.initializers.push_back({name, kFloat, {}, bytes_of(&value, sizeof value)});  // rank 0: broadcasts
   return constants_[key] = name;
 }
 
 std::vector<std::string> GraphBuilder::nodes(const std::string& op, const std::vector<std::string>& inputs, int outputs,
                                              const std::vector<Attribute>& attributes, const std::string& hint) {
-  onnx::NodeProto* n = graph_.add_node();
-  n->set_op_type(op);
   const std::string base = fresh(hint.empty() ? op : hint);
-  n->set_name(base);
-  for (const std::string& in : inputs) n->add_input(in);
-  std::vector<std::string> out;
-  for (int i = 0; i < outputs; ++i) {
-    out.push_back(outputs == 1 ? base : base + "." + std::to_string(i));
-    n->add_output(out.back());
-  }
-  for (const Attribute& a : attributes) {
-    onnx::AttributeProto* p = n->add_attribute();
-    p->set_name(a.name);
-    if (const auto* i = std::get_if<std::int64_t>(&a.value)) {
-      p->set_type(onnx::AttributeProto::INT);
-      p->set_i(*i);
-    } else if (const auto* f = std::get_if<float>(&a.value)) {
-      p->set_type(onnx::AttributeProto::FLOAT);
-      p->set_f(*f);
-    } else {
-      p->set_type(onnx::AttributeProto::INTS);
-      for (std::int64_t v : std::get<std::vector<std::int64_t>>(a.value)) p->add_ints(v);
-    }
-  }
-  return out;
+  Node n{op, base, inputs, {}, attributes};
+  for (int i = 0; i < outputs; ++i) n.outputs.push_back(outputs == 1 ? base : base + "." + std::to_string(i));
+  graph_.nodes.push_back(n);
+  return n.outputs;
 }
 
 std::string GraphBuilder::node(const std::string& op, const std::vector<std::string>& inputs,
@@ -382,40 +336,25 @@ std::string adaptive_avg_pool2d(GraphBuilder& g, const nn::AdaptiveAvgPool2d& m,
 
 // ------------------------------------------------------------------------- models
 
-onnx::ModelProto make_model(GraphBuilder& g, const std::map<std::string, std::string>& metadata) {
-  onnx::ModelProto model;
-  model.set_ir_version(onnx::IR_VERSION);
-  model.set_producer_name("runestone");
-  model.set_producer_version(RUNE_ONNX_PRODUCER_VERSION);
-  onnx::OperatorSetIdProto* opset = model.add_opset_import();
-  opset->set_domain("");
-  opset->set_version(kOpset);
-  for (const auto& [key, value] : metadata) {
-    onnx::StringStringEntryProto* p = model.add_metadata_props();
-    p->set_key(key);
-    p->set_value(value);
-  }
-  *model.mutable_graph() = g.graph();
-  return model;
+Model make_model(GraphBuilder& g, const std::map<std::string, std::string>& metadata) {
+  return Model{g.graph(), kOpset, "runestone", RUNE_ONNX_PRODUCER_VERSION, metadata};
 }
 
-void check_model(const onnx::ModelProto& model, const std::string& what) {
+void check_model(const Model& model, const std::string& what) {
   try {
-    onnx::checker::check_model(model);
-    // full_check: strict shape inference with type checks, on a copy (it adds value_info)
-    onnx::ModelProto copy = model;
-    onnx::shape_inference::InferShapes(copy, onnx::OpSchemaRegistry::Instance(),
-                                       onnx::ShapeInferenceOptions(/*check_type=*/true, /*strict_mode=*/1));
+    serialize(model);
   } catch (const std::exception& e) {
-    throw std::runtime_error(what + ": the ONNX checker refuses the model: " + e.what());
+    throw std::runtime_error(what + ": " + e.what());
   }
 }
 
-void write_model(const onnx::ModelProto& model, const std::string& path) {
-  check_model(model, "ONNX model " + path + " (graph " + model.graph().name() + ")");
+void write_model(const Model& model, const std::string& path) {
   std::string bytes;
-  if (!model.SerializeToString(&bytes))
-    throw std::runtime_error("ONNX model " + path + ": the model does not serialise (over 2 GB?)");
+  try {
+    bytes = serialize(model);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("ONNX model " + path + " (graph " + model.graph.name + "): " + e.what());
+  }
   train::write_file(path, bytes, "ONNX model");
 }
 

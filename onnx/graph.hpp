@@ -1,6 +1,7 @@
-// Building ONNX graphs (opset 17, Debian's libonnx-dev) from Runestone modules: a GraphBuilder
-// that names values and holds initializers, and one builder per piece of a Transformer, each
-// computing what the module's forward computes (nn/) in standard ONNX operators only.
+// Building ONNX graphs (opset 17) from Runestone modules: a GraphBuilder that names values and
+// holds initializers, and one builder per piece of a Transformer or a CNN, each computing what the
+// module's forward computes (nn/) in standard ONNX operators only. The graph is plain data
+// (onnx/model.hpp); Debian's libonnx checks and serialises it (onnx/protobuf.hpp).
 //
 // Legend: B batch, T length (Tq queries, Tk keys), C d_model, H query heads, Hkv key/value heads,
 // D = C / H head dim, F feed-forward width, V vocabulary.
@@ -20,12 +21,9 @@
 //   ("<hint>:<n>", a form no parameter, graph input or output name has).
 #pragma once
 
-#include <onnx/onnx_pb.h>
-
 #include <cstdint>
 #include <map>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "autograd/tensor.hpp"
@@ -35,25 +33,17 @@
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
 #include "nn/transformer.hpp"
+#include "onnx/model.hpp"
 
 namespace rune::onnx_export {
 
 constexpr std::int64_t kOpset = 17;  // LayerNormalization's; libonnx 1.12 knows up to 17
 
-// A dimension of a graph input or output: a fixed size, or a named dynamic one ("batch").
-using Dim = std::variant<std::int64_t, std::string>;
-
-// An attribute of a node: an int, a float, or a list of ints.
-struct Attribute {
-  std::string name;
-  std::variant<std::int64_t, float, std::vector<std::int64_t>> value;
-};
-
 class GraphBuilder {
  public:
   explicit GraphBuilder(const std::string& name);
 
-  // A graph input or output of element type `type` (onnx::TensorProto::FLOAT, INT64, BOOL).
+  // A graph input or output of element type `type` (kFloat, kInt64, kBool).
   // output() gives `value` the output's name through an Identity node.
   std::string input(const std::string& name, int type, const std::vector<Dim>& dims);
   void output(const std::string& value, const std::string& name, int type, const std::vector<Dim>& dims);
@@ -72,11 +62,11 @@ class GraphBuilder {
   std::vector<std::string> nodes(const std::string& op, const std::vector<std::string>& inputs, int outputs,
                                  const std::vector<Attribute>& attributes = {}, const std::string& hint = "");
 
-  onnx::GraphProto& graph() { return graph_; }
+  Graph& graph() { return graph_; }
 
  private:
   std::string fresh(const std::string& hint);
-  onnx::GraphProto graph_;
+  Graph graph_;
   std::map<std::string, const void*> initializers_;  // name -> the tensor's storage it was made from
   std::map<std::string, std::string> constants_;     // "i:1,2" / "f:0.5" -> name
   std::map<std::string, int> counts_;
@@ -147,14 +137,13 @@ std::string adaptive_avg_pool2d(GraphBuilder& g, const nn::AdaptiveAvgPool2d& m,
 // ------------------------------------------------------------------------- models
 
 // A model of the graph with opset kOpset, the producer's name and `metadata` as metadata_props.
-onnx::ModelProto make_model(GraphBuilder& g, const std::map<std::string, std::string>& metadata);
+Model make_model(GraphBuilder& g, const std::map<std::string, std::string>& metadata);
 
-// The ONNX checker's full check: check_model, then strict shape inference with type checks
-// (onnx.checker.check_model(model, full_check=True)). std::runtime_error names `what` and the
+// The ONNX checker's full check (onnx/protobuf.hpp); std::runtime_error names `what` and the
 // checker's complaint.
-void check_model(const onnx::ModelProto& model, const std::string& what);
+void check_model(const Model& model, const std::string& what);
 
 // check_model, then the serialised model written atomically (train/files.hpp) to `path`.
-void write_model(const onnx::ModelProto& model, const std::string& path);
+void write_model(const Model& model, const std::string& path);
 
 }  // namespace rune::onnx_export

@@ -78,11 +78,11 @@ TEST(OnnxLayers, ConvolutionalLayersComputeAsRunesInOnnxRuntime) {
     y = global.forward(avg_pool.forward(conv2.forward(max_pool.forward(relu(bn.forward(conv1.forward(x)))))));
   }
   GraphBuilder g("cnn");
-  const std::string in = g.input("x", onnx::TensorProto::FLOAT, {"batch", 3, 9, 9});
+  const std::string in = g.input("x", kFloat, {"batch", 3, 9, 9});
   std::string h = batch_norm(g, bn, "bn", conv2d(g, conv1, "conv1", in));
   h = max_pool2d(g, max_pool, activation(g, nn::Activation::relu, h));
   h = adaptive_avg_pool2d(g, global, avg_pool2d(g, avg_pool, conv2d(g, conv2, "conv2", h)));
-  g.output(h, "y", onnx::TensorProto::FLOAT, {"batch", 6, 1, 1});
+  g.output(h, "y", kFloat, {"batch", 6, 1, 1});
   const fs::path dir = scratch_dir("onnx_cnn");
   write_model(make_model(g, {}), (dir / "model.onnx").string());
 
@@ -123,12 +123,11 @@ TEST(OnnxLayers, GroupedQueryAttentionWithPaddingComputesAsRunesInOnnxRuntime) {
     out = mha.forward(query, memory, memory, mask).output;
   }
   GraphBuilder g("gqa");
-  const std::string q = g.input("query", onnx::TensorProto::FLOAT, {"batch", "length", 16});
-  const std::string kv = g.input("memory", onnx::TensorProto::FLOAT, {"batch", "keys", 16});
-  const std::string p = g.input("pad", onnx::TensorProto::FLOAT, {"batch", "keys"});
+  const std::string q = g.input("query", kFloat, {"batch", "length", 16});
+  const std::string kv = g.input("memory", kFloat, {"batch", "keys", 16});
+  const std::string p = g.input("pad", kFloat, {"batch", "keys"});
   const std::string bias = padding_bias(g, g.node("Greater", {p, g.scalar(0.5f)}));
-  g.output(multihead_attention(g, mha, "attn", q, kv, bias).output, "out", onnx::TensorProto::FLOAT,
-           {"batch", "length", 16});
+  g.output(multihead_attention(g, mha, "attn", q, kv, bias).output, "out", kFloat, {"batch", "length", 16});
   const fs::path dir = scratch_dir("onnx_gqa");
   write_model(make_model(g, {}), (dir / "model.onnx").string());
 
