@@ -154,7 +154,7 @@ class OnnxExporter {
   // Writes the model's graphs for `path` (one file, or a task's files named from it, as its
   // onnx_layout() says) with the metadata a caller needs (vocabularies, class names, special
   // ids) in each model's metadata_props; the paths written. A model this task builds but ONNX
-  // export does not cover (rotary positions, say) throws std::runtime_error saying why.
+  // export does not cover (rotary positions, say) throws, saying why.
   virtual std::vector<std::string> export_onnx(const std::string& path) = 0;
   // What the files hold, their inputs and outputs, in a few lines for a person (rune export prints it).
   virtual std::string onnx_layout() const = 0;

@@ -60,7 +60,9 @@ dir = "runs"
   std::string sources;
   for (std::int64_t i = 0; i < 200; ++i) sources += english_words((i * 7919 * 104729 + i * i * 31) % 1000000) + "\n";
   std::ofstream(dir / "sources.txt") << sources;
-  const RunResult translated = run_rune("translate " + ckpt + " --scores < sources.txt > rune.tsv", dir.string());
+  // stdout alone into rune.tsv: notes (an input cut, a translation without <eos>) go to notes.txt
+  const RunResult translated =
+      run_rune("translate " + ckpt + " --scores < sources.txt > rune.tsv 2> notes.txt; exit $?", dir.string());
   ASSERT_EQ(translated.status, 0) << translated.output;
 
   const RunResult check = run_onnx_check(
