@@ -35,6 +35,7 @@ Command add_config(CLI::App& app);
 Command add_score(CLI::App& app);
 Command add_sweep(CLI::App& app);
 Command add_report(CLI::App& app);
+Command add_export(CLI::App& app);
 
 // A checkpoint with the task rebuilt from its own config (plus `sets`) and its parameters loaded;
 // the task takes its vocabularies and the like from the checkpoint, and reads its data only when

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands{add_train(app),     add_eval(app),  add_info(app),     add_translate(app),
                                       add_attention(app), add_heads(app), add_align(app),    add_tasks(app),
                                       add_config(app),    add_score(app), add_generate(app), add_sweep(app),
-                                      add_report(app)};
+                                      add_report(app),    add_export(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (const Command& c : commands)

@@ -23,7 +23,12 @@ packages=(
   sword-text-web sword-text-sparv  # its two modules: the World English Bible, the Reina-Valera 1909
   dataset-fashion-mnist            # the ViT example's data set (/usr/share/datasets/fashion-mnist)
   chromium                         # headless browser: the test that loads rune report's page (tests/test_report_e2e.cpp)
+  libonnx-dev libprotobuf-dev      # ONNX export (onnx/, rune export): the ONNX library and checker, on protobuf
 )
+# Node.js and npm run the exported models in ONNX Runtime (tests/onnx/, onnxruntime-node from npm):
+# Debian's, only when no node or npm is on the PATH already (a newer Node.js may be installed)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-torch python3-numpy python3-h5py python3-num2words python3-nltk python3-sentencepiece)
 fi

@@ -2,7 +2,7 @@
 """The layers' include direction: every #include "X/..." of a file in layer L names a layer at or
 below L, and nothing outside examples/T/ includes examples/T/.
 
-    autograd -> nn -> optim -> train -> text -> analysis -> report -> vision -> cli -> examples
+    autograd -> nn -> optim -> train -> text -> analysis -> report -> vision -> onnx -> cli -> examples
 
 tests/ and bench/ may include any layer (a test of examples/T/ lives in examples/T/tests/).
 
@@ -14,7 +14,7 @@ import re
 import sys
 import tempfile
 
-LAYERS = ["autograd", "nn", "optim", "train", "text", "analysis", "report", "vision", "cli", "examples"]
+LAYERS = ["autograd", "nn", "optim", "train", "text", "analysis", "report", "vision", "onnx", "cli", "examples"]
 FREE = {"tests", "bench"}  # may include anything
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 SOURCES = (".cpp", ".hpp", ".h", ".cc")
@@ -56,6 +56,7 @@ def self_test():
     planted = {
         "nn/bad.hpp": '#include "train/task.hpp"\n',             # up one layer
         "autograd/bad.cpp": '#include "cli/command.hpp"\n',      # up many
+        "onnx/bad.cpp": '#include "cli/command.hpp"\n',          # the ONNX layer under cli
         "report/bad.cpp": '#include "examples/vit/vit_task.hpp"\n',  # into a task
         "examples/a/bad.cpp": '#include "examples/b/b.hpp"\n',   # one task into another
         "tests/bad.cpp": '#include "examples/vit/vit_task.hpp"\n',  # tests of a task live with it
@@ -63,6 +64,7 @@ def self_test():
     clean = {
         "nn/ok.hpp": '#include "autograd/ops.hpp"\n#include <vector>\n',
         "cli/ok.cpp": '#include "report/plot.hpp"\n#include "train/task.hpp"\n',
+        "onnx/ok.cpp": '#include "nn/vit.hpp"\n#include <onnx/onnx_pb.h>\n',
         "examples/a/ok.cpp": '#include "examples/a/a.hpp"\n#include "cli/command.hpp"\n',
         "examples/a/tests/ok.cpp": '#include "examples/a/a.hpp"\n#include "tests/helpers.hpp"\n',
         "bench/ok.cpp": '#include "nn/seq2seq.hpp"\n',

@@ -122,6 +122,13 @@ TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   EXPECT_NE(tr.output.find("3 1 4 -> "), std::string::npos) << tr.output;
   EXPECT_NE(tr.output.find("2 7 -> "), std::string::npos) << tr.output;
   EXPECT_LT(std::stod(tr.output.substr(tr.output.find('\t') + 1)), 0.0) << tr.output;
+  // a task without ONNX export says so, and which tasks have it
+  const RunResult onnx = run_rune("export runs/tiny/checkpoints/last.h5 --onnx tiny.onnx", dir);
+  EXPECT_EQ(onnx.status, 1) << onnx.output;
+  EXPECT_EQ(onnx.output,
+            "rune: checkpoint runs/tiny/checkpoints/last.h5 holds a 'reverse' task, which cannot export to ONNX (tasks "
+            "that can: translation, vit)\n");
+  EXPECT_FALSE(fs::exists(dir + "/tiny.onnx"));
   const RunResult bad = run_rune("translate runs/tiny/checkpoints/last.h5 'three'", dir);
   EXPECT_EQ(bad.status, 1) << bad.output;
   EXPECT_NE(bad.output.find("'three' in 'three' is not a digit 0..9"), std::string::npos) << bad.output;

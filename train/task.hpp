@@ -146,6 +146,21 @@ class Translator {
                                               std::vector<std::string>* notes) = 0;
 };
 
+// Capability: the model as standard ONNX (`rune export --onnx`), built by the onnx/ layer and
+// checked by the ONNX checker before it is written. docs/onnx.md has each task's layout.
+class OnnxExporter {
+ public:
+  static constexpr const char* capability = "export to ONNX";
+  virtual ~OnnxExporter() = default;
+  // Writes the model's graphs for `path` (one file, or a task's files named from it, as its
+  // onnx_layout() says) with the metadata a caller needs (vocabularies, class names, special
+  // ids) in each model's metadata_props; the paths written. A model this task builds but ONNX
+  // export does not cover (rotary positions, say) throws, saying why.
+  virtual std::vector<std::string> export_onnx(const std::string& path) = 0;
+  // What the files hold, their inputs and outputs, in a few lines for a person (rune export prints it).
+  virtual std::string onnx_layout() const = 0;
+};
+
 // Capability: continuing a text (`rune generate`), one token at a time with the KV cache.
 struct GenerationOptions {
   std::int64_t max_new_tokens = 200;

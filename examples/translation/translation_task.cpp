@@ -6,11 +6,14 @@
 #include <filesystem>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "analysis/attention_recorder.hpp"
 #include "analysis/seq2seq_batch.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "examples/translation/number_words.hpp"
+#include "onnx/export.hpp"
 #include "report/csv.hpp"
 #include "text/bible.hpp"
 #include "text/bleu.hpp"
@@ -762,10 +765,51 @@ void TranslationTask::describe(train::Checkpoint& c) const {
   a["decode_length_penalty"] = length_penalty_;
 }
 
+std::vector<std::string> TranslationTask::export_onnx(const std::string& path) {
+  const char* name = tokenization_ == Tokenization::subword ? "sentencepiece"
+                     : tokenization_ == Tokenization::word  ? "word"
+                                                            : "char";
+  const onnx_export::Metadata metadata{
+      {"rune.task", "translation"},
+      {"source_vocabulary", nlohmann::json(src_vocab_.tokens()).dump()},  // JSON arrays, id = index
+      {"target_vocabulary", nlohmann::json(tgt_vocab_.tokens()).dump()},
+      {"pad_id", std::to_string(Vocabulary::pad)},
+      {"bos_id", std::to_string(Vocabulary::bos)},
+      {"eos_id", std::to_string(Vocabulary::eos)},
+      {"unk_id", std::to_string(Vocabulary::unk)},
+      {"tokenization", name},
+      {"tokenization_rule",
+       tokenization_ == Tokenization::word ? "split at runs of ASCII whitespace; output tokens joined by one space"
+       : tokenization_ == Tokenization::character
+           ? "UTF-8 code points (a space is a token); output tokens joined with nothing"
+           : "the SentencePiece models the checkpoint holds (/meta/source_subwords, /meta/target_subwords)"},
+      {"source_format", "tokens <eos>: at most max_source_tokens tokens, then eos_id; rows padded with pad_id"},
+      {"max_source_tokens", std::to_string(max_len_ - 1)},
+      {"max_target_tokens", std::to_string(max_len_ - 1)},  // what --scores reads of a target, before <eos>
+      {"max_decode_steps", std::to_string(max_len_)},
+      {"decoding",
+       "greedy: token = bos_id at position 0, then each step's argmax of logits, until eos_id or "
+       "max_decode_steps tokens"}};
+  return onnx_export::write_seq2seq(*model_, metadata, path);
+}
+
+std::string TranslationTask::onnx_layout() const {
+  const std::string C = std::to_string(model_->options.transformer.d_model);
+  const std::string L = std::to_string(model_->transformer->decoder->layers->size());
+  const std::string V = std::to_string(model_->options.tgt_vocab);
+  return "graph encoder: src int64 (batch, source_length) -> memory float (batch, source_length, " + C +
+         "), src_padding_mask bool (batch, source_length)\n"
+         "graph decoder_step: token int64 (batch, 1), position int64 (1), memory, src_padding_mask, past_key_<l> and "
+         "past_value_<l> (l < " +
+         L + ") -> logits and log_probs float (batch, " + V +
+         "), present_key_<l> and present_value_<l>\n"
+         "vocabularies, special ids and tokenization in the metadata; docs/onnx.md decodes greedily with them\n";
+}
+
 namespace {
 const bool registered =
     train::register_task<TranslationTask, train::Translator, train::EvalReports, analysis::HeadAnalysisSource,
-                         analysis::TextAttentionSource, analysis::AlignmentSource>(
+                         analysis::TextAttentionSource, analysis::AlignmentSource, train::OnnxExporter>(
         "translation", "an encoder-decoder Transformer translating number words, a TSV parallel corpus or the Bible");
 }  // namespace
 

@@ -42,7 +42,8 @@ class TranslationTask : public train::Task,
                         public train::EvalReports,
                         public analysis::HeadAnalysisSource,
                         public analysis::TextAttentionSource,
-                        public analysis::AlignmentSource {
+                        public analysis::AlignmentSource,
+                        public train::OnnxExporter {
  public:
   TranslationTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
@@ -76,6 +77,11 @@ class TranslationTask : public train::Task,
   // words either vocabulary lacks, and a side longer than the model reads.
   std::vector<double> log_probability(const std::vector<std::pair<std::string, std::string>>& pairs,
                                       std::vector<std::string>* notes) override;
+
+  // ONNX: an encoder graph and a decoder-step graph with the self-attention cache as inputs and
+  // outputs (onnx/export.hpp), the vocabularies, special ids and tokenization in their metadata.
+  std::vector<std::string> export_onnx(const std::string& path) override;
+  std::string onnx_layout() const override;
 
   // The attention of the model translating one sentence: its translation, then a teacher-forced
   // pass over it recording every attention module's per-head weights.

@@ -1,7 +1,7 @@
 // The ViT example's task: a VisionTransformer classifying images (Fashion-MNIST, MNIST or
 // CIFAR-10). The data, training batches, evaluation and reports are every image classifier's
-// (vision/image_classifier.hpp, whose keys come first); this adds the model, the head analysis
-// and the attention of the class token over an image's patches.
+// (vision/image_classifier.hpp, whose keys come first); this adds the model, the head analysis,
+// the attention of the class token over an image's patches, and the model as ONNX.
 //
 // Keys: data.* and train.label_smoothing (vision/image_classifier.hpp), then
 //   model.patch_size, model.embed_dim, model.depth, model.num_heads, model.mlp_dim,
@@ -20,7 +20,8 @@ namespace rune::examples {
 
 class ViTTask : public vision::ImageClassifierTask,
                 public analysis::HeadAnalysisSource,
-                public analysis::ImageAttentionSource {
+                public analysis::ImageAttentionSource,
+                public train::OnnxExporter {
  public:
   ViTTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
@@ -35,6 +36,11 @@ class ViTTask : public vision::ImageClassifierTask,
   // Head analysis: every block's (1 + N, 1 + N) attention is valid (no padding).
   std::int64_t prepare_analysis(const std::string& split, std::int64_t batch_size, std::int64_t limit) override;
   analysis::AnalysisBatch analysis_batch(std::int64_t index) override;
+
+  // ONNX: images (pixel values 0..255, the model's size) -> logits, normalised inside as in
+  // training; class names, mean and std in the metadata (onnx/export.hpp).
+  std::vector<std::string> export_onnx(const std::string& path) override;
+  std::string onnx_layout() const override;
 
   const nn::VisionTransformer& vit() const { return *model_; }
 

@@ -37,7 +37,8 @@ eval_batch_size = 64
 [model]
 width = 8
 blocks = 1
-stages = )" + stages + "\n" + extra;
+stages = )" +
+         stages + "\n" + extra;
 }
 
 TEST(CnnTask, ATinyResNetLearnsAndItsBatchNormsTrack) {
