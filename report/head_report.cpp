@@ -104,6 +104,20 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   }
   const std::string patterns_png = path_of("head_patterns.png");
   plot_grid(patterns_png, title + ": pattern class per head (score in the cell)", rows, columns, patterns, legend);
+  // each module's heads by pattern class: counts (pattern_shares.csv) and shares (a stacked bar each)
+  Csv shares_csv({"module", "heads", "diagonal", "offset", "vertical", "block", "heterogeneous"});
+  std::vector<std::vector<double>> shares;
+  for (const ModuleHeads& m : a.modules) {
+    std::vector<std::int64_t> count(5, 0);
+    for (const HeadResult& r : m.heads) ++count[static_cast<std::size_t>(r.stats.pattern)];
+    const auto n = static_cast<double>(m.heads.size());
+    shares.emplace_back();
+    for (std::int64_t k : count) shares.back().push_back(n > 0 ? static_cast<double>(k) / n : 0.0);
+    shares_csv.row({m.path, m.heads.size(), count[0], count[1], count[2], count[3], count[4]});
+  }
+  shares_csv.write(path_of("pattern_shares.csv"));
+  plot_stacked_bars(path_of("head_pattern_shares.png"), title + ": heads of each module by pattern class",
+                    "share of the module's heads", rows, shares, legend);
   const std::string importance_png = path_of("head_importance.png");
   plot_grid(importance_png, title + ": head importance, normalised per module (l2)", rows, columns, importance, [] {
     std::vector<GridLegend> scale;
@@ -158,7 +172,8 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
         "- **importance**: E|dL/dgate| per example (Michel et al. 2019), divided by the module's l2 norm; "
         "**raw** is the unnormalised value. A head is **dead** when its raw importance is below "
      << a.options.dead_fraction << " of the largest in the model.\n\n";
-  md << "![pattern classes](head_patterns.png)\n\n![importance](head_importance.png)\n\n";
+  md << "![pattern classes](head_patterns.png)\n\n![pattern shares](head_pattern_shares.png)\n\n"
+        "![importance](head_importance.png)\n\n";
   for (const ModuleHeads& m : a.modules) {
     md << "## " << m.path << "\n\n";
     md << "| head | pattern | score | entropy | distance | confidence | diagonal | offset (k) | vertical | block | "

@@ -529,6 +529,78 @@ void plot_error_bars(const std::string& path, const std::string& title, const st
   write_png(page, path, "plot");
 }
 
+void plot_stacked_bars(const std::string& path, const std::string& title, const std::string& x_label,
+                       const std::vector<std::string>& rows, const std::vector<std::vector<double>>& values,
+                       const std::vector<GridLegend>& legend) {
+  if (values.size() != rows.size())
+    throw std::invalid_argument("plot_stacked_bars: " + std::to_string(values.size()) + " rows of values for " +
+                                std::to_string(rows.size()) + " row labels");
+  // the labels' column as wide as the longest label
+  double label_w = 0;
+  {
+    Page probe = start_page(1, 1, "", 12, 0);
+    cairo_set_font_size(probe.cr.get(), 12);
+    for (const std::string& r : rows) {
+      cairo_text_extents_t e;
+      cairo_text_extents(probe.cr.get(), r.c_str(), &e);
+      label_w = std::max(label_w, e.x_advance);
+    }
+  }
+  const double bar_h = 26, gap = 8;
+  const Box b{std::min(label_w, 400.0) + 24, 60, 560, static_cast<double>(rows.size()) * (bar_h + gap) + gap};
+  const int W = static_cast<int>(b.x + b.w + 170), H = static_cast<int>(b.y + b.h + 70);
+  Page page = start_page(W, H, title, 16, 24);
+  cairo_t* cr = page.cr.get();
+  cairo_set_font_size(cr, 12);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (values[r].size() > legend.size())
+      throw std::invalid_argument("plot_stacked_bars: row " + rows[r] + " has more shares than the legend has series");
+    const double top = b.y + gap + static_cast<double>(r) * (bar_h + gap);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, b.x - 8, top + bar_h / 2, rows[r], 1.0, 0.5);
+    double left = 0;
+    for (std::size_t k = 0; k < values[r].size(); ++k) {
+      const double share = std::clamp(values[r][k], 0.0, 1.0 - left);
+      if (share <= 0) continue;
+      const GridLegend& c = legend[k];
+      cairo_set_source_rgb(cr, c.r, c.g, c.b);
+      cairo_rectangle(cr, b.x + left * b.w, top, share * b.w, bar_h);
+      cairo_fill(cr);
+      if (share >= 0.08) {
+        // dark text on light colours, white on dark ones
+        const double luma = 0.299 * c.r + 0.587 * c.g + 0.114 * c.b;
+        cairo_set_source_rgb(cr, luma > 0.55 ? 0 : 1, luma > 0.55 ? 0 : 1, luma > 0.55 ? 0 : 1);
+        text(cr, b.x + (left + share / 2) * b.w, top + bar_h / 2, std::to_string(std::lround(100 * share)) + "%", 0.5,
+             0.5);
+      }
+      left += share;
+    }
+  }
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, b.x, b.y, b.w, b.h);
+  cairo_stroke(cr);
+  for (int t = 0; t <= 4; ++t) {
+    const double x = b.x + b.w * t / 4;
+    cairo_move_to(cr, x, b.y + b.h);
+    cairo_line_to(cr, x, b.y + b.h + 4);
+    cairo_stroke(cr);
+    text(cr, x, b.y + b.h + 8, std::to_string(25 * t) + "%", 0.5, 0);
+  }
+  cairo_set_font_size(cr, 13);
+  text(cr, b.x + b.w / 2, b.y + b.h + 30, x_label, 0.5, 0);
+  cairo_set_font_size(cr, 12);
+  for (std::size_t k = 0; k < legend.size(); ++k) {
+    const double lx = b.x + b.w + 20, ly = b.y + 10 + 20 * static_cast<double>(k);
+    cairo_set_source_rgb(cr, legend[k].r, legend[k].g, legend[k].b);
+    cairo_rectangle(cr, lx, ly - 6, 14, 12);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, lx + 20, ly, legend[k].name, 0, 0.5);
+  }
+  write_png(page, path, "plot");
+}
+
 void plot_grid(const std::string& path, const std::string& title, const std::vector<std::string>& rows,
                const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
                const std::vector<GridLegend>& legend) {

@@ -59,6 +59,13 @@ void plot_grid(const std::string& path, const std::string& title, const std::vec
                const std::vector<std::string>& columns, const std::vector<std::vector<GridCell>>& cells,
                const std::vector<GridLegend>& legend);
 
+// Horizontal bars, one per row (top to bottom in the order given), each cut into segments of the
+// given shares (a row's shares should add up to 1; a segment of 8% or more shows its percentage),
+// coloured as their series in `legend`. values[row][series].
+void plot_stacked_bars(const std::string& path, const std::string& title, const std::string& x_label,
+                       const std::vector<std::string>& rows, const std::vector<std::vector<double>>& values,
+                       const std::vector<GridLegend>& legend);
+
 // One heatmap of an attention grid: weights (rows = queries, columns = keys) with their tokens.
 struct Heatmap {
   std::string title;

@@ -271,10 +271,10 @@ TEST(HeadReport, TheReportHasEveryHeadThePicturesAndThePruningCurve) {
   const fs::path dir = scratch_dir("head_report");
   const std::vector<std::string> files = report::write_head_report(a, (dir / "out").string(), "tiny");
   for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png",
-                        "pruning.csv", "pruning.png"})
+                        "pattern_shares.csv", "head_pattern_shares.png", "pruning.csv", "pruning.png"})
     EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
-  EXPECT_EQ(files.size(), 7u);
-  for (const char* png : {"head_patterns.png", "head_importance.png", "pruning.png"}) {
+  EXPECT_EQ(files.size(), 9u);
+  for (const char* png : {"head_patterns.png", "head_importance.png", "head_pattern_shares.png", "pruning.png"}) {
     int height = 0, width = 0;
     EXPECT_FALSE(report::read_png((dir / "out" / png).string(), 3, height, width).empty()) << png;
     EXPECT_GT(width, 200) << png;
@@ -282,6 +282,26 @@ TEST(HeadReport, TheReportHasEveryHeadThePicturesAndThePruningCurve) {
   const std::string csv = read(dir / "out" / "heads.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 6) << csv;
   EXPECT_NE(csv.find("transformer.decoder.layers.0.multihead_attn,1,"), std::string::npos) << csv;
+  // a module's heads by class: counts that add up to its heads, and to heads.csv's classes
+  const std::string shares = read(dir / "out" / "pattern_shares.csv");
+  EXPECT_EQ(shares.rfind("module,heads,diagonal,offset,vertical,block,heterogeneous\n", 0), 0u) << shares;
+  std::istringstream rows(shares.substr(shares.find('\n') + 1));
+  std::int64_t modules = 0;
+  for (std::string line; std::getline(rows, line); ++modules) {
+    std::vector<std::string> f;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) f.push_back(cell);
+    ASSERT_EQ(f.size(), 7u) << line;
+    const ModuleHeads& m = a.modules[static_cast<std::size_t>(modules)];
+    EXPECT_EQ(f[0], m.path);
+    EXPECT_EQ(std::stoll(f[1]), static_cast<std::int64_t>(m.heads.size()));
+    for (int k = 0; k < 5; ++k)
+      EXPECT_EQ(std::stoll(f[static_cast<std::size_t>(2 + k)]),
+                std::count_if(m.heads.begin(), m.heads.end(),
+                              [k](const HeadResult& r) { return static_cast<int>(r.stats.pattern) == k; }))
+          << line << " class " << k;
+  }
+  EXPECT_EQ(modules, static_cast<std::int64_t>(a.modules.size()));
   const std::string pruning = read(dir / "out" / "pruning.csv");
   EXPECT_EQ(pruning.rfind("pruned,module,head,importance,bleu,exact_match,loss,token_accuracy\n", 0), 0u) << pruning;
   EXPECT_EQ(std::count(pruning.begin(), pruning.end(), '\n'), 1 + 7);
