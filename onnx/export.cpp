@@ -34,6 +34,42 @@ std::string scaled_embedding(GraphBuilder& g, const nn::Embedding& e, const std:
   return g.node("Mul", {embedding(g, e, prefix, ids), g.scalar(scale, "embed_scale")}, {}, "scaled_embed");
 }
 
+// The image classifiers' mean and std: one per channel the model reads.
+void check_statistics(const char* what, std::int64_t channels, const std::vector<double>& mean,
+                      const std::vector<double>& stdev) {
+  if (static_cast<std::int64_t>(mean.size()) != channels || static_cast<std::int64_t>(stdev.size()) != channels)
+    throw std::invalid_argument(std::string(what) + ": mean and std for " + std::to_string(mean.size()) + " and " +
+                                std::to_string(stdev.size()) + " channels, the model reads " +
+                                std::to_string(channels));
+}
+
+// Pixel values 0..255 (B, C, S, S) normalised as training did: (v / 255 - mean) / std as
+// make_batch computes it in float32, v * scale - shift.
+std::string normalized(GraphBuilder& g, const std::string& images, const std::vector<double>& mean,
+                       const std::vector<double>& stdev) {
+  std::vector<double> scale, shift;
+  for (std::size_t c = 0; c < mean.size(); ++c) {
+    scale.push_back(static_cast<float>(1.0 / (255.0 * stdev[c])));
+    shift.push_back(static_cast<float>(mean[c] / stdev[c]));
+  }
+  return g.node("Sub",
+                {g.node("Mul", {images, g.initializer("normalize.scale", per_channel(scale))}),
+                 g.initializer("normalize.shift", per_channel(shift))},
+                {}, "normalized");
+}
+
+// A basic block in evaluation mode: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+std::string basic_block(GraphBuilder& g, const nn::BasicBlock& b, const std::string& prefix, const std::string& x) {
+  const auto conv_bn = [&](const nn::Conv2d& conv, const std::string& conv_name, const nn::BatchNorm2d& bn,
+                           const std::string& bn_name, const std::string& in) {
+    return batch_norm(g, bn, prefix + "." + bn_name, conv2d(g, conv, prefix + "." + conv_name, in));
+  };
+  const std::string h = g.node("Relu", {conv_bn(*b.conv1, "conv1", *b.bn1, "bn1", x)});
+  const std::string shortcut =
+      b.downsample ? conv_bn(*b.downsample->conv, "downsample.0", *b.downsample->bn, "downsample.1", x) : x;
+  return g.node("Relu", {g.node("Add", {conv_bn(*b.conv2, "conv2", *b.bn2, "bn2", h), shortcut}, {}, "residual")});
+}
+
 void check_seq2seq(const nn::Seq2SeqTransformer& m) {
   if (!m.transformer->encoder || !m.transformer->decoder || m.transformer->decoder->layers->size() == 0)
     throw std::invalid_argument("the encoder-decoder has no decoder layers to export");
@@ -56,23 +92,11 @@ Metadata with_cache_facts(const nn::Seq2SeqTransformer& m, Metadata metadata) {
 Model vit_model(const nn::VisionTransformer& model, const std::vector<double>& mean, const std::vector<double>& stdev,
                 const Metadata& metadata) {
   const nn::VisionTransformerOptions& o = model.options;
-  if (static_cast<std::int64_t>(mean.size()) != o.in_chans || static_cast<std::int64_t>(stdev.size()) != o.in_chans)
-    throw std::invalid_argument("vit_model: mean and std for " + std::to_string(mean.size()) + " and " +
-                                std::to_string(stdev.size()) + " channels, the model reads " +
-                                std::to_string(o.in_chans));
+  check_statistics("vit_model", o.in_chans, mean, stdev);
   GraphBuilder g("vit");
   const std::int64_t S = o.image_size, C = o.embed_dim, p = o.patch_size;
   const std::string images = g.input("images", kFloat, {"batch", o.in_chans, S, S});
-  // (v / 255 - mean) / std as make_batch computes it in float32: v * scale - shift
-  std::vector<double> scale, shift;
-  for (std::size_t c = 0; c < mean.size(); ++c) {
-    scale.push_back(static_cast<float>(1.0 / (255.0 * stdev[c])));
-    shift.push_back(static_cast<float>(mean[c] / stdev[c]));
-  }
-  const std::string x = g.node("Sub",
-                               {g.node("Mul", {images, g.initializer("normalize.scale", per_channel(scale))}),
-                                g.initializer("normalize.shift", per_channel(shift))},
-                               {}, "normalized");
+  const std::string x = normalized(g, images, mean, stdev);
   // the patch projection: a convolution whose kernel and stride are the patch, (B, C, S/p, S/p),
   // then patches row-major (B, N, C) as PatchConv2d lays them out
   const nn::PatchConv2d& proj = *model.patch_embed->proj;
@@ -103,6 +127,25 @@ Model vit_model(const nn::VisionTransformer& model, const std::vector<double>& m
         g.node("ReduceMean", {rows}, {{"axes", std::vector<std::int64_t>{1}}, {"keepdims", std::int64_t{0}}}, "pooled");
   }
   g.output(linear(g, *model.head, "head", pooled), "logits", kFloat, {"batch", o.num_classes});
+  return make_model(g, metadata);
+}
+
+Model resnet_model(const nn::ResNet& model, std::int64_t image_size, const std::vector<double>& mean,
+                   const std::vector<double>& stdev, const Metadata& metadata) {
+  const nn::ResNetOptions& o = model.options;
+  check_statistics("resnet_model", o.in_chans, mean, stdev);
+  if (image_size < 1) throw std::invalid_argument("resnet_model: image size " + std::to_string(image_size));
+  GraphBuilder g("resnet");
+  const std::string images = g.input("images", kFloat, {"batch", o.in_chans, image_size, image_size});
+  std::string h = g.node(
+      "Relu", {batch_norm(g, *model.bn1, "bn1", conv2d(g, *model.conv1, "conv1", normalized(g, images, mean, stdev)))});
+  for (std::size_t s = 0; s < model.layers.size(); ++s)
+    for (std::size_t b = 0; b < model.layers[s]->size(); ++b)
+      h = basic_block(g, (*model.layers[s])[b], "layer" + std::to_string(s + 1) + "." + std::to_string(b), h);
+  // the mean over every position, (B, C_S, 1, 1) -> (B, C_S)
+  const std::string pooled = g.node("Flatten", {g.node("GlobalAveragePool", {h}, {}, "global_avg_pool")},
+                                    {{"axis", std::int64_t{1}}}, "pooled");
+  g.output(linear(g, *model.fc, "fc", pooled), "logits", kFloat, {"batch", o.num_classes});
   return make_model(g, metadata);
 }
 
@@ -177,6 +220,13 @@ std::vector<std::string> write_vit(const nn::VisionTransformer& model, const std
                                    const std::vector<double>& stdev, const Metadata& metadata,
                                    const std::string& path) {
   write_model(vit_model(model, mean, stdev, metadata), path);
+  return {path};
+}
+
+std::vector<std::string> write_resnet(const nn::ResNet& model, std::int64_t image_size, const std::vector<double>& mean,
+                                      const std::vector<double>& stdev, const Metadata& metadata,
+                                      const std::string& path) {
+  write_model(resnet_model(model, image_size, mean, stdev, metadata), path);
   return {path};
 }
 

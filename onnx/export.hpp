@@ -1,5 +1,5 @@
-// Whole models as ONNX graphs, built from onnx/graph.hpp's pieces: the Vision Transformer
-// (images in, logits out) and the encoder-decoder Transformer as an encoder graph and a
+// Whole models as ONNX graphs, built from onnx/graph.hpp's pieces: the Vision Transformer and the
+// ResNet (images in, logits out) and the encoder-decoder Transformer as an encoder graph and a
 // decoder-step graph with the self-attention cache as inputs and outputs (cached greedy or beam
 // decoding outside Runestone). docs/onnx.md describes the layouts and runs them from Node.js.
 //
@@ -12,6 +12,12 @@
 //   -> logits float (B, K)
 //   The graph normalises as training did, (v / 255 - mean) / std per channel, with the constants
 //   normalize.scale and normalize.shift.
+// ResNet graph "resnet": the ViT's input, its normalisation and its output; between them the
+//   ResNet in evaluation mode (nn/resnet.hpp): Conv without bias, BatchNormalization by the
+//   running statistics, Relu, the residual Add (the downsample's Conv and BatchNormalization on
+//   the shortcut where the shape changes), GlobalAveragePool, Flatten, then fc as MatMul + Add.
+//   The checkpoint's names (layer2.0.downsample.0.weight, bn1.running_mean); num_batches_tracked
+//   is not read by the graph and not in it.
 // Encoder graph "encoder":
 //   src int64 (B, N): source token ids, each row `tokens <eos>` padded with pad_id
 //   -> memory float (B, N, C), src_padding_mask bool (B, N) (true = pad)
@@ -29,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/resnet.hpp"
 #include "nn/seq2seq.hpp"
 #include "nn/vit.hpp"
 #include "onnx/model.hpp"
@@ -41,6 +48,11 @@ using Metadata = std::map<std::string, std::string>;
 Model vit_model(const nn::VisionTransformer& model, const std::vector<double>& mean, const std::vector<double>& stdev,
                 const Metadata& metadata);
 
+// The ResNet's graph for images of image_size x image_size pixels (the task's input size: a ResNet
+// itself reads any size); mean and std as vit_model's.
+Model resnet_model(const nn::ResNet& model, std::int64_t image_size, const std::vector<double>& mean,
+                   const std::vector<double>& stdev, const Metadata& metadata);
+
 // The encoder-decoder's two graphs.
 Model seq2seq_encoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata);
 Model seq2seq_decoder_model(const nn::Seq2SeqTransformer& model, const Metadata& metadata);
@@ -52,6 +64,9 @@ std::vector<std::string> seq2seq_paths(const std::string& path);
 // Each checked (the ONNX checker's full check) and written atomically; the paths written.
 std::vector<std::string> write_vit(const nn::VisionTransformer& model, const std::vector<double>& mean,
                                    const std::vector<double>& stdev, const Metadata& metadata, const std::string& path);
+std::vector<std::string> write_resnet(const nn::ResNet& model, std::int64_t image_size, const std::vector<double>& mean,
+                                      const std::vector<double>& stdev, const Metadata& metadata,
+                                      const std::string& path);
 std::vector<std::string> write_seq2seq(const nn::Seq2SeqTransformer& model, const Metadata& metadata,
                                        const std::string& path);
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "autograd/ops.hpp"
@@ -117,6 +118,57 @@ TEST(OnnxExport, TheViTRefusesStatisticsForAnotherNumberOfChannels) {
   const nn::VisionTransformer vit(tiny_vit(nn::ViTPool::cls), gen);
   EXPECT_EQ(error_of([&] { vit_model(vit, {0.5}, {0.2}, {}); }),
             "vit_model: mean and std for 1 and 1 channels, the model reads 3");
+}
+
+TEST(OnnxExport, TheResNetGraphPassesTheFullCheckWithTheCheckpointsNames) {
+  nn::ResNetOptions o;
+  o.in_chans = 3;
+  o.num_classes = 5;
+  o.widths = {4, 8};
+  o.blocks = {2, 1};
+  Generator gen(7);
+  const nn::ResNet net(o, gen);
+  const Model m = round_trip(resnet_model(net, 8, {0.5, 0.4, 0.3}, {0.2, 0.25, 0.3}, {{"classes", "[\"a\"]"}}));
+  EXPECT_EQ(m.graph.name, "resnet");
+  EXPECT_EQ(m.opset, 17);
+  ASSERT_EQ(m.graph.inputs.size(), 1u);
+  EXPECT_EQ(dims(value(m.graph.inputs, "images")), "batch,3,8,8");
+  EXPECT_EQ(dims(value(m.graph.outputs, "logits")), "batch,5");
+  EXPECT_EQ(meta(m, "classes"), "[\"a\"]");
+  expect_parameters_as_initializers(m, net);
+  // the batch norms' running statistics are initializers of their buffers' names; the step count is not
+  for (const auto& [name, t] : net.named_buffers()) {
+    const bool count = name.size() > 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0;
+    EXPECT_EQ(initializer(m, name) != nullptr, !count) << name;
+  }
+  for (const char* name : {"bn1.running_mean", "layer1.1.bn2.running_var", "layer2.0.downsample.0.weight",
+                           "layer2.0.downsample.1.running_mean", "fc.weight", "normalize.scale"})
+    EXPECT_NE(initializer(m, name), nullptr) << name;
+  EXPECT_EQ(initializer(m, "layer1.0.downsample.0.weight"), nullptr) << "layer1 keeps the shape: x is the shortcut";
+  // conv1, 2 convolutions per block, the one downsample; a batch norm after each; no conv bias
+  std::map<std::string, int> count;
+  for (const Node& n : m.graph.nodes) {
+    ++count[n.op_type];
+    if (n.op_type == "Conv") {
+      EXPECT_EQ(n.inputs.size(), 2u) << n.name << " has a bias";
+    }
+  }
+  EXPECT_EQ(count["Conv"], 1 + 2 * 3 + 1);
+  EXPECT_EQ(count["BatchNormalization"], count["Conv"]);
+  EXPECT_EQ(count["Add"], 3 + 1);  // the residuals, then fc's bias
+  EXPECT_EQ(count["Relu"], 1 + 2 * 3);
+  EXPECT_EQ(count["GlobalAveragePool"], 1);
+  EXPECT_EQ(count["Flatten"], 1);
+  const std::set<std::string> ops = operators(m);  // standard operators only
+  EXPECT_EQ(ops, (std::set<std::string>{"Mul", "Sub", "Conv", "BatchNormalization", "Relu", "Add", "GlobalAveragePool",
+                                        "Flatten", "Transpose", "MatMul", "Identity"}));
+}
+
+TEST(OnnxExport, TheResNetRefusesStatisticsForAnotherNumberOfChannels) {
+  Generator gen(7);
+  const nn::ResNet net(nn::ResNetOptions{}, gen);
+  EXPECT_EQ(error_of([&] { resnet_model(net, 8, {0.5}, {0.2}, {}); }),
+            "resnet_model: mean and std for 1 and 1 channels, the model reads 3");
 }
 
 nn::Seq2SeqOptions tiny_seq2seq(bool norm_first, bool tied, bool learned, std::int64_t kv_heads) {

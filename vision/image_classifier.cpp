@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "report/csv.hpp"
@@ -226,6 +228,22 @@ void ImageClassifierTask::describe(train::Checkpoint& c) const {
   a["resize_rule"] = std::string(
       "from native_image_size to image_size when they differ: pad centres the image on black (v = 0, top and left "
       "(image_size - native_image_size) / 2 rounded down); upsample is bilinear, align_corners = false");
+}
+
+std::map<std::string, std::string> ImageClassifierTask::onnx_metadata(const std::string& task) const {
+  return {{"rune.task", task},
+          {"dataset", dataset_},
+          {"classes", nlohmann::json(train_.classes).dump()},
+          {"image_size", std::to_string(transform_.size)},
+          {"in_chans", std::to_string(train_.channels)},
+          {"mean", nlohmann::json(transform_.stats.mean).dump()},
+          {"std", nlohmann::json(transform_.stats.std).dump()},
+          {"resize", transform_.resize == Resize::none  ? "none"
+                     : transform_.resize == Resize::pad ? "pad"
+                                                        : "upsample"},
+          {"input",
+           "images float (batch, in_chans, image_size, image_size): pixel values 0..255, channels first, "
+           "resized to image_size as `resize` says; normalised inside the graph"}};
 }
 
 std::vector<std::string> ImageClassifierTask::write_reports(const std::string& name, const std::string& dir) {

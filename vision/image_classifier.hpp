@@ -62,6 +62,10 @@ class ImageClassifierTask : public train::Task, public train::EvalReports {
   void load_data(train::Config& c, const train::TaskContext& context);
   // The model's logits (B, K) for normalised images (B, C, S, S), in the mode the model is in.
   virtual Tensor logits(const Tensor& images) = 0;
+  // What an exported classifier's ONNX model says of its input and output (metadata_props, JSON
+  // values, so that a caller parses them as they are: a class name may hold a comma): rune.task =
+  // `task`, dataset, classes, image_size, in_chans, mean, std, resize and input.
+  std::map<std::string, std::string> onnx_metadata(const std::string& task) const;
 
   std::uint64_t seed_;
   std::string dataset_;

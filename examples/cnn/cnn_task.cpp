@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "onnx/export.hpp"
 #include "train/memory.hpp"
 
 namespace rune::examples {
@@ -87,8 +88,20 @@ void CnnTask::describe(train::Checkpoint& c) const {
       "num_classes); logits, classes in /meta/classes");
 }
 
+std::vector<std::string> CnnTask::export_onnx(const std::string& path) {
+  return onnx_export::write_resnet(*model_, transform_.size, transform_.stats.mean, transform_.stats.std,
+                                   onnx_metadata("cnn"), path);
+}
+
+std::string CnnTask::onnx_layout() const {
+  const std::string S = std::to_string(transform_.size);
+  return "graph resnet: images float (batch, " + std::to_string(model_->options.in_chans) + ", " + S + ", " + S +
+         "), pixel values 0..255 -> logits float (batch, " + std::to_string(model_->options.num_classes) +
+         "); class names in the metadata (classes)\n";
+}
+
 namespace {
-const bool registered = train::register_task<CnnTask, train::EvalReports>(
+const bool registered = train::register_task<CnnTask, train::EvalReports, train::OnnxExporter>(
     "cnn", "a ResNet of basic blocks classifying images (Fashion-MNIST, MNIST or CIFAR-10): the ViT's baseline");
 }  // namespace
 

@@ -1,6 +1,7 @@
 // The CNN example's task: a ResNet of basic blocks (nn/resnet.hpp; ResNet-20 by default) classifying
 // the same images as the ViT task, with the same data keys, augmentation, evaluation and reports
-// (vision/image_classifier.hpp): the convolutional baseline for the ViT.
+// (vision/image_classifier.hpp): the convolutional baseline for the ViT. Exported to ONNX as the
+// ViT is (the same input, normalisation inside, metadata and output; onnx/export.hpp).
 //
 // Keys: data.* and train.label_smoothing (vision/image_classifier.hpp), then
 //   model.width      channels of the first stage; each later stage doubles them
@@ -16,7 +17,7 @@
 
 namespace rune::examples {
 
-class CnnTask : public vision::ImageClassifierTask {
+class CnnTask : public vision::ImageClassifierTask, public train::OnnxExporter {
  public:
   CnnTask(train::Config& config, const train::TaskContext& context);
   nn::Module& model() override { return *model_; }
@@ -24,6 +25,10 @@ class CnnTask : public vision::ImageClassifierTask {
   // torchvision's recipes: no weight decay on batch norms and biases
   std::vector<std::string> no_decay_patterns() const override { return {"*.bias", "*bn*", "*downsample.1.*"}; }
   const nn::ResNet& resnet() const { return *model_; }
+
+  // ONNX: images (pixel values 0..255, data.image_size) -> logits, as the ViT's export.
+  std::vector<std::string> export_onnx(const std::string& path) override;
+  std::string onnx_layout() const override;
 
  protected:
   Tensor logits(const Tensor& images) override { return model_->forward(images); }

@@ -7,8 +7,6 @@
 #include <numeric>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "analysis/attention_recorder.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
@@ -217,22 +215,7 @@ analysis::ImageAttention ViTTask::image_attention(const std::string& file_or_ind
 }
 
 std::vector<std::string> ViTTask::export_onnx(const std::string& path) {
-  // JSON values, so that a caller parses them as they are (a class name may hold a comma)
-  const onnx_export::Metadata metadata{
-      {"rune.task", "vit"},
-      {"dataset", dataset_},
-      {"classes", nlohmann::json(train_.classes).dump()},
-      {"image_size", std::to_string(transform_.size)},
-      {"in_chans", std::to_string(model_->options.in_chans)},
-      {"mean", nlohmann::json(transform_.stats.mean).dump()},
-      {"std", nlohmann::json(transform_.stats.std).dump()},
-      {"resize", transform_.resize == vision::Resize::none  ? "none"
-                 : transform_.resize == vision::Resize::pad ? "pad"
-                                                            : "upsample"},
-      {"input",
-       "images float (batch, in_chans, image_size, image_size): pixel values 0..255, channels first, "
-       "resized to image_size as `resize` says; normalised inside the graph"}};
-  return onnx_export::write_vit(*model_, transform_.stats.mean, transform_.stats.std, metadata, path);
+  return onnx_export::write_vit(*model_, transform_.stats.mean, transform_.stats.std, onnx_metadata("vit"), path);
 }
 
 std::string ViTTask::onnx_layout() const {

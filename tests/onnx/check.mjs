@@ -1,10 +1,12 @@
 // Runs the ONNX models `rune export` writes in ONNX Runtime (onnxruntime-node, CPU) and compares
 // them with what rune computed, so that the export is checked in a runtime other than ours.
 //
-//   node check.mjs vit --model M.onnx --images DIR --predictions P.csv [--count 64] [--tolerance 1e-4]
+//   node check.mjs vit|cnn --model M.onnx --images DIR --predictions P.csv [--count 64] [--tolerance 1e-4]
 //     the first --count test images of DIR (IDX files of Fashion-MNIST / MNIST, gzipped or not, or
-//     CIFAR-10's test_batch.bin) through the model; their logits against `rune eval --split test
-//     --predictions P.csv`: max |difference| within --tolerance and the same predicted classes.
+//     CIFAR-10's test_batch.bin) through the image classifier (the ViT's or the ResNet's graph: the
+//     same input and output; the model's metadata must name the task, rune.task); their logits
+//     against `rune eval --split test --predictions P.csv`: max |difference| within --tolerance
+//     and the same predicted classes.
 //   node check.mjs translation --encoder E.onnx --decoder D.onnx --sources S.txt --rune R.tsv [--tolerance 1e-4]
 //     every line of S.txt greedily decoded with the encoder and the decoder step (its cache fed
 //     back), against `rune translate CKPT --scores < S.txt > R.tsv`: the same translations, and
@@ -21,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { metadataOf } from './metadata.mjs';
 
-// ------------------------------------------------------------------ the ViT
+// ------------------------------------------------------------------ the image classifiers (vit, cnn)
 
 function readIdx(dir, stem) {
   for (const name of [stem, `${stem}.gz`]) {
@@ -60,7 +62,7 @@ function readPredictions(path) {
   const lines = readFileSync(path, 'utf8').trim().split('\n');
   const header = lines[0].split(',');
   const first = header.indexOf('logit_0');
-  if (header[0] !== 'index' || first < 0) throw new Error(`${path}: not rune eval --predictions of a ViT (header ${lines[0]})`);
+  if (header[0] !== 'index' || first < 0) throw new Error(`${path}: not rune eval --predictions of an image classifier (header ${lines[0]})`);
   const rows = new Map();
   for (const line of lines.slice(1)) {
     const cells = line.split(',');
@@ -75,8 +77,10 @@ const argmax = (values, offset, length) => {
   return best;
 };
 
-async function checkVit(args) {
+async function checkImageClassifier(args) {
   const meta = metadataOf(args.model);
+  if (meta['rune.task'] !== args.kind)
+    throw new Error(`${args.model} is a model of the task "${meta['rune.task']}", not ${args.kind}`);
   const size = Number(meta.image_size);
   const { pixels, labels, n, C, S } = testImages(args.images, meta.dataset, Number(args.count ?? 64));
   if (S !== size)
@@ -97,7 +101,7 @@ async function checkVit(args) {
     correct += predicted === labels[i];
   }
   const tolerance = Number(args.tolerance ?? 1e-4);
-  console.log(`vit: ${n} test images of ${args.images}, ${K} classes, ONNX Runtime ${ort.env.versions.node}`);
+  console.log(`${args.kind}: ${n} test images of ${args.images}, ${K} classes, ONNX Runtime ${ort.env.versions.node}`);
   console.log(`max |logit difference| against rune: ${maxDiff.toExponential(3)} (tolerance ${tolerance})`);
   console.log(`predicted classes equal: ${same} of ${n}; ONNX Runtime top-1 on them: ${correct} of ${n}`);
   console.log(`ONNX Runtime: ${ms.toFixed(1)} ms for the batch of ${n}`);
@@ -271,10 +275,11 @@ function parse(argv) {
   }
   const need = {
     vit: ['model', 'images', 'predictions'],
+    cnn: ['model', 'images', 'predictions'],
     translation: ['encoder', 'decoder', 'sources', 'rune'],
     tensors: ['model', 'spec'],
   }[args.kind];
-  if (!need) throw new Error('the first argument is vit, translation or tensors');
+  if (!need) throw new Error('the first argument is vit, cnn, translation or tensors');
   for (const key of need) if (!args[key]) throw new Error(`${args.kind} needs --${key}`);
   return args;
 }
@@ -284,13 +289,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     args = parse(process.argv.slice(2));
   } catch (e) {
-    console.error(`check.mjs: ${e.message}\nusage: node check.mjs vit --model M.onnx --images DIR --predictions P.csv ` +
+    console.error(`check.mjs: ${e.message}\nusage: node check.mjs vit|cnn --model M.onnx --images DIR --predictions P.csv ` +
                   `[--count 64] | translation --encoder E.onnx --decoder D.onnx --sources S.txt --rune R.tsv | ` +
                   `tensors --model M.onnx --spec spec.json`);
     process.exit(2);
   }
   try {
-    const check = { vit: checkVit, translation: checkTranslation, tensors: checkTensors }[args.kind];
+    const check = { vit: checkImageClassifier, cnn: checkImageClassifier, translation: checkTranslation, tensors: checkTensors }[args.kind];
     const failures = await check(args);
     for (const f of failures) console.error(`FAILED: ${f}`);
     process.exit(failures.length ? 1 : 0);

@@ -1,5 +1,5 @@
 // Runs models `rune export` wrote, in ONNX Runtime for Node.js alone (docs/onnx.md):
-//   node example.mjs classify vit.onnx /usr/share/datasets/fashion-mnist 8   (the first 8 test images)
+//   node example.mjs classify vit.onnx /usr/share/datasets/fashion-mnist 8   (the first 8 test images; a cnn model alike)
 //   node example.mjs translate numbers.onnx "seventy-one" "two hundred and thirty-four"
 // classify: images (batch, C, S, S) of pixel values 0..255 -> logits, the class names from the
 // metadata. translate: the encoder once, then the decoder step greedily, its cache fed back.

@@ -5,7 +5,7 @@
 # `npm ci --ignore-scripts` installs the CPU build the package ships (its install script would
 # only fetch an optional GPU build). npm's cache goes into DIR too, so a rerun needs no network.
 #
-#   tests/onnx/run_check.sh DIR vit --model M.onnx --images DIR --predictions P.csv
+#   tests/onnx/run_check.sh DIR vit|cnn --model M.onnx --images DIR --predictions P.csv
 #   tests/onnx/run_check.sh DIR translation --encoder E.onnx --decoder D.onnx --sources S.txt --rune R.tsv
 #   tests/onnx/run_check.sh DIR --example translate M.onnx "seventy-one"      (docs/onnx.md's example)
 #
@@ -13,7 +13,7 @@
 # usage); 3 without node or npm; 4 when npm ci fails.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-[[ $# -ge 1 ]] || { echo "usage: $0 DIR vit|translation ARGS..." >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: $0 DIR vit|cnn|translation|tensors ARGS..." >&2; exit 2; }
 dir="$1"
 shift
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
