@@ -6,6 +6,9 @@
 //                depth 6, 8 heads, MLP 512, 10 classes: forward, label-smoothed cross-entropy,
 //                backward, an AdamW step
 //   inference    the same batch, forward only, no gradient, eval mode
+//   patch embed  the patch projection alone, forward and backward (a sum of the outputs times
+//                fixed weights): the ViT's patchify + one matmul, and the general conv2d op
+//                (im2col per image) with kernel = stride = 4, as PyTorch's patch_embed.proj
 // Rates: images per second. Timing as bench_ops.cpp (warm-up, median over about 0.4 s).
 #include <cstdio>
 
@@ -46,5 +49,22 @@ int main() {
     (void)model.forward(images);
   });
   report("vit inference (128x3x32x32)", infer, B / infer, "img/s", {bench::vit_forward_flops(options, B)});
+
+  // the patch embedding: (128, 3, 32, 32) -> (128, 64, 128), 2 x 128 x 64 x 48 x 128 FLOPs forward
+  const nn::PatchConv2d& patch = *model.patch_embed->proj;
+  const Tensor x = images.detach().clone().requires_grad_(), gy = randn({B, 64, 128}, g);
+  const double patch_flops = 3.0 * 2 * B * 64 * 48 * 128;
+  const double by_patches = median_seconds([&] {
+    sum(mul(patch.forward(x), gy)).backward();
+    model.zero_grad();
+  });
+  report("vit patch embed fwd+bwd, patchify", by_patches, B / by_patches, "img/s", {patch_flops});
+  Conv2dOptions stride;
+  stride.stride = {4, 4};
+  const double by_conv = median_seconds([&] {
+    sum(mul(transpose(flatten(conv2d(x, patch.weight, patch.bias, stride), 2), 1, 2), gy)).backward();
+    model.zero_grad();
+  });
+  report("vit patch embed fwd+bwd, conv2d", by_conv, B / by_conv, "img/s", {patch_flops});
   return 0;
 }

@@ -53,6 +53,18 @@ def main():
 
     s = median_seconds(infer)
     report("vit inference (128x3x32x32)", s, B / s, "img/s")
+
+    # the patch embedding alone: PyTorch's Conv2d (kernel = stride = 4), flattened to (B, N, C), under
+    # both of bench_vit.cpp's names (Runestone times its patchify path and its conv2d op)
+    x, gy = images.clone().requires_grad_(), torch.randn(B, 64, C)
+
+    def patch_step():
+        (model.patch(x).flatten(2).transpose(1, 2) * gy).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    s = median_seconds(patch_step)
+    report("vit patch embed fwd+bwd, patchify", s, B / s, "img/s")
+    report("vit patch embed fwd+bwd, conv2d", s, B / s, "img/s")
     return 0
 
 

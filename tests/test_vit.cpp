@@ -33,6 +33,27 @@ TEST(Vit, ParameterCountFromOptionsMatchesTheBuiltModel) {
   }
 }
 
+// The patch projection (patchify + one matmul) against the general conv2d op with kernel = stride =
+// p (the im2col path of autograd/conv.cpp), flattened as torch's patch_embed.proj(x).flatten(2)
+// .transpose(1, 2): the same values and the same gradients of x, the weight and the bias.
+TEST(Vit, PatchProjectionEqualsTheConv2dOpInValuesAndGradients) {
+  Generator g(1);
+  const nn::PatchConv2d patch(3, 6, 4, g);
+  const Tensor x = randn({2, 3, 8, 12}, g).requires_grad_(), gy = randn({2, 6, 6}, g);
+  Conv2dOptions o;
+  o.stride = {4, 4};
+  const Tensor w = patch.weight.detach().clone().requires_grad_(), b = patch.bias.detach().clone().requires_grad_();
+  const Tensor x2 = x.detach().clone().requires_grad_();
+  const Tensor by_patches = patch.forward(x);                                            // (B, N, C_out)
+  const Tensor by_conv = transpose(flatten(conv2d(x2, w, b, o), 2), 1, 2).contiguous();  // (B, N, C_out)
+  EXPECT_LT(max_abs_diff(by_patches, by_conv), 1e-5);
+  sum(mul(by_patches, gy)).backward();
+  sum(mul(by_conv, gy)).backward();
+  EXPECT_LT(max_abs_diff(x.grad(), x2.grad()), 1e-5);
+  EXPECT_LT(max_abs_diff(patch.weight.grad(), w.grad()), 1e-4);
+  EXPECT_LT(max_abs_diff(patch.bias.grad(), b.grad()), 1e-4);
+}
+
 TEST(Vit, PatchProjectionIsAStridedConvolution) {
   Generator g(0);
   const nn::PatchConv2d conv(3, 5, 4, g);
