@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: demo vit bible bible-torch lm-torch test bench vit-time bench-distributed build deps clean fixtures
+.PHONY: demo vit cnn bible bible-torch lm-torch test bench vit-time bench-distributed build deps clean fixtures
 
 demo: build              ## the main job: train the translation model (numbers, English -> French), score it, translate, analyse its heads
 	rm -rf runs/numbers-demo
@@ -22,6 +22,12 @@ vit: build               ## the ViT on Fashion-MNIST: train (about 30 min), test
 	$(BUILD)/rune attention runs/fashion_mnist/checkpoints/best.h5 --image 0 --out runs/fashion_mnist
 	$(BUILD)/rune heads runs/fashion_mnist/checkpoints/best.h5 --prune
 	@echo "run folder: runs/fashion_mnist (curves.png, confusion-test.png, vit_attention_map.png, attention_rollout.png, heads-test/heads.md, checkpoints/)"
+
+cnn: build               ## the ViT's baseline, a ResNet-20, on Fashion-MNIST: train, test accuracy, confusion matrix
+	rm -rf runs/cnn_fashion_mnist
+	$(BUILD)/rune train examples/cnn/fashion_mnist.toml --set run.name=cnn_fashion_mnist
+	$(BUILD)/rune eval runs/cnn_fashion_mnist/checkpoints/best.h5 --predictions runs/cnn_fashion_mnist/predictions.csv
+	@echo "run folder: runs/cnn_fashion_mnist (curves.png, confusion-test.png, predictions.csv, checkpoints/)"
 
 bible: build             ## English to Spanish on the Bible (about 20 min of training, 2 cores): test BLEU and chrF, word alignment against Strong's numbers, head analysis
 	rm -rf runs/en_es
