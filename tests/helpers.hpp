@@ -95,6 +95,42 @@ struct RunResult {
   std::string output;  // stdout and stderr
 };
 
+// The tiny reverse config the e2e tests of the rune binary share: d_model 16, one layer each side,
+// 4 batches of 8 per epoch, 2 epochs, validated every 4 steps, runs under runs/.
+inline const char* const kTinyReverseConfig = R"(seed = 3
+[task]
+name = "reverse"
+[data]
+min_len = 2
+max_len = 5
+batch_size = 8
+batches_per_epoch = 4
+eval_size = 16
+[model]
+d_model = 16
+nhead = 2
+num_encoder_layers = 1
+num_decoder_layers = 1
+dim_feedforward = 32
+dropout = 0.1
+[train]
+epochs = 2
+lr = 3e-3
+schedule = "constant"
+warmup_steps = 2
+log_every = 1
+eval_every = 4
+[run]
+dir = "runs"
+)";
+
+// A new scratch folder `name` holding kTinyReverseConfig as tiny.toml.
+inline std::string tiny_reverse_workspace(const std::string& name) {
+  const std::filesystem::path dir = scratch_dir(name);
+  std::ofstream(dir / "tiny.toml") << kTinyReverseConfig;
+  return dir.string();
+}
+
 // Runs the rune binary with arguments (shell-quoted by the caller where needed) in `dir`, after
 // `launcher` when one is given (mpirun and its options: tests/mpi.hpp).
 inline RunResult run_rune(const std::string& args, const std::string& dir, const std::string& launcher = "") {

@@ -32,37 +32,8 @@ std::string read(const std::string& path) {
   return ss.str();
 }
 
-// A folder with a tiny config: d_model 16, one layer each side, 4 batches of 8 per epoch.
-std::string workspace(const std::string& name) {
-  const fs::path dir = scratch_dir("cli_" + name);
-  std::ofstream(dir / "tiny.toml") << R"(seed = 3
-[task]
-name = "reverse"
-[data]
-min_len = 2
-max_len = 5
-batch_size = 8
-batches_per_epoch = 4
-eval_size = 16
-[model]
-d_model = 16
-nhead = 2
-num_encoder_layers = 1
-num_decoder_layers = 1
-dim_feedforward = 32
-dropout = 0.1
-[train]
-epochs = 2
-lr = 3e-3
-schedule = "constant"
-warmup_steps = 2
-log_every = 1
-eval_every = 4
-[run]
-dir = "runs"
-)";
-  return dir.string();
-}
+// A scratch folder holding the tiny reverse config (tests/helpers.hpp) as tiny.toml.
+std::string workspace(const std::string& name) { return tiny_reverse_workspace("cli_" + name); }
 
 std::map<std::string, std::vector<double>> parameters(const std::string& path) {
   std::map<std::string, std::vector<double>> out;
@@ -127,7 +98,7 @@ TEST(Cli, TrainWritesTheRunFolderAndInfoAndEvalReadIt) {
   EXPECT_EQ(onnx.status, 1) << onnx.output;
   EXPECT_EQ(onnx.output,
             "rune: checkpoint runs/tiny/checkpoints/last.h5 holds a 'reverse' task, which cannot export to ONNX (tasks "
-            "that can: translation, vit)\n");
+            "that can: cnn, translation, vit)\n");
   EXPECT_FALSE(fs::exists(dir + "/tiny.onnx"));
   const RunResult bad = run_rune("translate runs/tiny/checkpoints/last.h5 'three'", dir);
   EXPECT_EQ(bad.status, 1) << bad.output;

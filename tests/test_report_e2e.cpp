@@ -65,37 +65,11 @@ void expect_rendered_without_errors(const std::string& dom) {
   EXPECT_NE(dom.find("<option value=\"loss\">loss</option>"), std::string::npos) << dom;
 }
 
-// The tiny reverse config of the CLI tests: d_model 16, one layer each side, 8 steps.
-const char* kTiny = R"(seed = 3
-[task]
-name = "reverse"
-[data]
-min_len = 2
-max_len = 5
-batch_size = 8
-batches_per_epoch = 4
-eval_size = 16
-[model]
-d_model = 16
-nhead = 2
-num_encoder_layers = 1
-num_decoder_layers = 1
-dim_feedforward = 32
-[train]
-epochs = 2
-lr = 3e-3
-schedule = "constant"
-log_every = 1
-eval_every = 4
-[run]
-dir = "runs"
-)";
-
 TEST(Report, TwoTrainedRunsRenderInChromium) {
   REQUIRE_CHROMIUM();
   OneThread one_thread;
   const fs::path dir = scratch_dir("report_two_runs");
-  std::ofstream(dir / "tiny.toml") << kTiny;
+  std::ofstream(dir / "tiny.toml") << kTinyReverseConfig;
   RunResult r = run_rune("train tiny.toml --no-progress --set run.name=narrow", dir.string());
   ASSERT_EQ(r.status, 0) << r.output;
   r = run_rune("train tiny.toml --no-progress --set run.name=wide --set model.d_model=32", dir.string());

@@ -25,38 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The tiny reverse config of tests/test_cli.cpp: d_model 16, one layer each side, 4 batches of 8 per
-// epoch, validated every 4 steps.
-std::string workspace(const std::string& name) {
-  const fs::path dir = scratch_dir("sweep_" + name);
-  std::ofstream(dir / "tiny.toml") << R"(seed = 3
-[task]
-name = "reverse"
-[data]
-min_len = 2
-max_len = 5
-batch_size = 8
-batches_per_epoch = 4
-eval_size = 16
-[model]
-d_model = 16
-nhead = 2
-num_encoder_layers = 1
-num_decoder_layers = 1
-dim_feedforward = 32
-dropout = 0.1
-[train]
-epochs = 2
-lr = 3e-3
-schedule = "constant"
-warmup_steps = 2
-log_every = 1
-eval_every = 4
-[run]
-dir = "runs"
-)";
-  return dir.string();
-}
+// A scratch folder holding the tiny reverse config (tests/helpers.hpp) as tiny.toml.
+std::string workspace(const std::string& name) { return tiny_reverse_workspace("sweep_" + name); }
 
 train::SweepManifest manifest(const std::string& path) { return train::parse_manifest(read_file(path), path); }
 
