@@ -56,7 +56,11 @@ TEST(Kill9, ARunKilledTwentyTimesEndsBitForBitAsAnUninterruptedOne) {
   const fs::path dir = tiny_workspace("kill9", keys);
   const fs::path run = dir / "runs" / "tiny", last = run / "checkpoints" / "last.h5";
   std::mt19937 random(9);
-  std::uniform_real_distribution<double> delay(0, seconds / 8);
+  // each kill comes after a random part of the uninterrupted run's time: a twentieth at most, so
+  // that the 20 kills (half the run's time on average, less each start-up) come before its end
+  // however fast the machine is at the moment (with an eighth, a start-up quicker than the
+  // uninterrupted run's let a run finish after 19 kills)
+  std::uniform_real_distribution<double> delay(0, seconds / 20);
   int kills = 0, restarts = 0;
   std::map<std::string, Identity> left;  // the *.tmp files the last kill left
   for (;;) {
