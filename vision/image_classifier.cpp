@@ -41,7 +41,13 @@ ImageClassifierTask::ImageClassifierTask(train::Config& c, const train::TaskCont
                    "\"/usr/share/datasets/fashion-mnist\" for fashion_mnist, none otherwise"},
                   "the data set's folder (Debian's dataset-fashion-mnist installs Fashion-MNIST)");
   val_size_ = c.integer("data.val_size", 5000, {1}, "training images held out for validation (chosen by the seed)");
+  train_size_ = c.integer("data.train_size", 0, {0},
+                          "training images used, a subset of those not held out chosen by the seed and nested "
+                          "(a smaller size's images are among a larger one's); 0: all of them");
   batch_size_ = c.integer("data.batch_size", 128, {1}, "images per training batch");
+  epoch_batches_ = c.integer("data.batches_per_epoch", 0, {0},
+                             "training batches per epoch (0: one pass, training images / batch_size); passes "
+                             "continue across epochs, so a run's steps need not depend on data.train_size");
   eval_batch_size_ = c.integer("data.eval_batch_size", 500, {1}, "images per batch in evaluation");
   transform_.size = c.integer("data.image_size", 0, {0},
                               "the model's input size in pixels (0: the data's own); larger sizes need data.resize");
@@ -75,12 +81,19 @@ void ImageClassifierTask::load_data(train::Config& c, const train::TaskContext& 
   if (val_size_ >= all.size())
     c.fail("data.val_size", std::to_string(val_size_) + " leaves no training images of the " +
                                 std::to_string(all.size()) + " in " + dir_);
-  // a seeded split of the training files: the last val_size of a shuffled order are validation
+  if (train_size_ > all.size() - val_size_)
+    c.fail("data.train_size", std::to_string(train_size_) + " is more than the " +
+                                  std::to_string(all.size() - val_size_) + " images of " + dir_ +
+                                  " left for training beside data.val_size = " + std::to_string(val_size_));
+  // a seeded split of the training files: the last val_size of a shuffled order are validation, the
+  // first train_size training (so the validation images do not depend on train_size, and a smaller
+  // training set is a part of a larger one)
   std::vector<std::int64_t> order = iota(all.size());
   Generator split_gen(seed_ * 31 + 5);
   shuffle(order, split_gen);
   const auto cut = order.end() - val_size_;
-  std::vector<std::int64_t> train_idx(order.begin(), cut), val_idx(cut, order.end());
+  const auto train_end = train_size_ > 0 ? order.begin() + train_size_ : cut;
+  std::vector<std::int64_t> train_idx(order.begin(), train_end), val_idx(cut, order.end());
   std::sort(train_idx.begin(), train_idx.end());
   std::sort(val_idx.begin(), val_idx.end());
   train_ = all.subset(train_idx);
@@ -88,7 +101,8 @@ void ImageClassifierTask::load_data(train::Config& c, const train::TaskContext& 
   if (train_.size() < batch_size_)
     c.fail("data.batch_size",
            std::to_string(batch_size_) + " is more than the " + std::to_string(train_.size()) + " training images");
-  batches_per_epoch_ = train_.size() / batch_size_;  // the last partial batch is dropped, as drop_last
+  pass_batches_ = train_.size() / batch_size_;  // the last partial batch is dropped, as drop_last
+  batches_per_epoch_ = epoch_batches_ > 0 ? epoch_batches_ : pass_batches_;
   transform_.stats = channel_stats(train_);
   if (const train::Checkpoint* from = context.checkpoint) {
     // rebuilt from a checkpoint: normalised and named as in training, whatever the data holds now
@@ -129,14 +143,17 @@ const ImageSet& ImageClassifierTask::split(const std::string& name) const {
 }
 
 ImageBatch ImageClassifierTask::prepare(std::int64_t epoch, std::int64_t index) const {
-  // the epoch's order and each batch's augmentation are functions of (seed, epoch, index) only
+  // the batch's place in the stream of passes over the training images, each in its own order
+  // (with one pass an epoch, the pass is the epoch and the place the index)
+  const std::int64_t n = epoch * batches_per_epoch_ + index, pass = n / pass_batches_, place = n % pass_batches_;
+  // the pass's order and each batch's augmentation are functions of (seed, pass, place) only
   std::vector<std::int64_t> order = iota(train_.size());
-  Generator order_gen(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL + 17);
+  Generator order_gen(seed_ * 1000003ULL + static_cast<std::uint64_t>(pass) * 7919ULL + 17);
   shuffle(order, order_gen);
-  const auto first = order.begin() + index * batch_size_;
+  const auto first = order.begin() + place * batch_size_;
   const std::vector<std::int64_t> indices(first, first + batch_size_);
-  Generator augment_gen(seed_ * 1000003ULL + static_cast<std::uint64_t>(epoch) * 7919ULL +
-                        static_cast<std::uint64_t>(index) * 104729ULL + 29);
+  Generator augment_gen(seed_ * 1000003ULL + static_cast<std::uint64_t>(pass) * 7919ULL +
+                        static_cast<std::uint64_t>(place) * 104729ULL + 29);
   return make_batch(train_, indices, transform_, true, &augment_gen);
 }
 

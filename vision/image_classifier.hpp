@@ -70,6 +70,8 @@ class ImageClassifierTask : public train::Task, public train::EvalReports {
   std::uint64_t seed_;
   std::string dataset_;
   std::int64_t batch_size_ = 0, eval_batch_size_ = 0, batches_per_epoch_ = 0;
+  std::int64_t epoch_batches_ = 0;  // data.batches_per_epoch (0: a pass)
+  std::int64_t pass_batches_ = 0;   // whole batches in one pass over the training images
   double label_smoothing_ = 0;
   ImageSet train_, val_, test_;
   ImageTransform transform_;
@@ -79,6 +81,7 @@ class ImageClassifierTask : public train::Task, public train::EvalReports {
 
   std::string dir_;
   std::int64_t val_size_ = 0;
+  std::int64_t train_size_ = 0;  // 0: every image not held out
   // the next training batch, prepared on another thread
   std::future<ImageBatch> next_;
   std::int64_t next_epoch_ = -1, next_index_ = -1;

@@ -149,6 +149,14 @@ name = "tiny"
                    "--set data.batch_size=50 --set data.val_size=40 --set run.dir=runs",
                data);
   ASSERT_EQ(r.status, 0) << r.output;
+  // and the data-efficiency experiment's, on 120 of the images in epochs of 3 batches
+  r = run_rune("train " + std::string(RUNE_SOURCE_DIR) +
+                   "/examples/cnn/data_efficiency.toml --no-progress --set data.dir=" + fm.string() +
+                   " --set model.width=4 --set train.epochs=2 --set train.warmup_steps=1 --set data.batch_size=50 "
+                   "--set data.val_size=40 --set data.train_size=120 --set data.batches_per_epoch=3 --set run.dir=runs",
+               data);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("6 steps"), std::string::npos) << r.output;
   fs::remove_all(data);
 }
 

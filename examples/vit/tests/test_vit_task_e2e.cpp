@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "autograd/ops.hpp"
@@ -138,6 +139,57 @@ TEST(ViTTask, ACheckpointLoadsAtAnotherImageSizeWithItsPositionsResized) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("odd.h5: pos_embed"), std::string::npos) << e.what();
   }
+  fs::remove_all(data);
+}
+
+// data.train_size: the first images of the seeded order, so smaller sets nest in larger ones, and
+// the validation images stay those of the full set; more than there are is refused by name.
+// data.batches_per_epoch: epochs that are not passes.
+TEST(ViTTask, TrainSizeAndBatchesPerEpochChooseTheTrainingStream) {
+  const fs::path data = idx_folder("train_size");
+  const auto images_of = [](const vision::ImageSet& set) {
+    std::set<std::string> out;
+    for (std::int64_t i = 0; i < set.size(); ++i)
+      out.insert(std::string(reinterpret_cast<const char*>(set.image(i)), static_cast<std::size_t>(set.image_bytes())) +
+                 static_cast<char>(set.labels[static_cast<std::size_t>(i)]));
+    return out;
+  };
+  const auto task = [&](const std::string& extra) {
+    std::string text = tiny_config(data);
+    text.insert(text.find("val_size = 80\n"), extra + "\n");  // into [data]
+    train::Config config = train::Config::parse(text, "tiny.toml");
+    EXPECT_EQ(config.string("task.name", "", "the task"), "vit");
+    Generator init(1), dropout(2);
+    auto t = std::make_unique<ViTTask>(config, train::TaskContext{0, &init, &dropout});
+    config.check_all_used();
+    return t;
+  };
+  const auto all = task(""), small = task("train_size = 64"), medium = task("train_size = 200");
+  ASSERT_EQ(all->split("train").size(), 400);
+  EXPECT_EQ(small->split("train").size(), 64);
+  EXPECT_EQ(medium->split("train").size(), 200);
+  EXPECT_EQ(small->batches_per_epoch(), 2);
+  const std::set<std::string> a = images_of(all->split("train")), s = images_of(small->split("train")),
+                              m = images_of(medium->split("train"));
+  ASSERT_EQ(a.size(), 400u) << "the generated images are distinct";
+  EXPECT_TRUE(std::includes(m.begin(), m.end(), s.begin(), s.end())) << "64 images among the 200";
+  EXPECT_TRUE(std::includes(a.begin(), a.end(), m.begin(), m.end())) << "200 images among the 400";
+  EXPECT_EQ(images_of(small->split("val")), images_of(all->split("val")));
+  EXPECT_EQ(task("train_size = 400")->split("train").size(), 400);
+  try {
+    task("train_size = 401");
+    ADD_FAILURE() << "401 training images of 400 accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("data.train_size"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("401 is more than the 400 images"), std::string::npos) << e.what();
+  }
+  // data.batches_per_epoch: epochs of 5 batches over passes of 2 (64 images, batches of 32) go on
+  // through the passes: epoch 1's first batch is the sixth, pass 2's second batch
+  const auto five = task("train_size = 64\nbatches_per_epoch = 5"), two = task("train_size = 64");
+  EXPECT_EQ(five->batches_per_epoch(), 5);
+  const double sixth = five->train_batch(1, 0).loss.item();
+  EXPECT_EQ(sixth, two->train_batch(2, 1).loss.item()) << "the same images, augmentation and model";
+  EXPECT_NE(sixth, two->train_batch(2, 0).loss.item()) << "another batch";
   fs::remove_all(data);
 }
 
@@ -332,6 +384,11 @@ TEST(ViTTask, TheShippedConfigsTrain) {
   EXPECT_NE(r.output.find("pos_embed [1,50,16] -> [1,65,16]: patch grid 7x7 resized bicubically to 8x8"),
             std::string::npos)
       << r.output;
+  r = run_rune("train " + examples + "data_efficiency.toml --set data.dir=" + fm.string() + small +
+                   " --set data.train_size=120 --set data.batches_per_epoch=3",
+               data);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("3 steps"), std::string::npos) << r.output;
   r = run_rune("train " + examples + "cifar10.toml" + small, data);  // without its data folder
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("data.dir"), std::string::npos) << r.output;
