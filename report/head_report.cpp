@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "report/csv.hpp"
 #include "report/plot.hpp"
 #include "train/files.hpp"
@@ -233,6 +235,38 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
     }
   }
   write_file(path_of("heads.md"), md.str());
+
+  // heads.json: the report's counts for a program (a sweep's table over many checkpoints)
+  nlohmann::ordered_json j;
+  j["title"] = title;
+  j["split"] = a.split;
+  j["examples"] = a.examples;
+  j["loss"] = a.loss;
+  j["modules"] = a.modules.size();
+  j["heads"] = total_heads;
+  std::int64_t pair_count = 0;
+  for (const ModuleHeads& m : a.modules) {
+    const auto n = static_cast<std::int64_t>(m.heads.size());
+    pair_count += n * (n - 1) / 2;
+  }
+  j["pairs"] = pair_count;
+  j["redundant_js"] = a.options.redundant_js;
+  j["redundant_pairs"] = a.redundant.size();
+  j["dead"] = dead;
+  nlohmann::ordered_json classes;
+  for (Pattern p : {Pattern::diagonal, Pattern::offset, Pattern::vertical, Pattern::block, Pattern::heterogeneous}) {
+    std::int64_t n = 0;
+    for (const ModuleHeads& m : a.modules)
+      n += std::count_if(m.heads.begin(), m.heads.end(), [p](const HeadResult& r) { return r.stats.pattern == p; });
+    classes[pattern_name(p)] = n;
+  }
+  j["patterns"] = classes;
+  if (!a.pruning.empty()) {
+    j["primary_metric"] = a.primary_metric;
+    j["unpruned"] = a.pruning.front().metrics;
+    j["prunable"] = a.prunable;  // per metric: heads masked before it falls by more than 0.01
+  }
+  write_file(path_of("heads.json"), j.dump(2) + "\n");
   return written;
 }
 

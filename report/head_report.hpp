@@ -11,8 +11,9 @@ namespace rune::report {
 // Into `dir`: heads.md (the report), heads.csv (a row per head), redundancy.csv (every pair),
 // head_patterns.png (the pattern-class map), head_importance.png (the importance heatmap),
 // pattern_shares.csv and head_pattern_shares.png (each module's heads counted by pattern class, as
-// a stacked bar per module) and, after prune_heads, pruning.csv and pruning.png. Returns the paths
-// written.
+// a stacked bar per module), heads.json (the counts for a program: heads, pairs, redundant pairs,
+// dead heads, heads per pattern class and, after pruning, the unpruned metrics and the prunable
+// heads per metric) and, after prune_heads, pruning.csv and pruning.png. Returns the paths written.
 std::vector<std::string> write_head_report(const analysis::HeadAnalysis& analysis, const std::string& dir,
                                            const std::string& title);
 

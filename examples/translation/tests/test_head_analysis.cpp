@@ -3,6 +3,8 @@
 // time, pruning's order, curve and counts on a task whose metric is known, and the report.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -271,9 +273,23 @@ TEST(HeadReport, TheReportHasEveryHeadThePicturesAndThePruningCurve) {
   const fs::path dir = scratch_dir("head_report");
   const std::vector<std::string> files = report::write_head_report(a, (dir / "out").string(), "tiny");
   for (const char* f : {"heads.md", "heads.csv", "redundancy.csv", "head_patterns.png", "head_importance.png",
-                        "pattern_shares.csv", "head_pattern_shares.png", "pruning.csv", "pruning.png"})
+                        "pattern_shares.csv", "head_pattern_shares.png", "pruning.csv", "pruning.png", "heads.json"})
     EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
-  EXPECT_EQ(files.size(), 9u);
+  EXPECT_EQ(files.size(), 10u);
+  // heads.json: the counts of the analysis
+  const nlohmann::json j = nlohmann::json::parse(read(dir / "out" / "heads.json"));
+  EXPECT_EQ(j.at("heads"), 6);
+  EXPECT_EQ(j.at("modules"), a.modules.size());
+  std::size_t pairs = 0;
+  for (const ModuleHeads& m : a.modules) pairs += m.heads.size() * (m.heads.size() - 1) / 2;
+  EXPECT_EQ(j.at("pairs"), pairs);
+  EXPECT_EQ(j.at("redundant_pairs"), a.redundant.size());
+  std::int64_t classified = 0;
+  for (const auto& [name, n] : j.at("patterns").items()) classified += n.get<std::int64_t>();
+  EXPECT_EQ(classified, 6);
+  EXPECT_EQ(j.at("primary_metric"), "exact_match");
+  EXPECT_EQ(j.at("prunable").at("exact_match"), a.prunable.at("exact_match"));
+  EXPECT_DOUBLE_EQ(j.at("unpruned").at("exact_match").get<double>(), a.pruning.front().metrics.at("exact_match"));
   for (const char* png : {"head_patterns.png", "head_importance.png", "head_pattern_shares.png", "pruning.png"}) {
     int height = 0, width = 0;
     EXPECT_FALSE(report::read_png((dir / "out" / png).string(), 3, height, width).empty()) << png;
