@@ -106,6 +106,36 @@ T dot_simd(const T* a, const T* b, std::int64_t n) {
   return s;
 }
 
+// sum of (x[i] - c)^2, and of g[i] (x[i] - c), over one row, in W lanes (batch_norm's variance and
+// its gradient's dot with the centred input).
+template <class T>
+T centred_square_sum(const T* x, std::int64_t n, T c) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> vc(c);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const Batch<T> d = Batch<T>::load_unaligned(x + i) - vc;
+    acc = xsimd::fma(d, d, acc);
+  }
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += (x[i] - c) * (x[i] - c);
+  return s;
+}
+
+template <class T>
+T centred_dot(const T* g, const T* x, std::int64_t n, T c) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  const Batch<T> vc(c);
+  Batch<T> acc(T(0));
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W)
+    acc = xsimd::fma(Batch<T>::load_unaligned(g + i), Batch<T>::load_unaligned(x + i) - vc, acc);
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += g[i] * (x[i] - c);
+  return s;
+}
+
 // y[i] = f(a[i], b[i]) over one row, on the calling thread.
 template <class T, class F>
 void row_map2(const T* a, const T* b, T* y, std::int64_t n, F f) {

@@ -37,6 +37,11 @@ TEST(Conv2d, MatchesItsDefinitionInFloat32AndFloat64) {
       {{5, 4, 6, 7}, {3, 4, 1, 1}, conv({1, 1}, {0, 0}), true},              // 1x1: the input is its own cols
       {{2, 4, 6, 7}, {3, 4, 1, 1}, conv({2, 2}, {0, 0}), false},             // 1x1 at stride 2 (a downsample)
       {{1, 2, 4, 4}, {2, 2, 5, 5}, conv({3, 3}, {2, 2}), true},              // windows mostly padding
+      // stride 1 with the output as wide as the input: each tap's row is one copy (im2col's fast path)
+      {{2, 3, 7, 6}, {4, 3, 5, 3}, conv({1, 1}, {0, 1}), true},           // the height shrinks, the width stays
+      {{2, 2, 6, 7}, {3, 2, 3, 3}, conv({1, 1}, {2, 2}, {2, 2}), false},  // dilated "same"
+      {{1, 2, 3, 9}, {2, 2, 5, 5}, conv({1, 1}, {2, 2}), true},           // taps with a single valid row
+      {{1, 1, 2, 2}, {1, 1, 5, 5}, conv({1, 1}, {2, 2}), true},           // taps with no valid pixel
   };
   Generator g(1);
   for (const DType dt : {DType::float32, DType::float64})

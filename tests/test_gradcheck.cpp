@@ -727,6 +727,16 @@ std::vector<GradCase> all_cases() {
         return conv2d(x[0], x[1], x[2], o);
       });
   add_case(
+      "conv2d_same_dilated", Op::conv2d,
+      [] {
+        return Inputs{leaf({2, 2, 5, 6}, 152), leaf({3, 2, 3, 3}, 153), leaf({3}, 154)};
+      },
+      [](const Inputs& x) {
+        Conv2dOptions o;
+        o.padding = {2, 2}, o.dilation = {2, 2};
+        return conv2d(x[0], x[1], x[2], o);
+      });
+  add_case(
       "conv2d_float32", Op::conv2d,
       [] {
         return Inputs{leaf({2, 3, 6, 6}, 149, DType::float32), leaf({4, 3, 3, 3}, 150, DType::float32),
