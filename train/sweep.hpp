@@ -137,12 +137,53 @@ std::vector<SweepRow> summarise(const std::vector<std::vector<std::string>>& com
 
 // What the report writers draw from (report/sweep_report.hpp).
 struct SweepSummary {
-  std::string config;
+  std::string config;  // of several sweeps: their configs, each once, joined by ", "
   std::string metric;  // the task's primary metric, without val_
   bool higher_is_better = true;
+  // With several sources the first axis is `sweep`, its values the folders' names (sweep_name),
+  // and each row's first value its sweep's name.
   std::vector<GridAxis> grid;
   std::vector<SweepRow> rows;
+  // "": a run's value is its best validation value; else the split its best.h5 was evaluated on
+  std::string split;
+  std::vector<std::string> sources;  // the sweep folders tabulated
 };
+
+// ------------------------------------------------------------------------- reading a sweep folder
+
+// A sweep folder as its manifest describes it.
+struct SweepFolder {
+  std::string path;
+  SweepManifest manifest;
+  std::vector<SweepRun> runs;  // runs[i] is manifest.runs[i], as expand_runs gives it
+};
+
+// std::runtime_error naming the folder for one that is not a sweep folder (no sweep.json, or one
+// whose runs are not those of its grid and seeds).
+SweepFolder read_sweep_folder(const std::string& path);
+
+// Each run's status (from `manifest`) and, for a run started, its result from
+// <folder>/<run>/metrics.jsonl; a log that cannot be read is said on stderr and gives no result.
+std::vector<RunOutcome> logged_outcomes(const std::string& folder, const std::vector<SweepRun>& runs,
+                                        const SweepManifest& manifest);
+
+// A sweep folder's summary from its runs' logs (the best validation values); sources: its path.
+SweepSummary logged_summary(const SweepFolder& folder);
+
+// The name of a sweep folder in a table of several: its last component ("runs/vit/" is "vit").
+std::string sweep_name(const std::string& folder);
+
+// Several sweeps' summaries (one source each) as one: a first axis `sweep` whose values are the
+// folders' names in the order given, then the shared axes, each with the values of every sweep
+// (the first sweep's in its order, then those the next ones add); the rows of each sweep in turn.
+// One summary is returned as it is. std::invalid_argument, naming the folder and what differs,
+// for another metric or direction, other grid keys or another order of them, another split, and
+// two folders of the same name.
+SweepSummary merge_summaries(const std::vector<SweepSummary>& summaries);
+
+// The value of `metric` in an eval-<split>.json that `rune eval` wrote (a JSON object of numbers);
+// std::runtime_error naming the file when it cannot be read, or the metric is missing or not finite.
+double read_eval_value(const std::string& path, const std::string& metric);
 
 // ------------------------------------------------------------------------- running
 
