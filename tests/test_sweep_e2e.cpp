@@ -126,8 +126,8 @@ TEST(SweepE2e, ACtrlCdSweepGoesOnWhereItStoppedAndTabulatesEveryRun) {
   for (std::string line; std::getline(s, line);) lines.push_back(line);
   ASSERT_EQ(lines.size(), 3u) << csv;
   EXPECT_EQ(lines[0],
-            "model.nhead,seeds_done,seeds_failed,seeds_asked,exact_match_mean,exact_match_std,exact_match_min,"
-            "exact_match_max,time_s");
+            "model.nhead,seeds_done,seeds_failed,seeds_asked,val_exact_match_mean,val_exact_match_std,"
+            "val_exact_match_min,val_exact_match_max,time_s");
   for (std::size_t row = 1; row <= 2; ++row) {
     const std::string nhead = row == 1 ? "1" : "2";
     const double a = best_exact_match(sweep + "/model.nhead=" + nhead + ",seed=3");
@@ -143,7 +143,7 @@ TEST(SweepE2e, ACtrlCdSweepGoesOnWhereItStoppedAndTabulatesEveryRun) {
     EXPECT_NEAR(std::stod(f[7]), std::max(a, b), 1e-8);
     EXPECT_GT(std::stod(f[8]), 0.0);
   }
-  EXPECT_NE(read_file(sweep + "/sweep.md").find("| model.nhead | seeds | failed | exact_match mean |"),
+  EXPECT_NE(read_file(sweep + "/sweep.md").find("| model.nhead | seeds | failed | best val_exact_match mean |"),
             std::string::npos);
   EXPECT_EQ(read_file(sweep + "/sweep-model.nhead.png").substr(1, 3), "PNG");
 
