@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -791,6 +792,162 @@ int run_sweep(const SweepRequest& request) {
     std::printf("continue with the same command: the finished runs are kept, the others resume\n");
     return kExitInterrupted;
   }
+  return kExitOk;
+}
+
+// ------------------------------------------------------------------------- summarizing
+
+namespace {
+
+// The last non-empty line of a file (a failed child's error), "" when there is none.
+std::string last_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!trim(line).empty()) last = trim(line);
+  return last;
+}
+
+}  // namespace
+
+int summarize_sweeps(const SummarizeRequest& request) {
+  if (request.folders.empty()) throw std::invalid_argument("--summarize: name at least one sweep folder");
+  if (request.jobs < 1) throw std::invalid_argument("--jobs " + std::to_string(request.jobs) + ": must be at least 1");
+  if (request.folders.size() > 1 && request.out.empty())
+    throw std::invalid_argument("--summarize with " + std::to_string(request.folders.size()) +
+                                " sweep folders needs --out: the folder for their table, which is no one sweep's");
+  const std::string& split = request.split;
+  if (split.find('/') != std::string::npos || split == "." || split == "..")
+    throw std::invalid_argument("--split " + split + ": not a split's name");
+  std::vector<SweepFolder> folders;
+  for (const std::string& f : request.folders) folders.push_back(read_sweep_folder(f));
+  std::vector<std::vector<RunOutcome>> outcomes;
+  for (const SweepFolder& f : folders) outcomes.push_back(logged_outcomes(f.path, f.runs, f.manifest));
+  const auto summary = [&] {
+    std::vector<SweepSummary> parts;
+    for (std::size_t k = 0; k < folders.size(); ++k) {
+      const SweepManifest& m = folders[k].manifest;
+      parts.push_back({m.config,
+                       m.metric,
+                       m.higher_is_better,
+                       m.grid,
+                       summarise(combinations(m.grid), outcomes[k]),
+                       split,
+                       {folders[k].path}});
+    }
+    return merge_summaries(parts);
+  };
+  summary();  // the tables merge, before anything is evaluated
+
+  // the table's folder: a sweep folder's (the one summarized, say) only while no sweep runs in it
+  const std::string out = request.out.empty() ? request.folders[0] : request.out;
+  if (fs::exists(out) && !fs::is_directory(out)) throw std::invalid_argument(out + " exists and is not a folder");
+  std::optional<FolderLock> lock;
+  if (fs::exists(out + "/sweep.json")) lock.emplace(out);
+
+  if (!split.empty()) {
+    const std::string metric = folders[0].manifest.metric;
+    struct Evaluation {
+      std::size_t folder, run;
+      std::string name;  // <folder>/<run>
+    };
+    std::vector<Evaluation> done, todo;
+    std::map<std::pair<std::size_t, std::size_t>, std::string> failed;  // (folder, run) -> why
+    for (std::size_t k = 0; k < folders.size(); ++k)
+      for (std::size_t i = 0; i < folders[k].runs.size(); ++i)
+        if (outcomes[k][i].status == "done") done.push_back({k, i, folders[k].path + "/" + folders[k].runs[i].name});
+    const auto checkpoint = [](const Evaluation& e) { return e.name + "/checkpoints/best.h5"; };
+    const auto report = [&](const Evaluation& e) { return e.name + "/eval-" + split + ".json"; };
+    const auto log = [&](const Evaluation& e) { return e.name + ".eval-" + split + ".log"; };
+    std::size_t up_to_date = 0;
+    for (const Evaluation& e : done) {
+      if (!fs::exists(checkpoint(e))) {
+        failed[{e.folder, e.run}] = "it has no checkpoints/best.h5";
+      } else if (fs::exists(report(e)) && fs::last_write_time(report(e)) >= fs::last_write_time(checkpoint(e))) {
+        ++up_to_date;
+      } else {
+        todo.push_back(e);
+      }
+    }
+    std::printf("%zu done run%s in %zu sweep folder%s, %s by %s %s: %zu evaluated before, %zu to evaluate%s%s\n",
+                done.size(), done.size() == 1 ? "" : "s", folders.size(), folders.size() == 1 ? "" : "s",
+                folders[0].manifest.higher_is_better ? "highest" : "lowest", split.c_str(), metric.c_str(), up_to_date,
+                todo.size(),
+                todo.size() > 1 && request.jobs > 1 ? (", " + std::to_string(request.jobs) + " at a time").c_str() : "",
+                failed.empty() ? "" : (", " + std::to_string(failed.size()) + " without a best.h5").c_str());
+    for (const auto& [at, why] : failed)
+      std::printf("%s/%s: %s: counted as failed\n", folders[at.first].path.c_str(),
+                  folders[at.first].runs[at.second].name.c_str(), why.c_str());
+    std::fflush(stdout);
+    share_cores(request.jobs);
+    const std::string total = std::to_string(todo.size());
+    const auto tag = [&](std::size_t n) { return "[" + std::to_string(n + 1) + "/" + total + "] " + todo[n].name; };
+    const bool stopped = run_children(
+        todo.size(), request.jobs,
+        [&](std::size_t n) {
+          const Evaluation& e = todo[n];
+          std::printf("%s: evaluating best.h5 on %s (output in %s)\n", tag(n).c_str(), split.c_str(), log(e).c_str());
+          return start_child({request.binary, "eval", checkpoint(e), "--split", split, "--out", e.name}, log(e));
+        },
+        [&](std::size_t n, int wait_status, double wall) {
+          const Evaluation& e = todo[n];
+          std::string why;
+          if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+            const int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+            const std::string said = last_line(log(e));
+            why = "evaluation failed (exit code " + std::to_string(code) + (said.empty() ? "" : ": " + said) + ")";
+          } else {
+            try {
+              const double v = read_eval_value(report(e), metric);
+              std::printf("%s: %s %s %s in %s\n", tag(n).c_str(), split.c_str(), metric.c_str(), fixed(v, 4).c_str(),
+                          duration(wall).c_str());
+            } catch (const std::exception& ex) {
+              why = ex.what();
+            }
+          }
+          if (!why.empty()) {
+            failed[{e.folder, e.run}] = why;
+            std::printf("%s: %s: counted as failed\n", tag(n).c_str(), why.c_str());
+          }
+          std::fflush(stdout);
+        },
+        [](std::size_t n) {
+          std::printf("rune sweep: interrupted; stopping %zu evaluation%s\n", n, n == 1 ? "" : "s");
+          std::fflush(stdout);
+        });
+    if (stopped) {
+      std::printf("no table written; the same command goes on (the evaluations that ended are kept)\n");
+      return kExitInterrupted;
+    }
+    // each done run's value: its evaluation on the split, or failed
+    for (const Evaluation& e : done) {
+      RunOutcome& o = outcomes[e.folder][e.run];
+      if (!failed.count({e.folder, e.run})) try {
+          o.result.best = read_eval_value(report(e), metric);
+          o.result.has_metric = true;
+          continue;
+        } catch (const std::exception& ex) {
+          failed[{e.folder, e.run}] = ex.what();
+          std::printf("%s: %s: counted as failed\n", e.name.c_str(), ex.what());
+        }
+      o.status = "failed";
+      o.result.has_metric = false;
+    }
+    std::vector<std::string> names;
+    for (const auto& [at, why] : failed)
+      names.push_back(folders[at.first].path + "/" + folders[at.first].runs[at.second].name);
+    if (todo.empty())
+      std::printf("nothing evaluated: every done run's eval-%s.json is up to date with its best.h5\n", split.c_str());
+    else
+      std::printf("evaluated %zu run%s on %s\n", todo.size(), todo.size() == 1 ? "" : "s", split.c_str());
+    if (!names.empty())
+      std::printf("%zu run%s counted as failed: %s\n", names.size(), names.size() == 1 ? "" : "s",
+                  join(names, ", ").c_str());
+    std::fflush(stdout);
+  }
+
+  fs::create_directories(out);
+  if (request.write) request.write(out, summary());
   return kExitOk;
 }
 

@@ -1,9 +1,12 @@
 // Hyperparameter sweeps (`rune sweep`): the grid of --grid flags and its runs in a fixed order,
 // each run's folder name, the sweep's manifest (sweep.json), a run's result read from its metrics
 // log, the summary table's arithmetic, and run_sweep, which trains every run as a child
-// `rune train` process, so that a crash or a NaN in one run never ends the others.
+// `rune train` process, so that a crash or a NaN in one run never ends the others; and
+// summarize_sweeps, which tabulates finished sweeps on another split (each run's best.h5
+// evaluated by a child `rune eval`) or several sweeps in one table.
 //
 //   rune sweep tiny.toml --grid model.nhead=2,4 --grid train.lr=1e-3,3e-3 --seeds 2
+//   rune sweep --summarize runs/vit runs/cnn --split test --out runs/vit-vs-cnn
 //
 // Order: the cartesian product of the axes as itertools.product gives it (the first --grid varies
 // slowest, the last fastest), and within a combination the seeds (the config's seed, seed+1, ...).
@@ -208,5 +211,27 @@ struct SweepRequest {
 // and returns 130; otherwise 0 once every run has ended, whatever its status. Throws for bad
 // input, and for a sweep folder that holds another sweep or that another rune sweep is using.
 int run_sweep(const SweepRequest& request);
+
+// `rune sweep --summarize DIR [DIR ...]`: the table of finished sweeps, on another split, or of
+// several sweeps together.
+struct SummarizeRequest {
+  std::vector<std::string> folders;       // sweep folders
+  std::string split;                      // "": the best validation values
+  int jobs = 1;                           // evaluations at a time
+  std::string out;                        // where the table goes; "" is the folder when there is one
+  std::string binary = "/proc/self/exe";  // the rune executable each evaluation is started with
+  // Writes the table and plots of `summary` into `folder` (`rune sweep` passes report's writer).
+  std::function<void(const std::string& folder, const SweepSummary& summary)> write;
+};
+
+// Reads every folder's manifest and checks that their tables can be merged (merge_summaries)
+// before anything runs. With a split, each done run's value is its checkpoints/best.h5 evaluated
+// on that split: read from <folder>/<run>/eval-<split>.json, and where that is missing or older
+// than best.h5, written first by a child `rune eval <best.h5> --split S --out <folder>/<run>`
+// (its output appended to <folder>/<run>.eval-<split>.log), `jobs` at a time. A run whose
+// evaluation fails (or that has no best.h5) is said by name and counts as failed; the others go
+// on. Then calls write. Returns 0, or 130 after Ctrl-C (no table written then). Throws for bad
+// input.
+int summarize_sweeps(const SummarizeRequest& request);
 
 }  // namespace rune::train
