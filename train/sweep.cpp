@@ -892,6 +892,11 @@ int summarize_sweeps(const SummarizeRequest& request) {
         [&](std::size_t n, int wait_status, double wall) {
           const Evaluation& e = todo[n];
           std::string why;
+          if (g_stop && (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0)) {
+            std::printf("%s: interrupted\n", tag(n).c_str());  // evaluated again by the next command
+            std::fflush(stdout);
+            return;
+          }
           if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
             const int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
             const std::string said = last_line(log(e));
