@@ -30,6 +30,14 @@ std::size_t best_row(const train::SweepSummary& s) {
   return best;
 }
 
+// What a run's value is, as column heads and plots say it: "best val_accuracy" or "test accuracy".
+std::string value_label(const train::SweepSummary& s) {
+  return s.split.empty() ? "best val_" + s.metric : s.split + " " + s.metric;
+}
+
+// Several sweeps in one table: the first axis is `sweep`, the folders' names.
+bool several(const train::SweepSummary& s) { return s.sources.size() > 1; }
+
 std::string combination(const train::SweepSummary& s, const train::SweepRow& row) {
   std::vector<std::string> parts;
   for (std::size_t k = 0; k < s.grid.size(); ++k) parts.push_back(s.grid[k].key + " = " + row.values[k]);
@@ -47,16 +55,30 @@ bool number(const std::string& text, double& v) {
 }  // namespace
 
 std::string sweep_markdown(const train::SweepSummary& s) {
-  const std::string m = s.metric;
-  std::string md = "# Sweep of " + s.config + "\n\n";
-  md += "Each run's result is its best validation " + m + " (the value its `best.h5` holds; " +
-        (s.higher_is_better ? "higher" : "lower") +
+  const std::string m = s.metric, label = value_label(s);
+  std::string md;
+  if (several(s)) {
+    md = "# Sweeps " + train::join(s.grid[0].values, ", ") + " (of " + s.config + ")\n\n";
+    std::vector<std::string> folders;
+    for (std::size_t i = 0; i < s.sources.size(); ++i)
+      folders.push_back(s.grid[0].values[i] + ": `" + s.sources[i] + "`");
+    md += "The column `sweep` names the sweep folder of each row (" + train::join(folders, ", ") + "). ";
+  } else {
+    md = "# Sweep of " + s.config + "\n\n";
+  }
+  if (s.split.empty())
+    md += "Each run's result is its best validation " + m + " (the value its `best.h5` holds; ";
+  else
+    md += "Each run's result is the " + m + " of its `best.h5` (its best validation " + m + ") evaluated on the " +
+          s.split + " split (`<run>/eval-" + s.split + ".json`; a run whose evaluation failed counts as failed, its " +
+          "output in `<sweep>/<run>.eval-" + s.split + ".log`; ";
+  md += std::string(s.higher_is_better ? "higher" : "lower") +
         " is better). Per combination: the seeds done (of those asked), runs that failed or diverged, and " +
-        "over the seeds done the mean, sample standard deviation (n - 1; blank with one seed), min and max of " + m +
-        ", and the mean time of a run (validation included).\n\n";
+        "over the seeds done the mean, sample standard deviation (n - 1; blank with one seed), min and max of " +
+        label + ", and the mean time of a run's training (validation included).\n\n";
   std::string head = "|", rule = "|";
   for (const train::GridAxis& a : s.grid) head += " " + a.key + " |", rule += "---|";
-  head += " seeds | failed | " + m + " mean | std | min | max | time |\n";
+  head += " seeds | failed | " + label + " mean | std | min | max | time |\n";
   rule += "---:|---:|---:|---:|---:|---:|---:|\n";
   md += head + rule;
   for (const train::SweepRow& r : s.rows) {
@@ -69,7 +91,7 @@ std::string sweep_markdown(const train::SweepSummary& s) {
   const std::size_t best = best_row(s);
   if (best < s.rows.size()) {
     const train::SweepRow& r = s.rows[best];
-    md += "\nBest: " + combination(s, r) + ": " + m + " " + fixed(r.mean, 4) +
+    md += "\nBest: " + combination(s, r) + ": " + (s.split.empty() ? m : label) + " " + fixed(r.mean, 4) +
           (r.done > 1 ? " (mean of " + std::to_string(r.done) + " seeds)" : "") + ".\n";
   }
   int pending = 0;
@@ -84,7 +106,9 @@ Csv sweep_csv(const train::SweepSummary& s) {
   std::vector<CsvField> header;
   for (const train::GridAxis& a : s.grid) header.emplace_back(a.key);
   for (const char* h : {"seeds_done", "seeds_failed", "seeds_asked"}) header.emplace_back(h);
-  for (const char* h : {"_mean", "_std", "_min", "_max"}) header.emplace_back(s.metric + h);
+  // val_accuracy_mean, test_accuracy_mean: the split is in the name
+  const std::string column = (s.split.empty() ? std::string("val") : s.split) + "_" + s.metric;
+  for (const char* h : {"_mean", "_std", "_min", "_max"}) header.emplace_back(column + h);
   header.emplace_back("time_s");
   Csv csv(header);
   for (const train::SweepRow& r : s.rows) {
@@ -116,6 +140,9 @@ std::vector<std::string> write_sweep_report(const std::string& folder, const tra
   train::write_file(paths[0], sweep_markdown(s), "sweep table");
   sweep_csv(s).write(paths[1]);
   for (std::size_t k = 0; k < s.grid.size(); ++k) {
+    // of several sweeps, a plot per key with a line per sweep; against the sweeps themselves only
+    // when they vary no key
+    if (several(s) && k == 0 && s.grid.size() > 1) continue;
     const train::GridAxis& axis = s.grid[k];
     bool log = false;
     const std::vector<double> x = axis_positions(axis.values, &log);
@@ -128,7 +155,7 @@ std::vector<std::string> write_sweep_report(const std::string& folder, const tra
       std::vector<std::string> others;
       for (std::size_t j = 0; j < s.grid.size(); ++j)
         if (j != k) others.push_back(s.grid[j].key + "=" + r.values[j]);
-      const std::string name = others.empty() ? s.metric : train::join(others, ", ");
+      const std::string name = others.empty() ? value_label(s) : train::join(others, ", ");
       const auto [it, fresh] = line_of.emplace(name, series.size());
       if (fresh) series.push_back({name, {}, {}, {}, {}});
       ErrorBarSeries& line = series[it->second];
@@ -142,8 +169,8 @@ std::vector<std::string> write_sweep_report(const std::string& folder, const tra
     std::string file;
     for (const char ch : axis.key) file += std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ? ch : '_';
     paths.push_back(folder + "/sweep-" + file + ".png");
-    plot_error_bars(paths.back(), "best val " + s.metric + " against " + axis.key + (log ? " (log scale)" : ""),
-                    axis.key, s.metric + ": mean +- std over seeds (hollow: each seed)", ticks, series);
+    plot_error_bars(paths.back(), value_label(s) + " against " + axis.key + (log ? " (log scale)" : ""), axis.key,
+                    value_label(s) + ": mean +- std over seeds (hollow: each seed)", ticks, series);
   }
   files.commit();
   return paths;

@@ -6,8 +6,11 @@
 //   sweep-<key>.png  per varied key: the metric's mean (error bars: the standard deviation) and
 //                    each seed's value against the key's values, one line per combination of the
 //                    other keys
-// The metric of a run is its best validation value of the task's primary metric: what its best.h5
-// holds.
+// The metric of a run is its best validation value of the task's primary metric (what its best.h5
+// holds: "best val_accuracy" in the column heads and plots, val_accuracy_mean in the CSV), or with
+// the summary's split, its best.h5's value on that split ("test accuracy", test_accuracy_mean).
+// A summary of several sweeps (train::merge_summaries) has a first column `sweep`; it gets no plot
+// of its own unless it is the only axis, and the other keys' plots draw a line per sweep.
 #pragma once
 
 #include <string>

@@ -1,14 +1,20 @@
 // Sweeps (train/sweep.hpp): --grid parsing, the grid's order, run names, the manifest and what
 // makes another sweep, a run's result from its metrics log (sessions of a resumed run included),
-// the table's arithmetic, and describe_run's primary metric (train/trainer.hpp).
+// the table's arithmetic, a sweep folder read back, several sweeps' tables merged into one (and
+// what refuses it), a value read from rune eval's report, and describe_run's primary metric
+// (train/trainer.hpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "tests/helpers.hpp"
 #include "train/config.hpp"
+#include "train/files.hpp"
+#include "train/metrics_log.hpp"
 #include "train/sweep.hpp"
 #include "train/trainer.hpp"
 
@@ -201,6 +207,157 @@ TEST(Sweep, TheTableIsTheMeanSampleStdMinAndMaxOverTheSeedsDone) {
   EXPECT_EQ(rows[3].failed, 1);
   EXPECT_TRUE(std::isnan(rows[3].mean));
   EXPECT_NE(error_of([&] { summarise(combos, {outcome(4, 0, "done")}); }).find("combination 4 of 4"),
+            std::string::npos);
+}
+
+// A sweep of one folder over data.train_size (two seeds asked), every run done with `best`.
+SweepSummary one_sweep(const std::string& folder, const std::string& sizes, const std::vector<double>& best) {
+  const std::vector<GridAxis> grid{parse_grid("data.train_size=" + sizes)};
+  std::vector<RunOutcome> outcomes;
+  for (std::size_t i = 0; i < best.size(); ++i) outcomes.push_back(outcome(i / 2, i % 2, "done", best[i], 1));
+  return {folder + ".toml", "accuracy", true, grid, summarise(combinations(grid), outcomes), "test", {folder}};
+}
+
+TEST(Sweep, SeveralSweepsMergeIntoOneTableWithASweepAxis) {
+  const SweepSummary vit = one_sweep("runs/vit", "100,200", {0.5, 0.6, 0.7, 0.8});
+  const SweepSummary cnn = one_sweep("runs/cnn/", "200,400", {0.9, 0.7, 0.95, 0.85});
+  const SweepSummary m = merge_summaries({vit, cnn});
+  ASSERT_EQ(m.grid.size(), 2u);
+  EXPECT_EQ(m.grid[0].key, "sweep");
+  EXPECT_EQ(m.grid[0].values, (Strings{"vit", "cnn"}));  // the folders' names
+  EXPECT_EQ(m.grid[1].key, "data.train_size");
+  EXPECT_EQ(m.grid[1].values, (Strings{"100", "200", "400"}));  // every sweep's values, each once
+  EXPECT_EQ(m.sources, (Strings{"runs/vit", "runs/cnn/"}));
+  EXPECT_EQ(m.config, "runs/vit.toml, runs/cnn/.toml");
+  EXPECT_EQ(m.metric, "accuracy");
+  EXPECT_EQ(m.split, "test");
+  ASSERT_EQ(m.rows.size(), 4u);
+  EXPECT_EQ(m.rows[0].values, (Strings{"vit", "100"}));
+  EXPECT_EQ(m.rows[1].values, (Strings{"vit", "200"}));
+  EXPECT_EQ(m.rows[2].values, (Strings{"cnn", "200"}));
+  EXPECT_EQ(m.rows[3].values, (Strings{"cnn", "400"}));
+  EXPECT_DOUBLE_EQ(m.rows[1].mean, 0.75);
+  EXPECT_DOUBLE_EQ(m.rows[2].mean, 0.8);
+  EXPECT_EQ(m.rows[3].metric, (std::vector<std::pair<std::uint64_t, double>>{{0, 0.95}, {1, 0.85}}));
+  // one sweep is its own table, without a sweep axis
+  const SweepSummary alone = merge_summaries({vit});
+  ASSERT_EQ(alone.grid.size(), 1u);
+  EXPECT_EQ(alone.grid[0].key, "data.train_size");
+  EXPECT_EQ(alone.rows[0].values, Strings{"100"});
+  EXPECT_EQ(sweep_name("runs/vit/"), "vit");
+  EXPECT_EQ(sweep_name("a/../b"), "b");
+}
+
+TEST(Sweep, SweepsOfAnotherMetricOrOtherKeysOrOneNameAreNotMerged) {
+  const SweepSummary vit = one_sweep("runs/vit", "100,200", {0.5, 0.6, 0.7, 0.8});
+  SweepSummary lm = one_sweep("runs/lm", "100,200", {1, 2, 3, 4});
+  lm.metric = "bits_per_char";
+  lm.higher_is_better = false;
+  EXPECT_EQ(error_of([&] {
+              merge_summaries({vit, lm});
+            }),
+            "sweep folder runs/lm: its runs are judged by bits_per_char (lower is better), those of runs/vit by "
+            "accuracy (higher is better): one table compares one metric");
+  SweepSummary lower = vit;
+  lower.sources = {"runs/lower"};
+  lower.higher_is_better = false;
+  EXPECT_NE(error_of([&] {
+              merge_summaries({vit, lower});
+            })
+                .find("sweep folder runs/lower: its runs are judged by "
+                      "accuracy (lower is better)"),
+            std::string::npos);
+  SweepSummary two_keys = vit;
+  two_keys.sources = {"runs/wide"};
+  two_keys.grid.push_back(parse_grid("model.d_model=64"));
+  EXPECT_EQ(error_of([&] {
+              merge_summaries({vit, two_keys});
+            }),
+            "sweep folder runs/wide: its grid keys are data.train_size, model.d_model, those of runs/vit "
+            "data.train_size: sweeps tabulated together need the same keys in the same order");
+  SweepSummary swapped = two_keys;
+  swapped.sources = {"runs/swapped"};
+  std::swap(swapped.grid[0], swapped.grid[1]);
+  EXPECT_NE(error_of([&] {
+              merge_summaries({two_keys, swapped});
+            }).find("sweep folder runs/swapped: its grid keys are model.d_model, data.train_size"),
+            std::string::npos);
+  SweepSummary seeds_only = vit;
+  seeds_only.sources = {"runs/seeds"};
+  seeds_only.grid.clear();
+  EXPECT_NE(error_of([&] { merge_summaries({vit, seeds_only}); }).find("its grid keys are none"), std::string::npos);
+  const SweepSummary same_name = one_sweep("old/vit", "100,200", {0.5, 0.6, 0.7, 0.8});
+  EXPECT_EQ(error_of([&] {
+              merge_summaries({vit, same_name});
+            }),
+            "sweep folders runs/vit and old/vit have the same name vit: a table of several sweeps names each by its "
+            "folder's name");
+  EXPECT_NE(error_of([&] { merge_summaries({vit, vit}); }).find("have the same name vit"), std::string::npos);
+  SweepSummary val = one_sweep("runs/val", "100,200", {0.5, 0.6, 0.7, 0.8});
+  val.split = "";
+  EXPECT_NE(error_of([&] {
+              merge_summaries({vit, val});
+            }).find("sweep folder runs/val: its values are of another split"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { merge_summaries({}); }).find("no sweep"), std::string::npos);
+}
+
+TEST(Sweep, ASweepFolderReadsBackWithItsRunsAndTheirLogs) {
+  namespace fs = std::filesystem;
+  const fs::path dir = scratch_dir("sweep_folder");
+  EXPECT_NE(error_of([&] { read_sweep_folder(dir.string()); }).find("is not a sweep folder: it has no sweep.json"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { read_sweep_folder((dir / "gone").string()); }).find("no such folder"), std::string::npos);
+  SweepManifest m = manifest();  // model.nhead=2,4 x seeds 3,4: the runs are these four
+  m.runs = {{"model.nhead=2,seed=3", "done", 0},
+            {"model.nhead=2,seed=4", "failed", 1},
+            {"model.nhead=4,seed=3", "done", 0},
+            {"model.nhead=4,seed=4", "pending", 0}};
+  write_file((dir / "sweep.json").string(), manifest_json(m));
+  for (const auto& [run, best] :
+       std::vector<std::pair<std::string, double>>{{"model.nhead=2,seed=3", 0.25}, {"model.nhead=4,seed=3", 0.75}}) {
+    fs::create_directories(dir / run);
+    std::ofstream(dir / run / "metrics.jsonl") << metrics_json({{"step", 2}, {"loss", 1.0}, {"elapsed_s", 3.0}})
+                                               << metrics_json({{"step", 2}, {"val_exact_match", best}});
+  }
+  const SweepFolder f = read_sweep_folder(dir.string());
+  ASSERT_EQ(f.runs.size(), 4u);
+  EXPECT_EQ(f.runs[2].name, "model.nhead=4,seed=3");
+  EXPECT_EQ(f.runs[2].combination, 1u);
+  const SweepSummary s = logged_summary(f);
+  EXPECT_EQ(s.sources, Strings{dir.string()});
+  EXPECT_EQ(s.split, "");
+  ASSERT_EQ(s.rows.size(), 2u);
+  EXPECT_EQ(s.rows[0].done, 1);
+  EXPECT_EQ(s.rows[0].failed, 1);
+  EXPECT_DOUBLE_EQ(s.rows[0].mean, 0.25);
+  EXPECT_EQ(s.rows[1].pending, 1);
+  EXPECT_DOUBLE_EQ(s.rows[1].mean, 0.75);
+  EXPECT_DOUBLE_EQ(s.rows[1].time_s, 3.0);
+  // a manifest whose runs are not its grid's
+  m.runs.pop_back();
+  write_file((dir / "sweep.json").string(), manifest_json(m));
+  EXPECT_NE(error_of([&] { read_sweep_folder(dir.string()); }).find("its runs are not those of its grid and seeds"),
+            std::string::npos);
+  // a grid over the seed keeps no seeds: each run's seed is its value
+  m.grid = {parse_grid("seed=5,6")};
+  m.seeds.clear();
+  m.runs = {{"seed=5", "done", 0}, {"seed=6", "done", 0}};
+  write_file((dir / "sweep.json").string(), manifest_json(m));
+  EXPECT_EQ(read_sweep_folder(dir.string()).runs[1].seed, 6u);
+}
+
+TEST(Sweep, AnEvaluationsValueIsReadFromItsReport) {
+  const std::string dir = scratch_dir("sweep_eval_value").string();
+  const std::string path = dir + "/eval-test.json";
+  write_file(path, metrics_json({{"step", 40}, {"exact_match", 0.3125}, {"loss", 1.5}}));
+  EXPECT_DOUBLE_EQ(read_eval_value(path, "exact_match"), 0.3125);
+  EXPECT_EQ(error_of([&] { read_eval_value(path, "accuracy"); }), path + ": no accuracy in it (the sweep's metric)");
+  write_file(path, metrics_json({{"step", 40}, {"exact_match", std::nan("")}}));
+  EXPECT_EQ(error_of([&] { read_eval_value(path, "exact_match"); }), path + ": its exact_match is not finite");
+  write_file(path, "{\"step\": 4");
+  EXPECT_NE(error_of([&] { read_eval_value(path, "exact_match"); }).find("not a JSON object"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_eval_value(dir + "/eval-val.json", "exact_match"); }).find("cannot read it"),
             std::string::npos);
 }
 

@@ -1,8 +1,9 @@
 // `rune sweep` end to end through the real binary, on the reverse task's tiny config: a 2x1 grid
 // with 2 seeds interrupted by Ctrl-C in its second run, then rerun (two at a time) to the end
 // without redoing the finished run; the table's rows against the runs' own logs; a different grid
-// refused on the sweep's folder; bad values refused before anything runs; and a run that diverges
-// recorded as such while the sweep goes on.
+// refused on the sweep's folder; bad values refused before anything runs; a run that diverges
+// recorded as such while the sweep goes on; and two finished sweeps tabulated together on the test
+// split (`rune sweep --summarize`), each run evaluated once, a broken best.h5 counted as failed.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,10 +14,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include "tests/helpers.hpp"
+#include "train/files.hpp"
+#include "train/format.hpp"
 #include "train/metrics_log.hpp"
 #include "train/sweep.hpp"
 
@@ -126,8 +130,8 @@ TEST(SweepE2e, ACtrlCdSweepGoesOnWhereItStoppedAndTabulatesEveryRun) {
   for (std::string line; std::getline(s, line);) lines.push_back(line);
   ASSERT_EQ(lines.size(), 3u) << csv;
   EXPECT_EQ(lines[0],
-            "model.nhead,seeds_done,seeds_failed,seeds_asked,exact_match_mean,exact_match_std,exact_match_min,"
-            "exact_match_max,time_s");
+            "model.nhead,seeds_done,seeds_failed,seeds_asked,val_exact_match_mean,val_exact_match_std,"
+            "val_exact_match_min,val_exact_match_max,time_s");
   for (std::size_t row = 1; row <= 2; ++row) {
     const std::string nhead = row == 1 ? "1" : "2";
     const double a = best_exact_match(sweep + "/model.nhead=" + nhead + ",seed=3");
@@ -143,7 +147,7 @@ TEST(SweepE2e, ACtrlCdSweepGoesOnWhereItStoppedAndTabulatesEveryRun) {
     EXPECT_NEAR(std::stod(f[7]), std::max(a, b), 1e-8);
     EXPECT_GT(std::stod(f[8]), 0.0);
   }
-  EXPECT_NE(read_file(sweep + "/sweep.md").find("| model.nhead | seeds | failed | exact_match mean |"),
+  EXPECT_NE(read_file(sweep + "/sweep.md").find("| model.nhead | seeds | failed | best val_exact_match mean |"),
             std::string::npos);
   EXPECT_EQ(read_file(sweep + "/sweep-model.nhead.png").substr(1, 3), "PNG");
 
@@ -200,6 +204,155 @@ TEST(SweepE2e, ARunThatDivergesIsRecordedAndTheSweepGoesOn) {
   const std::string md = read_file(dir + "/lr/sweep.md");
   EXPECT_NE(md.find("| 1e30 | 0/1 | 1 |  |"), std::string::npos) << md;
   EXPECT_NE(md.find("Best: train.lr = 3e-3"), std::string::npos) << md;
+  fs::remove_all(dir);
+}
+
+// The exact_match of a run's eval-test.json, read here rather than by the code under test (the
+// file is one metrics record).
+double test_exact_match(const std::string& run) {
+  const auto records = train::read_metrics_log(run + "/eval-test.json");
+  EXPECT_EQ(records.size(), 1u) << run;
+  return records.empty() ? -1 : records[0].at("exact_match");
+}
+
+// sweep.csv's rows by their first two fields ("a,1"), each row's fields.
+std::map<std::string, std::vector<std::string>> csv_rows(const std::string& path, std::string& header) {
+  std::stringstream s(read_file(path));
+  std::getline(s, header);
+  std::map<std::string, std::vector<std::string>> rows;
+  for (std::string line; std::getline(s, line);) {
+    const std::vector<std::string> f = fields(line);
+    if (f.size() >= 2) rows[f[0] + "," + f[1]] = f;
+  }
+  return rows;
+}
+
+TEST(SweepE2e, TwoSweepsAreTabulatedTogetherOnTheTestSplitEvaluatingEachRunOnce) {
+  const OneThread one_thread;
+  const std::string dir = workspace("summarize");
+  const std::string runs =
+      " --set train.epochs=20 --set train.eval_every=40 --set train.lr=1e-2 --set data.eval_size=64 "
+      "--jobs 2";
+  const RunResult a = run_rune("sweep tiny.toml --grid model.nhead=1,2 --seeds 2 --out a" + runs, dir);
+  ASSERT_EQ(a.status, 0) << a.output;
+  const RunResult b = run_rune("sweep tiny.toml --grid model.nhead=2,4 --out b" + runs, dir);
+  ASSERT_EQ(b.status, 0) << b.output;
+  const std::vector<std::string> all{"a/model.nhead=1,seed=3", "a/model.nhead=1,seed=4", "a/model.nhead=2,seed=3",
+                                     "a/model.nhead=2,seed=4", "b/model.nhead=2,seed=3", "b/model.nhead=4,seed=3"};
+
+  // a sweep of other keys is refused before anything is evaluated
+  train::SweepManifest other = train::parse_manifest(read_file(dir + "/b/sweep.json"), "b/sweep.json");
+  other.grid = {train::parse_grid("train.lr=1e-2")};
+  other.runs = {{"train.lr=1e-2,seed=3", "pending", 0}};
+  fs::create_directories(dir + "/lr");
+  train::write_file(dir + "/lr/sweep.json", train::manifest_json(other));
+  const RunResult refused = run_rune("sweep --summarize a lr --split test --out c", dir);
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_NE(refused.output.find("rune: sweep folder lr: its grid keys are train.lr, those of a model.nhead: sweeps "
+                                "tabulated together need the same keys in the same order"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_FALSE(fs::exists(dir + "/c"));
+  EXPECT_FALSE(fs::exists(dir + "/" + all[0] + "/eval-test.json"));
+  const RunResult no_out = run_rune("sweep --summarize a b --split test", dir);
+  EXPECT_EQ(no_out.status, 1) << no_out.output;
+  EXPECT_NE(no_out.output.find("needs --out"), std::string::npos) << no_out.output;
+  const RunResult both = run_rune("sweep tiny.toml --summarize a", dir);
+  EXPECT_EQ(both.status, 1) << both.output;
+  EXPECT_NE(both.output.find("not both"), std::string::npos) << both.output;
+
+  // every done run's best.h5 evaluated on test, two at a time, into one table of both sweeps
+  const std::string command = "sweep --summarize a b --split test --out c --jobs 2";
+  const RunResult first = run_rune(command, dir);
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_NE(first.output.find("6 done runs in 2 sweep folders, highest by test exact_match: 0 evaluated before, 6 to "
+                              "evaluate, 2 at a time"),
+            std::string::npos)
+      << first.output;
+  EXPECT_NE(first.output.find("a/model.nhead=1,seed=3: evaluating best.h5 on test (output in "
+                              "a/model.nhead=1,seed=3.eval-test.log)"),
+            std::string::npos)
+      << first.output;
+  EXPECT_NE(first.output.find("evaluated 6 runs on test"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("wrote c/sweep.md"), std::string::npos) << first.output;
+  std::map<std::string, double> value;
+  std::map<std::string, fs::file_time_type> written;
+  for (const std::string& run : all) {
+    ASSERT_TRUE(fs::exists(dir + "/" + run + "/eval-test.json")) << run << "\n" << first.output;
+    value[run] = test_exact_match(dir + "/" + run);
+    written[run] = fs::last_write_time(dir + "/" + run + "/eval-test.json");
+    EXPECT_NE(first.output.find(run + ": test exact_match " + train::fixed(value[run], 4)), std::string::npos)
+        << first.output;
+  }
+  // the rows of both sweeps, each mean that of its runs' eval-test.json values
+  std::string header;
+  auto rows = csv_rows(dir + "/c/sweep.csv", header);
+  EXPECT_EQ(header,
+            "sweep,model.nhead,seeds_done,seeds_failed,seeds_asked,test_exact_match_mean,test_exact_match_std,"
+            "test_exact_match_min,test_exact_match_max,time_s");
+  ASSERT_EQ(rows.size(), 4u) << read_file(dir + "/c/sweep.csv");
+  const std::map<std::string, std::vector<std::string>> members{
+      {"a,1", {all[0], all[1]}}, {"a,2", {all[2], all[3]}}, {"b,2", {all[4]}}, {"b,4", {all[5]}}};
+  for (const auto& [row, its] : members) {
+    const std::vector<std::string>& f = rows[row];
+    ASSERT_EQ(f.size(), 10u) << row;
+    double sum = 0;
+    for (const std::string& run : its) sum += value[run];
+    EXPECT_EQ(f[2], std::to_string(its.size())) << row;
+    EXPECT_EQ(f[3], "0") << row;
+    EXPECT_NEAR(std::stod(f[5]), sum / static_cast<double>(its.size()), 1e-9) << row;
+  }
+  EXPECT_NE(read_file(dir + "/c/sweep.md").find("| sweep | model.nhead | seeds | failed | test exact_match mean |"),
+            std::string::npos);
+  EXPECT_EQ(read_file(dir + "/c/sweep-model.nhead.png").substr(1, 3), "PNG");
+
+  // again: everything is up to date, nothing is evaluated
+  const RunResult second = run_rune(command, dir);
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("6 evaluated before, 0 to evaluate"), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("nothing evaluated"), std::string::npos) << second.output;
+  EXPECT_EQ(second.output.find("evaluating"), std::string::npos) << second.output;
+  for (const std::string& run : all)
+    EXPECT_EQ(fs::last_write_time(dir + "/" + run + "/eval-test.json"), written[run]) << run;
+
+  // a best.h5 made unreadable (newer than its eval-test.json) and one gone: those two runs count
+  // as failed, the others are tabulated as before
+  const std::string broken = dir + "/" + all[5] + "/checkpoints/best.h5";
+  train::write_file(broken, "not a checkpoint");
+  fs::last_write_time(broken, written[all[5]] + std::chrono::seconds(1));
+  fs::remove(dir + "/" + all[1] + "/checkpoints/best.h5");
+  const RunResult third = run_rune(command, dir);
+  ASSERT_EQ(third.status, 0) << third.output;
+  EXPECT_NE(third.output.find("a/model.nhead=1,seed=4: it has no checkpoints/best.h5: counted as failed"),
+            std::string::npos)
+      << third.output;
+  EXPECT_NE(third.output.find("[1/1] b/model.nhead=4,seed=3: evaluation failed (exit code 1: rune: checkpoint "
+                              "b/model.nhead=4,seed=3/checkpoints/best.h5 is refused"),
+            std::string::npos)
+      << third.output;
+  EXPECT_NE(third.output.find("2 runs counted as failed: a/model.nhead=1,seed=4, b/model.nhead=4,seed=3"),
+            std::string::npos)
+      << third.output;
+  EXPECT_NE(read_file(dir + "/" + all[5] + ".eval-test.log").find("is refused"), std::string::npos);
+  rows = csv_rows(dir + "/c/sweep.csv", header);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows["a,1"][2], "1");
+  EXPECT_EQ(rows["a,1"][3], "1");
+  EXPECT_NEAR(std::stod(rows["a,1"][5]), value[all[0]], 1e-9);
+  EXPECT_NEAR(std::stod(rows["a,2"][5]), (value[all[2]] + value[all[3]]) / 2, 1e-9);
+  EXPECT_EQ(rows["b,4"][2], "0");
+  EXPECT_EQ(rows["b,4"][3], "1");
+  EXPECT_EQ(rows["b,4"][5], "");
+  for (const std::string& run : {all[0], all[2], all[3], all[4]})
+    EXPECT_EQ(fs::last_write_time(dir + "/" + run + "/eval-test.json"), written[run]) << run;
+
+  // one sweep without --split: its own table again, of the best validation values
+  const RunResult val = run_rune("sweep --summarize b", dir);
+  ASSERT_EQ(val.status, 0) << val.output;
+  EXPECT_NE(read_file(dir + "/b/sweep.md").find("| model.nhead | seeds | failed | best val_exact_match mean |"),
+            std::string::npos);
+  rows = csv_rows(dir + "/b/sweep.csv", header);
+  EXPECT_NEAR(std::stod(rows["2,1"][4]), best_exact_match(dir + "/" + all[4]), 1e-9);
   fs::remove_all(dir);
 }
 

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -46,6 +47,14 @@ std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t");
   if (b == std::string::npos) return "";
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot read it");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 // "a=1,b=2": a combination as a person reads it (the values as given).
@@ -316,20 +325,138 @@ std::vector<SweepRow> summarise(const std::vector<std::vector<std::string>>& com
   return rows;
 }
 
+// ------------------------------------------------------------------------- reading a sweep folder
+
+SweepFolder read_sweep_folder(const std::string& path) {
+  const std::string manifest_path = path + "/sweep.json";
+  if (!fs::is_directory(path)) throw std::runtime_error(path + ": no such folder (a sweep folder was expected)");
+  if (!fs::exists(manifest_path))
+    throw std::runtime_error(path + " is not a sweep folder: it has no sweep.json (rune sweep writes one)");
+  SweepFolder f{path, parse_manifest(file_text(manifest_path), manifest_path), {}};
+  const std::vector<GridAxis>& grid = f.manifest.grid;
+  const bool sweeps_seed = std::any_of(grid.begin(), grid.end(), [](const GridAxis& a) { return a.key == "seed"; });
+  try {
+    // a grid over the seed keeps no seeds in the manifest: each run's seed is its value
+    f.runs = expand_runs(grid, sweeps_seed ? std::vector<std::uint64_t>{0} : f.manifest.seeds);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(manifest_path + ": " + e.what());
+  }
+  bool same = f.runs.size() == f.manifest.runs.size();
+  for (std::size_t i = 0; same && i < f.runs.size(); ++i) same = f.runs[i].name == f.manifest.runs[i].name;
+  if (!same)
+    throw std::runtime_error(manifest_path + ": its runs are not those of its grid and seeds (" +
+                             std::to_string(f.manifest.runs.size()) + " runs listed, " + std::to_string(f.runs.size()) +
+                             " expected)");
+  return f;
+}
+
+std::vector<RunOutcome> logged_outcomes(const std::string& folder, const std::vector<SweepRun>& runs,
+                                        const SweepManifest& manifest) {
+  std::vector<RunOutcome> outcomes;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    RunOutcome o{runs[i].combination, runs[i].seed, manifest.runs.at(i).status, {}};
+    const std::string log = folder + "/" + runs[i].name + "/metrics.jsonl";
+    if (o.status != "pending" && fs::exists(log)) try {
+        o.result = run_result(read_metrics_log(log), manifest.metric, manifest.higher_is_better);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "rune sweep: %s\n", e.what());
+      }
+    outcomes.push_back(o);
+  }
+  return outcomes;
+}
+
+SweepSummary logged_summary(const SweepFolder& f) {
+  return {f.manifest.config,
+          f.manifest.metric,
+          f.manifest.higher_is_better,
+          f.manifest.grid,
+          summarise(combinations(f.manifest.grid), logged_outcomes(f.path, f.runs, f.manifest)),
+          "",
+          {f.path}};
+}
+
+std::string sweep_name(const std::string& folder) {
+  fs::path p = fs::absolute(folder).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // "runs/vit/"
+  const std::string name = p.filename().string();
+  return name.empty() ? folder : name;
+}
+
+SweepSummary merge_summaries(const std::vector<SweepSummary>& summaries) {
+  if (summaries.empty()) throw std::invalid_argument("merge_summaries: no sweep to tabulate");
+  for (const SweepSummary& s : summaries)
+    if (s.sources.size() != 1)
+      throw std::invalid_argument("merge_summaries: each summary must be of one sweep folder (one has " +
+                                  std::to_string(s.sources.size()) + ")");
+  if (summaries.size() == 1) return summaries[0];
+  const SweepSummary& first = summaries[0];
+  const auto keys = [](const SweepSummary& s) {
+    std::vector<std::string> k;
+    for (const GridAxis& a : s.grid) k.push_back(a.key);
+    return k;
+  };
+  const auto keys_text = [&](const SweepSummary& s) {
+    return s.grid.empty() ? std::string("none (a sweep over seeds alone)") : join(keys(s), ", ");
+  };
+  const auto judged = [](const SweepSummary& s) {
+    return s.metric + " (" + (s.higher_is_better ? "higher" : "lower") + " is better)";
+  };
+  SweepSummary merged{"", first.metric, first.higher_is_better, {{"sweep", {}}}, {}, first.split, {}};
+  std::vector<std::string> configs;
+  std::map<std::string, std::string> folder_of;  // name -> folder
+  for (const SweepSummary& s : summaries) {
+    const std::string& folder = s.sources[0];
+    if (s.metric != first.metric || s.higher_is_better != first.higher_is_better)
+      throw std::invalid_argument("sweep folder " + folder + ": its runs are judged by " + judged(s) + ", those of " +
+                                  first.sources[0] + " by " + judged(first) + ": one table compares one metric");
+    if (keys(s) != keys(first))
+      throw std::invalid_argument("sweep folder " + folder + ": its grid keys are " + keys_text(s) + ", those of " +
+                                  first.sources[0] + " " + keys_text(first) +
+                                  ": sweeps tabulated together need the same keys in the same order");
+    if (s.split != first.split)
+      throw std::invalid_argument("sweep folder " + folder + ": its values are of another split than those of " +
+                                  first.sources[0]);
+    const std::string name = sweep_name(folder);
+    const auto [it, fresh] = folder_of.emplace(name, folder);
+    if (!fresh)
+      throw std::invalid_argument("sweep folders " + it->second + " and " + folder + " have the same name " + name +
+                                  ": a table of several sweeps names each by its folder's name");
+    merged.grid[0].values.push_back(name);
+    merged.sources.push_back(folder);
+    if (std::find(configs.begin(), configs.end(), s.config) == configs.end()) configs.push_back(s.config);
+    for (std::size_t k = 0; k < s.grid.size(); ++k) {
+      if (merged.grid.size() <= k + 1) merged.grid.push_back({s.grid[k].key, {}});
+      std::vector<std::string>& values = merged.grid[k + 1].values;
+      for (const std::string& v : s.grid[k].values)
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+    }
+    for (SweepRow row : s.rows) {
+      row.values.insert(row.values.begin(), name);
+      merged.rows.push_back(std::move(row));
+    }
+  }
+  merged.config = join(configs, ", ");
+  return merged;
+}
+
+double read_eval_value(const std::string& path, const std::string& metric) {
+  const nlohmann::json j = nlohmann::json::parse(file_text(path), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) throw std::runtime_error(path + ": not a JSON object (rune eval's metrics)");
+  const auto v = j.find(metric);
+  if (v == j.end()) throw std::runtime_error(path + ": no " + metric + " in it (the sweep's metric)");
+  if (v->is_null() || (v->is_number() && !std::isfinite(v->get<double>())))  // metrics_json writes NaN as null
+    throw std::runtime_error(path + ": its " + metric + " is not finite");
+  if (!v->is_number()) throw std::runtime_error(path + ": its " + metric + " is not a number");
+  return v->get<double>();
+}
+
 // ------------------------------------------------------------------------- running
 
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 extern "C" void on_stop(int) { g_stop = 1; }
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot read it");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Holds an exclusive lock on <folder>/.lock while it lives: two sweeps in one folder would start
 // the same runs. The runs inherit the descriptor (no O_CLOEXEC), so that the lock lasts while any
@@ -364,6 +491,106 @@ RunState ended(const std::string& name, int wait_status, bool stopping) {
     s.status = "interrupted";
   if (s.status != "failed") s.exit_code = 0;
   return s;
+}
+
+// Gives each of `jobs` children cores / jobs OpenMP threads, unless the user chose a count.
+void share_cores(int jobs) {
+  if (std::getenv("OMP_NUM_THREADS")) return;
+  // the cores this process may run on (taskset, a container's cpuset), else the machine's
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  const unsigned cores = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0
+                             ? static_cast<unsigned>(std::max(1, CPU_COUNT(&allowed)))
+                             : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned each = std::max(1u, cores / static_cast<unsigned>(jobs));
+  ::setenv("OMP_NUM_THREADS", std::to_string(each).c_str(), 1);
+}
+
+// Starts the program args[0] with `args` as a child process, its output appended to `log` unless
+// that is "" (then it shares ours). A sweep that dies (kill -9) interrupts its children as Ctrl-C
+// would: a run saves last.h5.
+pid_t start_child(std::vector<std::string> args, const std::string& log) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(std::string("cannot start ") + args[1] + ": fork: " + std::strerror(errno));
+  if (pid == 0) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGINT) != 0 || ::getppid() != parent) ::_exit(kExitInterrupted);
+    if (!log.empty()) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd < 0 || ::dup2(fd, STDOUT_FILENO) < 0 || ::dup2(fd, STDERR_FILENO) < 0) ::_exit(127);
+      ::close(fd);
+    }
+    ::execv(argv[0], argv.data());
+    std::fprintf(stderr, "rune sweep: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Runs `count` children, `jobs` at a time, until every one has ended or Ctrl-C. start(i) starts
+// the i-th and returns its pid, or -1 when there was nothing to start; ended(i, wait status,
+// seconds) is called as each ends. Ctrl-C (SIGINT or SIGTERM) starts no further child and passes
+// SIGINT to the running ones, saying so through stopping(how many run) once; their ends are
+// waited for. Returns true when Ctrl-C came. On an exception the running children are
+// interrupted and waited for, and it is rethrown.
+bool run_children(std::size_t count, int jobs, const std::function<pid_t(std::size_t)>& start,
+                  const std::function<void(std::size_t, int, double)>& ended,
+                  const std::function<void(std::size_t)>& stopping) {
+  struct Child {
+    std::size_t index;
+    std::chrono::steady_clock::time_point start;
+  };
+  std::map<pid_t, Child> running;
+  g_stop = 0;
+  struct sigaction stop = {}, old_int = {}, old_term = {};
+  stop.sa_handler = on_stop;
+  sigemptyset(&stop.sa_mask);
+  ::sigaction(SIGINT, &stop, &old_int);
+  ::sigaction(SIGTERM, &stop, &old_term);
+  bool told = false;
+  std::size_t next = 0;
+  try {
+    while (true) {
+      while (!g_stop && running.size() < static_cast<std::size_t>(jobs) && next < count) {
+        const std::size_t i = next++;
+        const pid_t pid = start(i);
+        if (pid > 0) running[pid] = {i, std::chrono::steady_clock::now()};
+      }
+      if (running.empty()) break;
+      if (g_stop && !told) {
+        for (const auto& [pid, child] : running) ::kill(pid, SIGINT);
+        stopping(running.size());
+        told = true;
+      }
+      int wait_status = 0;
+      const pid_t pid = ::waitpid(-1, &wait_status, WNOHANG);
+      if (pid > 0 && running.count(pid)) {
+        const Child child = running.at(pid);
+        running.erase(pid);
+        ended(child.index, wait_status,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - child.start).count());
+      } else if (pid < 0 && errno != EINTR) {
+        throw std::runtime_error(std::string("waiting for the child processes: ") + std::strerror(errno));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polled, so that Ctrl-C is seen at once
+      }
+    }
+  } catch (...) {
+    // stop what runs rather than leave it behind
+    for (const auto& [pid, child] : running) ::kill(pid, SIGINT);
+    for (const auto& [pid, child] : running) ::waitpid(pid, nullptr, 0);
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+    throw;
+  }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  return g_stop != 0;
 }
 
 }  // namespace
@@ -449,20 +676,13 @@ int run_sweep(const SweepRequest& request) {
   save_manifest();
 
   const auto summary = [&] {
-    SweepSummary s{request.config, manifest.metric, manifest.higher_is_better, grid, {}};
-    std::vector<RunOutcome> outcomes;
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      RunOutcome o{runs[i].combination, runs[i].seed, manifest.runs[i].status, {}};
-      const std::string log = out + "/" + runs[i].name + "/metrics.jsonl";
-      if (o.status != "pending" && fs::exists(log)) try {
-          o.result = run_result(read_metrics_log(log), manifest.metric, manifest.higher_is_better);
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "rune sweep: %s\n", e.what());
-        }
-      outcomes.push_back(o);
-    }
-    s.rows = summarise(combos, outcomes);
-    return s;
+    return SweepSummary{request.config,
+                        manifest.metric,
+                        manifest.higher_is_better,
+                        grid,
+                        summarise(combos, logged_outcomes(out, runs, manifest)),
+                        "",
+                        {out}};
   };
   const auto report = [&] {
     if (request.after_run) request.after_run(out, summary());
@@ -484,29 +704,13 @@ int run_sweep(const SweepRequest& request) {
               described.primary_metric.c_str(), finished_before, todo.size(),
               request.jobs > 1 ? (", " + std::to_string(request.jobs) + " at a time").c_str() : "");
   std::fflush(stdout);
+  share_cores(request.jobs);
 
-  // each run gets cores / jobs OpenMP threads, unless the user chose a count
-  if (!std::getenv("OMP_NUM_THREADS")) {
-    // the cores this process may run on (taskset, a container's cpuset), else the machine's
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    const unsigned cores = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0
-                               ? static_cast<unsigned>(std::max(1, CPU_COUNT(&allowed)))
-                               : std::max(1u, std::thread::hardware_concurrency());
-    const unsigned each = std::max(1u, cores / static_cast<unsigned>(request.jobs));
-    ::setenv("OMP_NUM_THREADS", std::to_string(each).c_str(), 1);
-  }
-
-  struct Child {
-    std::size_t run;
-    std::chrono::steady_clock::time_point start;
-  };
-  std::map<pid_t, Child> running;
   const std::string total = std::to_string(runs.size());
   const auto tag = [&](std::size_t i) { return "[" + std::to_string(i + 1) + "/" + total + "] " + runs[i].name; };
 
-  // Starts run i (or finds it finished); false when nothing was started.
-  const auto start = [&](std::size_t i) {
+  // Starts run i (or finds it finished); -1 when nothing was started.
+  const auto start = [&](std::size_t i) -> pid_t {
     const SweepRun& r = runs[i];
     const std::string folder = out + "/" + r.name, last = folder + "/checkpoints/last.h5";
     std::vector<std::string> args{request.binary, "train"};
@@ -523,7 +727,9 @@ int run_sweep(const SweepRequest& request) {
         manifest.runs[i] = {r.name, "done", 0};
         std::printf("%s: finished already (%s at step %lld)\n", tag(i).c_str(), last.c_str(),
                     static_cast<long long>(c->step));
-        return false;
+        save_manifest();
+        report();
+        return -1;
       }
       args.insert(args.end(), {"--resume", last});
       std::printf("%s: resuming from step %lld\n", tag(i).c_str(), static_cast<long long>(c->step));
@@ -541,40 +747,15 @@ int run_sweep(const SweepRequest& request) {
     const std::string log = out + "/" + r.name + ".log";
     if (request.jobs > 1 || !::isatty(STDOUT_FILENO)) args.push_back("--no-progress");
     if (request.jobs > 1) std::printf("%s: output in %s\n", tag(i).c_str(), log.c_str());
-    std::fflush(stdout);
-    std::fflush(stderr);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     manifest.runs[i] = {r.name, "running", 0};
     save_manifest();
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error(std::string("cannot start a run: fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      // a sweep that dies (kill -9) interrupts its runs as Ctrl-C would: each saves last.h5
-      if (::prctl(PR_SET_PDEATHSIG, SIGINT) != 0 || ::getppid() != parent) ::_exit(kExitInterrupted);
-      if (request.jobs > 1) {
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0 || ::dup2(fd, STDOUT_FILENO) < 0 || ::dup2(fd, STDERR_FILENO) < 0) ::_exit(127);
-        ::close(fd);
-      }
-      ::execv(argv[0], argv.data());
-      std::fprintf(stderr, "rune sweep: cannot run %s: %s\n", argv[0], std::strerror(errno));
-      ::_exit(127);
-    }
-    running[pid] = {i, std::chrono::steady_clock::now()};
-    return true;
+    return start_child(args, request.jobs > 1 ? log : "");
   };
 
-  const auto finish = [&](pid_t pid, int wait_status) {
-    const Child child = running.at(pid);
-    running.erase(pid);
-    const std::size_t i = child.run;
+  const auto finish = [&](std::size_t i, int wait_status, double wall) {
     manifest.runs[i] = ended(runs[i].name, wait_status, g_stop != 0);
     save_manifest();
     const RunState& s = manifest.runs[i];
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - child.start).count();
     std::string said = s.status;
     if (s.status == "failed") said += " (exit code " + std::to_string(s.exit_code) + ")";
     const std::string log = out + "/" + runs[i].name + "/metrics.jsonl";
@@ -591,49 +772,13 @@ int run_sweep(const SweepRequest& request) {
   };
 
   // Ctrl-C and SIGTERM: no new run starts, the running ones are told to stop (each saves last.h5)
-  g_stop = 0;
-  struct sigaction stop = {}, old_int = {}, old_term = {};
-  stop.sa_handler = on_stop;
-  sigemptyset(&stop.sa_mask);
-  ::sigaction(SIGINT, &stop, &old_int);
-  ::sigaction(SIGTERM, &stop, &old_term);
-  bool told = false;
-  std::size_t next = 0;
-  try {
-    while (true) {
-      while (!g_stop && running.size() < static_cast<std::size_t>(request.jobs) && next < todo.size())
-        if (!start(todo[next++])) {
-          save_manifest();
-          report();
-        }
-      if (running.empty()) break;
-      if (g_stop && !told) {
-        for (const auto& [pid, child] : running) ::kill(pid, SIGINT);
-        std::printf("rune sweep: interrupted; stopping %zu run%s (each saves its last.h5)\n", running.size(),
-                    running.size() == 1 ? "" : "s");
+  const bool stopped = run_children(
+      todo.size(), request.jobs, [&](std::size_t k) { return start(todo[k]); },
+      [&](std::size_t k, int wait_status, double wall) { finish(todo[k], wait_status, wall); },
+      [](std::size_t n) {
+        std::printf("rune sweep: interrupted; stopping %zu run%s (each saves its last.h5)\n", n, n == 1 ? "" : "s");
         std::fflush(stdout);
-        told = true;
-      }
-      int wait_status = 0;
-      const pid_t pid = ::waitpid(-1, &wait_status, WNOHANG);
-      if (pid > 0 && running.count(pid)) {
-        finish(pid, wait_status);
-      } else if (pid < 0 && errno != EINTR) {
-        throw std::runtime_error(std::string("waiting for the runs: ") + std::strerror(errno));
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polled, so that Ctrl-C is seen at once
-      }
-    }
-  } catch (...) {
-    // stop what runs rather than leave it behind
-    for (const auto& [pid, child] : running) ::kill(pid, SIGINT);
-    for (const auto& [pid, child] : running) ::waitpid(pid, nullptr, 0);
-    ::sigaction(SIGINT, &old_int, nullptr);
-    ::sigaction(SIGTERM, &old_term, nullptr);
-    throw;
-  }
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
+      });
   save_manifest();
   report();
 
@@ -643,10 +788,171 @@ int run_sweep(const SweepRequest& request) {
   for (const char* s : {"done", "diverged", "failed", "interrupted", "pending"})
     if (counts[s]) parts.push_back(std::to_string(counts[s]) + " " + s);
   std::printf("sweep %s: %s\n", out.c_str(), join(parts, ", ").c_str());
-  if (g_stop || counts["interrupted"] || counts["pending"] || counts["running"]) {
+  if (stopped || counts["interrupted"] || counts["pending"] || counts["running"]) {
     std::printf("continue with the same command: the finished runs are kept, the others resume\n");
     return kExitInterrupted;
   }
+  return kExitOk;
+}
+
+// ------------------------------------------------------------------------- summarizing
+
+namespace {
+
+// The last non-empty line of a file (a failed child's error), "" when there is none.
+std::string last_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!trim(line).empty()) last = trim(line);
+  return last;
+}
+
+}  // namespace
+
+int summarize_sweeps(const SummarizeRequest& request) {
+  if (request.folders.empty()) throw std::invalid_argument("--summarize: name at least one sweep folder");
+  if (request.jobs < 1) throw std::invalid_argument("--jobs " + std::to_string(request.jobs) + ": must be at least 1");
+  if (request.folders.size() > 1 && request.out.empty())
+    throw std::invalid_argument("--summarize with " + std::to_string(request.folders.size()) +
+                                " sweep folders needs --out: the folder for their table, which is no one sweep's");
+  const std::string& split = request.split;
+  if (split.find('/') != std::string::npos || split == "." || split == "..")
+    throw std::invalid_argument("--split " + split + ": not a split's name");
+  std::vector<SweepFolder> folders;
+  for (const std::string& f : request.folders) folders.push_back(read_sweep_folder(f));
+  std::vector<std::vector<RunOutcome>> outcomes;
+  for (const SweepFolder& f : folders) outcomes.push_back(logged_outcomes(f.path, f.runs, f.manifest));
+  const auto summary = [&] {
+    std::vector<SweepSummary> parts;
+    for (std::size_t k = 0; k < folders.size(); ++k) {
+      const SweepManifest& m = folders[k].manifest;
+      parts.push_back({m.config,
+                       m.metric,
+                       m.higher_is_better,
+                       m.grid,
+                       summarise(combinations(m.grid), outcomes[k]),
+                       split,
+                       {folders[k].path}});
+    }
+    return merge_summaries(parts);
+  };
+  summary();  // the tables merge, before anything is evaluated
+
+  // the table's folder: a sweep folder's (the one summarized, say) only while no sweep runs in it
+  const std::string out = request.out.empty() ? request.folders[0] : request.out;
+  if (fs::exists(out) && !fs::is_directory(out)) throw std::invalid_argument(out + " exists and is not a folder");
+  std::optional<FolderLock> lock;
+  if (fs::exists(out + "/sweep.json")) lock.emplace(out);
+
+  if (!split.empty()) {
+    const std::string metric = folders[0].manifest.metric;
+    struct Evaluation {
+      std::size_t folder, run;
+      std::string name;  // <folder>/<run>
+    };
+    std::vector<Evaluation> done, todo;
+    std::map<std::pair<std::size_t, std::size_t>, std::string> failed;  // (folder, run) -> why
+    for (std::size_t k = 0; k < folders.size(); ++k)
+      for (std::size_t i = 0; i < folders[k].runs.size(); ++i)
+        if (outcomes[k][i].status == "done") done.push_back({k, i, folders[k].path + "/" + folders[k].runs[i].name});
+    const auto checkpoint = [](const Evaluation& e) { return e.name + "/checkpoints/best.h5"; };
+    const auto report = [&](const Evaluation& e) { return e.name + "/eval-" + split + ".json"; };
+    const auto log = [&](const Evaluation& e) { return e.name + ".eval-" + split + ".log"; };
+    std::size_t up_to_date = 0;
+    for (const Evaluation& e : done) {
+      if (!fs::exists(checkpoint(e))) {
+        failed[{e.folder, e.run}] = "it has no checkpoints/best.h5";
+      } else if (fs::exists(report(e)) && fs::last_write_time(report(e)) >= fs::last_write_time(checkpoint(e))) {
+        ++up_to_date;
+      } else {
+        todo.push_back(e);
+      }
+    }
+    std::printf("%zu done run%s in %zu sweep folder%s, %s by %s %s: %zu evaluated before, %zu to evaluate%s%s\n",
+                done.size(), done.size() == 1 ? "" : "s", folders.size(), folders.size() == 1 ? "" : "s",
+                folders[0].manifest.higher_is_better ? "highest" : "lowest", split.c_str(), metric.c_str(), up_to_date,
+                todo.size(),
+                todo.size() > 1 && request.jobs > 1 ? (", " + std::to_string(request.jobs) + " at a time").c_str() : "",
+                failed.empty() ? "" : (", " + std::to_string(failed.size()) + " without a best.h5").c_str());
+    for (const auto& [at, why] : failed)
+      std::printf("%s/%s: %s: counted as failed\n", folders[at.first].path.c_str(),
+                  folders[at.first].runs[at.second].name.c_str(), why.c_str());
+    std::fflush(stdout);
+    share_cores(request.jobs);
+    const std::string total = std::to_string(todo.size());
+    const auto tag = [&](std::size_t n) { return "[" + std::to_string(n + 1) + "/" + total + "] " + todo[n].name; };
+    const bool stopped = run_children(
+        todo.size(), request.jobs,
+        [&](std::size_t n) {
+          const Evaluation& e = todo[n];
+          std::printf("%s: evaluating best.h5 on %s (output in %s)\n", tag(n).c_str(), split.c_str(), log(e).c_str());
+          return start_child({request.binary, "eval", checkpoint(e), "--split", split, "--out", e.name}, log(e));
+        },
+        [&](std::size_t n, int wait_status, double wall) {
+          const Evaluation& e = todo[n];
+          std::string why;
+          if (g_stop && (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0)) {
+            std::printf("%s: interrupted\n", tag(n).c_str());  // evaluated again by the next command
+            std::fflush(stdout);
+            return;
+          }
+          if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+            const int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+            const std::string said = last_line(log(e));
+            why = "evaluation failed (exit code " + std::to_string(code) + (said.empty() ? "" : ": " + said) + ")";
+          } else {
+            try {
+              const double v = read_eval_value(report(e), metric);
+              std::printf("%s: %s %s %s in %s\n", tag(n).c_str(), split.c_str(), metric.c_str(), fixed(v, 4).c_str(),
+                          duration(wall).c_str());
+            } catch (const std::exception& ex) {
+              why = ex.what();
+            }
+          }
+          if (!why.empty()) {
+            failed[{e.folder, e.run}] = why;
+            std::printf("%s: %s: counted as failed\n", tag(n).c_str(), why.c_str());
+          }
+          std::fflush(stdout);
+        },
+        [](std::size_t n) {
+          std::printf("rune sweep: interrupted; stopping %zu evaluation%s\n", n, n == 1 ? "" : "s");
+          std::fflush(stdout);
+        });
+    if (stopped) {
+      std::printf("no table written; the same command goes on (the evaluations that ended are kept)\n");
+      return kExitInterrupted;
+    }
+    // each done run's value: its evaluation on the split, or failed
+    for (const Evaluation& e : done) {
+      RunOutcome& o = outcomes[e.folder][e.run];
+      if (!failed.count({e.folder, e.run})) try {
+          o.result.best = read_eval_value(report(e), metric);
+          o.result.has_metric = true;
+          continue;
+        } catch (const std::exception& ex) {
+          failed[{e.folder, e.run}] = ex.what();
+          std::printf("%s: %s: counted as failed\n", e.name.c_str(), ex.what());
+        }
+      o.status = "failed";
+      o.result.has_metric = false;
+    }
+    std::vector<std::string> names;
+    for (const auto& [at, why] : failed)
+      names.push_back(folders[at.first].path + "/" + folders[at.first].runs[at.second].name);
+    if (todo.empty())
+      std::printf("nothing evaluated: every done run's eval-%s.json is up to date with its best.h5\n", split.c_str());
+    else
+      std::printf("evaluated %zu run%s on %s\n", todo.size(), todo.size() == 1 ? "" : "s", split.c_str());
+    if (!names.empty())
+      std::printf("%zu run%s counted as failed: %s\n", names.size(), names.size() == 1 ? "" : "s",
+                  join(names, ", ").c_str());
+    std::fflush(stdout);
+  }
+
+  fs::create_directories(out);
+  if (request.write) request.write(out, summary());
   return kExitOk;
 }
 

@@ -1,9 +1,12 @@
 // Hyperparameter sweeps (`rune sweep`): the grid of --grid flags and its runs in a fixed order,
 // each run's folder name, the sweep's manifest (sweep.json), a run's result read from its metrics
 // log, the summary table's arithmetic, and run_sweep, which trains every run as a child
-// `rune train` process, so that a crash or a NaN in one run never ends the others.
+// `rune train` process, so that a crash or a NaN in one run never ends the others; and
+// summarize_sweeps, which tabulates finished sweeps on another split (each run's best.h5
+// evaluated by a child `rune eval`) or several sweeps in one table.
 //
 //   rune sweep tiny.toml --grid model.nhead=2,4 --grid train.lr=1e-3,3e-3 --seeds 2
+//   rune sweep --summarize runs/vit runs/cnn --split test --out runs/vit-vs-cnn
 //
 // Order: the cartesian product of the axes as itertools.product gives it (the first --grid varies
 // slowest, the last fastest), and within a combination the seeds (the config's seed, seed+1, ...).
@@ -137,12 +140,53 @@ std::vector<SweepRow> summarise(const std::vector<std::vector<std::string>>& com
 
 // What the report writers draw from (report/sweep_report.hpp).
 struct SweepSummary {
-  std::string config;
+  std::string config;  // of several sweeps: their configs, each once, joined by ", "
   std::string metric;  // the task's primary metric, without val_
   bool higher_is_better = true;
+  // With several sources the first axis is `sweep`, its values the folders' names (sweep_name),
+  // and each row's first value its sweep's name.
   std::vector<GridAxis> grid;
   std::vector<SweepRow> rows;
+  // "": a run's value is its best validation value; else the split its best.h5 was evaluated on
+  std::string split;
+  std::vector<std::string> sources;  // the sweep folders tabulated
 };
+
+// ------------------------------------------------------------------------- reading a sweep folder
+
+// A sweep folder as its manifest describes it.
+struct SweepFolder {
+  std::string path;
+  SweepManifest manifest;
+  std::vector<SweepRun> runs;  // runs[i] is manifest.runs[i], as expand_runs gives it
+};
+
+// std::runtime_error naming the folder for one that is not a sweep folder (no sweep.json, or one
+// whose runs are not those of its grid and seeds).
+SweepFolder read_sweep_folder(const std::string& path);
+
+// Each run's status (from `manifest`) and, for a run started, its result from
+// <folder>/<run>/metrics.jsonl; a log that cannot be read is said on stderr and gives no result.
+std::vector<RunOutcome> logged_outcomes(const std::string& folder, const std::vector<SweepRun>& runs,
+                                        const SweepManifest& manifest);
+
+// A sweep folder's summary from its runs' logs (the best validation values); sources: its path.
+SweepSummary logged_summary(const SweepFolder& folder);
+
+// The name of a sweep folder in a table of several: its last component ("runs/vit/" is "vit").
+std::string sweep_name(const std::string& folder);
+
+// Several sweeps' summaries (one source each) as one: a first axis `sweep` whose values are the
+// folders' names in the order given, then the shared axes, each with the values of every sweep
+// (the first sweep's in its order, then those the next ones add); the rows of each sweep in turn.
+// One summary is returned as it is. std::invalid_argument, naming the folder and what differs,
+// for another metric or direction, other grid keys or another order of them, another split, and
+// two folders of the same name.
+SweepSummary merge_summaries(const std::vector<SweepSummary>& summaries);
+
+// The value of `metric` in an eval-<split>.json that `rune eval` wrote (a JSON object of numbers);
+// std::runtime_error naming the file when it cannot be read, or the metric is missing or not finite.
+double read_eval_value(const std::string& path, const std::string& metric);
 
 // ------------------------------------------------------------------------- running
 
@@ -167,5 +211,27 @@ struct SweepRequest {
 // and returns 130; otherwise 0 once every run has ended, whatever its status. Throws for bad
 // input, and for a sweep folder that holds another sweep or that another rune sweep is using.
 int run_sweep(const SweepRequest& request);
+
+// `rune sweep --summarize DIR [DIR ...]`: the table of finished sweeps, on another split, or of
+// several sweeps together.
+struct SummarizeRequest {
+  std::vector<std::string> folders;       // sweep folders
+  std::string split;                      // "": the best validation values
+  int jobs = 1;                           // evaluations at a time
+  std::string out;                        // where the table goes; "" is the folder when there is one
+  std::string binary = "/proc/self/exe";  // the rune executable each evaluation is started with
+  // Writes the table and plots of `summary` into `folder` (`rune sweep` passes report's writer).
+  std::function<void(const std::string& folder, const SweepSummary& summary)> write;
+};
+
+// Reads every folder's manifest and checks that their tables can be merged (merge_summaries)
+// before anything runs. With a split, each done run's value is its checkpoints/best.h5 evaluated
+// on that split: read from <folder>/<run>/eval-<split>.json, and where that is missing or older
+// than best.h5, written first by a child `rune eval <best.h5> --split S --out <folder>/<run>`
+// (its output appended to <folder>/<run>.eval-<split>.log), `jobs` at a time. A run whose
+// evaluation fails (or that has no best.h5) is said by name and counts as failed; the others go
+// on. Then calls write. Returns 0, or 130 after Ctrl-C (no table written then). Throws for bad
+// input.
+int summarize_sweeps(const SummarizeRequest& request);
 
 }  // namespace rune::train
