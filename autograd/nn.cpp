@@ -123,22 +123,6 @@ Tensor softmax_impl(const Tensor& x, std::int64_t dim_in, bool log, const char* 
   return y;
 }
 
-// sum of (x - mu)^2 over a row
-template <class T>
-T centered_square_sum(const T* x, std::int64_t n, T mu) {
-  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
-  const Batch<T> m(mu);
-  Batch<T> acc(T(0));
-  std::int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const Batch<T> d = Batch<T>::load_unaligned(x + i) - m;
-    acc = xsimd::fma(d, d, acc);
-  }
-  T s = xsimd::hadd(acc);
-  for (; i < n; ++i) s += (x[i] - mu) * (x[i] - mu);
-  return s;
-}
-
 // y = (x - mu) * rstd * w + b over a row; w and b may be null.
 template <class T>
 void normalize_row(const T* x, T* y, std::int64_t n, T mu, T rstd, const T* w, const T* b) {
@@ -248,7 +232,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
       T* yr = py + r * n;
       const T mu = detail::sum_simd(xr, n) / static_cast<T>(n);
       // two passes: the variance of (x - mean) does not cancel catastrophically
-      const T var = centered_square_sum(xr, n, mu) / static_cast<T>(n);
+      const T var = detail::centred_square_sum(xr, n, mu) / static_cast<T>(n);
       const T rstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(var) + eps));
       pm[r] = mu;
       pr[r] = rstd;
