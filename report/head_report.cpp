@@ -109,9 +109,11 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   // each module's heads by pattern class: counts (pattern_shares.csv) and shares (a stacked bar each)
   Csv shares_csv({"module", "heads", "diagonal", "offset", "vertical", "block", "heterogeneous"});
   std::vector<std::vector<double>> shares;
+  std::vector<std::int64_t> class_total(5, 0);  // over every module, for heads.json
   for (const ModuleHeads& m : a.modules) {
     std::vector<std::int64_t> count(5, 0);
     for (const HeadResult& r : m.heads) ++count[static_cast<std::size_t>(r.stats.pattern)];
+    for (std::size_t k = 0; k < count.size(); ++k) class_total[k] += count[k];
     const auto n = static_cast<double>(m.heads.size());
     shares.emplace_back();
     for (std::int64_t k : count) shares.back().push_back(n > 0 ? static_cast<double>(k) / n : 0.0);
@@ -254,12 +256,8 @@ std::vector<std::string> write_head_report(const HeadAnalysis& a, const std::str
   j["redundant_pairs"] = a.redundant.size();
   j["dead"] = dead;
   nlohmann::ordered_json classes;
-  for (Pattern p : {Pattern::diagonal, Pattern::offset, Pattern::vertical, Pattern::block, Pattern::heterogeneous}) {
-    std::int64_t n = 0;
-    for (const ModuleHeads& m : a.modules)
-      n += std::count_if(m.heads.begin(), m.heads.end(), [p](const HeadResult& r) { return r.stats.pattern == p; });
-    classes[pattern_name(p)] = n;
-  }
+  for (Pattern p : {Pattern::diagonal, Pattern::offset, Pattern::vertical, Pattern::block, Pattern::heterogeneous})
+    classes[pattern_name(p)] = class_total[static_cast<std::size_t>(p)];
   j["patterns"] = classes;
   if (!a.pruning.empty()) {
     j["primary_metric"] = a.primary_metric;

@@ -45,9 +45,9 @@ ImageClassifierTask::ImageClassifierTask(train::Config& c, const train::TaskCont
                           "training images used, a subset of those not held out chosen by the seed and nested "
                           "(a smaller size's images are among a larger one's); 0: all of them");
   batch_size_ = c.integer("data.batch_size", 128, {1}, "images per training batch");
-  epoch_batches_ = c.integer("data.batches_per_epoch", 0, {0},
-                             "training batches per epoch (0: one pass, training images / batch_size); passes "
-                             "continue across epochs, so a run's steps need not depend on data.train_size");
+  batches_per_epoch_ = c.integer("data.batches_per_epoch", 0, {0},
+                                 "training batches per epoch (0: one pass, training images / batch_size); passes "
+                                 "continue across epochs, so a run's steps need not depend on data.train_size");
   eval_batch_size_ = c.integer("data.eval_batch_size", 500, {1}, "images per batch in evaluation");
   transform_.size = c.integer("data.image_size", 0, {0},
                               "the model's input size in pixels (0: the data's own); larger sizes need data.resize");
@@ -101,8 +101,8 @@ void ImageClassifierTask::load_data(train::Config& c, const train::TaskContext& 
   if (train_.size() < batch_size_)
     c.fail("data.batch_size",
            std::to_string(batch_size_) + " is more than the " + std::to_string(train_.size()) + " training images");
-  pass_batches_ = train_.size() / batch_size_;  // the last partial batch is dropped, as drop_last
-  batches_per_epoch_ = epoch_batches_ > 0 ? epoch_batches_ : pass_batches_;
+  pass_batches_ = train_.size() / batch_size_;                      // the last partial batch is dropped, as drop_last
+  if (batches_per_epoch_ == 0) batches_per_epoch_ = pass_batches_;  // data.batches_per_epoch = 0: a pass
   transform_.stats = channel_stats(train_);
   if (const train::Checkpoint* from = context.checkpoint) {
     // rebuilt from a checkpoint: normalised and named as in training, whatever the data holds now

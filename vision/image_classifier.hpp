@@ -70,8 +70,7 @@ class ImageClassifierTask : public train::Task, public train::EvalReports {
   std::uint64_t seed_;
   std::string dataset_;
   std::int64_t batch_size_ = 0, eval_batch_size_ = 0, batches_per_epoch_ = 0;
-  std::int64_t epoch_batches_ = 0;  // data.batches_per_epoch (0: a pass)
-  std::int64_t pass_batches_ = 0;   // whole batches in one pass over the training images
+  std::int64_t pass_batches_ = 0;  // whole batches in one pass over the training images
   double label_smoothing_ = 0;
   ImageSet train_, val_, test_;
   ImageTransform transform_;
