@@ -38,7 +38,7 @@ rune_run() {  # name, extra --set ...
 # images/s of the twin over its second half: the mean of the rates its progress lines give (each
 # over the steps since the line before)
 torch_run() {
-  timeout -s INT "$seconds" /usr/bin/python3 "$here/torch_vit_recipe.py" --out "$tmp/torch.json" \
+  timeout -s INT "$seconds" /usr/bin/python3 "$here/torch_vit_recipe.py" --out "$tmp/torch.json" --log-every 10 \
     > "$tmp/torch.log" 2>&1 || true
   /usr/bin/python3 - "$tmp/torch.log" <<'EOF'
 import re, sys

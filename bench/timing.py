@@ -3,6 +3,7 @@ bench/timing.hpp (3 warm-up runs, then the median of runs over about `budget` se
 and at most 500; one tab-separated line per case: name, seconds, rate, unit, the model FLOPs of
 one run (0: not a compute case) and the process's peak resident memory in MiB so far (0: not
 reported))."""
+import ctypes
 import os
 import resource
 import statistics
@@ -39,3 +40,28 @@ def loaded_blas():
             if len(fields) >= 6 and "blas" in os.path.basename(fields[-1]).lower():
                 paths.add(fields[-1])
     return ", ".join(sorted(paths)) or "no BLAS library mapped"
+
+
+# OpenBLAS cores without AVX: a CPU newer than OpenBLAS's tables gets one of these (autograd/blas.cpp).
+_PRE_AVX_CORES = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Opteron", "Opteron(SSE3)",
+                  "Barcelona", "Bobcat", "Nano", "Katmai", "Coppermine", "Northwood", "Banias", "Athlon"}
+
+
+def better_openblas_core(library):
+    """The OPENBLAS_CORETYPE Runestone's programs run with (autograd/blas.cpp): SkylakeX or Haswell
+    when the OpenBLAS at `library` would pick a core without AVX on a CPU that has AVX-512 or AVX2,
+    else None (its own choice stands). Call it before torch loads: OpenBLAS reads the variable only
+    when it loads."""
+    try:
+        blas = ctypes.CDLL(library)
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        core = blas.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return None  # not OpenBLAS
+    if core not in _PRE_AVX_CORES:
+        return None
+    with open("/proc/cpuinfo") as info:
+        flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    if "avx512f" in flags:
+        return "SkylakeX"
+    return "Haswell" if "avx2" in flags and "fma" in flags else None

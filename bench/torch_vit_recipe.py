@@ -7,6 +7,7 @@ python3-torch, and after every epoch measures top-1 accuracy on the validation s
     /usr/bin/python3 bench/torch_vit_recipe.py                       # the full recipe (20 epochs)
     /usr/bin/python3 bench/torch_vit_recipe.py --limit-steps 30      # a quick check of the speed
     /usr/bin/python3 bench/torch_vit_recipe.py --config X.toml --epochs N --target 0.91 --out F.json
+    /usr/bin/python3 bench/torch_vit_recipe.py --log-every 10     # progress every 10 steps
 
 --epochs N is train.epochs = N (the schedule's length follows, as in Runestone); --limit-steps N
 stops after N steps of the full run's schedule and evaluates there (a partial epoch's record).
@@ -24,9 +25,10 @@ records' eval_s (and it evaluates the test split only afterwards, with `rune eva
 BLAS and threads. Debian's torch links the generic libblas.so.3, which may be the reference BLAS
 (20-40x slower). Like bench/run.sh, this script puts the OpenMP build of OpenBLAS first on
 LD_LIBRARY_PATH (/usr/lib/<multiarch>/openblas-openmp, or $RUNE_OPENBLAS_DIR) by re-executing
-itself once before torch is imported, and prints the BLAS libraries the process really mapped. It
-runs torch.set_num_threads(OMP_NUM_THREADS), 2 when OMP_NUM_THREADS is unset (and then sets it, so
-that OpenBLAS's OpenMP threads agree).
+itself once before torch is imported (with OPENBLAS_CORETYPE set as Runestone's programs set it,
+autograd/blas.cpp, when that OpenBLAS would pick kernels older than the CPU), and prints the BLAS
+libraries the process really mapped. It runs torch.set_num_threads(OMP_NUM_THREADS), 2 when
+OMP_NUM_THREADS is unset (and then sets it, so that OpenBLAS's OpenMP threads agree).
 
 What is the same as Runestone's recipe (the files named are Runestone's):
 - The data: the IDX files of data.dir, gzipped or not (examples/vit/image_data.cpp read_idx: the
@@ -118,6 +120,12 @@ def _reexec_with_openblas():
     if blas_dir in paths or os.environ.get("RUNE_TWIN_REEXEC"):
         return
     os.environ["LD_LIBRARY_PATH"] = ":".join([blas_dir] + paths)
+    if "OPENBLAS_CORETYPE" not in os.environ:  # the kernels Runestone's side runs, as bench/run.sh does
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from timing import better_openblas_core
+        core = better_openblas_core(os.path.join(blas_dir, "libblas.so.3"))
+        if core:
+            os.environ["OPENBLAS_CORETYPE"] = core
     os.environ["RUNE_TWIN_REEXEC"] = "1"
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable] + sys.argv)
@@ -679,16 +687,21 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="train.epochs (default: the config's)")
     ap.add_argument("--limit-steps", type=int, default=None, help="stop after this many steps (a quick check)")
     ap.add_argument("--target", type=float, default=0.91, help="test accuracy whose first reach is timed")
+    ap.add_argument("--log-every", type=int, default=None, help="train.log_every (default: the config's)")
     ap.add_argument("--out", default=os.path.join(REPO, "runs/vit-torch/time_to_accuracy.json"))
     args = ap.parse_args()
     if args.epochs is not None and args.epochs < 1:
         ap.error("--epochs must be at least 1")
     if args.limit_steps is not None and args.limit_steps < 1:
         ap.error("--limit-steps must be at least 1")
+    if args.log_every is not None and args.log_every < 1:
+        ap.error("--log-every must be at least 1")
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
     torch.set_num_threads(threads)
     r = Recipe(args.config, args.epochs)
+    if args.log_every is not None:
+        r.log_every = args.log_every
     torch.manual_seed(r.seed)
 
     # data, split and statistics as ViTTask's constructor
@@ -733,7 +746,8 @@ def main():
         torch.randn(256, 256) @ torch.randn(256, 256)  # so that the BLAS is loaded before we look
     blas = loaded_blas()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, BLAS: {blas}", flush=True)
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, BLAS: {blas}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}", flush=True)
     print(f"# {args.config}: {n_params:,} parameters; {train_images.shape[0]} train / {val_images.shape[0]} val / "
           f"{test_images.shape[0]} test images (data ready in {load_s:.1f} s); mean {means} std {stds}; "
           f"{r.epochs} epochs of {r.batches_per_epoch} batches of {r.batch_size} = {r.total_steps} steps; "
