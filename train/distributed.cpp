@@ -158,6 +158,34 @@ void broadcast_parameters(const Communicator& comm, const std::vector<Tensor>& p
   }
 }
 
+void average_buffers(const Communicator& comm, const std::vector<Tensor>& buffers) {
+  if (!comm.distributed()) return;
+  std::vector<double> values;  // every floating buffer's values, one after the other
+  for (const Tensor& b : buffers) {
+    if (b.dtype() != DType::float32 && b.dtype() != DType::float64) continue;
+    if (!b.is_contiguous()) throw std::logic_error("average_buffers: a buffer is not contiguous");
+    const std::vector<double> v = to_dtype(b, DType::float64).to_vector<double>();
+    values.insert(values.end(), v.begin(), v.end());
+  }
+  if (values.empty()) return;
+  comm.allreduce_sum(values.data(), values.size());
+  const double ranks = comm.size();
+  std::size_t at = 0;
+  for (const Tensor& b : buffers) {
+    const std::size_t n = static_cast<std::size_t>(b.numel());
+    if (b.dtype() == DType::float32) {
+      float* out = static_cast<float*>(b.raw_data());
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(values[at + i] / ranks);
+    } else if (b.dtype() == DType::float64) {
+      double* out = static_cast<double*>(b.raw_data());
+      for (std::size_t i = 0; i < n; ++i) out[i] = values[at + i] / ranks;
+    } else {
+      continue;
+    }
+    at += n;
+  }
+}
+
 std::uint64_t parameter_digest(const std::vector<Tensor>& params) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (const Tensor& p : params) {

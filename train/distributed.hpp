@@ -62,6 +62,13 @@ class Communicator {
 // Rank 0's parameter values into every rank's parameters.
 void broadcast_parameters(const Communicator& comm, const std::vector<Tensor>& params);
 
+// Every floating buffer (a batch norm's running statistics) replaced by its mean over the ranks;
+// integer buffers (counts, the same on every rank) are left alone. Each rank's running statistics
+// follow its own shard of the batches, so before the ranks validate their shards of the split
+// and rank 0 saves a checkpoint, they agree on the mean: the statistics of all the batches, the
+// same on every rank, and what the checkpoint holds.
+void average_buffers(const Communicator& comm, const std::vector<Tensor>& buffers);
+
 // A 64-bit digest of the parameters' bytes (FNV-1a): equal on every rank when they are identical.
 std::uint64_t parameter_digest(const std::vector<Tensor>& params);
 

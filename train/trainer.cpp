@@ -334,6 +334,8 @@ int train(const TrainRequest& request) {
   // every rank starts from rank 0's parameters (a new run's initialisation, or the same checkpoint)
   const std::vector<Tensor> params = model.parameters();
   broadcast_parameters(comm, params);
+  std::vector<Tensor> buffers;  // running statistics: averaged over the ranks before they are used or saved
+  for (const auto& [name, b] : model.named_buffers()) buffers.push_back(b);
   std::unique_ptr<GradientReducer> reducer;
   if (parallel) reducer = std::make_unique<GradientReducer>(comm, params, static_cast<std::size_t>(o.bucket_mb * 1e6));
   std::unique_ptr<CheckpointManager> checkpoints;
@@ -463,6 +465,7 @@ int train(const TrainRequest& request) {
       if (parallel && !comm.same_everywhere(parameter_digest(params)))
         throw std::logic_error("the ranks' parameters differ at step " + std::to_string(step + 1) +
                                ": data-parallel training has diverged");
+      if (parallel) average_buffers(comm, buffers);
       const auto eval_start = std::chrono::steady_clock::now();
       // every rank validates its shard of the split when the task can; otherwise rank 0 alone,
       // while the others wait for whether the run goes on
@@ -493,6 +496,7 @@ int train(const TrainRequest& request) {
                     duration(elapsed) + ")");
     }
     if (interrupted) {
+      if (parallel) average_buffers(comm, buffers);
       if (root) {
         checkpoints->save(make_checkpoint(step + 1, {}));
         observe();

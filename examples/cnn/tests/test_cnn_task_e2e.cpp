@@ -12,6 +12,7 @@
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 #include "examples/cnn/cnn_task.hpp"
+#include "examples/cnn/tests/tiny_cnn.hpp"
 #include "optim/sgd.hpp"
 #include "tests/helpers.hpp"
 #include "tests/image_files.hpp"
@@ -20,26 +21,6 @@ namespace rune::examples {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A folder of 12x12 grey IDX files: 480 training and 120 test images of 4 classes.
-fs::path idx_folder(const std::string& name) {
-  const fs::path dir = scratch_dir("cnn_" + name);
-  vision::testdata::write_idx(dir.string(), vision::testdata::synthetic_images(480, 1, 12, 4, 1),
-                              vision::testdata::synthetic_images(120, 1, 12, 4, 2), true);
-  return dir;
-}
-
-std::string tiny_config(const fs::path& data, const std::string& extra = "", const std::string& stages = "3") {
-  return "[task]\nname = \"cnn\"\n[data]\ndataset = \"mnist\"\ndir = \"" + data.string() + R"("
-val_size = 80
-batch_size = 32
-eval_batch_size = 64
-[model]
-width = 8
-blocks = 1
-stages = )" +
-         stages + "\n" + extra;
-}
 
 TEST(CnnTask, ATinyResNetLearnsAndItsBatchNormsTrack) {
   OneThread one;
