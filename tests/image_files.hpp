@@ -91,4 +91,10 @@ inline void write_idx(const std::string& dir, const ImageSet& train, const Image
   }
 }
 
+// The tasks' small test data: 480 training and 120 test 12x12 grey images of 4 classes, gzipped
+// IDX files in `dir`.
+inline void write_small_idx(const std::string& dir) {
+  write_idx(dir, synthetic_images(480, 1, 12, 4, 1), synthetic_images(120, 1, 12, 4, 2), true);
+}
+
 }  // namespace rune::vision::testdata

@@ -22,13 +22,13 @@ double json_number(const std::filesystem::path& file, const std::string& key) {
 }
 
 TEST_F(Mpi, CnnOnTwoRanksValidatesWithTheStatisticsItSaves) {
-  const std::filesystem::path dir = idx_folder("mpi");
+  const std::filesystem::path dir = cnn_idx_folder("mpi");
   // 400 training images in batches of 32: 12 steps an epoch, each of 16 images a rank; validation
   // (80 images) shared out between the ranks, each with the running statistics it holds
   std::ofstream(dir / "cnn.toml") << "seed = 3\n"
-                                  << tiny_config(dir,
-                                                 "[train]\nepochs = 2\noptimizer = \"sgd\"\nlr = 0.1\n"
-                                                 "warmup_steps = 2\n[run]\ndir = \"runs\"\n");
+                                  << tiny_cnn_config(dir,
+                                                     "[train]\nepochs = 2\noptimizer = \"sgd\"\nlr = 0.1\n"
+                                                     "warmup_steps = 2\n[run]\ndir = \"runs\"\n");
   const RunResult r = rune_on(2, "train cnn.toml --no-progress --set run.name=ranks2", dir);
   ASSERT_EQ(r.status, 0) << r.output;
   const auto logged = last_validation((dir / "runs/ranks2/metrics.jsonl").string());

@@ -22,8 +22,7 @@ namespace fs = std::filesystem;
 TEST(CnnOnnx, TheExportedModelGivesRunesLogits) {
   // 12x12 grey IDX files: 480 training and 120 test images of 4 classes
   const fs::path data = scratch_dir("cnn_onnx");
-  vision::testdata::write_idx(data.string(), vision::testdata::synthetic_images(480, 1, 12, 4, 1),
-                              vision::testdata::synthetic_images(120, 1, 12, 4, 2), true);
+  vision::testdata::write_small_idx(data.string());
   std::ofstream(data / "tiny.toml") << "seed = 3\n[task]\nname = \"cnn\"\n[data]\ndataset = \"mnist\"\ndir = \""
                                     << data.string() << R"("
 val_size = 80

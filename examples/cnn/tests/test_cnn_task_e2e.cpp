@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 
 TEST(CnnTask, ATinyResNetLearnsAndItsBatchNormsTrack) {
   OneThread one;
-  const fs::path data = idx_folder("learns");
-  train::Config config = train::Config::parse(tiny_config(data), "tiny.toml");
+  const fs::path data = cnn_idx_folder("learns");
+  train::Config config = train::Config::parse(tiny_cnn_config(data), "tiny.toml");
   Generator init(1), dropout(2);
   EXPECT_EQ(config.string("task.name", "", "the task"), "cnn");
   CnnTask task(config, {0, &init, &dropout});
@@ -74,8 +74,8 @@ TEST(CnnTask, ATinyResNetLearnsAndItsBatchNormsTrack) {
 }
 
 TEST(CnnTask, StagesThatHalveTheImageToNothingAreRefusedByKey) {
-  const fs::path data = idx_folder("stages");
-  train::Config config = train::Config::parse(tiny_config(data, "", "5"), "tiny.toml");
+  const fs::path data = cnn_idx_folder("stages");
+  train::Config config = train::Config::parse(tiny_cnn_config(data, "", "5"), "tiny.toml");
   Generator init(1), dropout(2);
   const std::string e = error_of([&] { CnnTask task(config, {0, &init, &dropout}); });
   EXPECT_NE(e.find("model.stages"), std::string::npos) << e;
@@ -85,9 +85,9 @@ TEST(CnnTask, StagesThatHalveTheImageToNothingAreRefusedByKey) {
 
 TEST(CnnTask, EndToEndThroughRune) {
   OneThread one;
-  const fs::path data = idx_folder("cli");
+  const fs::path data = cnn_idx_folder("cli");
   std::ofstream(data / "tiny.toml") << "seed = 2\n"
-                                    << tiny_config(data, R"([train]
+                                    << tiny_cnn_config(data, R"([train]
 epochs = 6
 optimizer = "sgd"
 lr = 0.1

@@ -13,8 +13,7 @@ namespace rune::examples {
 // A folder of 12x12 grey IDX files: 480 training and 120 test images of 4 classes.
 inline std::filesystem::path idx_folder(const std::string& name) {
   const std::filesystem::path dir = scratch_dir("vit_" + name);
-  vision::testdata::write_idx(dir.string(), vision::testdata::synthetic_images(480, 1, 12, 4, 1),
-                              vision::testdata::synthetic_images(120, 1, 12, 4, 2), true);
+  vision::testdata::write_small_idx(dir.string());
   return dir;
 }
 
