@@ -62,6 +62,66 @@ TEST(Conv2d, TransposedInputGivesTheSameAsContiguous) {
             0.0);
 }
 
+// The gradients of sum(y * gy) by their definition, in double: dx[b, c, h, w] and dW[o, c, i, j]
+// each the sum of gy[b, o, p, q] times the weight or the pixel that met at output (p, q).
+std::pair<Tensor, Tensor> conv2d_gradients_by_definition(const Tensor& x, const Tensor& w, const Tensor& gy,
+                                                         const Conv2dOptions& o) {
+  const Tensor xd = to_dtype(x.detach(), DType::float64), wd = to_dtype(w.detach(), DType::float64),
+               gd = to_dtype(gy.detach(), DType::float64);
+  Tensor gx = zeros(x.shape(), DType::float64), gw = zeros(w.shape(), DType::float64);
+  const std::int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = w.size(0), kh = w.size(2),
+                     kw = w.size(3), P = gy.size(2), Q = gy.size(3), cg = C / o.groups, og = O / o.groups;
+  const double *px = xd.data<double>(), *pw = wd.data<double>(), *pg = gd.data<double>();
+  double *dx = gx.data<double>(), *dw = gw.data<double>();
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t oc = 0; oc < O; ++oc)
+      for (std::int64_t p = 0; p < P; ++p)
+        for (std::int64_t q = 0; q < Q; ++q)
+          for (std::int64_t c = 0; c < cg; ++c)
+            for (std::int64_t i = 0; i < kh; ++i)
+              for (std::int64_t j = 0; j < kw; ++j) {
+                const std::int64_t h = p * o.stride[0] - o.padding[0] + i * o.dilation[0];
+                const std::int64_t v = q * o.stride[1] - o.padding[1] + j * o.dilation[1];
+                if (h < 0 || h >= H || v < 0 || v >= W) continue;
+                const double gyv = pg[((b * O + oc) * P + p) * Q + q];
+                const std::int64_t xi = ((b * C + oc / og * cg + c) * H + h) * W + v,
+                                   wi = ((oc * cg + c) * kh + i) * kw + j;
+                dx[xi] += pw[wi] * gyv;
+                dw[wi] += px[xi] * gyv;
+              }
+  return {gx, gw};
+}
+
+// Float32 gradients at the widths of a ResNet, where the GEMMs take either orientation and the
+// input's gradient is either a convolution of gy (stride 1) or a scatter of columns.
+TEST(Conv2d, GradientsMatchTheirDefinitionOnEveryPath) {
+  struct Case {
+    Shape x, w;
+    Conv2dOptions o;
+    const char* path;
+  };
+  const std::vector<Case> cases{
+      {{3, 32, 14, 14}, {32, 32, 3, 3}, conv({1, 1}, {1, 1}), "transposed GEMMs, dx a convolution"},
+      {{2, 16, 12, 12}, {64, 16, 3, 3}, conv({1, 1}, {1, 1}), "transposed forward, dx a convolution"},
+      {{5, 64, 7, 7}, {64, 64, 3, 3}, conv({1, 1}, {1, 1}), "7x7: untransposed"},
+      {{2, 32, 9, 9}, {6, 16, 3, 2}, conv({1, 1}, {2, 0}, {1, 2}, 2), "groups, dilation, uneven padding"},
+      {{2, 3, 10, 10}, {16, 3, 3, 3}, conv({1, 1}, {1, 1}), "3 channels: dx scattered"},
+      {{2, 16, 14, 14}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2: dx scattered"},
+      {{2, 3, 5, 5}, {4, 3, 3, 3}, conv({1, 1}, {3, 3}), "padding beyond the kernel: dx scattered"},
+      {{2, 16, 6, 6}, {32, 16, 1, 1}, conv({1, 1}, {0, 0}), "1x1: one GEMM"},
+  };
+  Generator g(4);
+  for (const Case& c : cases) {
+    const Tensor x = randn(c.x, g).requires_grad_(), w = randn(c.w, g).requires_grad_();
+    const Tensor y = conv2d(x, w, {}, c.o);
+    const Tensor gy = randn(y.shape(), g);
+    sum(y * gy).backward();
+    const auto [gx, gw] = conv2d_gradients_by_definition(x, w, gy, c.o);
+    EXPECT_LT(max_abs_diff(x.grad(), gx), 2e-5 * (1 + max_abs(gx))) << c.path;
+    EXPECT_LT(max_abs_diff(w.grad(), gw), 2e-5 * (1 + max_abs(gw))) << c.path;
+  }
+}
+
 TEST(Conv2d, RefusesShapesThatDoNotFitByName) {
   const Tensor x = zeros({1, 4, 5, 5}), w = zeros({6, 2, 3, 3});
   EXPECT_NE(error_of([&] { conv2d(x, w, {}, conv({1, 1}, {0, 0}, {1, 1}, 3)); }).find("groups 3"), std::string::npos);

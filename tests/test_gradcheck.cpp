@@ -736,6 +736,16 @@ std::vector<GradCase> all_cases() {
         o.padding = {2, 2}, o.dilation = {2, 2};
         return conv2d(x[0], x[1], x[2], o);
       });
+  add_case(  // stride 1, 16 channels a group: the input gradient is a convolution of gy (flipped kernel)
+      "conv2d_stride1_groups_uneven", Op::conv2d,
+      [] {
+        return Inputs{leaf({2, 32, 5, 6}, 155), leaf({6, 16, 3, 2}, 156), leaf({6}, 157)};
+      },
+      [](const Inputs& x) {
+        Conv2dOptions o;
+        o.padding = {1, 0}, o.dilation = {1, 2}, o.groups = 2;
+        return conv2d(x[0], x[1], x[2], o);
+      });
   add_case(
       "conv2d_float32", Op::conv2d,
       [] {
