@@ -4,16 +4,19 @@
 // Legend: B batch, C input channels, O output channels, G groups, H x W input, P x Q output,
 // kh x kw kernel, S the spatial size of a batch_norm input (H W, or 1 for (B, C)).
 //
-// conv2d lowers each image and group to one GEMM (im2col): cols (C/G kh kw, P Q) holds the input
-// pixel under each kernel tap at each output position (zero in the padding), and
+// conv2d at stride 1 (the 3x3 convolutions of a ResNet) runs the shifted kernel: the image copied
+// once into zero-padded planes, each kernel tap's row of the im2col matrix is a contiguous run of
+// those planes, read in place by a register-blocked kernel (forward, and the weight gradient);
+// the input's gradient is the convolution of gy with the flipped kernel, the same kernel again.
+// Other convolutions lower each image and group to GEMMs (im2col): cols (C/G kh kw, P Q) holds
+// the input pixel under each kernel tap at each output position (zero in the padding), and
 // y[b, g] = W[g] (O/G, C/G kh kw) @ cols, computed as y^T = cols^T W^T where OpenBLAS is faster
-// so (transposed_forward). Backward: dW[g]^T += cols @ gy[b, g]^T, accumulated over fixed blocks
-// of images and the blocks summed in order (the result does not depend on the thread count). At
-// stride 1, dx is the convolution of gy with the flipped kernel (the forward path again);
-// otherwise dcols = W[g]^T @ gy[b, g], scattered back (col2im) into dx[b]. With enough images
-// every thread takes whole images, each GEMM on its own thread; otherwise the images go one by
-// one and the BLAS spreads each GEMM. A 1x1 kernel at stride 1 without padding reads the input
-// itself as its cols.
+// so (transposed_forward); dW[g]^T += cols @ gy[b, g]^T; dcols = W[g]^T @ gy[b, g], scattered
+// back (col2im) into dx[b]. A 1x1 kernel at stride 1 without padding reads the input itself as
+// its cols. dW is accumulated over fixed blocks of images and the blocks summed in order (the
+// result does not depend on the thread count). With enough images every thread takes whole
+// images, each kernel or GEMM on its own thread; otherwise the images go one by one and the BLAS
+// spreads each GEMM.
 //
 // Contract: inputs float32 or float64 of one dtype, any strides (copied to contiguous once);
 // outputs are new contiguous tensors. Pooling runs over (B, C) planes in parallel.
@@ -23,6 +26,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/blas.hpp"
@@ -183,15 +187,230 @@ void transpose_into(const T* in, T* out, std::int64_t m, std::int64_t n, const T
 // channels on 7x7 or 8x8 (17 against 25.5): measured per shape with both orientations.
 bool transposed_forward(const ConvGeometry& g) { return g.og() >= 32 && g.PQ() >= 128; }
 
+// ---- the shifted kernel: a stride-1 convolution without im2col
+//
+// With the input copied once into zero-padded planes xp (C/G, Hp, Wp), the pixel under tap
+// (c, i, j) of output (p, q) is xp[c, p + i dh, q + j dw]. Number the outputs over the padded
+// width, n = p Wp + q with q in [0, Wp): tap k = (c, i, j) then reads xp at off[k] + n, where
+// off[k] = c Hp Wp + i dh Wp + j dw, so every tap's row of "cols" is a contiguous run of xp
+// that the kernel reads in place. y_wide (O/G, P Wp) = W B, B[k, n] = xp[off[k] + n], computed
+// by register blocks of 6 channels (then 4, then 1) by two SIMD vectors of n, as small_gemm's,
+// with B rows read from xp; the Wp - Q columns per row past the output (which read the next
+// row) are computed and dropped. That is the im2col copy and the BLAS's packing of it gone (a
+// seventh of a ResNet-20 step's profile), for dw (kw - 1) wasted columns in Wp. A ResNet-20's
+// 3x3 convolutions, forward and backward, went from 34-42 to 44-49 GFLOP/s on 2 Zen cores whose
+// sgemm peaks at about 60 (forward alone: 38-47 to 52-58).
+struct Shifted {
+  std::int64_t Hp, Wp, n_wide, xp_size;  // padded plane; columns computed (whole blocks); xp with its tail
+};
+
+template <class T>
+constexpr std::int64_t kShiftedColumns = 2 * static_cast<std::int64_t>(detail::Batch<T>::size);
+
+// Stride 1, and not a 1x1 kernel without padding (one GEMM on the input itself), and at most a
+// third of the columns wasted (a 3x3 kernel on 7x7 outputs wastes 2 of 9).
+bool shifted_applies(const ConvGeometry& g) {
+  const std::int64_t Wp = g.W + 2 * g.pw;
+  return g.sh == 1 && g.sw == 1 && !g.direct() && 3 * (Wp - g.Q) <= Wp;
+}
+
+template <class T>
+Shifted shifted_geometry(const ConvGeometry& g) {
+  Shifted s{g.H + 2 * g.ph, g.W + 2 * g.pw, 0, 0};
+  const std::int64_t NB = kShiftedColumns<T>;
+  s.n_wide = (g.P * s.Wp + NB - 1) / NB * NB;
+  const std::int64_t last_offset = (g.cg() - 1) * s.Hp * s.Wp + (g.kh - 1) * g.dh * s.Wp + (g.kw - 1) * g.dw;
+  s.xp_size = std::max(last_offset + s.n_wide, g.cg() * s.Hp * s.Wp);
+  return s;
+}
+
+// Where tap k = (c, i, j) starts in xp: off[k].
+std::vector<std::int64_t> shifted_offsets(const ConvGeometry& g, const Shifted& s) {
+  std::vector<std::int64_t> off;
+  for (std::int64_t c = 0; c < g.cg(); ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t j = 0; j < g.kw; ++j) off.push_back((c * s.Hp + i * g.dh) * s.Wp + j * g.dw);
+  return off;
+}
+
+// The blocks of output channels: 6 at a time, then 4, then 1 (fn(first, rows)).
+template <class F>
+void channel_blocks(std::int64_t n, F&& fn) {
+  std::int64_t o = 0;
+  for (; o + 6 <= n; o += 6) fn(o, 6);
+  for (; o + 4 <= n; o += 4) fn(o, 4);
+  for (; o < n; ++o) fn(o, 1);
+}
+
+// The weights as forward_image reads them: W (O, C/G kh kw) for the GEMMs, and for the shifted
+// kernel packed per group and channel block as (K, rows), with the taps' offsets in xp.
+template <class T>
+struct ConvWeights {
+  const T* w = nullptr;
+  std::vector<T> packed;
+  std::vector<std::int64_t> offsets;
+
+  ConvWeights(const T* weights, const ConvGeometry& g) : w(weights) {
+    if (!shifted_applies(g)) return;
+    offsets = shifted_offsets(g, shifted_geometry<T>(g));
+    packed.reserve(static_cast<std::size_t>(g.O * g.K()));
+    for (std::int64_t gi = 0; gi < g.G; ++gi)
+      channel_blocks(g.og(), [&](std::int64_t o0, std::int64_t rows) {
+        for (std::int64_t k = 0; k < g.K(); ++k)
+          for (std::int64_t r = 0; r < rows; ++r) packed.push_back(w[(gi * g.og() + o0 + r) * g.K() + k]);
+      });
+  }
+};
+
+// out[r, n0 .. n0 + 2 vectors) = sum over k of a[k, r] xp[off[k] + n0 ..], r < MR.
+template <class T, int MR>
+inline void shifted_block(const T* a, const T* xp, const std::int64_t* off, std::int64_t K, T* out, std::int64_t ld) {
+  using V = detail::Batch<T>;
+  constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
+  V acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = V(T(0));
+  for (std::int64_t k = 0; k < K; ++k) {
+    const T* b = xp + off[k];
+    const V b0 = V::load_unaligned(b), b1 = V::load_unaligned(b + W);
+    for (int r = 0; r < MR; ++r) {
+      const V av(a[k * MR + r]);
+      acc[r][0] = xsimd::fma(av, b0, acc[r][0]);
+      acc[r][1] = xsimd::fma(av, b1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    acc[r][0].store_unaligned(out + r * ld);
+    acc[r][1].store_unaligned(out + r * ld + W);
+  }
+}
+
+// xp (C/G, Hp, Wp) and its tail: the group's planes xg (C/G, H, W) inside zeros.
+template <class T>
+void pad_planes(const T* xg, T* xp, const ConvGeometry& g, const Shifted& s) {
+  std::fill(xp, xp + s.xp_size, T(0));
+  for (std::int64_t c = 0; c < g.cg(); ++c)
+    for (std::int64_t h = 0; h < g.H; ++h)
+      std::copy(xg + (c * g.H + h) * g.W, xg + (c * g.H + h + 1) * g.W, xp + (c * s.Hp + h + g.ph) * s.Wp + g.pw);
+}
+
+// One group of one image through the shifted kernel: xg (C/G, H, W) -> yg (O/G, P, Q).
+template <class T>
+void shifted_group(const T* xg, const T* packed, const std::int64_t* off, const T* bias, T* yg, const ConvGeometry& g,
+                   const Shifted& s, T* scratch) {
+  T* xp = scratch;              // (C/G, Hp, Wp) and a zero tail
+  T* yw = scratch + s.xp_size;  // (O/G, n_wide)
+  pad_planes(xg, xp, g, s);
+  const std::int64_t K = g.K(), NB = kShiftedColumns<T>;
+  for (std::int64_t n0 = 0; n0 < s.n_wide; n0 += NB) {
+    const T* a = packed;
+    const T* xn = xp + n0;
+    channel_blocks(g.og(), [&](std::int64_t o0, std::int64_t rows) {
+      T* out = yw + o0 * s.n_wide + n0;
+      if (rows == 6)
+        shifted_block<T, 6>(a, xn, off, K, out, s.n_wide);
+      else if (rows == 4)
+        shifted_block<T, 4>(a, xn, off, K, out, s.n_wide);
+      else
+        shifted_block<T, 1>(a, xn, off, K, out, s.n_wide);
+      a += K * rows;
+    });
+  }
+  for (std::int64_t o = 0; o < g.og(); ++o) {
+    const T add = bias ? bias[o] : T(0);
+    for (std::int64_t p = 0; p < g.P; ++p) {
+      const T* __restrict in = yw + o * s.n_wide + p * s.Wp;
+      T* __restrict row = yg + (o * g.P + p) * g.Q;
+      for (std::int64_t q = 0; q < g.Q; ++q) row[q] = in[q] + add;
+    }
+  }
+}
+
+// The weight gradient the same way: dW[g]^T[k, o] = sum over images and n of xp[off[k] + n]
+// gyw[o, n], with gy laid out as y_wide (gyw, zero in the columns past Q and past P Wp, which then
+// add nothing). Register blocks of 4 taps by 3 channels, one SIMD vector of n at a time over
+// each image in turn (images `slot` elements apart in the scratch), each block's sums reduced
+// across lanes once at the end: with several images at 7x7, where an image alone gives 8 vectors.
+template <class T, int MK, int MO>
+inline void shifted_weight_block(const T* xp, const std::int64_t* off, const T* gyw, std::int64_t n_wide,
+                                 std::int64_t images, std::int64_t slot, T* out, std::int64_t ld) {
+  using V = detail::Batch<T>;
+  constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
+  V acc[MK][MO];
+  for (int a = 0; a < MK; ++a)
+    for (int b = 0; b < MO; ++b) acc[a][b] = V(T(0));
+  for (std::int64_t i = 0; i < images; ++i, xp += slot, gyw += slot)
+    for (std::int64_t n = 0; n < n_wide; n += W) {
+      V gv[MO];
+      for (int b = 0; b < MO; ++b) gv[b] = V::load_unaligned(gyw + b * n_wide + n);
+      for (int a = 0; a < MK; ++a) {
+        const V xv = V::load_unaligned(xp + off[a] + n);
+        for (int b = 0; b < MO; ++b) acc[a][b] = xsimd::fma(xv, gv[b], acc[a][b]);
+      }
+    }
+  for (int a = 0; a < MK; ++a)
+    for (int b = 0; b < MO; ++b) out[a * ld + b] += xsimd::hadd(acc[a][b]);
+}
+
+// Images a weight-gradient call takes together: enough for 512 columns.
+template <class T>
+std::int64_t shifted_weight_images(const Shifted& s) {
+  return std::clamp<std::int64_t>(512 / s.n_wide, 1, kImageBlock);
+}
+
+// Adds dW[g]^T (K, O/G) of `images` images into dwt: their group's planes from xg and gradients
+// (O/G, P Q) from gyg, image after image x_stride and gy_stride apart.
+template <class T>
+void shifted_weight_group(const T* xg, std::int64_t x_stride, const T* gyg, std::int64_t gy_stride, std::int64_t images,
+                          const std::int64_t* off, T* dwt, const ConvGeometry& g, const Shifted& s, T* scratch) {
+  const std::int64_t slot = s.xp_size + g.og() * s.n_wide;  // an image's xp, then its gyw (O/G, n_wide)
+  for (std::int64_t i = 0; i < images; ++i) {
+    T* xp = scratch + i * slot;
+    T* gyw = xp + s.xp_size;
+    const T* gy = gyg + i * gy_stride;
+    pad_planes(xg + i * x_stride, xp, g, s);
+    std::fill(gyw, gyw + g.og() * s.n_wide, T(0));
+    for (std::int64_t o = 0; o < g.og(); ++o)
+      for (std::int64_t p = 0; p < g.P; ++p)
+        std::copy(gy + (o * g.P + p) * g.Q, gy + (o * g.P + p + 1) * g.Q, gyw + o * s.n_wide + p * s.Wp);
+  }
+  const T* xp = scratch;
+  const T* gyw = scratch + s.xp_size;
+  const std::int64_t K = g.K(), og = g.og(), n = s.n_wide;
+  std::int64_t k = 0;
+  const auto taps = [&](auto mk) {
+    constexpr int MK = decltype(mk)::value;
+    std::int64_t o = 0;
+    for (; o + 3 <= og; o += 3)
+      shifted_weight_block<T, MK, 3>(xp, off + k, gyw + o * n, n, images, slot, dwt + k * og + o, og);
+    for (; o < og; ++o) shifted_weight_block<T, MK, 1>(xp, off + k, gyw + o * n, n, images, slot, dwt + k * og + o, og);
+  };
+  for (; k + 4 <= K; k += 4) taps(std::integral_constant<int, 4>());
+  for (; k < K; ++k) taps(std::integral_constant<int, 1>());
+}
+
 // The scratch (in elements) one thread needs for forward_image.
+template <class T>
 std::size_t forward_scratch(const ConvGeometry& g) {
+  if (shifted_applies(g)) {
+    const Shifted s = shifted_geometry<T>(g);
+    return static_cast<std::size_t>(s.xp_size + g.og() * s.n_wide);
+  }
   return static_cast<std::size_t>((g.direct() ? 0 : g.K() * g.PQ()) + (transposed_forward(g) ? g.PQ() * g.og() : 0));
 }
 
-// y[b] = conv(x[b]) (+ bias): per group, im2col and one GEMM in the orientation
-// transposed_forward picks. x points at the image's (C, H, W), y at its (O, P, Q).
+// y[b] = conv(x[b]) (+ bias): per group, the shifted kernel at stride 1, else im2col and one
+// GEMM in the orientation transposed_forward picks. x points at the image's (C, H, W), y at its
+// (O, P, Q).
 template <class T>
-void forward_image(T* x, const T* w, const T* bias, T* y, const ConvGeometry& g, T* scratch) {
+void forward_image(T* x, const ConvWeights<T>& weights, const T* bias, T* y, const ConvGeometry& g, T* scratch) {
+  const T* w = weights.w;
+  if (shifted_applies(g)) {
+    const Shifted s = shifted_geometry<T>(g);
+    for (std::int64_t gi = 0; gi < g.G; ++gi)
+      shifted_group(x + gi * g.cg() * g.H * g.W, weights.packed.data() + gi * g.og() * g.K(), weights.offsets.data(),
+                    bias ? bias + gi * g.og() : nullptr, y + gi * g.og() * g.PQ(), g, s, scratch);
+    return;
+  }
   const bool transposed = transposed_forward(g);
   T* cols = scratch;
   T* yt = scratch + (g.direct() ? 0 : g.K() * g.PQ());  // (P Q, O/G) when transposed
@@ -299,10 +518,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const T* pw = wc.data<T>();
     const T* pb = bc.defined() ? bc.data<T>() : nullptr;
     T* py = y.data<T>();
-    over_image_blocks<T>(g.B, work, forward_scratch(g),
+    const ConvWeights<T> weights(pw, g);
+    over_image_blocks<T>(g.B, work, forward_scratch<T>(g),
                          [&](std::int64_t, std::int64_t first, std::int64_t last, T* scratch) {
                            for (std::int64_t b = first; b < last; ++b)
-                             forward_image(px + b * g.C * g.H * g.W, pw, pb, py + b * O * g.PQ(), g, scratch);
+                             forward_image(px + b * g.C * g.H * g.W, weights, pb, py + b * O * g.PQ(), g, scratch);
                          });
   });
   record(Op::conv2d, y, {x, weight, bias}, [xc = xc.detach(), wc = wc.detach(), g](const Tensor& gy, Grads& grads) {
@@ -325,21 +545,36 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       const bool as_conv = need_x && gradient_as_convolution(g);
       const ConvGeometry gg = as_conv ? gradient_geometry(g) : g;
       const std::vector<T> flipped = as_conv ? flipped_kernel(pw, g) : std::vector<T>();
-      const std::size_t cols_size = g.direct() ? 0 : static_cast<std::size_t>(g.K() * g.PQ());
-      const std::size_t dx_size = !need_x ? 0 : as_conv ? forward_scratch(gg) : cols_size;
+      const ConvWeights<T> flipped_weights = as_conv ? ConvWeights<T>(flipped.data(), gg) : ConvWeights<T>(pw, g);
+      const bool shifted_w = need_w && shifted_applies(g);
+      const Shifted sw = shifted_w ? shifted_geometry<T>(g) : Shifted{};
+      const std::vector<std::int64_t> off = shifted_w ? shifted_offsets(g, sw) : std::vector<std::int64_t>();
+      const std::size_t cols_size =
+          g.direct()  ? 0
+          : shifted_w ? static_cast<std::size_t>((sw.xp_size + g.og() * sw.n_wide) * shifted_weight_images<T>(sw))
+                      : static_cast<std::size_t>(g.K() * g.PQ());
+      const std::size_t dx_size = !need_x || g.direct() ? 0
+                                  : as_conv             ? forward_scratch<T>(gg)
+                                                        : static_cast<std::size_t>(g.K() * g.PQ());  // dcols
       over_image_blocks<T>(
           g.B, 2 * g.B * g.O * g.PQ() * g.K(), cols_size + dx_size,
           [&](std::int64_t block, std::int64_t first, std::int64_t last, T* scratch) {
             T* cols = scratch;
             T* dx_scratch = scratch + cols_size;  // dcols, or the gradient convolution's scratch
+            if (shifted_w)  // dW[g]^T (K, O/G) += the shifted kernel's sums, a few images at a time
+              for (std::int64_t b0 = first, step = shifted_weight_images<T>(sw); b0 < last; b0 += step)
+                for (std::int64_t gi = 0; gi < g.G; ++gi)
+                  shifted_weight_group(px + (b0 * g.C + gi * g.cg()) * g.H * g.W, g.C * g.H * g.W,
+                                       pg + (b0 * g.O + gi * g.og()) * g.PQ(), g.O * g.PQ(), std::min(step, last - b0),
+                                       off.data(), partial.data() + block * OK + gi * g.og() * g.K(), g, sw, cols);
             for (std::int64_t b = first; b < last; ++b) {
               if (need_x && as_conv)
-                forward_image(const_cast<T*>(pg) + b * g.O * g.PQ(), flipped.data(), static_cast<const T*>(nullptr),
+                forward_image(const_cast<T*>(pg) + b * g.O * g.PQ(), flipped_weights, static_cast<const T*>(nullptr),
                               gx.template data<T>() + b * g.C * g.H * g.W, gg, dx_scratch);
               for (std::int64_t gi = 0; gi < g.G; ++gi) {
                 const T* gyg = pg + (b * g.O + gi * g.og()) * g.PQ();  // (O/G, P Q)
                 T* xg = px + (b * g.C + gi * g.cg()) * g.H * g.W;
-                if (need_w) {  // dW[g]^T (K, O/G) += cols gy^T
+                if (need_w && !shifted_w) {  // dW[g]^T (K, O/G) += cols gy^T
                   if (!g.direct()) im2col<T, true>(xg, cols, g);
                   blas::gemm(false, true, g.K(), g.og(), g.PQ(), T(1), g.direct() ? xg : cols, g.PQ(), gyg, g.PQ(),
                              T(1), partial.data() + block * OK + gi * g.og() * g.K(), g.og());

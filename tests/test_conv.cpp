@@ -92,8 +92,10 @@ std::pair<Tensor, Tensor> conv2d_gradients_by_definition(const Tensor& x, const 
   return {gx, gw};
 }
 
-// Float32 gradients at the widths of a ResNet, where the GEMMs take either orientation and the
-// input's gradient is either a convolution of gy (stride 1) or a scatter of columns.
+// Float32 gradients at the widths of a ResNet, on every path: at stride 1 the shifted kernel
+// (forward, the input's gradient as a convolution of gy, the weights' gradient; odd widths, the
+// blocks of 6, 4 and 1 channels and of 4 and 1 taps), otherwise im2col and GEMMs in either
+// orientation with the input's gradient scattered back.
 TEST(Conv2d, GradientsMatchTheirDefinitionOnEveryPath) {
   struct Case {
     Shape x, w;
@@ -101,13 +103,14 @@ TEST(Conv2d, GradientsMatchTheirDefinitionOnEveryPath) {
     const char* path;
   };
   const std::vector<Case> cases{
-      {{3, 32, 14, 14}, {32, 32, 3, 3}, conv({1, 1}, {1, 1}), "transposed GEMMs, dx a convolution"},
-      {{2, 16, 12, 12}, {64, 16, 3, 3}, conv({1, 1}, {1, 1}), "transposed forward, dx a convolution"},
-      {{5, 64, 7, 7}, {64, 64, 3, 3}, conv({1, 1}, {1, 1}), "7x7: untransposed"},
-      {{2, 32, 9, 9}, {6, 16, 3, 2}, conv({1, 1}, {2, 0}, {1, 2}, 2), "groups, dilation, uneven padding"},
-      {{2, 3, 10, 10}, {16, 3, 3, 3}, conv({1, 1}, {1, 1}), "3 channels: dx scattered"},
-      {{2, 16, 14, 14}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2: dx scattered"},
+      {{3, 32, 14, 14}, {32, 32, 3, 3}, conv({1, 1}, {1, 1}), "shifted, dx a convolution"},
+      {{2, 16, 12, 12}, {64, 16, 3, 3}, conv({1, 1}, {1, 1}), "shifted, 64 channels"},
+      {{5, 64, 7, 7}, {64, 64, 3, 3}, conv({1, 1}, {1, 1}), "shifted, 7x7"},
+      {{2, 32, 9, 9}, {6, 16, 3, 2}, conv({1, 1}, {2, 0}, {1, 2}, 2), "shifted: groups, dilation, uneven padding"},
+      {{2, 3, 10, 11}, {11, 3, 3, 3}, conv({1, 1}, {1, 1}), "shifted, 11 channels, 27 taps: dx scattered"},
       {{2, 3, 5, 5}, {4, 3, 3, 3}, conv({1, 1}, {3, 3}), "padding beyond the kernel: dx scattered"},
+      {{2, 16, 14, 14}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2: GEMMs, dx scattered"},
+      {{2, 16, 28, 28}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2 on 14x14 outputs: transposed GEMM"},
       {{2, 16, 6, 6}, {32, 16, 1, 1}, conv({1, 1}, {0, 0}), "1x1: one GEMM"},
   };
   Generator g(4);
