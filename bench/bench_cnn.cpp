@@ -5,9 +5,14 @@
 //                (Fashion-MNIST) or 3x32x32 (CIFAR-10): forward in training mode (batch
 //                statistics), cross-entropy, backward, an SGD step with Nesterov momentum
 //   inference    the same batch, forward only, no gradient, eval mode (running statistics)
-// Rates: images per second. Timing as bench_ops.cpp (warm-up, median over about 0.4 s). FLOPs:
-// 2 per multiply-add of the convolutions and fc (nn::multiply_adds), 3x that for a training step.
+//   conv3x3      one 3x3 convolution of the ResNet (padding 1, no bias), batch 128, forward and
+//                backward (the input's gradient and the weights'): the stride-1 layers of each
+//                stage at 28x28, and a stride-2 one
+// Rates: images per second, GFLOP/s for conv3x3. Timing as bench_ops.cpp (warm-up, median over
+// about 0.4 s). FLOPs: 2 per multiply-add of the convolutions and fc (nn::multiply_adds), 3x
+// that for a training step or a forward and backward.
 #include <cstdio>
+#include <string>
 
 #include "autograd/blas.hpp"
 #include "autograd/ops.hpp"
@@ -49,6 +54,21 @@ void run(std::int64_t channels, std::int64_t size, const char* name) {
   report(std::string("resnet20 inference (128x") + name + ")", infer, B / infer, "img/s", {flops});
 }
 
+// One convolution's forward and backward: C -> O channels on H x H images, 3x3, padding 1.
+void conv3x3(std::int64_t C, std::int64_t O, std::int64_t H, std::int64_t stride) {
+  constexpr std::int64_t B = 128;
+  Generator g(1);
+  const Tensor x = randn({B, C, H, H}, g).requires_grad_(), w = randn({O, C, 3, 3}, g).requires_grad_();
+  Conv2dOptions o;
+  o.stride = {stride, stride}, o.padding = {1, 1};
+  const std::int64_t P = (H - 1) / stride + 1;
+  const double flops = 3 * 2.0 * B * O * P * P * C * 9;
+  const double s = median_seconds([&] { sum(conv2d(x, w, Tensor(), o)).backward(); });
+  report("conv3x3 fwd+bwd " + std::to_string(C) + "->" + std::to_string(O) + " " + std::to_string(H) + "x" +
+             std::to_string(H) + (stride > 1 ? " stride 2" : ""),
+         s, flops / s * 1e-9, "GFLOP/s", {flops});
+}
+
 }  // namespace
 
 int main() {
@@ -56,5 +76,9 @@ int main() {
   bench::print_sgemm_peak();
   run(1, 28, "1x28x28");
   run(3, 32, "3x32x32");
+  conv3x3(16, 16, 28, 1);
+  conv3x3(32, 32, 14, 1);
+  conv3x3(64, 64, 7, 1);
+  conv3x3(16, 32, 28, 2);
   return 0;
 }

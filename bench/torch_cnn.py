@@ -43,10 +43,26 @@ def run(channels, size, name):
     report(f"resnet20 inference (128x{name})", s, B / s, "img/s")
 
 
+def conv3x3(c, o, h, stride):
+    """One 3x3 convolution (padding 1, no bias), forward and backward: bench_cnn.cpp's conv3x3."""
+    torch.manual_seed(1)
+    x = torch.randn(B, c, h, h, requires_grad=True)
+    w = torch.randn(o, c, 3, 3, requires_grad=True)
+    p = (h - 1) // stride + 1
+    flops = 3 * 2.0 * B * o * p * p * c * 9
+    s = median_seconds(lambda: F.conv2d(x, w, None, stride, 1).sum().backward())
+    report(f"conv3x3 fwd+bwd {c}->{o} {h}x{h}" + (" stride 2" if stride > 1 else ""), s, flops / s * 1e-9, "GFLOP/s",
+           flops=flops)
+
+
 def main():
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     run(1, 28, "1x28x28")
     run(3, 32, "3x32x32")
+    conv3x3(16, 16, 28, 1)
+    conv3x3(32, 32, 14, 1)
+    conv3x3(64, 64, 7, 1)
+    conv3x3(16, 32, 28, 2)
     return 0
 
 
