@@ -434,12 +434,12 @@ void forward_image(T* x, const ConvWeights<T>& weights, const T* bias, T* y, con
 
 // At stride 1 the input's gradient is itself a stride-1 convolution: of gy, over the full
 // window (padding d (k - 1) - pad on each side, which gives back H x W), with the kernel flipped
-// and its channel axes swapped, W'[g][c, o, i, j] = W[g o', c, kh-1-i, kw-1-j]. That is one
-// im2col copy and one GEMM per image, in place of a GEMM with only O/G terms per sum and a
+// and its channel axes swapped, W'[g][c, o, i, j] = W[g o', c, kh-1-i, kw-1-j]. That is the
+// forward path again (the shifted kernel), in place of a GEMM with only O/G terms per sum and a
 // scatter-add (col2im). The geometry of that convolution, when it applies: not when the padding
 // exceeds the kernel's reach, nor for a 1x1 kernel without padding (whose gradient is one GEMM),
-// nor for few input channels per group, which would make the GEMM as many rows (a 3-channel stem:
-// 18 against 25 GFLOP/s for forward and backward).
+// nor for few input channels per group, which would give the convolution as few output channels
+// (a 3-channel stem, through im2col and GEMMs: 18 against 25 GFLOP/s forward and backward).
 bool gradient_as_convolution(const ConvGeometry& g) {
   return g.sh == 1 && g.sw == 1 && !g.direct() && g.cg() >= 16 && g.ph <= g.dh * (g.kh - 1) &&
          g.pw <= g.dw * (g.kw - 1);
