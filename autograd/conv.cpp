@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -545,12 +546,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       const bool as_conv = need_x && gradient_as_convolution(g);
       const ConvGeometry gg = as_conv ? gradient_geometry(g) : g;
       const std::vector<T> flipped = as_conv ? flipped_kernel(pw, g) : std::vector<T>();
-      const ConvWeights<T> flipped_weights = as_conv ? ConvWeights<T>(flipped.data(), gg) : ConvWeights<T>(pw, g);
+      std::optional<ConvWeights<T>> flipped_weights;  // packed for the shifted kernel when it applies
+      if (as_conv) flipped_weights.emplace(flipped.data(), gg);
       const bool shifted_w = need_w && shifted_applies(g);
       const Shifted sw = shifted_w ? shifted_geometry<T>(g) : Shifted{};
       const std::vector<std::int64_t> off = shifted_w ? shifted_offsets(g, sw) : std::vector<std::int64_t>();
-      const std::size_t cols_size =
-          g.direct()  ? 0
+      const std::size_t cols_size =  // dW's cols, or the shifted kernel's planes
+          !need_w || g.direct() ? 0
           : shifted_w ? static_cast<std::size_t>((sw.xp_size + g.og() * sw.n_wide) * shifted_weight_images<T>(sw))
                       : static_cast<std::size_t>(g.K() * g.PQ());
       const std::size_t dx_size = !need_x || g.direct() ? 0
@@ -569,7 +571,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                                        off.data(), partial.data() + block * OK + gi * g.og() * g.K(), g, sw, cols);
             for (std::int64_t b = first; b < last; ++b) {
               if (need_x && as_conv)
-                forward_image(const_cast<T*>(pg) + b * g.O * g.PQ(), flipped_weights, static_cast<const T*>(nullptr),
+                forward_image(const_cast<T*>(pg) + b * g.O * g.PQ(), *flipped_weights, static_cast<const T*>(nullptr),
                               gx.template data<T>() + b * g.C * g.H * g.W, gg, dx_scratch);
               for (std::int64_t gi = 0; gi < g.G; ++gi) {
                 const T* gyg = pg + (b * g.O + gi * g.og()) * g.PQ();  // (O/G, P Q)
