@@ -190,38 +190,40 @@ bool transposed_forward(const ConvGeometry& g) { return g.og() >= 32 && g.PQ() >
 
 // ---- the shifted kernel: a stride-1 convolution without im2col
 //
-// With the input copied once into zero-padded planes xp (C/G, Hp, Wp), the pixel under tap
-// (c, i, j) of output (p, q) is xp[c, p + i dh, q + j dw]. Number the outputs over the padded
-// width, n = p Wp + q with q in [0, Wp): tap k = (c, i, j) then reads xp at off[k] + n, where
-// off[k] = c Hp Wp + i dh Wp + j dw, so every tap's row of "cols" is a contiguous run of xp
-// that the kernel reads in place. y_wide (O/G, P Wp) = W B, B[k, n] = xp[off[k] + n], computed
-// by register blocks of 6 channels (then 4, then 1) by two SIMD vectors of n, as small_gemm's,
-// with B rows read from xp; the Wp - Q columns per row past the output (which read the next
-// row) are computed and dropped. That is the im2col copy and the BLAS's packing of it gone (a
-// seventh of a ResNet-20 step's profile), for dw (kw - 1) wasted columns in Wp. A ResNet-20's
-// 3x3 convolutions, forward and backward, went from 34-42 to 44-49 GFLOP/s on 2 Zen cores whose
-// sgemm peaks at about 60 (forward alone: 38-47 to 52-58).
+// The input is copied once into zero-padded planes xp (C/G, Hp rows of L), Hp = H + 2 ph, with
+// image pixel (c, r, x) at lead + (c Hp + ph + r) L + x, lead = pw. A row's last L - W = pw
+// entries are zeros: the right padding of its row, and (read past the row's start, wrapping to
+// the row before) the left padding of the next. Number the outputs over the row pitch,
+// n = p L + q with q in [0, L): the pixel under tap k = (c, i, j) of output n is then xp[off[k]
+// + n], off[k] = (c Hp + i dh) L + j dw, so every tap's row of "cols" is a contiguous run of xp
+// that the kernel reads in place. y_wide (O/G, P L) = W B, B[k, n] = xp[off[k] + n], computed by
+// register blocks of 6 channels (then 4, then 1) by two SIMD vectors of n (one in the last block
+// when P L ends there), as small_gemm's, with B rows read from xp; the L - Q columns per row past
+// the output are computed and dropped. That is the im2col copy and the BLAS's packing of it gone
+// (a seventh of a ResNet-20 step's profile), for L - Q = dw (kw - 1) - pw wasted columns in L:
+// one per row for a 3x3 "same" convolution (49 outputs in 56 columns at 7x7, where padding on
+// both sides and whole blocks of two vectors computed 64). A ResNet-20's 3x3 convolutions,
+// forward and backward, went from 34-42 to 44-49 GFLOP/s on 2 Zen cores whose sgemm peaks at
+// about 60 (forward alone: 38-47 to 52-58).
 struct Shifted {
-  std::int64_t Hp, Wp, n_wide, xp_size;  // padded plane; columns computed (whole blocks); xp with its tail
+  std::int64_t Hp, L, n_wide, xp_size;  // plane rows, row pitch; columns computed (whole vectors); xp's size
 };
 
-template <class T>
-constexpr std::int64_t kShiftedColumns = 2 * static_cast<std::int64_t>(detail::Batch<T>::size);
-
-// Stride 1, and not a 1x1 kernel without padding (one GEMM on the input itself), and at most a
-// third of the columns wasted (a 3x3 kernel on 7x7 outputs wastes 2 of 9).
+// Stride 1, and not a 1x1 kernel without padding (one GEMM on the input itself), and the padding
+// within the kernel's reach (then a row's pw trailing zeros pad both sides), and at most a third
+// of the columns wasted.
 bool shifted_applies(const ConvGeometry& g) {
-  const std::int64_t Wp = g.W + 2 * g.pw;
-  return g.sh == 1 && g.sw == 1 && !g.direct() && 3 * (Wp - g.Q) <= Wp;
+  const std::int64_t L = g.W + g.pw;
+  return g.sh == 1 && g.sw == 1 && !g.direct() && g.pw <= g.dw * (g.kw - 1) && 3 * (L - g.Q) <= L;
 }
 
 template <class T>
 Shifted shifted_geometry(const ConvGeometry& g) {
-  Shifted s{g.H + 2 * g.ph, g.W + 2 * g.pw, 0, 0};
-  const std::int64_t NB = kShiftedColumns<T>;
-  s.n_wide = (g.P * s.Wp + NB - 1) / NB * NB;
-  const std::int64_t last_offset = (g.cg() - 1) * s.Hp * s.Wp + (g.kh - 1) * g.dh * s.Wp + (g.kw - 1) * g.dw;
-  s.xp_size = std::max(last_offset + s.n_wide, g.cg() * s.Hp * s.Wp);
+  Shifted s{g.H + 2 * g.ph, g.W + g.pw, 0, 0};
+  const std::int64_t V = static_cast<std::int64_t>(detail::Batch<T>::size);
+  s.n_wide = (g.P * s.L + V - 1) / V * V;
+  const std::int64_t last_offset = ((g.cg() - 1) * s.Hp + (g.kh - 1) * g.dh) * s.L + (g.kw - 1) * g.dw;
+  s.xp_size = std::max(last_offset + s.n_wide, g.pw + g.cg() * s.Hp * s.L);
   return s;
 }
 
@@ -230,7 +232,7 @@ std::vector<std::int64_t> shifted_offsets(const ConvGeometry& g, const Shifted& 
   std::vector<std::int64_t> off;
   for (std::int64_t c = 0; c < g.cg(); ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
-      for (std::int64_t j = 0; j < g.kw; ++j) off.push_back((c * s.Hp + i * g.dh) * s.Wp + j * g.dw);
+      for (std::int64_t j = 0; j < g.kw; ++j) off.push_back((c * s.Hp + i * g.dh) * s.L + j * g.dw);
   return off;
 }
 
@@ -263,63 +265,66 @@ struct ConvWeights {
   }
 };
 
-// out[r, n0 .. n0 + 2 vectors) = sum over k of a[k, r] xp[off[k] + n0 ..], r < MR.
-template <class T, int MR>
+// out[r, n0 .. n0 + NV vectors) = sum over k of a[k, r] xp[off[k] + n0 ..], r < MR.
+template <class T, int MR, int NV>
 inline void shifted_block(const T* a, const T* xp, const std::int64_t* off, std::int64_t K, T* out, std::int64_t ld) {
   using V = detail::Batch<T>;
   constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
-  V acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = V(T(0));
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V(T(0));
   for (std::int64_t k = 0; k < K; ++k) {
     const T* b = xp + off[k];
-    const V b0 = V::load_unaligned(b), b1 = V::load_unaligned(b + W);
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = V::load_unaligned(b + v * W);
     for (int r = 0; r < MR; ++r) {
       const V av(a[k * MR + r]);
-      acc[r][0] = xsimd::fma(av, b0, acc[r][0]);
-      acc[r][1] = xsimd::fma(av, b1, acc[r][1]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
     }
   }
-  for (int r = 0; r < MR; ++r) {
-    acc[r][0].store_unaligned(out + r * ld);
-    acc[r][1].store_unaligned(out + r * ld + W);
-  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v].store_unaligned(out + r * ld + v * W);
 }
 
-// xp (C/G, Hp, Wp) and its tail: the group's planes xg (C/G, H, W) inside zeros.
+// xp (C/G, Hp, L) and its tail: the group's planes xg (C/G, H, W) inside zeros.
 template <class T>
 void pad_planes(const T* xg, T* xp, const ConvGeometry& g, const Shifted& s) {
   std::fill(xp, xp + s.xp_size, T(0));
   for (std::int64_t c = 0; c < g.cg(); ++c)
     for (std::int64_t h = 0; h < g.H; ++h)
-      std::copy(xg + (c * g.H + h) * g.W, xg + (c * g.H + h + 1) * g.W, xp + (c * s.Hp + h + g.ph) * s.Wp + g.pw);
+      std::copy(xg + (c * g.H + h) * g.W, xg + (c * g.H + h + 1) * g.W, xp + g.pw + (c * s.Hp + h + g.ph) * s.L);
 }
 
 // One group of one image through the shifted kernel: xg (C/G, H, W) -> yg (O/G, P, Q).
 template <class T>
 void shifted_group(const T* xg, const T* packed, const std::int64_t* off, const T* bias, T* yg, const ConvGeometry& g,
                    const Shifted& s, T* scratch) {
-  T* xp = scratch;              // (C/G, Hp, Wp) and a zero tail
+  T* xp = scratch;              // (C/G, Hp, L) and a zero tail
   T* yw = scratch + s.xp_size;  // (O/G, n_wide)
   pad_planes(xg, xp, g, s);
-  const std::int64_t K = g.K(), NB = kShiftedColumns<T>;
-  for (std::int64_t n0 = 0; n0 < s.n_wide; n0 += NB) {
+  const std::int64_t K = g.K(), W = static_cast<std::int64_t>(detail::Batch<T>::size);
+  const auto columns = [&](auto nv, std::int64_t n0) {
+    constexpr int NV = decltype(nv)::value;
     const T* a = packed;
     const T* xn = xp + n0;
     channel_blocks(g.og(), [&](std::int64_t o0, std::int64_t rows) {
       T* out = yw + o0 * s.n_wide + n0;
       if (rows == 6)
-        shifted_block<T, 6>(a, xn, off, K, out, s.n_wide);
+        shifted_block<T, 6, NV>(a, xn, off, K, out, s.n_wide);
       else if (rows == 4)
-        shifted_block<T, 4>(a, xn, off, K, out, s.n_wide);
+        shifted_block<T, 4, NV>(a, xn, off, K, out, s.n_wide);
       else
-        shifted_block<T, 1>(a, xn, off, K, out, s.n_wide);
+        shifted_block<T, 1, NV>(a, xn, off, K, out, s.n_wide);
       a += K * rows;
     });
-  }
+  };
+  std::int64_t n0 = 0;
+  for (; n0 + 2 * W <= s.n_wide; n0 += 2 * W) columns(std::integral_constant<int, 2>(), n0);
+  if (n0 < s.n_wide) columns(std::integral_constant<int, 1>(), n0);
   for (std::int64_t o = 0; o < g.og(); ++o) {
     const T add = bias ? bias[o] : T(0);
     for (std::int64_t p = 0; p < g.P; ++p) {
-      const T* __restrict in = yw + o * s.n_wide + p * s.Wp;
+      const T* __restrict in = yw + o * s.n_wide + p * s.L;
       T* __restrict row = yg + (o * g.P + p) * g.Q;
       for (std::int64_t q = 0; q < g.Q; ++q) row[q] = in[q] + add;
     }
@@ -327,10 +332,10 @@ void shifted_group(const T* xg, const T* packed, const std::int64_t* off, const 
 }
 
 // The weight gradient the same way: dW[g]^T[k, o] = sum over images and n of xp[off[k] + n]
-// gyw[o, n], with gy laid out as y_wide (gyw, zero in the columns past Q and past P Wp, which then
+// gyw[o, n], with gy laid out as y_wide (gyw, zero in the columns past Q and past P L, which then
 // add nothing). Register blocks of 4 taps by 3 channels, one SIMD vector of n at a time over
 // each image in turn (images `slot` elements apart in the scratch), each block's sums reduced
-// across lanes once at the end: with several images at 7x7, where an image alone gives 8 vectors.
+// across lanes once at the end: with several images at 7x7, where an image alone gives 7 vectors.
 template <class T, int MK, int MO>
 inline void shifted_weight_block(const T* xp, const std::int64_t* off, const T* gyw, std::int64_t n_wide,
                                  std::int64_t images, std::int64_t slot, T* out, std::int64_t ld) {
@@ -372,7 +377,7 @@ void shifted_weight_group(const T* xg, std::int64_t x_stride, const T* gyg, std:
     std::fill(gyw, gyw + g.og() * s.n_wide, T(0));
     for (std::int64_t o = 0; o < g.og(); ++o)
       for (std::int64_t p = 0; p < g.P; ++p)
-        std::copy(gy + (o * g.P + p) * g.Q, gy + (o * g.P + p + 1) * g.Q, gyw + o * s.n_wide + p * s.Wp);
+        std::copy(gy + (o * g.P + p) * g.Q, gy + (o * g.P + p + 1) * g.Q, gyw + o * s.n_wide + p * s.L);
   }
   const T* xp = scratch;
   const T* gyw = scratch + s.xp_size;
