@@ -109,6 +109,7 @@ TEST(Conv2d, GradientsMatchTheirDefinitionOnEveryPath) {
       {{2, 32, 9, 9}, {6, 16, 3, 2}, conv({1, 1}, {2, 0}, {1, 2}, 2), "shifted: groups, dilation, uneven padding"},
       {{2, 16, 9, 10}, {8, 16, 1, 5}, conv({1, 1}, {0, 2}), "shifted: no padding rows, a row's zeros pad the next"},
       {{2, 16, 8, 8}, {16, 16, 5, 5}, conv({1, 1}, {1, 1}), "shifted: padding short of the kernel's reach"},
+      {{2, 3, 6, 6}, {2, 3, 3, 3}, conv({1, 1}, {1, 1}), "shifted, a block of 2 channels"},
       {{2, 3, 10, 11}, {11, 3, 3, 3}, conv({1, 1}, {1, 1}), "shifted, 11 channels, 27 taps: dx scattered"},
       {{2, 3, 5, 5}, {4, 3, 3, 3}, conv({1, 1}, {3, 3}), "padding beyond the kernel: dx scattered"},
       {{2, 16, 14, 14}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2: GEMMs, dx scattered"},
