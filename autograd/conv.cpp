@@ -4,11 +4,13 @@
 // Legend: B batch, C input channels, O output channels, G groups, H x W input, P x Q output,
 // kh x kw kernel, S the spatial size of a batch_norm input (H W, or 1 for (B, C)).
 //
-// conv2d at stride 1 (the 3x3 convolutions of a ResNet) runs the shifted kernel: the image copied
-// once into zero-padded planes, each kernel tap's row of the im2col matrix is a contiguous run of
-// those planes, read in place by a register-blocked kernel (forward, and the weight gradient);
-// the input's gradient is the convolution of gy with the flipped kernel, the same kernel again.
-// Other convolutions lower each image and group to GEMMs (im2col): cols (C/G kh kw, P Q) holds
+// conv2d runs the shifted kernel (the convolutions of a ResNet, at stride 1 and 2): the image
+// copied once into zero-padded planes (at stride s, one per phase of each channel), each kernel
+// tap's row of the im2col matrix is a contiguous run of those planes, read in place by a
+// register-blocked kernel (forward, and the weight gradient); at stride 1 the input's gradient
+// is the convolution of gy with the flipped kernel, the same kernel again. The rest (where the
+// shifted kernel would waste over a third of its columns, and the input's gradient at stride 2
+// or more) lower each image and group to GEMMs (im2col): cols (C/G kh kw, P Q) holds
 // the input pixel under each kernel tap at each output position (zero in the padding), and
 // y[b, g] = W[g] (O/G, C/G kh kw) @ cols, computed as y^T = cols^T W^T where OpenBLAS is faster
 // so (transposed_forward); dW[g]^T += cols @ gy[b, g]^T; dcols = W[g]^T @ gy[b, g], scattered
@@ -188,42 +190,76 @@ void transpose_into(const T* in, T* out, std::int64_t m, std::int64_t n, const T
 // channels on 7x7 or 8x8 (17 against 25.5): measured per shape with both orientations.
 bool transposed_forward(const ConvGeometry& g) { return g.og() >= 32 && g.PQ() >= 128; }
 
-// ---- the shifted kernel: a stride-1 convolution without im2col
+// ---- the shifted kernel: a convolution without im2col
 //
-// The input is copied once into zero-padded planes xp (C/G, Hp rows of L), Hp = H + 2 ph, with
-// image pixel (c, r, x) at lead + (c Hp + ph + r) L + x, lead = pw. A row's last L - W = pw
-// entries are zeros: the right padding of its row, and (read past the row's start, wrapping to
-// the row before) the left padding of the next. Number the outputs over the row pitch,
-// n = p L + q with q in [0, L): the pixel under tap k = (c, i, j) of output n is then xp[off[k]
-// + n], off[k] = (c Hp + i dh) L + j dw, so every tap's row of "cols" is a contiguous run of xp
-// that the kernel reads in place. y_wide (O/G, P L) = W B, B[k, n] = xp[off[k] + n], computed by
-// register blocks of up to 6 channels by two SIMD vectors of n (one in the last block
-// when P L ends there), as small_gemm's, with B rows read from xp; the L - Q columns per row past
-// the output are computed and dropped. That is the im2col copy and the BLAS's packing of it gone
-// (a seventh of a ResNet-20 step's profile), for L - Q = dw (kw - 1) - pw wasted columns in L:
-// one per row for a 3x3 "same" convolution (49 outputs in 56 columns at 7x7, where padding on
-// both sides and whole blocks of two vectors computed 64). A ResNet-20's 3x3 convolutions,
-// forward and backward, went from 34-42 to 44-49 GFLOP/s on 2 Zen cores whose sgemm peaks at
-// about 60 (forward alone: 38-47 to 52-58).
+// At stride 1 the input is copied once into zero-padded planes xp (C/G, Hp rows of L), Hp =
+// H + 2 ph, with image pixel (c, r, x) at left + (c Hp + ph + r) L + x, left = pw. A row's last
+// L - W = pw entries are zeros: the right padding of its row, and (read past the row's start,
+// wrapping to the row before) the left padding of the next. Number the outputs over the row
+// pitch, n = p L + q with q in [0, L): the pixel under tap k = (c, i, j) of output n is then
+// xp[off[k] + n], off[k] = (c Hp + i dh) L + j dw, so every tap's row of "cols" is a contiguous
+// run of xp that the kernel reads in place. y_wide (O/G, P L) = W B, B[k, n] = xp[off[k] + n],
+// computed by register blocks of up to 6 channels by two SIMD vectors of n (one in
+// the last block when P L ends there), as small_gemm's, with B rows read from xp; the L - Q
+// columns per row past the output are computed and dropped. That is the im2col copy and the
+// BLAS's packing of it gone (a seventh of a ResNet-20 step's profile), for L - Q = dw (kw - 1) -
+// pw wasted columns in L: one per row for a 3x3 "same" convolution (49 outputs in 56 columns at
+// 7x7, where padding on both sides and whole blocks of two vectors computed 64). A ResNet-20's
+// 3x3 convolutions, forward and backward, went from 34-42 to 44-49 GFLOP/s on 2 Zen cores whose
+// sgemm peaks at about 60 (forward alone: 38-47 to 52-58).
+//
+// At stride s the input is split into its s^2 phases (rows r = a mod sh, columns x = b mod sw),
+// each a plane of its own: input row r = p sh + e of a tap with offset e = i dh - ph is row
+// p + u of phase a, with e = u sh + a, and the convolution is one of stride 1 over the phases'
+// planes, each tap reading one of them at its own (u, v). The planes are laid out as above, with
+// `top` zero rows and `left` zero columns (from the most negative u and v), so a stride-2 3x3
+// convolution computes as few columns as a stride-1 one on its output's size.
 struct Shifted {
-  std::int64_t Hp, L, n_wide, xp_size;  // plane rows, row pitch; columns computed (whole vectors); xp's size
+  std::int64_t Hp, L, top, left;  // a plane's rows and row pitch; the padding rows and columns before its pixels
+  std::int64_t n_wide, xp_size;   // columns computed (whole SIMD vectors); xp's size
 };
 
-// Stride 1, and not a 1x1 kernel without padding (one GEMM on the input itself), and the padding
-// within the kernel's reach (then a row's pw trailing zeros pad both sides), and at most a third
-// of the columns wasted.
+// Python's floor division and modulo (d > 0).
+std::int64_t floor_div(std::int64_t a, std::int64_t d) { return a >= 0 ? a / d : -((-a + d - 1) / d); }
+std::int64_t floor_mod(std::int64_t a, std::int64_t d) { return a - floor_div(a, d) * d; }
+
+// The plane layout; n_wide and xp_size are filled in by shifted_geometry.
+Shifted shifted_layout(const ConvGeometry& g) {
+  std::int64_t u_min = 0, u_max = 0, v_min = 0, v_max = 0;  // the taps' row and column shifts
+  for (std::int64_t i = 0; i < g.kh; ++i) {
+    u_min = std::min(u_min, floor_div(i * g.dh - g.ph, g.sh));
+    u_max = std::max(u_max, floor_div(i * g.dh - g.ph, g.sh));
+  }
+  for (std::int64_t j = 0; j < g.kw; ++j) {
+    v_min = std::min(v_min, floor_div(j * g.dw - g.pw, g.sw));
+    v_max = std::max(v_max, floor_div(j * g.dw - g.pw, g.sw));
+  }
+  const std::int64_t rows = (g.H + g.sh - 1) / g.sh, cols = (g.W + g.sw - 1) / g.sw;  // the largest phase's
+  Shifted s{};
+  s.top = -u_min, s.left = -v_min;
+  s.Hp = s.top + std::max(rows, g.P + u_max);
+  // each row's trailing zeros (past the pixels and past the reads) pad the next row's left side
+  s.L = std::max(cols + s.left, g.Q + v_max);
+  return s;
+}
+
+// Not a 1x1 kernel (one GEMM on the input itself, or on its pixels at the stride, where the
+// planes would copy 4 phases to read one: 4 times slower for a ResNet's downsampling), and at
+// most a third of the columns wasted (3x3 without padding on 5x5 would compute 5 per row for 3).
 bool shifted_applies(const ConvGeometry& g) {
-  const std::int64_t L = g.W + g.pw;
-  return g.sh == 1 && g.sw == 1 && !g.direct() && g.pw <= g.dw * (g.kw - 1) && 3 * (L - g.Q) <= L;
+  if (g.kh * g.kw == 1) return false;
+  const std::int64_t L = shifted_layout(g).L;
+  return 3 * (L - g.Q) <= L;
 }
 
 template <class T>
 Shifted shifted_geometry(const ConvGeometry& g) {
-  Shifted s{g.H + 2 * g.ph, g.W + g.pw, 0, 0};
+  Shifted s = shifted_layout(g);
   const std::int64_t V = static_cast<std::int64_t>(detail::Batch<T>::size);
   s.n_wide = (g.P * s.L + V - 1) / V * V;
-  const std::int64_t last_offset = ((g.cg() - 1) * s.Hp + (g.kh - 1) * g.dh) * s.L + (g.kw - 1) * g.dw;
-  s.xp_size = std::max(last_offset + s.n_wide, g.pw + g.cg() * s.Hp * s.L);
+  const std::int64_t planes = g.cg() * g.sh * g.sw;
+  const std::int64_t last_offset = (planes * s.Hp - g.P) * s.L + s.L - g.Q + s.left;  // at least any tap's
+  s.xp_size = std::max(last_offset + s.n_wide, planes * s.Hp * s.L);
   return s;
 }
 
@@ -232,7 +268,11 @@ std::vector<std::int64_t> shifted_offsets(const ConvGeometry& g, const Shifted& 
   std::vector<std::int64_t> off;
   for (std::int64_t c = 0; c < g.cg(); ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
-      for (std::int64_t j = 0; j < g.kw; ++j) off.push_back((c * s.Hp + i * g.dh) * s.L + j * g.dw);
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const std::int64_t e = i * g.dh - g.ph, f = j * g.dw - g.pw;
+        const std::int64_t plane = (c * g.sh + floor_mod(e, g.sh)) * g.sw + floor_mod(f, g.sw);
+        off.push_back((plane * s.Hp + floor_div(e, g.sh) + s.top) * s.L + floor_div(f, g.sw) + s.left);
+      }
   return off;
 }
 
@@ -291,13 +331,22 @@ inline void shifted_block(const T* a, const T* xp, const std::int64_t* off, std:
     for (int v = 0; v < NV; ++v) acc[r][v].store_unaligned(out + r * ld + v * W);
 }
 
-// xp (C/G, Hp, L) and its tail: the group's planes xg (C/G, H, W) inside zeros.
+// xp (C/G sh sw, Hp, L) and its tail: the group's planes xg (C/G, H, W) inside zeros, each
+// channel split into its phases.
 template <class T>
 void pad_planes(const T* xg, T* xp, const ConvGeometry& g, const Shifted& s) {
   std::fill(xp, xp + s.xp_size, T(0));
   for (std::int64_t c = 0; c < g.cg(); ++c)
-    for (std::int64_t h = 0; h < g.H; ++h)
-      std::copy(xg + (c * g.H + h) * g.W, xg + (c * g.H + h + 1) * g.W, xp + g.pw + (c * s.Hp + h + g.ph) * s.L);
+    for (std::int64_t h = 0; h < g.H; ++h) {
+      const T* in = xg + (c * g.H + h) * g.W;
+      T* row = xp + ((c * g.sh + h % g.sh) * g.sw * s.Hp + h / g.sh + s.top) * s.L + s.left;
+      if (g.sw == 1) {
+        std::copy(in, in + g.W, row);
+        continue;
+      }
+      for (std::int64_t b = 0; b < g.sw; ++b, row += s.Hp * s.L)
+        for (std::int64_t x = b, t = 0; x < g.W; x += g.sw, ++t) row[t] = in[x];
+    }
 }
 
 // One group of one image through the shifted kernel: xg (C/G, H, W) -> yg (O/G, P, Q).

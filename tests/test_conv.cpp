@@ -112,9 +112,14 @@ TEST(Conv2d, GradientsMatchTheirDefinitionOnEveryPath) {
       {{2, 3, 6, 6}, {2, 3, 3, 3}, conv({1, 1}, {1, 1}), "shifted, a block of 2 channels"},
       {{2, 3, 10, 11}, {11, 3, 3, 3}, conv({1, 1}, {1, 1}), "shifted, 11 channels, 27 taps: dx scattered"},
       {{2, 3, 5, 5}, {4, 3, 3, 3}, conv({1, 1}, {3, 3}), "padding beyond the kernel: dx scattered"},
-      {{2, 16, 14, 14}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2: GEMMs, dx scattered"},
-      {{2, 16, 28, 28}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2 on 14x14 outputs: transposed GEMM"},
+      {{2, 16, 14, 14}, {32, 16, 3, 3}, conv({2, 2}, {1, 1}), "stride 2: shifted over the phases, dx scattered"},
+      {{2, 8, 7, 9}, {8, 8, 3, 3}, conv({2, 2}, {1, 1}), "stride 2 on odd sizes: phases of unequal sizes"},
+      {{2, 4, 11, 13}, {6, 4, 3, 2}, conv({2, 3}, {1, 2}, {2, 1}), "strides 2 and 3, dilation, padding past the reach"},
+      {{2, 16, 14, 14}, {32, 16, 1, 1}, conv({2, 2}, {0, 0}), "1x1 at stride 2: im2col, one GEMM"},
+      {{2, 4, 5, 5}, {6, 4, 3, 3}, conv({1, 1}, {0, 0}), "im2col: the shifted kernel would waste 2 columns of 5"},
+      {{1, 2, 26, 26}, {32, 2, 11, 11}, conv({1, 1}, {0, 0}), "im2col on 16x16 outputs: transposed GEMM"},
       {{2, 16, 6, 6}, {32, 16, 1, 1}, conv({1, 1}, {0, 0}), "1x1: one GEMM"},
+      {{2, 16, 12, 12}, {32, 16, 1, 1}, conv({1, 1}, {0, 0}), "1x1 on 12x12: one transposed GEMM"},
   };
   Generator g(4);
   for (const Case& c : cases) {
