@@ -156,7 +156,9 @@ void im2col(T* x, T* cols, const ConvGeometry& g) {
 constexpr std::int64_t kImageBlock = 4;
 
 // fn(first, last, thread scratch) over the blocks of images: in parallel when there are blocks for
-// every thread (each GEMM then on its thread), else in order (each GEMM on every thread).
+// every thread (each GEMM then on its thread), else in order (each GEMM on every thread). The
+// blocks go to threads as they come free: a thread slowed by another process on its core does
+// not keep the other waiting, and a block's result is the same whichever thread computes it.
 template <class T, class F>
 void over_image_blocks(std::int64_t B, std::int64_t work, std::size_t scratch, F&& fn) {
   const std::int64_t blocks = (B + kImageBlock - 1) / kImageBlock;
@@ -167,7 +169,7 @@ void over_image_blocks(std::int64_t B, std::int64_t work, std::size_t scratch, F
     // kept by each thread from call to call: no allocation, zeroing or page faults per convolution
     thread_local std::vector<T> buffer;
     if (buffer.size() < scratch) buffer.resize(scratch);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (std::int64_t block = 0; block < blocks; ++block)
       fn(block, block * kImageBlock, std::min(B, (block + 1) * kImageBlock), buffer.data());
   }
