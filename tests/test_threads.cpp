@@ -144,8 +144,8 @@ TEST(ThreadGovernor, KeepsAllThreadsOnAnIdleMachineAndProbesLessAndLessOften) {
   const Governed r = run_on(governor, 3000, [](int n) { return n == 2 ? 1.0 : 1.8; });
   EXPECT_TRUE(r.lines.empty());
   EXPECT_EQ(governor.threads(), 2);
-  // probes of 4 steps at 50, then 100, 200, 400, 800, 1600 steps apart: 4 * 5 = 20 steps on 1
-  // thread in the first 3,000
+  // probes of 4 steps after 20 s (20 steps of 1 s), then 100, 200, 400, 800, 1600 steps apart:
+  // 4 * 5 = 20 steps on 1 thread in the first 3,000
   EXPECT_EQ(steps_on(r, 1), 20);
   EXPECT_EQ(r.counts.front(), 2);
 }
@@ -170,6 +170,19 @@ TEST(ThreadGovernor, DropsToOneThreadWhenACoreIsTakenAndComesBackWhenItIsFree) {
   ASSERT_EQ(freed.lines.size(), 1u);
   EXPECT_NE(freed.lines[0].find("threads: 1 -> 2"), std::string::npos) << freed.lines[0];
   EXPECT_EQ(governor.threads(), 2);
+}
+
+TEST(ThreadGovernor, ProbesWithinSecondsWhenTheStepsAreSlowFromTheStart) {
+  const Threads scope(2);
+  train::ThreadGovernor governor(2);
+  // a core taken before the run starts (no slowdown to see), steps of 3 s on 2 threads: the
+  // first probe comes after 20 s of steps, not after 50 steps
+  const Governed r = run_on(governor, 30, [](int n) { return n == 2 ? 3.0 : 1.5; });
+  ASSERT_EQ(r.lines.size(), 1u);
+  EXPECT_NE(r.lines[0].find("threads: 2 -> 1"), std::string::npos) << r.lines[0];
+  EXPECT_EQ(std::find(r.counts.begin(), r.counts.end(), 1) - r.counts.begin(), 7)
+      << "steps 1-7 took 21 s on 2 threads, the probe starts at the 8th";
+  EXPECT_EQ(governor.threads(), 1);
 }
 
 TEST(ThreadGovernor, TriesTheHalvesOfTheMaximumAndStaysOutWithOneThread) {

@@ -73,8 +73,11 @@ std::string ThreadGovernor::end_step(double seconds, double items) {
   if (recent_.size() > k) recent_.erase(recent_.begin());
   if (reference_ == 0 && recent_.size() == k) reference_ = median_of(recent_);
   --until_probe_;
+  before_first_ += seconds;
+  const bool first_due = !probed_yet_ && before_first_ >= options_.first_probe_seconds;
   const bool slowed = reference_ > 0 && recent_.size() == k && median_of(recent_) > options_.slowdown * reference_;
-  if (recent_.size() == k && (until_probe_ <= 0 || slowed)) {
+  if (recent_.size() == k && (until_probe_ <= 0 || first_due || slowed)) {
+    probed_yet_ = true;
     probing_ = true;
     probed_ = next_candidate();
     last_tried_ = probed_;

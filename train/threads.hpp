@@ -8,10 +8,11 @@
 // the thread count that is fastest now: ThreadGovernor.
 //
 // Every count is tried for a few steps now and then (a probe), and kept when its time per item
-// beats the current count's by a margin. Probes start early, come further apart while they keep
-// confirming the count (every 50 steps, doubling up to every 1,600), and come at once when the
-// steps slow down by a quarter (the load has changed). The counts are the OpenMP maximum
-// (OMP_NUM_THREADS) and its halves down to 1.
+// beats the current count's by a margin. Probes start early (after 50 steps, or 20 seconds of
+// steps if that comes first: on a 2-core Zen 1 with one core taken, 50 ViT steps took 90 s),
+// come further apart while they keep confirming the count (every 50 steps, doubling up to every
+// 1,600), and come at once when the steps slow down by a quarter (the load has changed). The counts are the OpenMP
+// maximum (OMP_NUM_THREADS) and its halves down to 1.
 //
 // A step's numbers do not depend on the thread count (tests/test_threads.cpp), so changing it
 // changes the speed of a run, never its parameters.
@@ -28,6 +29,7 @@ class ThreadGovernor {
   struct Options {
     int probe_steps = 4;              // steps a probe runs, and the recent steps it is compared with
     std::int64_t first_probe = 50;    // steps before the first probe
+    double first_probe_seconds = 20;  // or seconds of steps, whichever comes first
     std::int64_t longest_gap = 1600;  // the most steps between probes
     double margin = 0.1;              // a count replaces the current one when faster by this fraction
     double slowdown = 1.25;           // recent steps this much slower than the reference: probe now
@@ -61,6 +63,8 @@ class ThreadGovernor {
   double reference_ = 0;          // seconds per item of the current count when last chosen or confirmed
   std::int64_t until_probe_ = 0;  // steps left before the next probe
   std::int64_t gap_ = 0;          // steps between probes now
+  double before_first_ = 0;       // seconds of steps so far, until the first probe
+  bool probed_yet_ = false;
   bool probing_ = false;
   std::size_t probed_ = 0;      // the count under probe
   std::vector<double> probe_;   // its seconds per item
