@@ -23,6 +23,7 @@
 // Contract: inputs float32 or float64 of one dtype, any strides (copied to contiguous once);
 // outputs are new contiguous tensors. Pooling runs over (B, C) planes in parallel.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -30,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "autograd/blas.hpp"
@@ -333,6 +335,14 @@ inline void shifted_block(const T* a, const T* xp, const std::int64_t* off, std:
     for (int v = 0; v < NV; ++v) acc[r][v].store_unaligned(out + r * ld + v * W);
 }
 
+// shifted_block for 1 to 6 channels, by the channel count less one.
+template <class T, int NV, std::size_t... R>
+constexpr auto shifted_kernel_table(std::index_sequence<R...>) {
+  return std::array{&shifted_block<T, static_cast<int>(R) + 1, NV>...};
+}
+template <class T, int NV>
+constexpr auto shifted_kernels = shifted_kernel_table<T, NV>(std::make_index_sequence<6>());
+
 // xp (C/G sh sw, Hp, L) and its tail: the group's planes xg (C/G, H, W) inside zeros, each
 // channel split into its phases.
 template <class T>
@@ -365,25 +375,7 @@ void shifted_group(const T* xg, const T* packed, const std::int64_t* off, const 
     const T* xn = xp + n0;
     channel_blocks(g.og(), [&](std::int64_t o0, std::int64_t rows) {
       T* out = yw + o0 * s.n_wide + n0;
-      switch (rows) {
-        case 6:
-          shifted_block<T, 6, NV>(a, xn, off, K, out, s.n_wide);
-          break;
-        case 5:
-          shifted_block<T, 5, NV>(a, xn, off, K, out, s.n_wide);
-          break;
-        case 4:
-          shifted_block<T, 4, NV>(a, xn, off, K, out, s.n_wide);
-          break;
-        case 3:
-          shifted_block<T, 3, NV>(a, xn, off, K, out, s.n_wide);
-          break;
-        case 2:
-          shifted_block<T, 2, NV>(a, xn, off, K, out, s.n_wide);
-          break;
-        default:
-          shifted_block<T, 1, NV>(a, xn, off, K, out, s.n_wide);
-      }
+      shifted_kernels<T, NV>[rows - 1](a, xn, off, K, out, s.n_wide);
       a += K * rows;
     });
   };
