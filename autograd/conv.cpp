@@ -295,16 +295,19 @@ void channel_blocks(std::int64_t n, F&& fn) {
 }
 
 // The weights as forward_image reads them: W (O, C/G kh kw) for the GEMMs, and for the shifted
-// kernel packed per group and channel block as (K, rows), with the taps' offsets in xp.
+// kernel its geometry, the weights packed per group and channel block as (K, rows), and the
+// taps' offsets in xp.
 template <class T>
 struct ConvWeights {
   const T* w = nullptr;
+  std::optional<Shifted> shifted;  // when the shifted kernel applies
   std::vector<T> packed;
   std::vector<std::int64_t> offsets;
 
   ConvWeights(const T* weights, const ConvGeometry& g) : w(weights) {
     if (!shifted_applies(g)) return;
-    offsets = shifted_offsets(g, shifted_geometry<T>(g));
+    shifted = shifted_geometry<T>(g);
+    offsets = shifted_offsets(g, *shifted);
     packed.reserve(static_cast<std::size_t>(g.O * g.K()));
     for (std::int64_t gi = 0; gi < g.G; ++gi)
       channel_blocks(g.og(), [&](std::int64_t o0, std::int64_t rows) {
@@ -365,7 +368,7 @@ void pad_planes(const T* xg, T* xp, const ConvGeometry& g, const Shifted& s) {
 template <class T>
 void shifted_group(const T* xg, const T* packed, const std::int64_t* off, const T* bias, T* yg, const ConvGeometry& g,
                    const Shifted& s, T* scratch) {
-  T* xp = scratch;              // (C/G, Hp, L) and a zero tail
+  T* xp = scratch;              // (C/G sh sw, Hp, L) and a zero tail
   T* yw = scratch + s.xp_size;  // (O/G, n_wide)
   pad_planes(xg, xp, g, s);
   const std::int64_t K = g.K(), W = static_cast<std::int64_t>(detail::Batch<T>::size);
@@ -435,7 +438,6 @@ std::int64_t padded_channels(const ConvGeometry& g) {
 }
 
 // Images a weight-gradient call takes together: enough for 512 outputs.
-template <class T>
 std::int64_t shifted_weight_images(const ConvGeometry& g) {
   return std::clamp<std::int64_t>(512 / g.PQ(), 1, kImageBlock);
 }
@@ -445,7 +447,7 @@ std::int64_t shifted_weight_images(const ConvGeometry& g) {
 template <class T>
 std::size_t shifted_weight_scratch(const ConvGeometry& g, const Shifted& s) {
   const std::int64_t op = padded_channels<T>(g);
-  return static_cast<std::size_t>(g.K() * op + (s.xp_size + g.PQ() * op) * shifted_weight_images<T>(g));
+  return static_cast<std::size_t>(g.K() * op + (s.xp_size + g.PQ() * op) * shifted_weight_images(g));
 }
 
 // Adds dW[g]^T (K, O/G) of `images` images into dwt: their group's planes from xg and gradients
@@ -496,14 +498,14 @@ std::size_t forward_scratch(const ConvGeometry& g) {
   return static_cast<std::size_t>((g.direct() ? 0 : g.K() * g.PQ()) + (transposed_forward(g) ? g.PQ() * g.og() : 0));
 }
 
-// y[b] = conv(x[b]) (+ bias): per group, the shifted kernel at stride 1, else im2col and one
-// GEMM in the orientation transposed_forward picks. x points at the image's (C, H, W), y at its
-// (O, P, Q).
+// y[b] = conv(x[b]) (+ bias): per group, the shifted kernel where it applies, else im2col and
+// one GEMM in the orientation transposed_forward picks. x points at the image's (C, H, W), y at
+// its (O, P, Q).
 template <class T>
 void forward_image(T* x, const ConvWeights<T>& weights, const T* bias, T* y, const ConvGeometry& g, T* scratch) {
   const T* w = weights.w;
-  if (shifted_applies(g)) {
-    const Shifted s = shifted_geometry<T>(g);
+  if (weights.shifted) {
+    const Shifted& s = *weights.shifted;
     for (std::int64_t gi = 0; gi < g.G; ++gi)
       shifted_group(x + gi * g.cg() * g.H * g.W, weights.packed.data() + gi * g.og() * g.K(), weights.offsets.data(),
                     bias ? bias + gi * g.og() : nullptr, y + gi * g.og() * g.PQ(), g, s, scratch);
@@ -661,7 +663,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
             T* cols = scratch;
             T* dx_scratch = scratch + cols_size;  // dcols, or the gradient convolution's scratch
             if (shifted_w)  // dW[g]^T (K, O/G) += the shifted kernel's sums, a few images at a time
-              for (std::int64_t b0 = first, step = shifted_weight_images<T>(g); b0 < last; b0 += step)
+              for (std::int64_t b0 = first, step = shifted_weight_images(g); b0 < last; b0 += step)
                 for (std::int64_t gi = 0; gi < g.G; ++gi)
                   shifted_weight_group(px + (b0 * g.C + gi * g.cg()) * g.H * g.W, g.C * g.H * g.W,
                                        pg + (b0 * g.O + gi * g.og()) * g.PQ(), g.O * g.PQ(), std::min(step, last - b0),
