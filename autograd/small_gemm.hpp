@@ -14,7 +14,9 @@
 // Internal to autograd/.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/blas.hpp"
@@ -44,53 +46,117 @@ void small_gemm_reference(bool ta, bool tb, std::int64_t m, std::int64_t n, std:
 
 namespace small_gemm_impl {
 
-// C[i0 .. i0 + MR) x [0, n) of alpha op(A) B + beta C, with B row-major (k x n, rows ldb apart)
-// and readable up to a whole vector past column n (small_gemm pads it so): a last, partial
-// vector of columns is computed whole and stored in part.
+// A batch of half the width of Batch<T> (SSE's 4 floats beside AVX2's 8, AVX2's beside AVX-512's),
+// for a row whose width is an odd number of half vectors: head dim 12 is one vector and a half,
+// read and written as such, with no padded copy of B and no lanes computed for nothing (a
+// 128-bit FMA is half the work of a 256-bit one on Zen 1 and 2). None where the ISA has none.
+// (xsimd 8 gives SSE batches no FMA when AVX is on, hence fma_of.)
+template <class T>
+struct Half {
+#if XSIMD_WITH_AVX512F && XSIMD_WITH_FMA3_AVX2
+  using type = xsimd::batch<T, xsimd::fma3<xsimd::avx2>>;
+  static constexpr bool available = true;
+#elif XSIMD_WITH_AVX2 && defined(__FMA__)
+  using type = xsimd::batch<T, xsimd::sse4_2>;
+  static constexpr bool available = true;
+#else
+  using type = Batch<T>;  // never used
+  static constexpr bool available = false;
+#endif
+};
+
+template <class V>
+inline V fma_of(const V& x, const V& y, const V& z) {
+  return xsimd::fma(x, y, z);
+}
+#if XSIMD_WITH_AVX2 && defined(__FMA__) && !XSIMD_WITH_AVX512F
+inline xsimd::batch<float, xsimd::sse4_2> fma_of(const xsimd::batch<float, xsimd::sse4_2>& x,
+                                                 const xsimd::batch<float, xsimd::sse4_2>& y,
+                                                 const xsimd::batch<float, xsimd::sse4_2>& z) {
+  return _mm_fmadd_ps(x, y, z);
+}
+inline xsimd::batch<double, xsimd::sse4_2> fma_of(const xsimd::batch<double, xsimd::sse4_2>& x,
+                                                  const xsimd::batch<double, xsimd::sse4_2>& y,
+                                                  const xsimd::batch<double, xsimd::sse4_2>& z) {
+  return _mm_fmadd_pd(x, y, z);
+}
+#endif
+
+template <class T>
+constexpr bool has_half() {
+  return Half<T>::available && 2 * Half<T>::type::size == Batch<T>::size;
+}
+
+// alpha acc + beta C into the `valid` first columns of C from out (C is not read when beta is 0).
+template <class T, class V>
+inline void store(T* out, std::int64_t valid, const V& acc, T alpha, T beta) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
+  if (valid >= W) {
+    const V v = beta == T(0) ? acc * V(alpha) : fma_of(acc, V(alpha), V::load_unaligned(out) * V(beta));
+    v.store_unaligned(out);
+    return;
+  }
+  alignas(64) T lanes[W];  // the columns past `valid` are computed but never written
+  (acc * V(alpha)).store_aligned(lanes);
+  for (std::int64_t l = 0; l < valid; ++l) out[l] = beta == T(0) ? lanes[l] : lanes[l] + beta * out[l];
+}
+
+// C[i0 .. i0 + MR) x [j, j + valid) of alpha op(A) B + beta C, with B row-major (k x n, rows ldb
+// apart): NF full vectors of columns then, with HALF, a half vector, each accumulated over k with
+// one broadcast of A per row and one FMA per vector, then scaled into C. Columns past `valid` in
+// the last vector are computed (B must be readable there) and never stored.
+// Kept out of line: inlined into its callers, the compiler ran short of registers and spilled
+// accumulators inside the loop over k (1.5x slower at head dim 12).
+template <class T, bool TA, int MR, int NF, bool HALF>
+[[gnu::noinline]] void block(std::int64_t i0, std::int64_t j, std::int64_t valid, std::int64_t k, T alpha, const T* a,
+                             std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  using V = Batch<T>;
+  using H = std::conditional_t<HALF, typename Half<T>::type, V>;  // V stands in when unused
+  constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
+  V acc[MR][NF > 0 ? NF : 1];
+  H half[MR];
+  for (int r = 0; r < MR; ++r) {
+    for (int f = 0; f < NF; ++f) acc[r][f] = V(T(0));
+    if constexpr (HALF) half[r] = H(T(0));
+  }
+  const T* bj = b + j;
+  for (std::int64_t p = 0; p < k; ++p) {
+    const T* row = bj + p * ldb;
+    V bv[NF > 0 ? NF : 1];
+    for (int f = 0; f < NF; ++f) bv[f] = V::load_unaligned(row + f * W);
+    H bh;
+    if constexpr (HALF) bh = H::load_unaligned(row + NF * W);
+    for (int r = 0; r < MR; ++r) {
+      const T av = TA ? a[p * lda + i0 + r] : a[(i0 + r) * lda + p];
+      for (int f = 0; f < NF; ++f) acc[r][f] = fma_of(V(av), bv[f], acc[r][f]);
+      if constexpr (HALF) half[r] = fma_of(H(av), bh, half[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    T* out = c + (i0 + r) * ldc + j;
+    for (int f = 0; f < NF; ++f) store(out + f * W, valid - f * W, acc[r][f], alpha, beta);
+    if constexpr (HALF) store(out + NF * W, valid - NF * W, half[r], alpha, beta);
+  }
+}
+
+// The rows i0 .. i0 + MR of C, column block by column block: pairs of full vectors, then what is
+// left as a vector and a half, one vector, or a half. Reads of B past column n stay within one
+// full vector (small_gemm pads B so, unless n is a whole number of half vectors).
 template <class T, bool TA, int MR>
 inline void rows(std::int64_t i0, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
                  std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  using V = Batch<T>;
-  constexpr std::int64_t W = static_cast<std::int64_t>(V::size);
-  const auto a_at = [&](int r, std::int64_t p) { return TA ? a[p * lda + i0 + r] : a[(i0 + r) * lda + p]; };
-  const auto store = [&](int r, std::int64_t j, const V& acc) {
-    T* out = c + (i0 + r) * ldc + j;
-    const std::int64_t valid = n - j;
-    if (valid >= W) {
-      const V v = beta == T(0) ? acc * V(alpha) : xsimd::fma(acc, V(alpha), V::load_unaligned(out) * V(beta));
-      v.store_unaligned(out);
-      return;
-    }
-    alignas(64) T lanes[W];  // the columns past n are computed but never written
-    (acc * V(alpha)).store_aligned(lanes);
-    for (std::int64_t l = 0; l < valid; ++l) out[l] = beta == T(0) ? lanes[l] : lanes[l] + beta * out[l];
-  };
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  constexpr bool kHalf = has_half<T>();
   std::int64_t j = 0;
-  for (; j + W < n; j += 2 * W) {  // two vectors, the second possibly partial
-    V acc[MR][2];
-    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = V(T(0));
-    for (std::int64_t p = 0; p < k; ++p) {
-      const V b0 = V::load_unaligned(b + p * ldb + j), b1 = V::load_unaligned(b + p * ldb + j + W);
-      for (int r = 0; r < MR; ++r) {
-        const V av(a_at(r, p));
-        acc[r][0] = xsimd::fma(av, b0, acc[r][0]);
-        acc[r][1] = xsimd::fma(av, b1, acc[r][1]);
-      }
-    }
-    for (int r = 0; r < MR; ++r) {
-      store(r, j, acc[r][0]);
-      store(r, j + W, acc[r][1]);
-    }
+  for (; n - j > W + (kHalf ? W / 2 : 0); j += 2 * W)
+    block<T, TA, MR, 2, false>(i0, j, std::min(n - j, 2 * W), k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const std::int64_t left = n - j;
+  if (left <= 0) return;
+  if constexpr (kHalf) {
+    if (left > W) return block<T, TA, MR, 1, true>(i0, j, left, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (left <= W / 2) return block<T, TA, MR, 0, true>(i0, j, left, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
-  if (j < n) {  // one vector, possibly partial
-    V acc[MR];
-    for (int r = 0; r < MR; ++r) acc[r] = V(T(0));
-    for (std::int64_t p = 0; p < k; ++p) {
-      const V b0 = V::load_unaligned(b + p * ldb + j);
-      for (int r = 0; r < MR; ++r) acc[r] = xsimd::fma(V(a_at(r, p)), b0, acc[r]);
-    }
-    for (int r = 0; r < MR; ++r) store(r, j, acc[r]);
-  }
+  block<T, TA, MR, 1, false>(i0, j, left, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template <class T, bool TA>
@@ -98,8 +164,28 @@ void product(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a
              std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   std::int64_t i = 0;
   for (; i + 6 <= m; i += 6) rows<T, TA, 6>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  for (; i + 4 <= m; i += 4) rows<T, TA, 4>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  for (; i < m; ++i) rows<T, TA, 1>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  switch (m - i) {  // the last rows as one block
+    case 5:
+      return rows<T, TA, 5>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 4:
+      return rows<T, TA, 4>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 3:
+      return rows<T, TA, 3>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 2:
+      return rows<T, TA, 2>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 1:
+      return rows<T, TA, 1>(i, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    default:
+      return;
+  }
+}
+
+// Whether B can be read as it is: its rows a whole number of half vectors wide (where there are
+// half vectors), so that no read goes past column n.
+template <class T>
+constexpr bool reads_within(std::int64_t n) {
+  constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
+  return n % W == 0 || (has_half<T>() && n % (W / 2) == 0);
 }
 
 }  // namespace small_gemm_impl
@@ -111,7 +197,7 @@ void small_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
                 const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   constexpr std::int64_t W = static_cast<std::int64_t>(Batch<T>::size);
-  if (tb || n % W != 0) {
+  if (tb || !small_gemm_impl::reads_within<T>(n)) {
     // op(B) copied into rows of k x padded, the columns past n zero: the kernel then reads whole
     // vectors (op(B) = B^T, B stored n x k, is transposed on the way)
     const std::int64_t padded = (n + W - 1) / W * W;

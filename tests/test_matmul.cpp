@@ -214,13 +214,15 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
 }
 
 // The register kernel for attention's small products against the plain loop, over every
-// transposition, row and column counts that leave tails (6- and 4-row blocks, 8- and 16-wide vectors),
-// padded leading dims, beta 0 (C unread: it holds NaN) and 1, in float and double.
+// transposition, row counts that leave every tail block (1 to 5 rows after blocks of 6), column
+// counts that end in a whole, partial or half vector (4, 12, 20: read unpadded where there are
+// half vectors; 8- and 16-wide vectors), padded leading dims, beta 0 (C unread: it holds NaN)
+// and 1, in float and double.
 template <class T>
 void small_gemm_matches_reference(double tolerance) {
   std::uint64_t seed = 300;
-  for (const std::int64_t m : {1, 3, 4, 7, 10, 24})
-    for (const std::int64_t n : {1, 7, 8, 15, 16, 17, 24, 33})
+  for (const std::int64_t m : {1, 2, 3, 4, 5, 7, 10, 24, 50})
+    for (const std::int64_t n : {1, 2, 4, 7, 8, 12, 15, 16, 17, 20, 24, 28, 33, 50})
       for (const std::int64_t k : {1, 5, 16, 65})
         for (int trans = 0; trans < 4; ++trans)
           for (const T beta : {T(0), T(1)}) {
