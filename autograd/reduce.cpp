@@ -79,13 +79,25 @@ void sum_kernel(const T* x, T* out, OuterInner s) {
       const std::int64_t chunk = (s.inner + nt - 1) / nt;
       const std::int64_t j0 = std::min<std::int64_t>(s.inner, t * chunk);
       const std::int64_t j1 = std::min<std::int64_t>(s.inner, j0 + chunk);
-      // Accumulate in double, one slot per owned column: float32 sums of long columns drift.
-      std::vector<Acc> acc(static_cast<std::size_t>(std::max<std::int64_t>(j1 - j0, 0)), Acc(0));
-      for (std::int64_t i = 0; i < s.n; ++i) {
-        const T* r = src + i * s.inner + j0;
-        for (std::int64_t j = 0; j < j1 - j0; ++j) acc[j] += r[j];
+      // Accumulate in double (float32 sums of long columns drift), a strip of kStrip columns at
+      // a time in registers down all the rows, then the columns left over one slot each. (One
+      // slot per column in memory, loaded and stored every row, made a bias gradient over 6400
+      // rows of 288 ten times slower than over rows of 96.)
+      constexpr std::int64_t kStrip = 16;
+      std::int64_t j = j0;
+      for (; j + kStrip <= j1; j += kStrip) {
+        Acc acc[kStrip] = {};
+        for (std::int64_t i = 0; i < s.n; ++i) {
+          const T* r = src + i * s.inner + j;
+          for (std::int64_t l = 0; l < kStrip; ++l) acc[l] += r[l];
+        }
+        for (std::int64_t l = 0; l < kStrip; ++l) dst[j + l] = static_cast<T>(acc[l]);
       }
-      for (std::int64_t j = j0; j < j1; ++j) dst[j] = static_cast<T>(acc[j - j0]);
+      for (; j < j1; ++j) {
+        Acc acc = 0;
+        for (std::int64_t i = 0; i < s.n; ++i) acc += src[i * s.inner + j];
+        dst[j] = static_cast<T>(acc);
+      }
     }
   }
 }

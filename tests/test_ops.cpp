@@ -586,6 +586,27 @@ TEST(OpsReduce, LargeRowsTakeTheParallelPathsAccurately) {
   EXPECT_EQ(vals(max(big, 1))[0], m0);
 }
 
+TEST(OpsReduce, ColumnSumsMatchALoopOverEveryColumnBlock) {
+  // A leading or middle dim summed over columns: threads split the columns, each sums strips of
+  // 16 columns in registers and the columns left over one by one; widths around the strip's.
+  for (const std::int64_t width : {1, 15, 16, 17, 45, 288}) {
+    const Tensor x = rnd({301, 3, width}, 40 + width).to(DType::float32);
+    const std::vector<float> xv = x.to_vector<float>();
+    for (const std::int64_t dim : {0, 1}) {
+      const std::vector<float> got = sum(x, {dim}).to_vector<float>();
+      const std::int64_t outer = dim == 0 ? 1 : 301, n = dim == 0 ? 301 : 3, inner = dim == 0 ? 3 * width : width;
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(outer * inner));
+      for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t j = 0; j < inner; ++j) {
+          double want = 0;
+          for (std::int64_t i = 0; i < n; ++i) want += xv[static_cast<std::size_t>((o * n + i) * inner + j)];
+          ASSERT_NEAR(got[static_cast<std::size_t>(o * inner + j)], want, 1e-5 * (1 + std::abs(want)))
+              << "width " << width << " dim " << dim << " column " << j;
+        }
+    }
+  }
+}
+
 // ------------------------------------------------------------------------- shape ops
 
 TEST(OpsShape, ReshapeViewFlatten) {
