@@ -186,11 +186,26 @@ void warm_packing_buffers() {
   g_warmed_threads.store(threads);
 }
 
+// C[r0 .. r1) x [c0 .. c1) = the bias's columns c0 .. c1, row after row.
+template <class T>
+void set_to_bias(const T* bias, T* c, std::int64_t ldc, std::int64_t r0, std::int64_t r1, std::int64_t c0,
+                 std::int64_t c1) {
+  for (std::int64_t r = r0; r < r1; ++r) std::copy(bias + c0, bias + c1, c + r * ldc + c0);
+}
+
+// With a bias, C's rows start as the bias and beta is 1: each block's rows are set just before
+// its product, in the thread that computes it, so they are still in cache when the product reads
+// them (set all at once beforehand, a (6400 x 288) C went out to memory and came back).
 template <class T>
 void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda,
-                const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  if (k > 0 && as_gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+                const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc, const T* bias) {
+  if (bias) beta = T(1);
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (bias && (flops < double(1 << 23) || !splittable_library() || m == 1 || n == 1 || k_parts(m, n, k) > 1)) {
+    set_to_bias(bias, c, ldc, 0, m, 0, n);  // C is small here, or its product reads it in one go
+    bias = nullptr;
+  }
+  if (k > 0 && as_gemv(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   if (flops < double(1 << 23) || !splittable_library()) {
     call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
@@ -227,10 +242,14 @@ void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
   for (std::int64_t block = 0; block < blocks; ++block) {
     if (by_rows) {
       const auto [r0, r1] = bounds(m, block, blocks);
-      if (r1 > r0) call(ta, tb, r1 - r0, n, k, alpha, ta ? a + r0 : a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc);
+      if (r1 <= r0) continue;
+      if (bias) set_to_bias(bias, c, ldc, r0, r1, 0, n);
+      call(ta, tb, r1 - r0, n, k, alpha, ta ? a + r0 : a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc);
     } else {
       const auto [c0, c1] = bounds(n, block, blocks);
-      if (c1 > c0) call(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
+      if (c1 <= c0) continue;
+      if (bias) set_to_bias(bias, c, ldc, 0, m, c0, c1);
+      call(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
     }
   }
 }
@@ -239,12 +258,22 @@ void gemm_split(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
 
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-  gemm_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, static_cast<const float*>(nullptr));
 }
 
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
           std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
-  gemm_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, static_cast<const double*>(nullptr));
+}
+
+void gemm_bias(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+               std::int64_t lda, const float* b, std::int64_t ldb, const float* bias, float* c, std::int64_t ldc) {
+  gemm_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, 1.0f, c, ldc, bias);
+}
+
+void gemm_bias(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+               std::int64_t lda, const double* b, std::int64_t ldb, const double* bias, double* c, std::int64_t ldc) {
+  gemm_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, 1.0, c, ldc, bias);
 }
 
 std::string describe() {

@@ -149,17 +149,19 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     using T = decltype(tag);
     T* py = y.data<T>();
     if (M == 0 || N == 0) return;
-    T beta = T(0);
     if (b.defined()) {
       const Tensor bc = b.is_contiguous() ? b : detail::contiguous_data(b);
       const T* pb = bc.data<T>();
-#pragma omp parallel for schedule(static) if (M * N >= (1 << 16))
-      for (std::int64_t i = 0; i < M; ++i) std::copy(pb, pb + N, py + i * N);
-      beta = T(1);
-    } else if (K == 0) {
+      if (K > 0) {
+        blas::gemm_bias(false, true, M, N, K, T(1), xc.data<T>(), K, wc.data<T>(), K, pb, py, N);
+      } else {
+        for (std::int64_t i = 0; i < M; ++i) std::copy(pb, pb + N, py + i * N);
+      }
+    } else if (K > 0) {
+      blas::gemm(false, true, M, N, K, T(1), xc.data<T>(), K, wc.data<T>(), K, T(0), py, N);
+    } else {
       std::fill(py, py + M * N, T(0));
     }
-    if (K > 0) blas::gemm(false, true, M, N, K, T(1), xc.data<T>(), K, wc.data<T>(), K, beta, py, N);
   });
 
   std::vector<Tensor> inputs{x, w};

@@ -163,8 +163,9 @@ TEST(Matmul, ThreadCountDoesNotChangeResults) {
 
 // blas::gemm shares large products out between threads itself: by rows of C when it is tall, by
 // columns when it is wide, by the reduction when C is small and k long (partial products summed).
-// Each regime, every transpose combination, beta 0 and 1 and padded leading dimensions, at 1, 2
-// and 3 threads, against a loop accumulating in double, and bit for bit against one thread.
+// Each regime, every transpose combination, beta 0 and 1 and gemm_bias (C unread: it holds NaN)
+// and padded leading dimensions, at 1, 2 and 3 threads, against a loop accumulating in double, and
+// bit for bit against one thread.
 TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
   struct Dims {
     std::int64_t m, n, k;
@@ -175,7 +176,9 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
   std::uint64_t seed = 20;
   for (const Dims& c : cases)
     for (int trans = 0; trans < 4; ++trans)
-      for (const float beta : {0.0f, 1.0f}) {
+      for (const int mode : {0, 1, 2}) {  // beta 0, beta 1, bias
+        const float beta = mode == 1 ? 1.0f : 0.0f;
+        const bool with_bias = mode == 2;
         const bool ta = trans & 1, tb = trans & 2;
         // stored A is (m, k) or (k, m), B (k, n) or (n, k), each row padded by 3
         const std::int64_t a_rows = ta ? c.k : c.m, a_cols = ta ? c.m : c.k;
@@ -183,12 +186,19 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
         const std::int64_t lda = a_cols + 3, ldb = b_cols + 3, ldc = c.n + 3;
         const std::vector<float> a = rnd({a_rows, lda}, seed++).to_vector<float>();
         const std::vector<float> b = rnd({b_rows, ldb}, seed++).to_vector<float>();
-        const std::vector<float> c0 = rnd({c.m, ldc}, seed++).to_vector<float>();
+        std::vector<float> c0 = rnd({c.m, ldc}, seed++).to_vector<float>();
+        const std::vector<float> bias = rnd({c.n}, seed++).to_vector<float>();
+        if (with_bias)
+          for (std::int64_t i = 0; i < c.m; ++i)
+            for (std::int64_t j = 0; j < c.n; ++j) c0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
         std::vector<float> on_one_thread;
         for (const int threads : {1, 2, 3}) {
           std::vector<float> out = c0;
           omp_set_num_threads(threads);
-          blas::gemm(ta, tb, c.m, c.n, c.k, 0.5f, a.data(), lda, b.data(), ldb, beta, out.data(), ldc);
+          if (with_bias)
+            blas::gemm_bias(ta, tb, c.m, c.n, c.k, 0.5f, a.data(), lda, b.data(), ldb, bias.data(), out.data(), ldc);
+          else
+            blas::gemm(ta, tb, c.m, c.n, c.k, 0.5f, a.data(), lda, b.data(), ldb, beta, out.data(), ldc);
           omp_set_num_threads(saved);
           double worst = 0;
           for (std::int64_t i = 0; i < c.m; ++i)
@@ -196,19 +206,19 @@ TEST(Matmul, GemmSplitAcrossThreadsMatchesALoop) {
               double acc = 0;
               for (std::int64_t p = 0; p < c.k; ++p)
                 acc += double(ta ? a[p * lda + i] : a[i * lda + p]) * double(tb ? b[j * ldb + p] : b[p * ldb + j]);
-              const double want = 0.5 * acc + beta * c0[i * ldc + j];
+              const double want = 0.5 * acc + (with_bias ? double(bias[j]) : beta * c0[i * ldc + j]);
               worst = std::max(worst, std::abs(out[i * ldc + j] - want) / (1.0 + std::abs(want)));
             }
           for (std::int64_t i = 0; i < c.m; ++i)  // the padding of C is left alone
             for (std::int64_t j = c.n; j < ldc; ++j) ASSERT_EQ(out[i * ldc + j], c0[i * ldc + j]);
-          EXPECT_LT(worst, 1e-4) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb << " beta " << beta
-                                 << " threads " << threads;
+          EXPECT_LT(worst, 1e-4) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb << " mode " << mode
+                                 << " threads " << threads;  // NaN fails here too
           // and the same bits on any number of threads (the blocks depend on the sizes alone)
           if (threads == 1)
             on_one_thread = out;
           else
             EXPECT_TRUE(out == on_one_thread) << c.m << "x" << c.n << "x" << c.k << " ta " << ta << " tb " << tb
-                                              << " beta " << beta << ": " << threads << " threads differ from 1";
+                                              << " mode " << mode << ": " << threads << " threads differ from 1";
         }
       }
 }
